@@ -1,0 +1,3 @@
+from selectkit.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,103 @@
+"""Materialise a manifest: the rows of any input table whose ids the manifest lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.io import Provenance, check_output_path, iter_batches, read_table, write_table
+from selectkit.io.tables import Source
+
+ORDERS = ("rank", "original")
+MANIFEST_EXTRAS = ("rank", "score", "weight")
+
+
+def apply_manifest(
+    manifest_path: str | Path,
+    table_path: str | Path,
+    output: str | Path,
+    *,
+    order: str = "rank",
+    id_col: str = "id",
+    with_manifest_columns: bool = True,
+    input_format: str | None = None,
+    batch_size: int = 65536,
+) -> Provenance:
+    """Write the rows of ``table_path`` listed in the manifest to ``output``.
+
+    ``order``: ``rank`` (pick order) or ``original`` (the table's order). With
+    ``with_manifest_columns`` the manifest's rank, score and weight are appended (unless the table
+    has columns of those names). The table is streamed: memory is O(batch + selected rows).
+    Every manifest id must be found, or the run fails with no output.
+    """
+    if order not in ORDERS:
+        raise SelectkitUsageError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
+    check_output_path(output, [manifest_path, table_path])
+    prov = Provenance(command="apply")
+    manifest = read_table(manifest_path, id_col=id_col)
+    if "rank" not in manifest.frame.columns:
+        raise SelectkitError(
+            f"'{manifest_path}' has no 'rank' column, so it is not a manifest; "
+            "make one with `selectkit select`"
+        )
+    picks = manifest.frame.select(
+        [id_col] + [c for c in MANIFEST_EXTRAS if c in manifest.frame.columns]
+    )
+    source, batches = iter_batches(table_path, input_format=input_format, batch_size=batch_size)
+    where = "stdin" if str(table_path) == "-" else f"'{table_path}'"
+    kept: list[pl.DataFrame] = []
+    offset = 0
+    extras: list[str] | None = None
+    for batch in batches:
+        if id_col not in batch.columns:
+            batch = batch.with_columns(
+                pl.Series(id_col, np.arange(offset, offset + batch.height, dtype=np.int64))
+            )
+        offset += batch.height
+        if extras is None:
+            extras = [
+                c
+                for c in MANIFEST_EXTRAS
+                if with_manifest_columns and c in picks.columns and c not in batch.columns
+            ]
+        right = _align_ids(picks, batch.schema[id_col], id_col, where, manifest_path)
+        right = right.select([id_col, pl.col("rank").alias("__rank"), *extras])
+        kept.append(batch.join(right, on=id_col, how="inner", maintain_order="left"))
+    if offset == 0:
+        raise SelectkitError(f"{where} has no rows")
+    result = pl.concat(kept, how="vertical_relaxed")
+    if result.height != picks.height:
+        found = set(result.get_column(id_col).to_list())
+        missing = [i for i in picks.get_column(id_col).to_list() if i not in found]
+        raise SelectkitError(
+            f"{len(missing)} of the {picks.height} manifest ids are not in {where} "
+            f"(e.g. {missing[0]!r}); apply the manifest to the table it was made from"
+        )
+    if order == "rank":
+        result = result.sort("__rank")
+    result = result.drop("__rank")
+    write_table(result, output, provenance=_provenance(prov, manifest.source, source, order))
+    return prov
+
+
+def _align_ids(
+    picks: pl.DataFrame, dtype: pl.DataType, id_col: str, where: str, manifest_path: str | Path
+) -> pl.DataFrame:
+    have = picks.schema[id_col]
+    if have == dtype:
+        return picks
+    if have.is_integer() and dtype.is_integer():
+        return picks.with_columns(pl.col(id_col).cast(dtype))
+    raise SelectkitError(
+        f"ids of '{manifest_path}' are {have} but {where} has {dtype} ids in column '{id_col}'; "
+        "apply the manifest to the table it was made from (or name its id column with --id-col)"
+    )
+
+
+def _provenance(prov: Provenance, manifest: Source, table: Source, order: str) -> Provenance:
+    prov.params = {"order": order}
+    prov.inputs = [manifest.as_dict(), table.as_dict()]
+    return prov

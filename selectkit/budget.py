@@ -1,0 +1,52 @@
+"""Parse a selection budget: a count (``1000``) or a fraction (``0.05``, ``5%``) of the pool."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from selectkit.errors import SelectkitError, SelectkitUsageError
+
+_COUNT = re.compile(r"^\d+$")
+_FRACTION = re.compile(r"^(\d*\.\d+|\d+\.\d*)$")
+_PERCENT = re.compile(r"^(\d+(\.\d*)?|\.\d+)%$")
+
+
+def parse_budget(text: str | int | float, pool_size: int) -> int:
+    """Return the number of rows to select from a pool of ``pool_size``.
+
+    ``"1000"`` or ``1000`` is a count, ``"0.05"`` or ``0.05`` a fraction of the pool and ``"5%"`` a
+    percentage; fractions round half up, and a positive fraction selects at least one row.
+    Raises ``SelectkitUsageError`` for text that is no budget, and ``SelectkitError`` for a budget of
+    zero or one larger than the pool.
+    """
+    raw = str(text).strip()
+    if isinstance(text, bool):
+        raise SelectkitUsageError(f"budget {text!r} is not a count, a fraction or a percentage")
+    if raw.startswith("-"):
+        raise SelectkitUsageError(f"budget {raw} is negative; give a positive count or fraction")
+    if isinstance(text, int) or _COUNT.match(raw):
+        count = int(raw)
+        what = f"budget {raw}"
+    elif isinstance(text, float) or _FRACTION.match(raw) or _PERCENT.match(raw):
+        frac = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+        if not math.isfinite(frac) or frac > 1.0:
+            raise SelectkitUsageError(
+                f"budget {raw!r} is a fraction above 1 (100%); give a count like 1000 "
+                "or a fraction like 0.05 or 5%"
+            )
+        count = max(1, math.floor(frac * pool_size + 0.5)) if frac > 0 else 0
+        what = f"budget {raw} ({count} of {pool_size} rows)"
+    else:
+        raise SelectkitUsageError(
+            f"budget {raw!r} is not a count, a fraction or a percentage; "
+            "use e.g. --budget 1000, --budget 0.05 or --budget 5%"
+        )
+    if count <= 0:
+        raise SelectkitError(f"{what} selects nothing; give a positive count or fraction")
+    if count > pool_size:
+        raise SelectkitError(
+            f"{what} is larger than the pool of {pool_size} selectable rows; "
+            f"lower it to at most {pool_size} or give a fraction such as 50%"
+        )
+    return count

@@ -1,0 +1,334 @@
+"""The ``selectkit`` command line: a thin Typer shell over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from selectkit._version import __version__
+from selectkit.cli._run import check_json_stdout, configure, report, run
+from selectkit.errors import SelectkitUsageError
+
+app = typer.Typer(
+    name="selectkit",
+    help="Pick the subset of a corpus worth labelling, training on or evaluating with.\n\n"
+    "Typical pipeline:  embed -> select -> apply.  Every command reads .parquet, .jsonl, .csv, "
+    ".npy or '-' (stdin, JSON Lines) and writes by the output's extension ('-o -' = JSON Lines "
+    "on stdout). Exit codes: 0 ok, 1 bad data or impossible request, 2 usage error, 130 Ctrl-C.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+Output = Annotated[
+    str, typer.Option("-o", "--output", help="Output file (.parquet, .jsonl, .csv) or '-' for stdout.")
+]
+Json = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
+Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed for every random choice (recorded).")]
+Threads = Annotated[
+    Optional[int], typer.Option("--threads", min=1, help="BLAS threads (default: all cores).")
+]
+InputFormat = Annotated[
+    Optional[str],
+    typer.Option("--input-format", help="Format of '-' (stdin): jsonl (default), csv or parquet."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"selectkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or notes.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Global options come before the command: selectkit -q select ..."""
+    configure(quiet, debug)
+
+
+@app.command()
+def embed(
+    input: Annotated[str, typer.Argument(help="Corpus with a text column (.jsonl, .parquet, .csv, or - for stdin).")],
+    output: Output,
+    embedder: Annotated[
+        str, typer.Option("--embedder", "-e", help="hashing (built-in, default), minilm or wordllama.")
+    ] = "hashing",
+    dim: Annotated[
+        Optional[int], typer.Option("--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256).")
+    ] = None,
+    pooling: Annotated[
+        str, typer.Option("--pooling", help="minilm token pooling: mean (default), cls or last.")
+    ] = "mean",
+    text_col: Annotated[str, typer.Option("--text-col", help="Column holding the text.")] = "text",
+    id_col: Annotated[str, typer.Option("--id-col", help="Id column (row numbers if absent).")] = "id",
+    keep: Annotated[
+        Optional[list[str]], typer.Option("--keep", help="Also copy this column to the output (repeatable).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per streamed batch.")] = 8192,
+    fit_rows: Annotated[
+        int, typer.Option("--fit-rows", min=1, help="hashing: fit IDF/PCA on the first N rows.")
+    ] = 100_000,
+    input_format: InputFormat = None,
+    threads: Threads = None,
+    as_json: Json = False,
+) -> None:
+    """Turn a corpus into vectors: writes id + embedding (fixed-size float32 list).
+
+    Streams in batches, so memory stays flat however large the corpus. The default embedder needs
+    no download: hashed word and character n-grams, TF-IDF weighted, reduced to --dim by a PCA fitted
+    on the first --fit-rows texts.
+
+    Example:  selectkit embed data_samples/rotten_tomatoes.jsonl -o emb.parquet
+    """
+    from selectkit.embed import embed_file
+
+    check_json_stdout(as_json, output)
+    prov = run(
+        lambda: embed_file(
+            input, output, embedder=embedder, dim=dim, pooling=pooling, text_col=text_col,
+            id_col=id_col, input_format=input_format, batch_size=batch_size, fit_rows=fit_rows,
+            threads=threads, keep_columns=keep or (),
+        )
+    )
+    report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="embed")
+
+
+def _parse_params(items: list[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
+        params[key.strip().replace("-", "_")] = value.strip()
+    return params
+
+
+@app.command()
+def select(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Input tables, joined on the id column (first one fixes the rows).")
+    ],
+    output: Output,
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help="Strategy name; see `selectkit strategies`.")
+    ],
+    budget: Annotated[
+        str, typer.Option("--budget", "-b", help="Rows to pick: a count (1000), fraction (0.05) or 5%.")
+    ],
+    seed: Seed = 0,
+    param: Annotated[
+        Optional[list[str]],
+        typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE (repeatable)."),
+    ] = None,
+    id_col: Annotated[str, typer.Option("--id-col", help="Id column.")] = "id",
+    embedding_col: Annotated[str, typer.Option("--embedding-col", help="Embedding column.")] = "embedding",
+    label_col: Annotated[
+        str,
+        typer.Option("--label-col", help="Label column (non-null = already labelled, never picked); 'none' ignores labels."),
+    ] = "label",
+    cluster_col: Annotated[str, typer.Option("--cluster-col", help="Cluster column.")] = "cluster",
+    input_format: InputFormat = None,
+    threads: Threads = None,
+    as_json: Json = False,
+) -> None:
+    """Pick --budget rows with a strategy and write a manifest (id, rank, score, weight[, cluster]).
+
+    Rows with a non-null label are treated as already labelled: never picked, but strategies
+    such as kcenter count them as covered. The manifest records the strategy, parameters, seed,
+    inputs (with fingerprints), timings and metrics; see `selectkit inspect`.
+
+    Example:  selectkit select emb.parquet --strategy kcenter --budget 200 -o manifest.parquet
+    """
+    from selectkit.pool import Columns
+    from selectkit.select import select_files
+
+    check_json_stdout(as_json, output)
+    params = _parse_params(param)
+    use_labels = label_col.lower() != "none"
+    columns = Columns().with_overrides(
+        id=id_col, embedding=embedding_col, label=label_col if use_labels else None,
+        cluster=cluster_col,
+    )
+    prov = run(
+        lambda: select_files(
+            inputs, output, strategy=strategy, budget=budget, seed=seed, params=params,
+            columns=columns, input_format=input_format, use_labels=use_labels, threads=threads,
+        )
+    )
+    report({"output": output, "strategy": strategy, "seed": seed, **prov.metrics, **prov.timings},
+           as_json=as_json, title="select")
+
+
+@app.command()
+def apply(
+    manifest: Annotated[str, typer.Argument(help="Manifest written by `selectkit select`.")],
+    table: Annotated[str, typer.Argument(help="Any table holding the same ids (e.g. the corpus).")],
+    output: Output,
+    order: Annotated[
+        str, typer.Option("--order", help="rank (pick order, default) or original (the table's order).")
+    ] = "rank",
+    id_col: Annotated[str, typer.Option("--id-col", help="Id column in both tables.")] = "id",
+    manifest_columns: Annotated[
+        bool,
+        typer.Option("--manifest-columns/--no-manifest-columns", help="Append rank, score and weight."),
+    ] = True,
+    input_format: InputFormat = None,
+    as_json: Json = False,
+) -> None:
+    """Materialise a manifest: the rows of TABLE whose ids the manifest lists.
+
+    Example:  selectkit apply manifest.parquet data_samples/rotten_tomatoes.jsonl -o subset.jsonl
+    """
+    from selectkit.apply import apply_manifest
+
+    check_json_stdout(as_json, output)
+    run(
+        lambda: apply_manifest(
+            manifest, table, output, order=order, id_col=id_col,
+            with_manifest_columns=manifest_columns, input_format=input_format,
+        )
+    )
+    if as_json:
+        report({"output": output}, as_json=True, title="apply")
+
+
+@app.command()
+def inspect(
+    path: Annotated[str, typer.Argument(help="Any table or artefact (.parquet shows provenance).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+) -> None:
+    """Show an artefact's columns, row count and provenance (how it was made).
+
+    Example:  selectkit inspect manifest.parquet --json
+    """
+    from selectkit.inspect import inspect_file
+
+    info = run(lambda: inspect_file(path))
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+        return
+    _print_inspect(info)
+
+
+def _print_inspect(info: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(f"[bold]{info['path']}[/]  {info['format']}, {info['rows']} rows")
+    cols = Table("column", "type", title_justify="left")
+    for name, dtype in info["columns"].items():
+        cols.add_row(name, dtype)
+    console.print(cols)
+    prov = info.get("provenance")
+    if not prov:
+        console.print("no selectkit provenance")
+        return
+    console.print(f"made by: selectkit {prov['selectkit_version']} {prov['command']} (seed {prov['seed']})")
+    table = Table("provenance", "value", title_justify="left")
+    for key in ("params", "metrics", "timings"):
+        for k, v in (prov.get(key) or {}).items():
+            table.add_row(f"{key}.{k}", json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+    for i, src in enumerate(prov.get("inputs") or []):
+        table.add_row(f"input[{i}]", f"{src['path']} ({src['rows']} rows, {src['fingerprint']})")
+    console.print(table)
+
+
+@app.command()
+def strategies(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List every strategy, the columns it needs, its parameters and its cost."""
+    from selectkit.strategies import list_strategies
+
+    specs = run(list_strategies)
+    rows = [
+        {
+            "name": s.name,
+            "needs": list(s.needs),
+            "optional": list(s.optional),
+            "params": {k: {"default": p.default, "help": p.help} for k, p in s.params.items()},
+            "summary": s.summary,
+            "cost": s.cost,
+        }
+        for s in specs
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("strategy", "needs", "parameters", "what it does", show_lines=True)
+    for r in rows:
+        params = "\n".join(f"{k}={v['default']}: {v['help']}" for k, v in r["params"].items())
+        needs = ", ".join(r["needs"]) or "-"
+        if r["optional"]:
+            needs += f"\n(optional: {', '.join(r['optional'])})"
+        table.add_row(r["name"], needs, params or "-", f"{r['summary']}\nCost: {r['cost']}")
+    Console().print(table)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's outputs.")] = Path("selectkit-demo"),
+    corpus: Annotated[
+        Optional[str], typer.Option("--corpus", help="Corpus (default: bundled Rotten Tomatoes sample).")
+    ] = None,
+    budget: Annotated[int, typer.Option("--budget", min=1, help="Rows to pick.")] = 200,
+    seed: Seed = 0,
+    as_json: Json = False,
+) -> None:
+    """Run the whole pipeline on bundled real data: embed, select (kcenter vs random), apply.
+
+    Prints how well each selection covers the corpus (distance of every row to its nearest pick;
+    lower is better) and the label mix of each.
+    """
+    from selectkit.demo import run_demo
+
+    summary = run(lambda: run_demo(out_dir, corpus=corpus, budget=budget, seed=seed))
+    if as_json:
+        report(summary, as_json=True, title="demo")
+        return
+    _print_demo(summary)
+
+
+def _print_demo(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(
+        f"Embedded {summary['rows']} texts of {summary['corpus']} in {summary['embed_seconds']} s; "
+        f"picked {summary['budget']} with seed {summary['seed']}."
+    )
+    table = Table("strategy", "mean dist to nearest pick", "max dist", "seconds", "labels picked",
+                  title="Coverage of the corpus (lower distance = better coverage)", title_justify="left")
+    for name, r in summary["selections"].items():
+        labels = ", ".join(f"{k} {v}" for k, v in r.get("labels", {}).items())
+        table.add_row(name, f"{r['mean_distance']:.4f}", f"{r['max_distance']:.4f}", str(r["seconds"]), labels)
+    console.print(table)
+    for name, path in summary["outputs"].items():
+        console.print(f"  {name}: {path}")
+    console.print("Next: selectkit inspect " + summary["outputs"]["kcenter"])
+
+
+def entrypoint() -> None:
+    """Console-script entry point; usage errors from our layer exit 2 like Typer's own."""
+    try:
+        app()
+    except SelectkitUsageError as exc:  # pragma: no cover - run() already handles these
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,75 @@
+"""Where people-facing output goes: progress bars and messages on stderr, never stdout.
+
+Output is quiet when stderr is not a terminal, when ``NO_COLOR``/``-q`` asks for it, or when a
+library caller sets ``set_quiet(True)``; data never goes through this module.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+_state = {"quiet": False}
+
+
+def set_quiet(quiet: bool) -> None:
+    """Silence (or re-enable) progress bars and notes for this process."""
+    _state["quiet"] = quiet
+
+
+def stderr_console() -> Console:
+    """Return a rich console bound to the current ``sys.stderr``."""
+    return Console(file=sys.stderr, no_color="NO_COLOR" in os.environ, highlight=False)
+
+
+def progress_enabled() -> bool:
+    """True when a progress bar should be drawn: stderr is a terminal and nobody asked for quiet."""
+    return not _state["quiet"] and sys.stderr.isatty()
+
+
+def note(message: str) -> None:
+    """Print a one-line note to stderr unless quiet."""
+    if not _state["quiet"]:
+        stderr_console().print(message, markup=False)
+
+
+class _Bar:
+    def __init__(self, progress: Progress | None, task: int | None) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator[_Bar]:
+    """Yield a bar with ``.advance(n)``; a no-op when progress is disabled."""
+    if not progress_enabled():
+        yield _Bar(None, None)
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        yield _Bar(progress, task)

@@ -1,0 +1,21 @@
+"""The one I/O layer: every table, vector matrix and artefact is read and written here."""
+
+from selectkit.io.formats import detect_format
+from selectkit.io.provenance import Provenance, read_provenance
+from selectkit.io.tables import Source, Table, iter_batches, read_table
+from selectkit.io.vectors import as_matrix
+from selectkit.io.write import TableWriter, check_output_path, write_table
+
+__all__ = [
+    "Provenance",
+    "Source",
+    "Table",
+    "TableWriter",
+    "as_matrix",
+    "check_output_path",
+    "detect_format",
+    "iter_batches",
+    "read_provenance",
+    "read_table",
+    "write_table",
+]

@@ -1,0 +1,91 @@
+"""Provenance: how an artefact was made, stored as JSON under the Parquet metadata key ``selectkit``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from selectkit._version import __version__
+from selectkit.errors import SelectkitError
+
+METADATA_KEY = "selectkit"
+
+
+@dataclass
+class Provenance:
+    """What a command did: parameters, seed, inputs, timings and summary metrics.
+
+    ``timings`` are the only part that changes between two runs of the same command on the same
+    inputs; everything else, and every data column, is reproducible.
+    """
+
+    command: str
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    _clock: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def start(self, stage: str) -> None:
+        """Start timing ``stage``."""
+        self._clock[stage] = time.perf_counter()
+
+    def stop(self, stage: str) -> float:
+        """Stop timing ``stage``; return and record its seconds."""
+        seconds = time.perf_counter() - self._clock.pop(stage)
+        self.timings[f"{stage}_s"] = round(self.timings.get(f"{stage}_s", 0.0) + seconds, 6)
+        return seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "selectkit_version": __version__,
+            "command": self.command,
+            "params": self.params,
+            "seed": self.seed,
+            "inputs": self.inputs,
+            "metrics": self.metrics,
+            "timings": self.timings,
+            "python": platform.python_version(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"cannot record {type(value).__name__} in provenance")
+
+
+def schema_with_provenance(schema: pa.Schema, provenance: Provenance | None) -> pa.Schema:
+    """Return ``schema`` carrying the provenance JSON under the ``selectkit`` metadata key."""
+    if provenance is None:
+        return schema
+    meta = dict(schema.metadata or {})
+    meta[METADATA_KEY.encode()] = provenance.to_json().encode()
+    return schema.with_metadata(meta)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any] | None:
+    """Return the provenance dict stored in a Parquet file, or None if it has none."""
+    try:
+        meta = pq.read_metadata(str(path)).metadata or {}
+    except (pa.ArrowException, OSError) as exc:
+        raise SelectkitError(
+            f"'{path}' is not a readable Parquet file ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    raw = meta.get(METADATA_KEY.encode())
+    return json.loads(raw) if raw else None

@@ -1,0 +1,185 @@
+"""Write tables atomically: to a temporary file in the target folder, renamed only on success."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.io.formats import STDIO, detect_format
+from selectkit.io.provenance import METADATA_KEY, Provenance
+
+PARQUET_COMPRESSION = "zstd"
+
+
+def check_output_path(output: str | Path, inputs: Sequence[str | Path]) -> None:
+    """Refuse an output that is one of the inputs or lies in a folder that does not exist."""
+    out = str(output)
+    if out == STDIO:
+        return
+    real = os.path.realpath(out)
+    for inp in inputs:
+        if str(inp) != STDIO and os.path.realpath(str(inp)) == real:
+            raise SelectkitUsageError(
+                f"output '{out}' is also an input; write to a new file so the input stays intact"
+            )
+    parent = Path(out).resolve().parent
+    if not parent.is_dir():
+        raise SelectkitUsageError(f"output folder '{parent}' does not exist; create it first")
+    if Path(out).is_dir():
+        raise SelectkitUsageError(f"output '{out}' is a folder; give a file path")
+
+
+@contextlib.contextmanager
+def atomic_path(output: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``output``; rename it over ``output`` only on success.
+
+    An exception (KeyboardInterrupt included) removes the temporary file and leaves any existing
+    ``output`` untouched.
+    """
+    out = Path(output)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.resolve().parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def _vector_columns(frame: pl.DataFrame) -> list[str]:
+    return [c for c, t in frame.schema.items() if isinstance(t, (pl.Array, pl.List))]
+
+
+class TableWriter:
+    """Stream batches of one schema to Parquet, JSONL, CSV or stdout, atomically.
+
+    Use as a context manager; call ``write(batch)`` any number of times and set ``provenance``
+    before the block ends. Parquet gets one row group per batch, so memory stays O(batch).
+    """
+
+    def __init__(self, output: str | Path, *, output_format: str | None = None) -> None:
+        self.output = str(output)
+        self.format = detect_format(self.output, output_format)
+        if self.format == "npy":
+            raise SelectkitUsageError(
+                f"cannot stream rows to '{self.output}'; write .parquet or .jsonl instead"
+            )
+        self.provenance: Provenance | None = None
+        self.rows = 0
+        self._stack = contextlib.ExitStack()
+        self._parquet: pq.ParquetWriter | None = None
+        self._text: IO[bytes] | None = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> TableWriter:
+        if self.output == STDIO:
+            if self.format == "parquet":
+                raise SelectkitUsageError("cannot write Parquet to stdout; use -o FILE.parquet")
+            self._text = sys.stdout.buffer
+        else:
+            self._tmp = self._stack.enter_context(atomic_path(self.output))
+        return self
+
+    def write(self, batch: pl.DataFrame) -> None:
+        """Append ``batch`` (same schema every time)."""
+        if self.format == "csv" and _vector_columns(batch):
+            raise SelectkitUsageError(
+                f"CSV cannot hold the list column '{_vector_columns(batch)[0]}'; "
+                "write .parquet or .jsonl instead"
+            )
+        self.rows += batch.height
+        if self.format == "parquet":
+            table = batch.to_arrow()
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(
+                    str(self._tmp), table.schema, compression=PARQUET_COMPRESSION
+                )
+            self._parquet.write_table(table)
+            return
+        if self._text is None:
+            self._text = open(self._tmp, "wb")  # noqa: SIM115
+        if self.format == "jsonl":
+            batch.write_ndjson(self._text)
+        else:
+            batch.write_csv(self._text, include_header=self.rows == batch.height)
+        self._text.flush()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                self._finish()
+        finally:
+            if self._parquet is not None and exc_type is not None:
+                self._parquet.close()
+            if self._text is not None and self._text is not sys.stdout.buffer:
+                self._text.close()
+            self._stack.__exit__(exc_type, exc, tb)
+        return False
+
+    def _finish(self) -> None:
+        if self.format == "parquet":
+            if self._parquet is None:
+                raise SelectkitError("nothing to write: the result has no rows")
+            if self.provenance is not None:
+                self._parquet.add_key_value_metadata({METADATA_KEY: self.provenance.to_json()})
+            self._parquet.close()
+        elif self._text is None and self.output != STDIO:
+            open(self._tmp, "wb").close()  # noqa: SIM115
+
+
+def write_table(
+    frame: pl.DataFrame,
+    output: str | Path,
+    *,
+    provenance: Provenance | None = None,
+    output_format: str | None = None,
+) -> None:
+    """Write ``frame`` to ``output`` by its extension (``-`` = JSONL on stdout), atomically.
+
+    ``.npy`` output takes a frame whose only list column is the vectors and whose ids are row
+    numbers; the ids would otherwise be lost, so that is refused.
+    """
+    fmt = detect_format(output, output_format)
+    if fmt == "npy":
+        _write_npy(frame, str(output))
+        return
+    with TableWriter(output, output_format=fmt) as writer:
+        writer.provenance = provenance
+        writer.write(frame)
+
+
+def _write_npy(frame: pl.DataFrame, output: str) -> None:
+    vectors = _vector_columns(frame)
+    if len(vectors) != 1:
+        raise SelectkitUsageError(
+            f"'{output}': .npy holds one matrix; this table has {len(vectors)} list columns. "
+            "Write .parquet instead"
+        )
+    others = [c for c in frame.columns if c not in vectors]
+    ids = frame.get_column(others[0]) if others else None
+    if ids is not None and not (
+        ids.dtype.is_integer() and ids.to_numpy().tolist() == list(range(frame.height))
+    ):
+        raise SelectkitUsageError(
+            f"'{output}': .npy cannot keep the ids of this table (they are not row numbers); "
+            "write .parquet to keep them"
+        )
+    from selectkit.io.vectors import as_matrix
+
+    matrix = as_matrix(frame.get_column(vectors[0]), output)
+    with atomic_path(output) as tmp, open(tmp, "wb") as f:
+        np.save(f, matrix)
+

@@ -1,0 +1,232 @@
+"""The pool: the joined input tables with typed accessors for the columns strategies need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from selectkit.console import note
+from selectkit.errors import SelectkitError
+from selectkit.io.tables import Source, Table, check_unique_ids, read_table
+from selectkit.io.vectors import as_matrix
+
+# Which command (or tool) makes each conventional column; used in "missing column" errors.
+MADE_BY = {
+    "id": "any table with unique ids (or none: row numbers are used)",
+    "text": "your corpus",
+    "embedding": "`selectkit embed`",
+    "cluster": "`selectkit cluster`",
+    "label": "your labels (null = unlabelled)",
+    "proba": "your model's predicted class probabilities",
+    "proba_mc": "your model's Monte-Carlo dropout passes",
+    "score": "your scoring model",
+    "group": "your metadata",
+    "model": "your evaluation runs",
+}
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The column name used for each role; every field is overridable by a CLI flag."""
+
+    id: str = "id"
+    text: str = "text"
+    embedding: str = "embedding"
+    cluster: str = "cluster"
+    label: str = "label"
+    proba: str = "proba"
+    proba_mc: str = "proba_mc"
+    score: str = "score"
+    group: str = "group"
+    model: str = "model"
+
+    def name(self, role: str) -> str:
+        return getattr(self, role)
+
+    @classmethod
+    def roles(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def with_overrides(self, **names: str | None) -> Columns:
+        return replace(self, **{k: v for k, v in names.items() if v})
+
+
+@dataclass
+class Pool:
+    """Rows to select from, joined on id, with typed access to embeddings, labels, ...
+
+    ``frame`` holds the scalar and list columns; ``arrays`` holds matrices kept outside polars
+    (memory-mapped ``.npy`` inputs), already aligned with ``frame``'s rows. Rows whose label is
+    non-null are *labelled*: never selected, but strategies such as kcenter treat them as covered.
+    """
+
+    frame: pl.DataFrame
+    columns: Columns = field(default_factory=Columns)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    sources: list[Source] = field(default_factory=list)
+    use_labels: bool = True
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    @property
+    def where(self) -> str:
+        paths = [s.path for s in self.sources]
+        return "'" + "' + '".join(paths) + "'" if paths else "the pool"
+
+    @property
+    def ids(self) -> pl.Series:
+        return self.frame.get_column(self.columns.id)
+
+    def has(self, role: str) -> bool:
+        name = self.columns.name(role)
+        return name in self.frame.columns or name in self.arrays
+
+    def require(self, roles: Sequence[str], purpose: str) -> None:
+        """Raise naming the first missing column, which command makes it and how to rename."""
+        for role in roles:
+            if not self.has(role):
+                name = self.columns.name(role)
+                flag = "--" + role.replace("_", "-") + "-col"
+                raise SelectkitError(
+                    f"{purpose} needs column '{name}' ({role}), which {self.where} lacks; "
+                    f"make it with {MADE_BY[role]}, or name another column with {flag}"
+                )
+
+    @cached_property
+    def embeddings(self) -> np.ndarray:
+        """The (n, d) float32 embedding matrix; zero-copy from fixed-size lists and .npy."""
+        name = self.columns.embedding
+        self.require(["embedding"], "this step")
+        if name in self.arrays:
+            return self.arrays[name]
+        return as_matrix(self.frame.get_column(name), self.where)
+
+    @cached_property
+    def labelled_mask(self) -> np.ndarray:
+        """Boolean (n,) mask of rows that already carry a label; all False without labels."""
+        if not self.use_labels or self.columns.label not in self.frame.columns:
+            return np.zeros(len(self), dtype=bool)
+        return self.frame.get_column(self.columns.label).is_not_null().to_numpy()
+
+    @cached_property
+    def candidates(self) -> np.ndarray:
+        """Row indices (int64, ascending) that may be selected: the unlabelled rows."""
+        idx = np.flatnonzero(~self.labelled_mask).astype(np.int64)
+        if idx.size == 0:
+            raise SelectkitError(
+                f"every row of {self.where} has a label in column '{self.columns.label}', so "
+                "nothing is left to select; pass --label-col none to ignore labels"
+            )
+        return idx
+
+    @classmethod
+    def from_arrays(
+        cls,
+        embeddings: np.ndarray | None = None,
+        *,
+        ids: Sequence | np.ndarray | None = None,
+        labels: Sequence | np.ndarray | None = None,
+        **extra: Sequence | np.ndarray,
+    ) -> Pool:
+        """Build a pool from in-memory arrays (the Python API's entry point); ids default to 0..n-1."""
+        n = _first_len(embeddings, ids, labels, *extra.values())
+        data: dict[str, object] = {"id": np.arange(n, dtype=np.int64) if ids is None else ids}
+        if labels is not None:
+            data["label"] = labels
+        data.update(extra)
+        frame = pl.DataFrame(data, strict=False)
+        where = "the given arrays"
+        check_unique_ids(frame.get_column("id"), where)
+        arrays = {}
+        if embeddings is not None:
+            matrix = np.ascontiguousarray(embeddings, dtype=np.float32)
+            from selectkit.io.vectors import check_finite
+
+            check_finite(matrix, where, "embeddings")
+            if matrix.shape[0] != n:
+                raise SelectkitError(
+                    f"embeddings have {matrix.shape[0]} rows but the ids/labels have {n}"
+                )
+            arrays["embedding"] = matrix
+        return cls(frame=frame, arrays=arrays)
+
+
+def _first_len(*things: object) -> int:
+    for thing in things:
+        if thing is not None:
+            return len(thing)  # type: ignore[arg-type]
+    raise SelectkitError("give at least embeddings or ids to build a pool")
+
+
+def load_pool(
+    paths: Sequence[str | Path],
+    *,
+    columns: Columns | None = None,
+    input_format: str | None = None,
+    use_labels: bool = True,
+) -> Pool:
+    """Read every table in ``paths`` and join them on the id column into one ``Pool``.
+
+    The first table fixes the rows and their order; every later table must hold an id for each of
+    them (extra rows are ignored). A column present in two tables is taken from the first. Memory:
+    the tables themselves; ``.npy`` matrices stay memory-mapped when their order is unchanged.
+    """
+    cols = columns or Columns()
+    if not paths:
+        raise SelectkitError("give at least one input table")
+    if sum(str(p) == "-" for p in paths) > 1:
+        raise SelectkitError("stdin ('-') can be given only once")
+    tables = [
+        read_table(p, input_format=input_format if str(p) == "-" else None, id_col=cols.id)
+        for p in paths
+    ]
+    return join_tables(tables, cols, use_labels=use_labels)
+
+
+def join_tables(tables: Sequence[Table], columns: Columns, *, use_labels: bool = True) -> Pool:
+    """Left-join ``tables`` on ``columns.id`` in the first table's row order; see ``load_pool``."""
+    first = tables[0]
+    frame = first.frame
+    arrays = dict(first.arrays)
+    id_col = columns.id
+    for table in tables[1:]:
+        where = f"'{table.source.path}'"
+        left_t, right_t = frame.schema[id_col], table.frame.schema[id_col]
+        if left_t != right_t and not (left_t.is_integer() and right_t.is_integer()):
+            raise SelectkitError(
+                f"{where}: ids in column '{id_col}' are {right_t} but '{first.source.path}' has "
+                f"{left_t}; give both tables ids of one type"
+            )
+        dupes = [c for c in table.frame.columns if c != id_col and c in frame.columns]
+        dupes += [c for c in table.arrays if c in arrays or c in frame.columns]
+        if dupes:
+            note(f"note: column(s) {dupes} of {where} ignored; taken from an earlier input")
+        right = table.frame.drop([c for c in dupes if c in table.frame.columns])
+        right = right.with_columns(pl.col(id_col).cast(left_t)).with_row_index("__row")
+        joined = frame.join(right, on=id_col, how="left", maintain_order="left")
+        missing = joined.get_column("__row").null_count()
+        if missing:
+            example = joined.filter(pl.col("__row").is_null()).get_column(id_col)[0]
+            raise SelectkitError(
+                f"{where} lacks {missing} of the {frame.height} ids of '{first.source.path}' "
+                f"(e.g. {example!r}); give tables that cover the same ids"
+            )
+        rows = joined.get_column("__row").to_numpy()
+        identity = rows.shape[0] == table.height and np.array_equal(rows, np.arange(rows.shape[0]))
+        for name, matrix in table.arrays.items():
+            if name not in dupes:
+                arrays[name] = matrix if identity else np.ascontiguousarray(matrix[rows])
+        frame = joined.drop("__row")
+    return Pool(
+        frame=frame,
+        columns=columns,
+        arrays=arrays,
+        sources=[t.source for t in tables],
+        use_labels=use_labels,
+    )

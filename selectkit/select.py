@@ -1,0 +1,118 @@
+"""Run a strategy on a pool and turn its picks into a manifest (the output of ``select``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from threadpoolctl import threadpool_limits
+
+from selectkit.budget import parse_budget
+from selectkit.io import Provenance, check_output_path, write_table
+from selectkit.pool import Columns, Pool, load_pool
+from selectkit.rng import DEFAULT_SEED, derive_rng
+from selectkit.strategies import Selection, get_strategy
+from selectkit.strategies.base import check_selection
+
+MANIFEST_COLUMNS = ("id", "rank", "score", "weight", "cluster")
+
+
+def select(
+    pool: Pool,
+    strategy: str,
+    budget: int | float | str,
+    *,
+    seed: int = DEFAULT_SEED,
+    params: dict[str, Any] | None = None,
+    threads: int | None = None,
+) -> tuple[pl.DataFrame, Selection]:
+    """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
+
+    ``budget`` is a count, a fraction or a percentage string of the selectable (unlabelled) rows.
+    The strategy's needed columns are checked before any work. The manifest has ``id``, ``rank``
+    (0 = picked first), ``score`` (null where the strategy has none), ``weight`` (1.0 where
+    unweighted) and ``cluster`` when the pool has one. Cost: the strategy's (``selectkit
+    strategies`` lists it).
+    """
+    spec = get_strategy(strategy)
+    resolved = spec.resolve_params(params or {})
+    pool.require(spec.needs, f"strategy '{spec.name}'")
+    count = parse_budget(budget, len(pool.candidates))
+    rng = derive_rng(seed, "select", spec.name)
+    with threadpool_limits(limits=threads):
+        selection = spec(pool, count, rng, **resolved)
+    check_selection(selection, pool, count, spec.name)
+    return build_manifest(pool, selection), selection
+
+
+def build_manifest(pool: Pool, selection: Selection) -> pl.DataFrame:
+    """The manifest table for ``selection``: one row per pick, in pick order."""
+    idx = selection.indices
+    n = idx.size
+    scores = selection.scores if selection.scores is not None else np.full(n, np.nan)
+    weights = selection.weights if selection.weights is not None else np.ones(n)
+    frame = pl.DataFrame(
+        {
+            "id": pool.ids.gather(idx),
+            "rank": np.arange(n, dtype=np.int64),
+            "score": pl.Series(scores, dtype=pl.Float64).fill_nan(None),
+            "weight": pl.Series(weights, dtype=pl.Float64),
+        }
+    )
+    if pool.columns.cluster in pool.frame.columns:
+        clusters = pool.frame.get_column(pool.columns.cluster).gather(idx).cast(pl.Int32)
+        frame = frame.with_columns(clusters.alias("cluster"))
+    return frame
+
+
+def select_files(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    *,
+    strategy: str,
+    budget: int | float | str,
+    seed: int = DEFAULT_SEED,
+    params: dict[str, Any] | None = None,
+    columns: Columns | None = None,
+    input_format: str | None = None,
+    use_labels: bool = True,
+    threads: int | None = None,
+) -> Provenance:
+    """Read ``inputs``, select, and write the manifest with provenance to ``output``.
+
+    Returns the provenance written (parameters, seed, inputs, timings, metrics).
+    """
+    check_output_path(output, inputs)
+    spec = get_strategy(strategy)
+    resolved = spec.resolve_params(params or {})
+    prov = Provenance(command="select", seed=seed)
+    prov.start("read")
+    pool = load_pool(inputs, columns=columns, input_format=input_format, use_labels=use_labels)
+    prov.stop("read")
+    prov.start("select")
+    manifest, selection = select(
+        pool, strategy, budget, seed=seed, params=resolved, threads=threads
+    )
+    prov.stop("select")
+    prov.params = {
+        "strategy": spec.name,
+        "budget": str(budget),
+        "budget_rows": int(manifest.height),
+        "strategy_params": resolved,
+        "columns": pool.columns.__dict__,
+        "use_labels": use_labels,
+    }
+    prov.inputs = [s.as_dict() for s in pool.sources]
+    prov.metrics = {
+        "pool_rows": len(pool),
+        "selectable_rows": int(pool.candidates.size),
+        "selected_rows": int(manifest.height),
+        **selection.metrics,
+    }
+    prov.start("write")
+    write_table(manifest, output, provenance=prov)
+    prov.stop("write")
+    return prov

@@ -1,0 +1,178 @@
+"""The strategy interface and the one registry of strategies.
+
+A strategy is a function ``fn(pool, budget, rng, **params) -> Selection`` registered with
+``@register_strategy``. It declares the columns it needs and its parameters, so ``select`` can
+refuse an input before any work and the CLI can parse ``--param key=value`` by type.
+Third-party strategies register through the entry-point group ``selectkit.strategies``: each entry
+point names a module (or callable) whose import registers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import numpy as np
+
+from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.pool import Pool
+
+ENTRY_POINT_GROUP = "selectkit.strategies"
+
+
+@dataclass
+class Selection:
+    """What a strategy picked: pool row indices in pick order, with optional scores and weights.
+
+    ``scores``: float64 per pick (None when the strategy has none); ``weights``: importance
+    weights per pick (None = 1.0 each); ``metrics``: summary numbers recorded in provenance.
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.indices = np.asarray(self.indices, dtype=np.int64)
+        for name in ("scores", "weights"):
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float64)
+                if value.shape != self.indices.shape:
+                    raise ValueError(f"{name} must have one value per selected row")
+                setattr(self, name, value)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A strategy parameter: its type, default and one line of help."""
+
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+    def parse(self, name: str, raw: Any) -> Any:
+        """Convert ``raw`` (a CLI string or a Python value) to this parameter's type."""
+        try:
+            if self.type is bool and isinstance(raw, str):
+                if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(raw)
+                value: Any = raw.lower() in {"true", "1", "yes"}
+            else:
+                value = self.type(raw)
+        except (TypeError, ValueError):
+            raise SelectkitUsageError(
+                f"parameter {name}={raw!r} is not a {self.type.__name__}"
+            ) from None
+        if self.choices is not None and value not in self.choices:
+            raise SelectkitUsageError(
+                f"parameter {name}={raw!r} must be one of {', '.join(map(str, self.choices))}"
+            )
+        return value
+
+
+StrategyFn = Callable[..., Selection]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A registered strategy: name, summary, needed and optional column roles, parameters."""
+
+    name: str
+    fn: StrategyFn
+    summary: str
+    needs: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    params: dict[str, Param] = field(default_factory=dict)
+    cost: str = ""
+
+    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            known = ", ".join(sorted(self.params)) or "none"
+            raise SelectkitUsageError(
+                f"strategy '{self.name}' has no parameter {unknown[0]!r}; its parameters: {known}"
+            )
+        resolved = {k: p.default for k, p in self.params.items()}
+        resolved.update({k: self.params[k].parse(k, v) for k, v in given.items()})
+        return resolved
+
+    def __call__(
+        self, pool: Pool, budget: int, rng: np.random.Generator, **params: Any
+    ) -> Selection:
+        return self.fn(pool, budget, rng, **params)
+
+
+_REGISTRY: dict[str, Strategy] = {}
+_loaded_entry_points = {"done": False}
+
+
+def register_strategy(
+    name: str,
+    *,
+    summary: str,
+    needs: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
+    params: dict[str, Param] | None = None,
+    cost: str = "",
+) -> Callable[[StrategyFn], StrategyFn]:
+    """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails."""
+
+    def decorate(fn: StrategyFn) -> StrategyFn:
+        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
+            raise ValueError(f"strategy {name!r} is already registered")
+        _REGISTRY[name] = Strategy(name, fn, summary, needs, optional, dict(params or {}), cost)
+        return fn
+
+    return decorate
+
+
+def _load_entry_points() -> None:
+    if _loaded_entry_points["done"]:
+        return
+    _loaded_entry_points["done"] = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must not break the built-in strategies
+            from selectkit.console import note
+
+            note(f"warning: strategy plugin {ep.name!r} failed to load: {exc}")
+            continue
+        if callable(obj) and not isinstance(obj, type):
+            obj()
+
+
+def get_strategy(name: str) -> Strategy:
+    """Return the registered strategy ``name`` or raise a usage error listing the known ones."""
+    _load_entry_points()
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY))
+        raise SelectkitUsageError(f"unknown strategy {name!r}; choose one of: {known}")
+    return _REGISTRY[name]
+
+
+def list_strategies() -> list[Strategy]:
+    """Every registered strategy, built-in and plug-in, sorted by name."""
+    _load_entry_points()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def check_selection(selection: Selection, pool: Pool, budget: int, name: str) -> None:
+    """Guard against a strategy bug: right count, in range, no repeats, never a labelled row."""
+    idx = selection.indices
+    if idx.shape != (budget,):
+        raise SelectkitError(f"strategy {name!r} returned {idx.size} rows, not the budget {budget}")
+    if idx.size and (idx.min() < 0 or idx.max() >= len(pool)):
+        raise SelectkitError(f"strategy {name!r} returned a row outside the pool")
+    if np.unique(idx).size != idx.size:
+        raise SelectkitError(f"strategy {name!r} returned the same row twice")
+    if pool.labelled_mask[idx].any():
+        raise SelectkitError(f"strategy {name!r} returned an already labelled row")
+    if selection.weights is not None and not np.all(np.isfinite(selection.weights)):
+        raise SelectkitError(f"strategy {name!r} returned non-finite weights")
