@@ -49,7 +49,8 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def _powers(base: np.uint64, n: int) -> np.ndarray:
     """base**0 .. base**(n-1) modulo 2**64."""
     out = np.full(n, base, dtype=np.uint64)
-    out[0] = 1
+    if n:
+        out[0] = 1
     with np.errstate(over="ignore"):
         return np.cumprod(out, dtype=np.uint64)
 

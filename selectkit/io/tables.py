@@ -268,17 +268,7 @@ def _raw_batches(
             yield _cast(pl.from_arrow(rb), overrides)
         return
     if fmt == "csv" and path != STDIO:
-        header = pl.read_csv(path, n_rows=0).columns
-        present = _present(columns, header)
-        reader = pl.read_csv_batched(
-            path,
-            columns=present,
-            batch_size=batch_size,
-            schema_overrides={k: v for k, v in overrides.items() if k in present},
-        )
-        while chunks := reader.next_batches(1):
-            for chunk in chunks:
-                yield chunk
+        yield from _csv_batches(path, columns, batch_size, overrides)
         return
     stream = (stdin or sys.stdin.buffer) if path == STDIO else open(path, "rb")  # noqa: SIM115
     try:
@@ -298,6 +288,32 @@ def _raw_batches(
     finally:
         if stream is not (stdin or sys.stdin.buffer):
             stream.close()
+
+
+def _csv_batches(
+    path: str, columns: list[str] | None, batch_size: int, overrides: dict[str, pl.DataType]
+) -> Iterator[pl.DataFrame]:
+    """Stream a CSV file with pyarrow's incremental reader, re-cut to ``batch_size`` rows."""
+    import pyarrow.csv as pacsv
+
+    with open(path, "rb") as f:
+        header = f.readline().decode("utf-8", "replace").rstrip("\r\n")
+    names = pl.read_csv(io.StringIO(header + "\n"), n_rows=0).columns
+    convert = pacsv.ConvertOptions(include_columns=_present(columns, names))
+    reader = pacsv.open_csv(path, convert_options=convert)
+    pending: list[pl.DataFrame] = []
+    held = 0
+    for record_batch in reader:
+        frame = _cast(pl.from_arrow(record_batch), overrides)
+        pending.append(frame)
+        held += frame.height
+        while held >= batch_size:
+            merged = pl.concat(pending, how="vertical_relaxed")
+            yield merged.head(batch_size)
+            rest = merged.slice(batch_size)
+            pending, held = ([rest], rest.height) if rest.height else ([], 0)
+    if held:
+        yield pl.concat(pending, how="vertical_relaxed")
 
 
 def _present(wanted: list[str] | None, available: list[str]) -> list[str]:

@@ -1,0 +1,238 @@
+"""Shared helpers for the benchmark scripts: environment report, measured child runs, tables.
+
+Not part of selectkit. Every heavy measurement runs in its own child process so that its peak
+resident memory (``ru_maxrss`` from ``os.wait4``, i.e. the kernel's own high-water mark for that
+one child, not a sampled value) is not polluted by the parent or by other runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"
+
+# Environment variables that change which BLAS kernel runs or how many threads it uses.
+ENV_VARS = (
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "POLARS_MAX_THREADS",
+)
+
+
+def _lscpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """threadpoolctl's view of the loaded BLAS / OpenMP libraries (kernel = 'architecture')."""
+    from threadpoolctl import threadpool_info
+
+    rows = []
+    for lib in threadpool_info():
+        rows.append(
+            {
+                "lib": Path(lib.get("filepath", "?")).name,
+                "api": lib.get("internal_api"),
+                "version": lib.get("version"),
+                "kernel": lib.get("architecture"),
+                "threads": lib.get("num_threads"),
+                "threading_layer": lib.get("threading_layer"),
+            }
+        )
+    return rows
+
+
+def env_report() -> dict[str, Any]:
+    """Machine, library versions, BLAS kernels and the env vars that steer BLAS."""
+    import numpy
+
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions: dict[str, str] = {"python": platform.python_version(), "numpy": numpy.__version__}
+    for mod in ("selectkit", "polars", "sklearn", "faiss", "skactiveml", "threadpoolctl"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:  # not installed or no __version__
+            versions[mod] = "n/a"
+    # Import faiss + sklearn so their BLAS / OpenMP show up too.
+    for mod in ("faiss", "sklearn.metrics"):
+        try:
+            __import__(mod)
+        except Exception:
+            pass
+    return {
+        "cpu": _lscpu_model(),
+        "cores": os.cpu_count(),
+        "mem_gib": round(mem_gib, 1),
+        "kernel": platform.release(),
+        "versions": versions,
+        "env": {k: os.environ.get(k, "<unset>") for k in ENV_VARS},
+        "blas": blas_info(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def print_env(rep: dict[str, Any]) -> None:
+    print(f"machine : {rep['cpu']}, {rep['cores']} cores, {rep['mem_gib']} GiB RAM, linux {rep['kernel']}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in rep["versions"].items()))
+    print("env     : " + ", ".join(f"{k}={v}" for k, v in rep["env"].items()))
+    for b in rep["blas"]:
+        print(
+            f"blas    : {b['lib']} ({b['api']} {b['version']}, kernel={b['kernel']}, "
+            f"threads={b['threads']}, layer={b['threading_layer']})"
+        )
+
+
+def run_child(
+    cmd: list[str],
+    *,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    sample_every: float = 0.25,
+) -> dict[str, Any]:
+    """Run ``cmd``; return wall time, exact peak RSS (wait4), a sampled RSS trace, output, rc.
+
+    The child gets its own process group and is killed (SIGKILL to the group) after ``timeout``.
+    """
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+        text=True,
+    )
+    out_chunks: list[str] = []
+    err_chunks: list[str] = []
+    t_out = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
+    t_err = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
+    t_out.start()
+    t_err.start()
+
+    trace: list[tuple[float, float]] = []  # (seconds since start, RSS MiB)
+    stop = threading.Event()
+    timed_out = threading.Event()
+
+    def sampler() -> None:
+        try:
+            ps = psutil.Process(proc.pid)
+        except psutil.Error:
+            return
+        while not stop.is_set():
+            try:
+                rss = ps.memory_info().rss
+            except psutil.Error:
+                return
+            trace.append((round(time.perf_counter() - t0, 2), round(rss / 2**20, 1)))
+            elapsed = time.perf_counter() - t0
+            if elapsed > timeout:
+                timed_out.set()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                return
+            stop.wait(sample_every)
+
+    t_s = threading.Thread(target=sampler, daemon=True)
+    t_s.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    stop.set()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    t_s.join()
+    t_out.join()
+    t_err.join()
+    return {
+        "cmd": cmd,
+        "rc": proc.returncode,
+        "timed_out": timed_out.is_set(),
+        "wall_s": wall,
+        "peak_rss_mib": usage.ru_maxrss / 1024.0,  # Linux: KiB
+        "sampled_peak_rss_mib": max((r for _, r in trace), default=float("nan")),
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,
+        "rss_trace": trace,
+        "stdout": "".join(out_chunks),
+        "stderr": "".join(err_chunks),
+    }
+
+
+def children_peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if not n:
+        return float("nan")
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def fmt(x: Any, nd: int = 2) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if x != x:
+            return "-"
+        if abs(x) >= 1000:
+            return f"{x:,.0f}"
+        return f"{x:.{nd}f}"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return str(x)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain-text (also valid Markdown) table."""
+    cells = [[fmt(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda r: "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([line(headers), sep, *(line(r) for r in cells)])
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
+def python_exe() -> str:
+    return sys.executable
+
+
+def selectkit_exe() -> list[str]:
+    """The selectkit console script next to this interpreter (the CLI users run)."""
+    cand = Path(sys.executable).with_name("selectkit")
+    if cand.exists():
+        return [str(cand)]
+    return [sys.executable, "-m", "selectkit"]

@@ -1,0 +1,105 @@
+"""Shared fixtures: real data from data_samples/ and scikit-learn's bundled digits."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from selectkit.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data_samples"
+RT = DATA / "rotten_tomatoes.jsonl"
+FORTUNES = DATA / "fortunes.jsonl"
+
+
+@pytest.fixture(scope="session")
+def rt_path() -> Path:
+    return RT
+
+
+@pytest.fixture(scope="session")
+def rt_small(tmp_path_factory) -> Path:
+    """The first 400 Rotten Tomatoes rows as JSONL (fast CLI tests)."""
+    path = tmp_path_factory.mktemp("data") / "rt400.jsonl"
+    with open(RT, "rb") as src, open(path, "wb") as dst:
+        for _ in range(400):
+            dst.write(src.readline())
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits: (1797, 64) float32 scaled to [0, 1], labels 0-9."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return (bunch.data / 16.0).astype(np.float32), bunch.target.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def digits_npy(tmp_path_factory, digits) -> Path:
+    path = tmp_path_factory.mktemp("data") / "digits.npy"
+    np.save(path, digits[0])
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_parquet(tmp_path_factory, digits) -> Path:
+    path = tmp_path_factory.mktemp("data") / "digits.parquet"
+    x, y = digits
+    pl.DataFrame(
+        {"id": [f"d{i:04d}" for i in range(len(x))], "embedding": x, "digit": y}
+    ).write_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def rt_emb(tmp_path_factory, rt_small) -> Path:
+    """Embeddings of rt_small made through the CLI."""
+    out = tmp_path_factory.mktemp("emb") / "emb.parquet"
+    result = CliRunner().invoke(app, ["-q", "embed", str(rt_small), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+class Cli:
+    """Run the real Typer app in-process; returns (exit code, stdout, stderr)."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | bytes | None = None):
+        result = self.runner.invoke(app, ["-q", *map(str, args)], input=input)
+        return result
+
+    def json(self, *args: str) -> dict:
+        result = self(*args, "--json")
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+@pytest.fixture(autouse=True)
+def _no_color(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    yield
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files an interrupted or failed write might have left behind."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".tmp"))
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
