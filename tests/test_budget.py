@@ -8,8 +8,17 @@ from selectkit.errors import SelectkitError, SelectkitUsageError
 
 @pytest.mark.parametrize(
     ("text", "pool", "expected"),
-    [("10", 100, 10), (10, 100, 10), ("0.05", 1000, 50), ("5%", 1000, 50), (".5", 9, 5),
-     ("100%", 7, 7), ("1.0", 7, 7), ("0.001", 10, 1), ("12.5%", 8, 1)],
+    [
+        ("10", 100, 10),
+        (10, 100, 10),
+        ("0.05", 1000, 50),
+        ("5%", 1000, 50),
+        (".5", 9, 5),
+        ("100%", 7, 7),
+        ("1.0", 7, 7),
+        ("0.001", 10, 1),
+        ("12.5%", 8, 1),
+    ],
 )
 def test_budget_forms(text, pool, expected):
     assert parse_budget(text, pool) == expected

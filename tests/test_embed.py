@@ -67,10 +67,12 @@ def test_embeddings_carry_the_labels_signal(fitted, rt_frame):
 
 
 def test_near_duplicates_are_nearest_neighbours(fitted):
-    texts = ["The film is a tender, funny portrait of a family.",
-             "the film is a tender and funny portrait of a family",
-             "Quarterly tax filings are due at the end of the month.",
-             "A thriller about a bank heist that goes wrong."]
+    texts = [
+        "The film is a tender, funny portrait of a family.",
+        "the film is a tender and funny portrait of a family",
+        "Quarterly tax filings are due at the end of the month.",
+        "A thriller about a bank heist that goes wrong.",
+    ]
     x = fitted.embed(texts)
     sims = x @ x.T
     assert sims[0, 1] > 0.8 and sims[0, 1] > sims[0, 2] + 0.3 and sims[0, 1] > sims[0, 3] + 0.3
@@ -90,7 +92,7 @@ def test_unicode_text(fitted):
 @given(st.lists(st.text(max_size=200), min_size=1, max_size=20))
 def test_any_unicode_batch_embeds_to_finite_unit_or_zero_rows(texts):
     emb = HashingEmbedder(dim=16, sketch_dim=64, pca_rows=50)
-    emb.fit(texts + ["anchor text so the fit has words"])
+    emb.fit([*texts, "anchor text so the fit has words"])
     x = emb.embed(texts)
     norms = np.linalg.norm(x, axis=1)
     assert x.shape == (len(texts), 16) and np.isfinite(x).all()
@@ -127,10 +129,15 @@ def test_embed_file_streams_and_records_provenance(tmp_path):
 
 def test_embed_file_keeps_columns_and_makes_row_ids(tmp_path):
     corpus = tmp_path / "c.csv"
-    pl.DataFrame({"body": ["alpha beta", "gamma delta", "beta gamma"], "lang": ["en"] * 3}).write_csv(corpus)
+    pl.DataFrame(
+        {"body": ["alpha beta", "gamma delta", "beta gamma"], "lang": ["en"] * 3}
+    ).write_csv(corpus)
     embed_file(corpus, tmp_path / "e.jsonl", text_col="body", keep_columns=["lang"])
     out = pl.read_ndjson(tmp_path / "e.jsonl")
-    assert out.get_column("id").to_list() == [0, 1, 2] and out.get_column("lang").to_list() == ["en"] * 3
+    assert (
+        out.get_column("id").to_list() == [0, 1, 2]
+        and out.get_column("lang").to_list() == ["en"] * 3
+    )
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,9 @@ def test_ragged_and_null_vectors_are_refused(tmp_path):
     with pytest.raises(SelectkitError, match="null entries"):
         _ = load_pool([inner]).embeddings
     nan = tmp_path / "nan.parquet"
-    pl.DataFrame({"id": [1, 2], "embedding": np.array([[1, 2], [np.nan, 1]], np.float32)}).write_parquet(nan)
+    pl.DataFrame(
+        {"id": [1, 2], "embedding": np.array([[1, 2], [np.nan, 1]], np.float32)}
+    ).write_parquet(nan)
     with pytest.raises(SelectkitError, match="NaN"):
         _ = load_pool([nan]).embeddings
 
@@ -109,7 +111,7 @@ def test_join_aligns_rows_by_id(tmp_path, digits):
     ids = [f"d{i}" for i in range(len(x))]
     pl.DataFrame({"id": ids, "embedding": x}).write_parquet(tmp_path / "emb.parquet")
     # labels table in reverse order with extra rows: rows must follow the first table
-    labels = pl.DataFrame({"id": ids[::-1] + ["extra"], "label": [*y[::-1].tolist(), 0]})
+    labels = pl.DataFrame({"id": [*ids[::-1], "extra"], "label": [*y[::-1].tolist(), 0]})
     labels.write_parquet(tmp_path / "lab.parquet")
     pool = load_pool([tmp_path / "emb.parquet", tmp_path / "lab.parquet"])
     assert pool.frame.get_column("label").to_list() == y.tolist()
@@ -138,7 +140,7 @@ def test_join_missing_ids_and_type_mismatch(tmp_path):
 def test_missing_column_names_the_command_that_makes_it(tmp_path):
     pl.DataFrame({"id": [1, 2], "text": ["a", "b"]}).write_parquet(tmp_path / "t.parquet")
     pool = load_pool([tmp_path / "t.parquet"])
-    with pytest.raises(SelectkitError, match="selectkit embed.*--embedding-col"):
+    with pytest.raises(SelectkitError, match=r"selectkit embed.*--embedding-col"):
         pool.require(["embedding"], "strategy 'kcenter'")
     pool = load_pool([tmp_path / "t.parquet"], columns=Columns(embedding="text"))
     assert pool.has("embedding")

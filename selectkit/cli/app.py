@@ -27,10 +27,13 @@ app = typer.Typer(
 )
 
 Output = Annotated[
-    str, typer.Option("-o", "--output", help="Output file (.parquet, .jsonl, .csv) or '-' for stdout.")
+    str,
+    typer.Option("-o", "--output", help="Output file (.parquet, .jsonl, .csv) or '-' for stdout."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
-Seed = Annotated[int, typer.Option("--seed", min=0, help="Seed for every random choice (recorded).")]
+Seed = Annotated[
+    int, typer.Option("--seed", min=0, help="Seed for every random choice (recorded).")
+]
 Threads = Annotated[
     Optional[int], typer.Option("--threads", min=1, help="BLAS threads (default: all cores).")
 ]
@@ -48,7 +51,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bars or notes.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="No progress bars or notes.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -60,23 +65,33 @@ def main(
 
 @app.command()
 def embed(
-    input: Annotated[str, typer.Argument(help="Corpus with a text column (.jsonl, .parquet, .csv, or - for stdin).")],
+    input: Annotated[
+        str,
+        typer.Argument(help="Corpus with a text column (.jsonl, .parquet, .csv, or - for stdin)."),
+    ],
     output: Output,
     embedder: Annotated[
-        str, typer.Option("--embedder", "-e", help="hashing (built-in, default), minilm or wordllama.")
+        str,
+        typer.Option("--embedder", "-e", help="hashing (built-in, default), minilm or wordllama."),
     ] = "hashing",
     dim: Annotated[
-        Optional[int], typer.Option("--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256).")
+        Optional[int],
+        typer.Option("--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256)."),
     ] = None,
     pooling: Annotated[
         str, typer.Option("--pooling", help="minilm token pooling: mean (default), cls or last.")
     ] = "mean",
     text_col: Annotated[str, typer.Option("--text-col", help="Column holding the text.")] = "text",
-    id_col: Annotated[str, typer.Option("--id-col", help="Id column (row numbers if absent).")] = "id",
+    id_col: Annotated[
+        str, typer.Option("--id-col", help="Id column (row numbers if absent).")
+    ] = "id",
     keep: Annotated[
-        Optional[list[str]], typer.Option("--keep", help="Also copy this column to the output (repeatable).")
+        Optional[list[str]],
+        typer.Option("--keep", help="Also copy this column to the output (repeatable)."),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per streamed batch.")] = 8192,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Rows per streamed batch.")
+    ] = 8192,
     fit_rows: Annotated[
         int, typer.Option("--fit-rows", min=1, help="hashing: fit IDF/PCA on the first N rows.")
     ] = 100_000,
@@ -97,9 +112,18 @@ def embed(
     check_json_stdout(as_json, output)
     prov = run(
         lambda: embed_file(
-            input, output, embedder=embedder, dim=dim, pooling=pooling, text_col=text_col,
-            id_col=id_col, input_format=input_format, batch_size=batch_size, fit_rows=fit_rows,
-            threads=threads, keep_columns=keep or (),
+            input,
+            output,
+            embedder=embedder,
+            dim=dim,
+            pooling=pooling,
+            text_col=text_col,
+            id_col=id_col,
+            input_format=input_format,
+            batch_size=batch_size,
+            fit_rows=fit_rows,
+            threads=threads,
+            keep_columns=keep or (),
         )
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="embed")
@@ -118,14 +142,16 @@ def _parse_params(items: list[str] | None) -> dict[str, str]:
 @app.command()
 def select(
     inputs: Annotated[
-        list[str], typer.Argument(help="Input tables, joined on the id column (first one fixes the rows).")
+        list[str],
+        typer.Argument(help="Input tables, joined on the id column (first one fixes the rows)."),
     ],
     output: Output,
     strategy: Annotated[
         str, typer.Option("--strategy", "-s", help="Strategy name; see `selectkit strategies`.")
     ],
     budget: Annotated[
-        str, typer.Option("--budget", "-b", help="Rows to pick: a count (1000), fraction (0.05) or 5%.")
+        str,
+        typer.Option("--budget", "-b", help="Rows to pick: a count (1000), fraction (0.05) or 5%."),
     ],
     seed: Seed = 0,
     param: Annotated[
@@ -133,10 +159,15 @@ def select(
         typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE (repeatable)."),
     ] = None,
     id_col: Annotated[str, typer.Option("--id-col", help="Id column.")] = "id",
-    embedding_col: Annotated[str, typer.Option("--embedding-col", help="Embedding column.")] = "embedding",
+    embedding_col: Annotated[
+        str, typer.Option("--embedding-col", help="Embedding column.")
+    ] = "embedding",
     label_col: Annotated[
         str,
-        typer.Option("--label-col", help="Label column (non-null = already labelled, never picked); 'none' ignores labels."),
+        typer.Option(
+            "--label-col",
+            help="Label column (non-null = already labelled, never picked); 'none' ignores labels.",
+        ),
     ] = "label",
     cluster_col: Annotated[str, typer.Option("--cluster-col", help="Cluster column.")] = "cluster",
     input_format: InputFormat = None,
@@ -158,17 +189,30 @@ def select(
     params = _parse_params(param)
     use_labels = label_col.lower() != "none"
     columns = Columns().with_overrides(
-        id=id_col, embedding=embedding_col, label=label_col if use_labels else None,
+        id=id_col,
+        embedding=embedding_col,
+        label=label_col if use_labels else None,
         cluster=cluster_col,
     )
     prov = run(
         lambda: select_files(
-            inputs, output, strategy=strategy, budget=budget, seed=seed, params=params,
-            columns=columns, input_format=input_format, use_labels=use_labels, threads=threads,
+            inputs,
+            output,
+            strategy=strategy,
+            budget=budget,
+            seed=seed,
+            params=params,
+            columns=columns,
+            input_format=input_format,
+            use_labels=use_labels,
+            threads=threads,
         )
     )
-    report({"output": output, "strategy": strategy, "seed": seed, **prov.metrics, **prov.timings},
-           as_json=as_json, title="select")
+    report(
+        {"output": output, "strategy": strategy, "seed": seed, **prov.metrics, **prov.timings},
+        as_json=as_json,
+        title="select",
+    )
 
 
 @app.command()
@@ -177,12 +221,15 @@ def apply(
     table: Annotated[str, typer.Argument(help="Any table holding the same ids (e.g. the corpus).")],
     output: Output,
     order: Annotated[
-        str, typer.Option("--order", help="rank (pick order, default) or original (the table's order).")
+        str,
+        typer.Option("--order", help="rank (pick order, default) or original (the table's order)."),
     ] = "rank",
     id_col: Annotated[str, typer.Option("--id-col", help="Id column in both tables.")] = "id",
     manifest_columns: Annotated[
         bool,
-        typer.Option("--manifest-columns/--no-manifest-columns", help="Append rank, score and weight."),
+        typer.Option(
+            "--manifest-columns/--no-manifest-columns", help="Append rank, score and weight."
+        ),
     ] = True,
     input_format: InputFormat = None,
     as_json: Json = False,
@@ -196,8 +243,13 @@ def apply(
     check_json_stdout(as_json, output)
     run(
         lambda: apply_manifest(
-            manifest, table, output, order=order, id_col=id_col,
-            with_manifest_columns=manifest_columns, input_format=input_format,
+            manifest,
+            table,
+            output,
+            order=order,
+            id_col=id_col,
+            with_manifest_columns=manifest_columns,
+            input_format=input_format,
         )
     )
     if as_json:
@@ -236,7 +288,9 @@ def _print_inspect(info: dict) -> None:
     if not prov:
         console.print("no selectkit provenance")
         return
-    console.print(f"made by: selectkit {prov['selectkit_version']} {prov['command']} (seed {prov['seed']})")
+    console.print(
+        f"made by: selectkit {prov['selectkit_version']} {prov['command']} (seed {prov['seed']})"
+    )
     table = Table("provenance", "value", title_justify="left")
     for key in ("params", "metrics", "timings"):
         for k, v in (prov.get(key) or {}).items():
@@ -283,9 +337,12 @@ def strategies(
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's outputs.")] = Path("selectkit-demo"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the demo's outputs.")] = Path(
+        "selectkit-demo"
+    ),
     corpus: Annotated[
-        Optional[str], typer.Option("--corpus", help="Corpus (default: bundled Rotten Tomatoes sample).")
+        Optional[str],
+        typer.Option("--corpus", help="Corpus (default: bundled Rotten Tomatoes sample)."),
     ] = None,
     budget: Annotated[int, typer.Option("--budget", min=1, help="Rows to pick.")] = 200,
     seed: Seed = 0,
@@ -314,11 +371,20 @@ def _print_demo(summary: dict) -> None:
         f"Embedded {summary['rows']} texts of {summary['corpus']} in {summary['embed_seconds']} s; "
         f"picked {summary['budget']} with seed {summary['seed']}."
     )
-    table = Table("strategy", "mean dist to nearest pick", "max dist", "seconds", "labels picked",
-                  title="Coverage of the corpus (lower distance = better coverage)", title_justify="left")
+    table = Table(
+        "strategy",
+        "mean dist to nearest pick",
+        "max dist",
+        "seconds",
+        "labels picked",
+        title="Coverage of the corpus (lower distance = better coverage)",
+        title_justify="left",
+    )
     for name, r in summary["selections"].items():
         labels = ", ".join(f"{k} {v}" for k, v in r.get("labels", {}).items())
-        table.add_row(name, f"{r['mean_distance']:.4f}", f"{r['max_distance']:.4f}", str(r["seconds"]), labels)
+        table.add_row(
+            name, f"{r['mean_distance']:.4f}", f"{r['max_distance']:.4f}", str(r["seconds"]), labels
+        )
     console.print(table)
     for name, path in summary["outputs"].items():
         console.print(f"  {name}: {path}")

@@ -273,15 +273,20 @@ def top_right_singular_vectors(x: np.ndarray, k: int, n_iter: int = 2) -> np.nda
     Signs are fixed so each vector's largest entry is positive (deterministic output).
     Cost: O(n * d * (k + 10) * n_iter); memory O((n + d) * (k + 10)).
     """
+    from threadpoolctl import threadpool_limits
+
     from selectkit.rng import derive_rng
 
     rng = derive_rng(0, "embed", "randomized-svd")
     omega = rng.standard_normal((x.shape[1], min(k + 10, x.shape[1]))).astype(x.dtype)
-    q, _ = np.linalg.qr(x @ omega)
-    for _ in range(n_iter):
-        q, _ = np.linalg.qr(x.T @ q)
-        q, _ = np.linalg.qr(x @ q)
-    _, _, vt = np.linalg.svd(q.T @ x, full_matrices=False)
+    # Threaded LAPACK QR/SVD on these thin matrices gains little and collapses (20x slower) when
+    # the cores are shared, so this step runs on one thread.
+    with threadpool_limits(limits=1):
+        q, _ = np.linalg.qr(x @ omega)
+        for _ in range(n_iter):
+            q, _ = np.linalg.qr(x.T @ q)
+            q, _ = np.linalg.qr(x @ q)
+        _, _, vt = np.linalg.svd(q.T @ x, full_matrices=False)
     vt = vt[:k]
     signs = np.sign(vt[np.arange(vt.shape[0]), np.abs(vt).argmax(axis=1)])
     return vt * signs[:, None]

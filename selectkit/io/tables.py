@@ -116,8 +116,8 @@ def read_table(
     empty, corrupt or duplicate-id input. Costs one read of the file plus one hashing pass.
     """
     path = str(path)
-    fmt = detect_format(path, input_format)
     _check_exists(path)
+    fmt = detect_format(path, input_format)
     arrays: dict[str, np.ndarray] = {}
     if path == STDIO:
         data = (stdin or sys.stdin.buffer).read()
@@ -224,8 +224,8 @@ def iter_batches(
     fingerprint filled in when the stream is exhausted.
     """
     path = str(path)
-    fmt = detect_format(path, input_format)
     _check_exists(path)
+    fmt = detect_format(path, input_format)
     if fmt == "npy":
         raise SelectkitError(f"'{path}' is a .npy matrix; this command needs a table with columns")
     source = Source(path=path, format=fmt)

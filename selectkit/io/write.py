@@ -137,7 +137,7 @@ class TableWriter:
                 self._parquet.add_key_value_metadata({METADATA_KEY: self.provenance.to_json()})
             self._parquet.close()
         elif self._text is None and self.output != STDIO:
-            open(self._tmp, "wb").close()  # noqa: SIM115
+            open(self._tmp, "wb").close()
 
 
 def write_table(
@@ -182,4 +182,3 @@ def _write_npy(frame: pl.DataFrame, output: str) -> None:
     matrix = as_matrix(frame.get_column(vectors[0]), output)
     with atomic_path(output) as tmp, open(tmp, "wb") as f:
         np.save(f, matrix)
-

@@ -50,7 +50,9 @@ def update_min_sq_dist(
         np.minimum(min_dist[start : start + m], d, out=min_dist[start : start + m])
 
 
-def min_sq_dist_to_set(x: np.ndarray, centers: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+def min_sq_dist_to_set(
+    x: np.ndarray, centers: np.ndarray, chunk_rows: int = CHUNK_ROWS
+) -> np.ndarray:
     """Squared distance of every row of ``x`` to its nearest row of ``centers`` (exact, faiss)."""
     index = faiss.IndexFlatL2(x.shape[1])
     index.add(np.ascontiguousarray(centers, dtype=np.float32))
@@ -115,7 +117,9 @@ def greedy_kcenter(
     needs=("embedding",),
     optional=("label",),
     params={
-        "metric": Param(str, "l2", "distance: l2, or cosine (rows L2-normalised first)", ("l2", "cosine")),
+        "metric": Param(
+            str, "l2", "distance: l2, or cosine (rows L2-normalised first)", ("l2", "cosine")
+        ),
     },
     cost="O(n*d*budget) time, O(n) extra memory; labelled rows cost one exact kNN pass.",
 )

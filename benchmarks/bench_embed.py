@@ -1,0 +1,330 @@
+"""Throughput and memory of selectkit's default (hashing) embedder, with scikit-learn as a peer.
+
+Measures, in one run and one environment:
+
+  (a) in memory: ``HashingEmbedder(dim=256).fit(texts)`` time and ``.embed(texts)`` docs/s on
+      ``--inmem-docs`` short texts (median of ``--repeats`` runs), interleaved with the peer
+      ``HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5))`` + ``HashingVectorizer(
+      analyzer="word", ngram_range=(1, 2))`` ``.transform`` on the same texts; and, as a second
+      peer that yields the same kind of output (dense 256-d), the scikit-learn LSA pipeline
+      hashing + TfidfTransformer + TruncatedSVD(256) (fit on the same 10k rows selectkit's PCA
+      uses, then transform).
+  (b) end to end: ``selectkit embed corpus.jsonl -o out.parquet`` in a child process on JSONL
+      corpora of each ``--sizes`` docs: wall time, docs/s, the fit/embed split the CLI reports,
+      and the child's exact peak RSS (``os.wait4`` rusage) plus a sampled RSS trace.
+
+Short texts come from data_samples/rotten_tomatoes.jsonl (``text`` < 300 chars), repeated with a
+row-number suffix so that every text differs.
+
+    .venv/bin/python benchmarks/bench_embed.py                   # full: 10k, 100k, 1M
+    .venv/bin/python benchmarks/bench_embed.py --sizes 10000,100000 --repeats 3   # quick
+
+Results: a table on stdout and benchmarks/out/bench_embed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+
+TARGET_DOCS_PER_S = 5000.0
+
+
+def base_texts() -> list[str]:
+    import polars as pl
+
+    df = pl.read_ndjson(C.REPO / "data_samples" / "rotten_tomatoes.jsonl")
+    return [t for t in df.get_column("text").to_list() if t is not None and len(t) < 300]
+
+
+def make_texts(n: int, base: list[str]) -> list[str]:
+    nb = len(base)
+    return [f"{base[i % nb]} {i}" for i in range(n)]
+
+
+def make_corpus(n: int, base: list[str], folder: Path) -> Path:
+    """JSONL with ``id`` (int) and ``text``; cached by size."""
+    import polars as pl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"corpus_{n}.jsonl"
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    tmp = path.with_suffix(".jsonl.tmp")
+    chunk = 200_000
+    with open(tmp, "wb") as fh:
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            nb = len(base)
+            pl.DataFrame(
+                {
+                    "id": pl.Series("id", range(start, stop), dtype=pl.Int64),
+                    "text": [f"{base[i % nb]} {i}" for i in range(start, stop)],
+                }
+            ).write_ndjson(fh)
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------- (a) in memory
+
+
+def bench_inmem(n_docs: int, repeats: int, threads: int | None) -> dict:
+    import numpy as np
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from threadpoolctl import threadpool_limits
+
+    from selectkit.embed.hashing import HashingEmbedder
+
+    texts = make_texts(n_docs, base_texts())
+    n_chars = sum(len(t) for t in texts)
+    hv_char = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5))
+    hv_word = HashingVectorizer(analyzer="word", ngram_range=(1, 2))
+
+    def sk_transform():
+        a = hv_char.transform(texts)
+        b = hv_word.transform(texts)
+        return a, b
+
+    fit_s, embed_s, sk_s = [], [], []
+    model = None
+    with threadpool_limits(limits=threads):
+        # warm-up (imports, allocator, caches) -- not timed
+        HashingEmbedder(dim=256).fit(texts[:2000]).embed(texts[:2000])
+        sk_transform()
+        for r in range(repeats):
+            t = time.perf_counter()
+            model = HashingEmbedder(dim=256).fit(texts)
+            fit_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            X = model.embed(texts)
+            embed_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            a, b = sk_transform()
+            sk_s.append(time.perf_counter() - t)
+            print(
+                f"  in-memory run {r + 1}/{repeats}: selectkit fit {fit_s[-1]:.2f} s, "
+                f"embed {embed_s[-1]:.2f} s; sklearn hashing transform {sk_s[-1]:.2f} s",
+                flush=True,
+            )
+        assert X.shape == (n_docs, 256) and X.dtype == np.float32
+        # Second peer: the sklearn LSA pipeline producing dense 256-d vectors like selectkit.
+        lsa_fit, lsa_tr = [], []
+        for _ in range(max(1, min(3, repeats))):
+            t = time.perf_counter()
+            hw = hv_word.transform(texts[:10_000])
+            hc = hv_char.transform(texts[:10_000])
+            tf_w = TfidfTransformer().fit(hv_word.transform(texts))
+            tf_c = TfidfTransformer().fit(hv_char.transform(texts))
+            from scipy.sparse import hstack
+
+            svd = TruncatedSVD(256, algorithm="randomized", n_iter=2, random_state=0)
+            svd.fit(hstack([tf_w.transform(hw), tf_c.transform(hc)]).tocsr())
+            lsa_fit.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            Y = svd.transform(
+                hstack([tf_w.transform(hv_word.transform(texts)), tf_c.transform(hv_char.transform(texts))]).tocsr()
+            )
+            Y /= np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12)
+            lsa_tr.append(time.perf_counter() - t)
+        assert Y.shape == (n_docs, 256)
+
+    med = C.median
+    res = {
+        "docs": n_docs,
+        "chars": n_chars,
+        "repeats": repeats,
+        "threads": threads,
+        "selectkit_fit_s": fit_s,
+        "selectkit_embed_s": embed_s,
+        "sklearn_hashing_transform_s": sk_s,
+        "sklearn_lsa_fit_s": lsa_fit,
+        "sklearn_lsa_transform_s": lsa_tr,
+        "selectkit_fit_median_s": med(fit_s),
+        "selectkit_embed_median_s": med(embed_s),
+        "selectkit_docs_per_s": n_docs / med(embed_s),
+        "sklearn_hashing_docs_per_s": n_docs / med(sk_s),
+        "sklearn_lsa_fit_median_s": med(lsa_fit),
+        "sklearn_lsa_docs_per_s": n_docs / med(lsa_tr),
+    }
+    res["ratio_selectkit_over_sklearn_hashing"] = res["selectkit_docs_per_s"] / res["sklearn_hashing_docs_per_s"]
+    res["ratio_selectkit_over_sklearn_lsa"] = res["selectkit_docs_per_s"] / res["sklearn_lsa_docs_per_s"]
+    return res
+
+
+# --------------------------------------------------------------------------- (b) end to end
+
+
+def rss_at_fractions(trace: list, fractions=(0.25, 0.5, 0.75, 1.0)) -> list[float]:
+    """Sampled RSS (MiB) at the given fractions of the run's duration."""
+    if not trace:
+        return []
+    end = trace[-1][0]
+    out = []
+    for f in fractions:
+        t = f * end
+        out.append(min(trace, key=lambda p: abs(p[0] - t))[1])
+    return out
+
+
+def bench_e2e(sizes: list[int], repeats_small: int, repeats_large: int, timeout: float,
+              threads: int | None, data_dir: Path) -> list[dict]:
+    base = base_texts()
+    rows = []
+    for n in sizes:
+        t = time.perf_counter()
+        corpus = make_corpus(n, base, data_dir)
+        print(f"  corpus {n:,} docs: {corpus} ({corpus.stat().st_size / 2**20:.0f} MiB, "
+              f"made/cached in {time.perf_counter() - t:.1f} s)", flush=True)
+        out = data_dir / f"emb_{n}.parquet"
+        reps = repeats_small if n <= 100_000 else repeats_large
+        runs = []
+        for r in range(reps):
+            if out.exists():
+                out.unlink()
+            cmd = [*C.selectkit_exe(), "-q", "embed", str(corpus), "-o", str(out), "--json"]
+            if threads:
+                cmd += ["--threads", str(threads)]
+            load0 = os.getloadavg()[0]
+            res = C.run_child(cmd, timeout=timeout)
+            res["loadavg_before"] = load0
+            res["loadavg_after"] = os.getloadavg()[0]
+            if res["rc"] != 0:
+                print(f"  FAILED rc={res['rc']} timed_out={res['timed_out']}\n{res['stderr'][-2000:]}")
+                runs.append(res)
+                break
+            summary = json.loads(res["stdout"])
+            res["summary"] = summary
+            res["out_mib"] = out.stat().st_size / 2**20
+            res["rss_at_25_50_75_100pct"] = rss_at_fractions(res["rss_trace"])
+            runs.append(res)
+            print(
+                f"  embed {n:,} run {r + 1}/{reps}: wall {res['wall_s']:.1f} s "
+                f"(fit {summary.get('fit_s', float('nan')):.1f} s, embed {summary.get('embed_s', float('nan')):.1f} s), "
+                f"peak RSS {res['peak_rss_mib']:.0f} MiB, load {load0:.1f}->{res['loadavg_after']:.1f}",
+                flush=True,
+            )
+        ok = [r for r in runs if r["rc"] == 0]
+        if out.exists():
+            out.unlink()
+        row = {"docs": n, "runs": [{k: v for k, v in r.items() if k != "stdout"} for r in runs], "ok": bool(ok)}
+        if ok:
+            wall = C.median([r["wall_s"] for r in ok])
+            row.update(
+                wall_s=wall,
+                docs_per_s_wall=n / wall,
+                fit_s=C.median([r["summary"]["fit_s"] for r in ok]),
+                embed_s=C.median([r["summary"]["embed_s"] for r in ok]),
+                docs_per_s_embed=C.median([r["summary"]["docs_per_s"] for r in ok]),
+                peak_rss_mib=max(r["peak_rss_mib"] for r in ok),
+                peak_rss_mib_runs=[r["peak_rss_mib"] for r in ok],
+                rss_at_25_50_75_100pct=ok[-1]["rss_at_25_50_75_100pct"],
+                out_mib=ok[-1]["out_mib"],
+                n_runs=len(ok),
+            )
+        rows.append(row)
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="end-to-end corpus sizes")
+    ap.add_argument("--inmem-docs", type=int, default=20_000)
+    ap.add_argument("--repeats", type=int, default=5, help="in-memory repeats (median)")
+    ap.add_argument("--e2e-repeats", type=int, default=3, help="end-to-end repeats for <= 100k docs")
+    ap.add_argument("--e2e-repeats-large", type=int, default=1, help="end-to-end repeats above 100k")
+    ap.add_argument("--threads", type=int, default=None, help="BLAS threads for both (default: all)")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per child run")
+    ap.add_argument("--data-dir", type=Path, default=C.OUT / "data")
+    ap.add_argument("--skip-inmem", action="store_true")
+    ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--name", default="bench_embed", help="JSON result name under benchmarks/out/")
+    args = ap.parse_args()
+
+    rep = C.env_report()
+    print("== bench_embed: selectkit HashingEmbedder vs scikit-learn HashingVectorizer ==")
+    C.print_env(rep)
+    print(f"load average at start: {os.getloadavg()}")
+    payload: dict = {"env": rep, "args": {k: str(v) for k, v in vars(args).items()}}
+
+    if not args.skip_inmem:
+        print(f"\n-- (a) in memory, {args.inmem_docs:,} docs, median of {args.repeats} --", flush=True)
+        payload["inmem"] = im = bench_inmem(args.inmem_docs, args.repeats, args.threads)
+        C.write_json(args.name, payload)
+
+    if not args.skip_e2e:
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+        print(f"\n-- (b) end to end `selectkit embed` on {sizes} docs --", flush=True)
+        payload["e2e"] = bench_e2e(sizes, args.e2e_repeats, args.e2e_repeats_large, args.timeout,
+                                   args.threads, args.data_dir)
+    payload["loadavg_end"] = os.getloadavg()
+    C.write_json(args.name, payload)
+
+    # ------------------------------------------------------------------ report
+    print("\n== results ==")
+    C.print_env(rep)
+    if "inmem" in payload:
+        im = payload["inmem"]
+        print(f"\n(a) in memory, {im['docs']:,} docs ({im['chars'] / im['docs']:.0f} chars/doc), "
+              f"median of {im['repeats']}:")
+        print(C.table(
+            ["method", "fit s", "transform s", "docs/s", "selectkit / peer"],
+            [
+                ["selectkit HashingEmbedder(dim=256)", im["selectkit_fit_median_s"],
+                 im["selectkit_embed_median_s"], im["selectkit_docs_per_s"], 1.0],
+                ["sklearn HashingVectorizer char_wb(3,5)+word(1,2)", 0.0,
+                 im["docs"] / im["sklearn_hashing_docs_per_s"], im["sklearn_hashing_docs_per_s"],
+                 im["ratio_selectkit_over_sklearn_hashing"]],
+                ["sklearn LSA: hashing+tfidf+TruncatedSVD(256)", im["sklearn_lsa_fit_median_s"],
+                 im["docs"] / im["sklearn_lsa_docs_per_s"], im["sklearn_lsa_docs_per_s"],
+                 im["ratio_selectkit_over_sklearn_lsa"]],
+            ],
+        ))
+        ok = im["selectkit_docs_per_s"] >= TARGET_DOCS_PER_S
+        print(f"target >= {TARGET_DOCS_PER_S:,.0f} docs/s (embed, in memory): "
+              f"{'MET' if ok else 'NOT MET'} ({im['selectkit_docs_per_s']:,.0f})")
+    if "e2e" in payload:
+        print("\n(b) end to end `selectkit embed corpus.jsonl -o out.parquet` (child process):")
+        rows = []
+        for r in payload["e2e"]:
+            if not r["ok"]:
+                rows.append([r["docs"], "FAILED", None, None, None, None, None, None])
+                continue
+            rows.append([
+                r["docs"], r["wall_s"], r["fit_s"], r["embed_s"], r["docs_per_s_wall"],
+                r["docs_per_s_embed"], r["peak_rss_mib"],
+                " / ".join(f"{x:.0f}" for x in r["rss_at_25_50_75_100pct"]),
+            ])
+        print(C.table(
+            ["docs", "wall s", "fit s", "embed s", "docs/s (wall)", "docs/s (embed phase)",
+             "peak RSS MiB", "RSS at 25/50/75/100% of run"],
+            rows,
+        ))
+        by_n = {r["docs"]: r for r in payload["e2e"] if r["ok"]}
+        for r in by_n.values():
+            ok = r["docs_per_s_wall"] >= TARGET_DOCS_PER_S
+            print(f"  {r['docs']:>9,} docs: {r['docs_per_s_wall']:,.0f} docs/s wall-clock -> target "
+                  f">= {TARGET_DOCS_PER_S:,.0f}: {'MET' if ok else 'NOT MET'}")
+        if 100_000 in by_n and 1_000_000 in by_n:
+            a, b = by_n[100_000]["peak_rss_mib"], by_n[1_000_000]["peak_rss_mib"]
+            growth = b / a - 1
+            verdict = "FLAT (< 10% growth)" if growth < 0.10 else "GROWS"
+            print(f"  peak RSS 100k -> 1M: {a:.0f} -> {b:.0f} MiB ({growth:+.1%}): {verdict}")
+            payload["peak_rss_growth_100k_to_1m"] = growth
+            C.write_json(args.name, payload)
+    print(f"\nload average at end: {payload['loadavg_end']}")
+    print(f"JSON: {C.OUT / (args.name + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""The shared checks every registered strategy must pass (like scikit-learn's estimator checks).
+
+A new strategy gets these for free by registering; it also needs its own test module
+``tests/test_strategy_<name>.py`` that mentions every one of its parameters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from selectkit import Pool, SelectkitError, list_strategies, select
+from selectkit.pool import Columns
+
+STRATEGIES = [s.name for s in list_strategies()]
+TESTS = Path(__file__).parent
+
+
+def pool_of(frame: pl.DataFrame) -> Pool:
+    return Pool(frame=frame, columns=Columns())
+
+
+@pytest.fixture(scope="module")
+def pool(full_frame) -> Pool:
+    return pool_of(full_frame)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_budget_respected_no_duplicates(pool, name):
+    manifest, sel = select(pool, name, 37, seed=1)
+    assert manifest.height == 37 and sel.indices.size == 37
+    assert manifest.get_column("id").n_unique() == 37
+    assert manifest.get_column("rank").to_list() == list(range(37))
+    assert set(manifest.columns) >= {"id", "rank", "score", "weight"}
+    assert manifest.schema["score"] == pl.Float64 and manifest.schema["weight"] == pl.Float64
+    assert (manifest.get_column("weight") > 0).all()
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_same_seed_same_manifest(pool, name):
+    a, _ = select(pool, name, "5%", seed=11)
+    b, _ = select(pool, name, "5%", seed=11)
+    assert a.equals(b)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_fraction_and_count_budgets_agree(pool, name):
+    a, _ = select(pool, name, "10%", seed=2)
+    b, _ = select(pool, name, round(0.1 * len(pool)), seed=2)
+    assert a.equals(b)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_one_row_pool_and_budget_equal_to_pool(full_frame, name):
+    one = pool_of(full_frame.head(1))
+    manifest, _ = select(one, name, 1, seed=0)
+    assert manifest.get_column("id").to_list() == [full_frame.get_column("id")[0]]
+    small = pool_of(full_frame.head(25))
+    manifest, _ = select(small, name, "100%", seed=0)
+    assert sorted(manifest.get_column("id").to_list()) == sorted(
+        full_frame.head(25)["id"].to_list()
+    )
+    with pytest.raises(SelectkitError, match="larger than the pool"):
+        select(small, name, 26, seed=0)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_labelled_rows_are_never_picked(full_frame, name):
+    labels = pl.Series("label", [0 if i % 3 else None for i in range(full_frame.height)], pl.Int64)
+    pool = pool_of(full_frame.with_columns(labels))
+    _manifest, sel = select(pool, name, 40, seed=0)
+    assert not pool.labelled_mask[sel.indices].any()
+    with pytest.raises(SelectkitError, match="larger than the pool"):
+        select(pool, name, int((~pool.labelled_mask).sum()) + 1, seed=0)
+    all_labelled = pool_of(full_frame.with_columns(pl.lit(1).alias("label")))
+    with pytest.raises(SelectkitError, match="--label-col none"):
+        select(all_labelled, name, 1, seed=0)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_missing_needed_column_is_refused_before_work(full_frame, name):
+    spec = next(s for s in list_strategies() if s.name == name)
+    for role in spec.needs:
+        pool = pool_of(full_frame.drop(Columns().name(role)))
+        with pytest.raises(SelectkitError, match=f"needs column '{Columns().name(role)}'"):
+            select(pool, name, 5, seed=0)
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_parameter_choice_runs(pool, name):
+    spec = next(s for s in list_strategies() if s.name == name)
+    for pname, param in spec.params.items():
+        for value in param.choices or (param.default,):
+            manifest, _ = select(pool, name, 10, seed=0, params={pname: value})
+            assert manifest.height == 10
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_every_parameter_has_a_test(name):
+    spec = next(s for s in list_strategies() if s.name == name)
+    own = TESTS / f"test_strategy_{name}.py"
+    assert own.exists(), f"strategy {name!r} needs its own tests in {own.name}"
+    text = own.read_text()
+    for pname in spec.params:
+        assert pname in text, f"parameter {pname!r} of {name!r} is not exercised in {own.name}"
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_unknown_parameter_is_usage_error(pool, name):
+    from selectkit.errors import SelectkitUsageError
+
+    with pytest.raises(SelectkitUsageError, match="has no parameter"):
+        select(pool, name, 5, params={"no_such_param": 1})
+
+
+def test_registry_lists_builtins():
+    assert {"random", "kcenter"} <= set(STRATEGIES)
+
+
+def test_numpy_pool_api(digits):
+    x, _ = digits
+    manifest, sel = select(Pool.from_arrays(x), "kcenter", 10, seed=0)
+    assert manifest.get_column("id").to_list() == sel.indices.tolist()
+    assert np.isfinite(manifest.get_column("score").drop_nulls().to_numpy()).all()
