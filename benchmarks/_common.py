@@ -7,6 +7,7 @@ one child, not a sampled value) is not polluted by the parent or by other runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -111,15 +112,22 @@ def run_child(
     env: dict[str, str] | None = None,
     sample_every: float = 0.25,
 ) -> dict[str, Any]:
-    """Run ``cmd``; return wall time, exact peak RSS (wait4), a sampled RSS trace, output, rc.
+    """Run ``cmd``; return wall time, exact peak RSS, a sampled RSS trace, output and rc.
 
-    The child gets its own process group and is killed (SIGKILL to the group) after ``timeout``.
+    The command runs under ``_launch.py`` (see there why), in its own process group, and is
+    killed (SIGKILL to the group) after ``timeout`` seconds. ``peak_rss_mib`` is the kernel's
+    high-water mark of the command's resident memory (``ru_maxrss`` via ``os.wait4``).
     """
+    import tempfile
+
     import psutil
 
+    fd, res_path = tempfile.mkstemp(prefix="bench-rusage-", suffix=".json")
+    os.close(fd)
+    full = [sys.executable, str(HERE / "_launch.py"), res_path, "--", *cmd]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cmd,
+        full,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -133,49 +141,49 @@ def run_child(
     t_out.start()
     t_err.start()
 
-    trace: list[tuple[float, float]] = []  # (seconds since start, RSS MiB)
-    stop = threading.Event()
-    timed_out = threading.Event()
-
-    def sampler() -> None:
-        try:
-            ps = psutil.Process(proc.pid)
-        except psutil.Error:
-            return
-        while not stop.is_set():
+    trace: list[tuple[float, float]] = []  # (seconds since start, RSS MiB of the command)
+    timed_out = False
+    try:
+        launcher = psutil.Process(proc.pid)
+    except psutil.Error:
+        launcher = None
+    while proc.poll() is None:
+        elapsed = time.perf_counter() - t0
+        if elapsed > timeout:
+            timed_out = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            break
+        if launcher is not None:
             try:
-                rss = ps.memory_info().rss
+                rss = sum(c.memory_info().rss for c in launcher.children(recursive=True))
+                if rss:
+                    trace.append((round(elapsed, 2), round(rss / 2**20, 1)))
             except psutil.Error:
-                return
-            trace.append((round(time.perf_counter() - t0, 2), round(rss / 2**20, 1)))
-            elapsed = time.perf_counter() - t0
-            if elapsed > timeout:
-                timed_out.set()
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                return
-            stop.wait(sample_every)
-
-    t_s = threading.Thread(target=sampler, daemon=True)
-    t_s.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+                pass
+        time.sleep(sample_every)
+    proc.wait()
     wall = time.perf_counter() - t0
-    stop.set()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    t_s.join()
     t_out.join()
     t_err.join()
+    try:
+        with open(res_path) as fh:
+            usage = json.load(fh)
+    except (OSError, ValueError):
+        usage = {"rc": proc.returncode, "wall_s": wall, "peak_rss_mib": float("nan"),
+                 "user_s": float("nan"), "sys_s": float("nan")}
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(res_path)
     return {
         "cmd": cmd,
-        "rc": proc.returncode,
-        "timed_out": timed_out.is_set(),
-        "wall_s": wall,
-        "peak_rss_mib": usage.ru_maxrss / 1024.0,  # Linux: KiB
+        "rc": -9 if timed_out else usage["rc"],
+        "timed_out": timed_out,
+        "wall_s": usage["wall_s"] if not timed_out else wall,
+        "peak_rss_mib": usage["peak_rss_mib"],
         "sampled_peak_rss_mib": max((r for _, r in trace), default=float("nan")),
-        "user_s": usage.ru_utime,
-        "sys_s": usage.ru_stime,
+        "user_s": usage["user_s"],
+        "sys_s": usage["sys_s"],
         "rss_trace": trace,
         "stdout": "".join(out_chunks),
         "stderr": "".join(err_chunks),

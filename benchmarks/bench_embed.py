@@ -2,13 +2,12 @@
 
 Measures, in one run and one environment:
 
-  (a) in memory: ``HashingEmbedder(dim=256).fit(texts)`` time and ``.embed(texts)`` docs/s on
-      ``--inmem-docs`` short texts (median of ``--repeats`` runs), interleaved with the peer
-      ``HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5))`` + ``HashingVectorizer(
-      analyzer="word", ngram_range=(1, 2))`` ``.transform`` on the same texts; and, as a second
-      peer that yields the same kind of output (dense 256-d), the scikit-learn LSA pipeline
-      hashing + TfidfTransformer + TruncatedSVD(256) (fit on the same 10k rows selectkit's PCA
-      uses, then transform).
+  (a) in memory (in a child process): ``HashingEmbedder(dim=256).fit(texts)`` time and
+      ``.embed(texts)`` docs/s on ``--inmem-docs`` short texts (median of ``--repeats`` runs),
+      interleaved run by run with the peer ``HashingVectorizer(analyzer="char_wb",
+      ngram_range=(3, 5))`` + ``HashingVectorizer(analyzer="word", ngram_range=(1, 2))``
+      ``.transform`` on the same texts (a sparse 2**20-wide output, no fit, no IDF, no
+      projection: a reference for the tokenising + hashing cost only).
   (b) end to end: ``selectkit embed corpus.jsonl -o out.parquet`` in a child process on JSONL
       corpora of each ``--sizes`` docs: wall time, docs/s, the fit/embed split the CLI reports,
       and the child's exact peak RSS (``os.wait4`` rusage) plus a sampled RSS trace.
@@ -79,8 +78,7 @@ def make_corpus(n: int, base: list[str], folder: Path) -> Path:
 
 def bench_inmem(n_docs: int, repeats: int, threads: int | None) -> dict:
     import numpy as np
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.feature_extraction.text import HashingVectorizer
     from threadpoolctl import threadpool_limits
 
     from selectkit.embed.hashing import HashingEmbedder
@@ -95,48 +93,31 @@ def bench_inmem(n_docs: int, repeats: int, threads: int | None) -> dict:
         b = hv_word.transform(texts)
         return a, b
 
-    fit_s, embed_s, sk_s = [], [], []
+    fit_s, embed_s, sk_s, fit_cpu, embed_cpu = [], [], [], [], []
     model = None
     with threadpool_limits(limits=threads):
         # warm-up (imports, allocator, caches) -- not timed
         HashingEmbedder(dim=256).fit(texts[:2000]).embed(texts[:2000])
         sk_transform()
         for r in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             model = HashingEmbedder(dim=256).fit(texts)
             fit_s.append(time.perf_counter() - t)
-            t = time.perf_counter()
+            fit_cpu.append(time.process_time() - c)
+            t, c = time.perf_counter(), time.process_time()
             X = model.embed(texts)
             embed_s.append(time.perf_counter() - t)
+            embed_cpu.append(time.process_time() - c)
             t = time.perf_counter()
             a, b = sk_transform()
             sk_s.append(time.perf_counter() - t)
             print(
-                f"  in-memory run {r + 1}/{repeats}: selectkit fit {fit_s[-1]:.2f} s, "
-                f"embed {embed_s[-1]:.2f} s; sklearn hashing transform {sk_s[-1]:.2f} s",
+                f"  in-memory run {r + 1}/{repeats}: selectkit fit {fit_s[-1]:.2f} s "
+                f"(cpu {fit_cpu[-1]:.2f}), embed {embed_s[-1]:.2f} s (cpu {embed_cpu[-1]:.2f}); "
+                f"sklearn hashing transform {sk_s[-1]:.2f} s; load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
         assert X.shape == (n_docs, 256) and X.dtype == np.float32
-        # Second peer: the sklearn LSA pipeline producing dense 256-d vectors like selectkit.
-        lsa_fit, lsa_tr = [], []
-        for _ in range(max(1, min(3, repeats))):
-            t = time.perf_counter()
-            hw = hv_word.transform(texts[:10_000])
-            hc = hv_char.transform(texts[:10_000])
-            tf_w = TfidfTransformer().fit(hv_word.transform(texts))
-            tf_c = TfidfTransformer().fit(hv_char.transform(texts))
-            from scipy.sparse import hstack
-
-            svd = TruncatedSVD(256, algorithm="randomized", n_iter=2, random_state=0)
-            svd.fit(hstack([tf_w.transform(hw), tf_c.transform(hc)]).tocsr())
-            lsa_fit.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            Y = svd.transform(
-                hstack([tf_w.transform(hv_word.transform(texts)), tf_c.transform(hv_char.transform(texts))]).tocsr()
-            )
-            Y /= np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12)
-            lsa_tr.append(time.perf_counter() - t)
-        assert Y.shape == (n_docs, 256)
 
     med = C.median
     res = {
@@ -147,17 +128,15 @@ def bench_inmem(n_docs: int, repeats: int, threads: int | None) -> dict:
         "selectkit_fit_s": fit_s,
         "selectkit_embed_s": embed_s,
         "sklearn_hashing_transform_s": sk_s,
-        "sklearn_lsa_fit_s": lsa_fit,
-        "sklearn_lsa_transform_s": lsa_tr,
+        "selectkit_fit_cpu_s": fit_cpu,
+        "selectkit_embed_cpu_s": embed_cpu,
         "selectkit_fit_median_s": med(fit_s),
         "selectkit_embed_median_s": med(embed_s),
         "selectkit_docs_per_s": n_docs / med(embed_s),
         "sklearn_hashing_docs_per_s": n_docs / med(sk_s),
-        "sklearn_lsa_fit_median_s": med(lsa_fit),
-        "sklearn_lsa_docs_per_s": n_docs / med(lsa_tr),
+        "loadavg_after": os.getloadavg(),
     }
     res["ratio_selectkit_over_sklearn_hashing"] = res["selectkit_docs_per_s"] / res["sklearn_hashing_docs_per_s"]
-    res["ratio_selectkit_over_sklearn_lsa"] = res["selectkit_docs_per_s"] / res["sklearn_lsa_docs_per_s"]
     return res
 
 
@@ -248,7 +227,14 @@ def main() -> int:
     ap.add_argument("--skip-inmem", action="store_true")
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--name", default="bench_embed", help="JSON result name under benchmarks/out/")
+    ap.add_argument("--worker-inmem", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+
+    if args.worker_inmem is not None:  # child process for (a)
+        res = bench_inmem(args.inmem_docs, args.repeats, args.threads)
+        res["blas"] = C.blas_info()
+        args.worker_inmem.write_text(json.dumps(res))
+        return 0
 
     rep = C.env_report()
     print("== bench_embed: selectkit HashingEmbedder vs scikit-learn HashingVectorizer ==")
@@ -258,7 +244,21 @@ def main() -> int:
 
     if not args.skip_inmem:
         print(f"\n-- (a) in memory, {args.inmem_docs:,} docs, median of {args.repeats} --", flush=True)
-        payload["inmem"] = im = bench_inmem(args.inmem_docs, args.repeats, args.threads)
+        res_path = C.OUT / f".{args.name}-inmem.json"
+        C.OUT.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, __file__, "--worker-inmem", str(res_path),
+               "--inmem-docs", str(args.inmem_docs), "--repeats", str(args.repeats)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        run = C.run_child(cmd, timeout=args.timeout)
+        print(run["stdout"], end="")
+        if run["rc"] != 0:
+            print(f"in-memory worker failed rc={run['rc']}:\n{run['stderr'][-3000:]}")
+        else:
+            im = json.loads(res_path.read_text())
+            res_path.unlink()
+            im["worker_peak_rss_mib"] = run["peak_rss_mib"]
+            payload["inmem"] = im
         C.write_json(args.name, payload)
 
     if not args.skip_e2e:
@@ -275,7 +275,7 @@ def main() -> int:
     if "inmem" in payload:
         im = payload["inmem"]
         print(f"\n(a) in memory, {im['docs']:,} docs ({im['chars'] / im['docs']:.0f} chars/doc), "
-              f"median of {im['repeats']}:")
+              f"median of {im['repeats']} (fit runs: {', '.join(f'{x:.1f}' for x in im['selectkit_fit_s'])} s):")
         print(C.table(
             ["method", "fit s", "transform s", "docs/s", "selectkit / peer"],
             [
@@ -284,9 +284,6 @@ def main() -> int:
                 ["sklearn HashingVectorizer char_wb(3,5)+word(1,2)", 0.0,
                  im["docs"] / im["sklearn_hashing_docs_per_s"], im["sklearn_hashing_docs_per_s"],
                  im["ratio_selectkit_over_sklearn_hashing"]],
-                ["sklearn LSA: hashing+tfidf+TruncatedSVD(256)", im["sklearn_lsa_fit_median_s"],
-                 im["docs"] / im["sklearn_lsa_docs_per_s"], im["sklearn_lsa_docs_per_s"],
-                 im["ratio_selectkit_over_sklearn_lsa"]],
             ],
         ))
         ok = im["selectkit_docs_per_s"] >= TARGET_DOCS_PER_S

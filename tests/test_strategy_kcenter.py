@@ -37,6 +37,78 @@ def test_matches_brute_force_on_digits(digits):
     assert np.isclose(np.sqrt(radius_sq), d_final, rtol=1e-4)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    n_blobs=st.integers(1, 12),
+    spread=st.sampled_from([0.3, 1.0, 3.0]),
+    labelled=st.integers(0, 5),
+    seed=st.integers(0, 1000),
+)
+def test_pruned_cover_picks_a_farthest_row_every_step(n_blobs, spread, labelled, seed):
+    """The triangle-inequality pruning is exact: replaying the picks in float64, every pick is a
+    farthest remaining row up to float32 rounding, on well-separated blobs (where
+    pruning skips most rows) and on overlapping ones; on well-conditioned data the picks equal
+    the brute-force greedy's exactly."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 10, (n_blobs, 4))
+    x = (centres[rng.integers(0, n_blobs, 150)] + rng.normal(0, spread, (150, 4))).astype(
+        np.float32
+    )
+    covered = np.zeros(150, dtype=bool)
+    covered[:labelled] = True
+    budget = 40
+    picks, gains, _ = greedy_kcenter(
+        x, budget, derive_rng(seed, "t"), selectable=~covered, covered=covered if labelled else None
+    )
+    x64 = x.astype(np.float64)
+    d = ((x64[:, None, :] - x64[None, :, :]) ** 2).sum(-1)
+    min_d = d[:labelled].min(axis=0) if labelled else d[picks[0]].copy()
+    taken = covered.copy()
+    taken[picks[0]] = not labelled
+    # float32 norm expansion: absolute error ~1e-7 of the squared spread of the data
+    tol = 1e-5 * ((x64 - x64.mean(axis=0)) ** 2).sum(1).max()
+    for i in range(0 if labelled else 1, budget):
+        best = np.where(taken, -1.0, min_d).max()
+        assert not taken[picks[i]]
+        assert min_d[picks[i]] >= best * (1 - 1e-4) - tol
+        assert abs(gains[i] - min_d[picks[i]]) <= 1e-4 * best + tol
+        taken[picks[i]] = True
+        min_d = np.minimum(min_d, d[picks[i]])
+    if n_blobs > 1 and not labelled:
+        ref = [int(picks[0])]
+        min_d = d[ref[0]].copy()
+        while len(ref) < budget:
+            masked = min_d.copy()
+            masked[ref] = -1
+            ref.append(int(np.argmax(masked)))
+            min_d = np.minimum(min_d, d[ref[-1]])
+        assert picks.tolist() == ref
+
+
+def test_pruning_skips_rows_on_separated_blobs():
+    rng = np.random.default_rng(0)
+    x = (
+        rng.normal(0, 100, (50, 8))[rng.integers(0, 50, 20000)] + rng.normal(0, 1, (20000, 8))
+    ).astype(np.float32)
+    from selectkit.strategies.kcenter import _Cover
+
+    visited = []
+    original = _Cover._update
+
+    def counting(self, rows, *args):
+        visited.append(
+            len(rows) if not isinstance(rows, slice) else len(range(*rows.indices(len(self.x))))
+        )
+        return original(self, rows, *args)
+
+    _Cover._update = counting
+    try:
+        greedy_kcenter(x, 200, derive_rng(0, "t"))
+    finally:
+        _Cover._update = original
+    assert sum(visited) < 0.2 * 200 * len(x)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     x=arrays(

@@ -1,0 +1,49 @@
+# Two commands on a fresh machine with only Python >= 3.10 and pip:
+#   make demo   - create .venv, install selectkit, run the whole pipeline on bundled real data
+#   make test   - create .venv, install selectkit with test extras, lint, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test test-models lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -U pip
+
+$(VENV)/.core: $(BIN)/python pyproject.toml
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(PIP) install -e '.[test]'
+	touch $@
+
+# torch 2.13.0 is pinned first: that CPU build installs offline here; an unpinned torch pulls
+# a multi-GB CUDA build.
+$(VENV)/.models: $(VENV)/.test
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[models]'
+	touch $@
+
+demo: $(VENV)/.core
+	$(BIN)/selectkit demo --out selectkit-demo
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check selectkit tests benchmarks scripts
+	$(BIN)/ruff format --check selectkit tests
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+test-models: $(VENV)/.models
+	$(BIN)/python -m pytest -q -m models
+
+bench: $(VENV)/.test
+	$(PIP) install -r benchmarks/requirements.txt
+	$(BIN)/python benchmarks/bench_embed.py
+	$(BIN)/python benchmarks/bench_kcenter.py
+
+clean:
+	rm -rf $(VENV) selectkit-demo .pytest_cache .hypothesis .ruff_cache
