@@ -281,7 +281,7 @@ def main() -> int:
             [
                 ["selectkit HashingEmbedder(dim=256)", im["selectkit_fit_median_s"],
                  im["selectkit_embed_median_s"], im["selectkit_docs_per_s"], 1.0],
-                ["sklearn HashingVectorizer char_wb(3,5)+word(1,2)", 0.0,
+                ["sklearn HashingVectorizer char_wb(3,5)+word(1,2)", None,
                  im["docs"] / im["sklearn_hashing_docs_per_s"], im["sklearn_hashing_docs_per_s"],
                  im["ratio_selectkit_over_sklearn_hashing"]],
             ],

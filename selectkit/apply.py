@@ -9,7 +9,7 @@ import polars as pl
 
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, iter_batches, read_table, write_table
-from selectkit.io.tables import Source
+from selectkit.io.tables import Source, check_row_number_ids
 
 ORDERS = ("rank", "original")
 MANIFEST_EXTRAS = ("rank", "score", "weight")
@@ -53,6 +53,7 @@ def apply_manifest(
     extras: list[str] | None = None
     for batch in batches:
         if id_col not in batch.columns:
+            check_row_number_ids(id_col, where, batch.columns)
             batch = batch.with_columns(
                 pl.Series(id_col, np.arange(offset, offset + batch.height, dtype=np.int64))
             )

@@ -384,3 +384,31 @@ def test_numpy_output_of_embed_is_refused_for_streams(cli, tmp_path, rt_small):
     r = cli("embed", rt_small, "-o", tmp_path / "e.npy")
     assert r.exit_code == 2 and ".parquet" in r.stderr
     assert np.__name__ == "numpy"
+
+
+def test_missing_named_id_column_is_an_error(cli, tmp_path, rt_small, rt_emb):
+    r = cli(
+        "select",
+        rt_emb,
+        "-s",
+        "random",
+        "-b",
+        "1",
+        "--id-col",
+        "doc_id",
+        "-o",
+        tmp_path / "m.parquet",
+    )
+    assert r.exit_code == 1 and "no id column 'doc_id'" in r.stderr
+    r = cli("embed", rt_small, "--id-col", "doc_id", "-o", tmp_path / "e.parquet")
+    assert r.exit_code == 1 and "no id column 'doc_id'" in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_provenance_records_the_command_line(tmp_path, rt_emb):
+    proc = run_shell(f"selectkit -q select {rt_emb} -s random -b 3 --seed 5 -o m.parquet", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    from selectkit.io import read_provenance
+
+    argv = read_provenance(tmp_path / "m.parquet")["argv"]
+    assert argv[:3] == ["selectkit", "-q", "select"] and "--seed" in argv

@@ -393,6 +393,9 @@ def _print_demo(summary: dict) -> None:
 
 def entrypoint() -> None:
     """Console-script entry point; usage errors from our layer exit 2 like Typer's own."""
+    from selectkit.io.provenance import set_invocation
+
+    set_invocation(["selectkit", *sys.argv[1:]])
     try:
         app()
     except SelectkitUsageError as exc:  # pragma: no cover - run() already handles these

@@ -14,7 +14,7 @@ from selectkit.console import progress_bar
 from selectkit.embed.hashing import HashingEmbedder
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches
-from selectkit.io.tables import check_unique_ids
+from selectkit.io.tables import check_row_number_ids, check_unique_ids
 from selectkit.pool import MADE_BY
 
 EMBEDDERS = {
@@ -130,6 +130,7 @@ def embed_file(
                 f"{where}: column '{text_col}' is null at row {row}; drop or fill those rows"
             )
         if id_col not in batch.columns:
+            check_row_number_ids(id_col, where, batch.columns)
             batch = batch.with_columns(
                 pl.Series(id_col, np.arange(offset, offset + batch.height, dtype=np.int64))
             )

@@ -16,6 +16,12 @@ from selectkit._version import __version__
 from selectkit.errors import SelectkitError
 
 METADATA_KEY = "selectkit"
+_invocation: dict[str, list[str] | None] = {"argv": None}
+
+
+def set_invocation(argv: list[str] | None) -> None:
+    """Record the command line (set by the CLI entry point) so artefacts can say how to rerun."""
+    _invocation["argv"] = list(argv) if argv is not None else None
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Provenance:
             "metrics": self.metrics,
             "timings": self.timings,
             "python": platform.python_version(),
+            **({"argv": _invocation["argv"]} if _invocation["argv"] else {}),
         }
 
     def to_json(self) -> str:

@@ -175,9 +175,23 @@ def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
     return matrix
 
 
+DEFAULT_ID = "id"
+
+
+def check_row_number_ids(id_col: str, where: str, columns: list[str]) -> None:
+    """A table without the default id column gets row numbers; a named one must exist."""
+    if id_col != DEFAULT_ID:
+        raise SelectkitError(
+            f"{where} has no id column '{id_col}' (its columns: {', '.join(columns)}); "
+            "name an existing column with --id-col, or drop --id-col to use row numbers"
+        )
+
+
 def ensure_ids(frame: pl.DataFrame, id_col: str, where: str) -> pl.DataFrame:
-    """Return ``frame`` with a unique, non-null ``id_col``; row numbers when it has none."""
+    """Return ``frame`` with a unique, non-null ``id_col``; row numbers (int64) when the table has
+    no ``id`` column. A non-default ``id_col`` that is missing is an error."""
     if id_col not in frame.columns:
+        check_row_number_ids(id_col, where, frame.columns)
         return frame.with_row_index(id_col).with_columns(pl.col(id_col).cast(pl.Int64))
     ids = frame.get_column(id_col)
     if ids.null_count():
