@@ -1,0 +1,376 @@
+"""k-means seeding: rejection-sampling k-means++ and the classic seeders beside it.
+
+Every seeder takes a float32 (n, d) array, k and a numpy Generator, and returns a ``Seeds``:
+the chosen row indices (k distinct rows), plus counters for the distance evaluations and trials
+spent. Norms and sums are float64; distances to centres come from one matrix product per batch.
+
+- ``rs``        rejection sampling (Shah, Agrawal, Jaiswal 2025): exact D^2 samples from a cheap
+                proposal; O(nd) set-up, then about 2(F + n|c1|^2)/cost trials per centre.
+- ``rs-greedy`` rs candidates, 2 + ln k per centre, the best kept by its potential estimated on a
+                lightweight coreset (ours; reaches greedy k-means++ quality at rs cost).
+- ``kmeans++``  plain D^2 sampling (Arthur & Vassilvitskii 2007); Theta(nkd).
+- ``greedy``    scikit-learn's greedy k-means++ (2 + ln k candidates, exact potentials); Theta(nkd ln k).
+- ``afkmc2``    assumption-free K-MC^2 (Bachem et al. 2016), Markov chains of length ``chain``.
+- ``random``    k distinct rows, uniformly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+CHUNK_ROWS = 1 << 16
+SEEDERS = ("rs-greedy", "rs", "kmeans++", "greedy", "afkmc2", "random")
+
+
+@dataclass
+class Seeds:
+    """Chosen centre rows (in pick order) and what it cost to choose them."""
+
+    indices: np.ndarray
+    distance_evals: int = 0
+    trials: int = 0
+    fallbacks: int = 0
+    info: dict = field(default_factory=dict)
+
+
+class _Data:
+    """The data centred on its mean, with float64 squared norms: shared by every seeder."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+        self.n, self.d = x.shape
+        mu = np.zeros(self.d, dtype=np.float64)
+        for s in range(0, self.n, CHUNK_ROWS):
+            mu += np.asarray(x[s : s + CHUNK_ROWS], dtype=np.float64).sum(axis=0)
+        self.mu = mu / self.n
+        self.sq = np.empty(self.n, dtype=np.float64)  # ||x - mu||^2
+        for s in range(0, self.n, CHUNK_ROWS):
+            b = np.asarray(x[s : s + CHUNK_ROWS], dtype=np.float64) - self.mu
+            self.sq[s : s + b.shape[0]] = np.einsum("ij,ij->i", b, b)
+        self.mu32 = self.mu.astype(np.float32)
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        """Centred float32 copies of rows ``idx``."""
+        return (np.asarray(self.x[idx], dtype=np.float64) - self.mu).astype(np.float32)
+
+    def sq_dist(self, idx: np.ndarray, centres: np.ndarray, centres_sq: np.ndarray) -> np.ndarray:
+        """(len(idx), len(centres)) squared distances; ``centres`` are centred float32 rows."""
+        pts = self.rows(idx)
+        d = self.sq[idx][:, None] + centres_sq[None, :] - 2.0 * (pts @ centres.T)
+        return np.maximum(d, 0.0)
+
+
+class _Centres:
+    """A growing matrix of centred centre rows with their squared norms."""
+
+    def __init__(self, data: _Data, k: int) -> None:
+        self.data = data
+        self.rows = np.empty(k, dtype=np.int64)
+        self.vec = np.empty((k, data.d), dtype=np.float32)
+        self.sq = np.empty(k, dtype=np.float64)
+        self.size = 0
+
+    def add(self, row: int) -> None:
+        self.rows[self.size] = row
+        self.vec[self.size] = self.data.rows(np.array([row]))[0]
+        self.sq[self.size] = self.data.sq[row]
+        self.size += 1
+
+    def min_sq_dist(self, idx: np.ndarray) -> np.ndarray:
+        """Delta(x, S) for rows ``idx``: squared distance to the nearest centre."""
+        s = self.size
+        return self.data.sq_dist(idx, self.vec[:s], self.sq[:s]).min(axis=1)
+
+
+def _update_min_dist(data: _Data, min_dist: np.ndarray, row: int) -> None:
+    """In place: min_dist = min(min_dist, ||x - x_row||^2) over all rows; O(nd)."""
+    c = data.rows(np.array([row]))[0]
+    c_sq = data.sq[row]
+    for s in range(0, data.n, CHUNK_ROWS):
+        block = np.asarray(data.x[s : s + CHUNK_ROWS], dtype=np.float32)
+        dot = block @ c - np.float32(data.mu32 @ c)  # (x - mu).(c - mu) without copying x
+        d = data.sq[s : s + block.shape[0]] + c_sq - 2.0 * dot
+        np.minimum(min_dist[s : s + block.shape[0]], np.maximum(d, 0.0), out=min_dist[s : s + block.shape[0]])
+
+
+def _d2_draw(min_dist: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    cdf = np.cumsum(min_dist)
+    total = cdf[-1]
+    if not total > 0:
+        return rng.integers(0, min_dist.size, size)
+    return np.minimum(np.searchsorted(cdf, rng.random(size) * total, side="right"), min_dist.size - 1)
+
+
+class RejectionSampler:
+    """Exact D^2 sampling by rejection from q(x) ∝ ||x - mu||^2 + ||c1 - mu||^2.
+
+    A proposal is drawn from the norm distribution with probability F / (F + n ||c1 - mu||^2)
+    and uniformly otherwise; it is accepted with probability Delta(x, S) / (2 (||x - mu||^2 +
+    ||c1 - mu||^2)) <= 1. Accepted draws are exactly D^2-distributed; the number of trials is
+    geometric with mean 2 (F + n ||c1 - mu||^2) / Delta(X, S). Trials run in batches: one matrix
+    product against the current centres per batch.
+    """
+
+    def __init__(self, data: _Data, first: int) -> None:
+        self.data = data
+        self.cdf = np.cumsum(data.sq)
+        self.total = float(self.cdf[-1])  # F = Delta_1
+        self.c1_sq = float(data.sq[first])
+        mass = self.total + data.n * self.c1_sq
+        self.p_norm = self.total / mass if mass > 0 else 0.0
+        self.batch = 32
+
+    def propose(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        from_norm = rng.random(size) < self.p_norm
+        out = rng.integers(0, self.data.n, size)
+        m = int(from_norm.sum())
+        if m:
+            u = rng.random(m) * self.total
+            out[from_norm] = np.minimum(np.searchsorted(self.cdf, u, side="right"), self.data.n - 1)
+        return out
+
+    def draw(
+        self, centres: _Centres, rng: np.random.Generator, max_trials: int = 0
+    ) -> tuple[int | None, int]:
+        """One D^2 sample w.r.t. ``centres`` (None after ``max_trials`` rejections; 0 = no cap),
+        and the number of trials it took."""
+        trials = 0
+        while True:
+            size = self.batch if not max_trials else min(self.batch, max_trials - trials)
+            idx = self.propose(rng, size)
+            delta = centres.min_sq_dist(idx)
+            accept = rng.random(size) * 2.0 * (self.data.sq[idx] + self.c1_sq) < delta
+            hit = int(np.argmax(accept)) if accept.any() else -1
+            if hit >= 0:
+                trials += hit + 1
+                # adapt the batch to the recent trial count (keeps wasted trials low)
+                self.batch = int(min(4096, max(16, 2 * (hit + 1), self.batch // 2)))
+                return int(idx[hit]), trials
+            trials += size
+            self.batch = min(4096, self.batch * 2)
+            if max_trials and trials >= max_trials:
+                return None, trials
+
+
+def _uniform_not_in(n: int, taken: np.ndarray, rng: np.random.Generator) -> int:
+    while True:
+        row = int(rng.integers(0, n))
+        if row not in taken:
+            return row
+
+
+def seed_random(x: np.ndarray, k: int, rng: np.random.Generator) -> Seeds:
+    """k distinct rows uniformly at random; O(n)."""
+    return Seeds(indices=rng.choice(x.shape[0], size=k, replace=False).astype(np.int64))
+
+
+def seed_kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator, *, candidates: int = 1) -> Seeds:
+    """D^2 sampling; with ``candidates`` > 1 the greedy variant that keeps the candidate with the
+    lowest potential (scikit-learn's). Theta(n k d candidates) time, O(n) memory."""
+    data = _Data(x)
+    picks = np.empty(k, dtype=np.int64)
+    picks[0] = rng.integers(0, data.n)
+    min_dist = np.full(data.n, np.inf)
+    _update_min_dist(data, min_dist, int(picks[0]))
+    evals = data.n
+    for i in range(1, k):
+        cands = _d2_draw(min_dist, rng, candidates)
+        if candidates == 1:
+            best = int(cands[0])
+        else:
+            best, best_pot = -1, np.inf
+            for cand in cands:
+                trial = min_dist.copy()
+                _update_min_dist(data, trial, int(cand))
+                pot = trial.sum()
+                if pot < best_pot:
+                    best, best_pot = int(cand), pot
+            evals += data.n * candidates
+        picks[i] = best
+        _update_min_dist(data, min_dist, best)
+        evals += data.n
+    return Seeds(indices=picks, distance_evals=evals)
+
+
+def seed_rs(
+    x: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    max_trials: int = 0,
+    candidates: int = 1,
+    coreset_size: int = 16384,
+) -> Seeds:
+    """Rejection-sampling k-means++; ``max_trials`` caps trials per centre (0 = no cap) with the
+    paper's uniform fallback. With ``candidates`` > 1 (rs-greedy), each centre is the candidate
+    whose potential, estimated on a lightweight coreset (Bachem, Lucic, Krause 2018) of
+    ``coreset_size`` weighted rows, is lowest. O(nd) set-up plus O(trials k d) and, for rs-greedy,
+    O(k candidates coreset_size d); memory O(n + coreset_size)."""
+    data = _Data(x)
+    centres = _Centres(data, k)
+    first = int(rng.integers(0, data.n))
+    centres.add(first)
+    sampler = RejectionSampler(data, first)
+    trials = fallbacks = 0
+    evals = data.n
+    coreset = _Coreset(data, coreset_size, rng) if candidates > 1 else None
+    if coreset is not None:
+        coreset.add(centres.vec[0], centres.sq[0])
+    taken = {first}
+    for _ in range(1, k):
+        cands = []
+        for _c in range(candidates):
+            row, t = sampler.draw(centres, rng, max_trials)
+            trials += t
+            evals += t * centres.size
+            if row is None:
+                fallbacks += 1
+                row = _uniform_not_in(data.n, np.fromiter(taken, np.int64), rng)
+            cands.append(row)
+        committed = False
+        if coreset is not None and len(set(cands)) > 1:
+            best = coreset.best(data.rows(np.array(cands)), data.sq[cands])
+            row = cands[best]
+            evals += coreset.size * len(cands)
+            if row not in taken:
+                coreset.commit(best)
+                committed = True
+        else:
+            row = cands[0]
+        if row in taken:  # a duplicate row (only possible with duplicate points): take another
+            row = _uniform_not_in(data.n, np.fromiter(taken, np.int64), rng)
+        taken.add(row)
+        centres.add(row)
+        if coreset is not None and not committed:
+            coreset.add(centres.vec[centres.size - 1], centres.sq[centres.size - 1])
+    return Seeds(indices=centres.rows.copy(), distance_evals=evals, trials=trials, fallbacks=fallbacks)
+
+
+class _Coreset:
+    """A lightweight coreset: rows drawn with q = 1/(2n) + ||x - mu||^2 / (2 F), weights 1/(m q).
+
+    Its weighted k-means cost approximates the full cost of any set of centres, so candidate
+    centres can be ranked on it at O(m d) each instead of O(n d).
+    """
+
+    def __init__(self, data: _Data, size: int, rng: np.random.Generator) -> None:
+        n = data.n
+        total = data.sq.sum()
+        q = 0.5 / n + (0.5 * data.sq / total if total > 0 else 0.5 / n)
+        size = min(size, n)
+        idx = np.minimum(np.searchsorted(np.cumsum(q), rng.random(size) * q.sum(), side="right"), n - 1)
+        self.size = size
+        self.pts = data.rows(idx)
+        self.sq = data.sq[idx].astype(np.float32)
+        self.weight = (1.0 / (size * q[idx])).astype(np.float32)
+        self.min_dist = np.full(size, np.inf, dtype=np.float32)
+        self._last: np.ndarray | None = None
+
+    def _dist(self, vecs: np.ndarray, vecs_sq: np.ndarray) -> np.ndarray:
+        d = self.pts @ vecs.T
+        d *= -2.0
+        d += self.sq[:, None]
+        d += vecs_sq.astype(np.float32)[None, :]
+        return np.maximum(d, 0.0, out=d)
+
+    def add(self, vec: np.ndarray, vec_sq: float) -> None:
+        d = self._dist(vec[None, :], np.array([vec_sq]))[:, 0]
+        np.minimum(self.min_dist, d, out=self.min_dist)
+
+    def best(self, vecs: np.ndarray, vecs_sq: np.ndarray) -> int:
+        """Index of the candidate whose addition leaves the lowest estimated potential; the
+        chosen one is then committed with ``commit``."""
+        d = self._dist(vecs, vecs_sq)
+        np.minimum(d, self.min_dist[:, None], out=d)
+        self._last = d
+        return int(np.argmin(self.weight @ d))
+
+    def commit(self, which: int) -> None:
+        """Make candidate ``which`` of the last ``best`` call a centre (no recomputation)."""
+        assert self._last is not None
+        self.min_dist = np.ascontiguousarray(self._last[:, which])
+        self._last = None
+
+
+def seed_afkmc2(x: np.ndarray, k: int, rng: np.random.Generator, *, chain: int = 200) -> Seeds:
+    """Assumption-free K-MC^2: per centre a Metropolis-Hastings chain of ``chain`` proposals from
+    q = Delta(x, c1) / (2 sum) + 1 / (2n). O(nd) set-up plus O(chain k^2 d)."""
+    data = _Data(x)
+    centres = _Centres(data, k)
+    first = int(rng.integers(0, data.n))
+    centres.add(first)
+    d1 = np.full(data.n, np.inf)
+    _update_min_dist(data, d1, first)
+    q = 0.5 * d1 / d1.sum() + 0.5 / data.n if d1.sum() > 0 else np.full(data.n, 1.0 / data.n)
+    cdf = np.cumsum(q)
+    evals = data.n
+    taken = {first}
+    for _ in range(1, k):
+        idx = np.minimum(np.searchsorted(cdf, rng.random(chain) * cdf[-1], side="right"), data.n - 1)
+        delta = centres.min_sq_dist(idx)
+        evals += chain * centres.size
+        u = rng.random(chain)
+        cur, cur_w = idx[0], delta[0] / q[idx[0]]
+        for j in range(1, chain):  # a scalar chain of length `chain`; the distances were batched
+            w = delta[j] / q[idx[j]]
+            if cur_w == 0 or w / cur_w > u[j]:
+                cur, cur_w = idx[j], w
+        row = int(cur)
+        if row in taken:
+            row = _uniform_not_in(data.n, np.fromiter(taken, np.int64), rng)
+        taken.add(row)
+        centres.add(row)
+    return Seeds(indices=centres.rows.copy(), distance_evals=evals)
+
+
+def greedy_candidates(k: int) -> int:
+    """scikit-learn's number of local trials: 2 + floor(ln k)."""
+    return 2 + int(math.log(k))
+
+
+def seed(
+    x: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    method: str = "rs-greedy",
+    max_trials: int = 0,
+    chain: int = 50,
+    coreset_size: int = 16384,
+) -> Seeds:
+    """Choose k distinct seed rows of ``x`` with ``method`` (one of ``SEEDERS``)."""
+    n = x.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k} must be between 1 and the number of rows ({n})")
+    if method == "random":
+        return seed_random(x, k, rng)
+    if method == "kmeans++":
+        return seed_kmeanspp(x, k, rng)
+    if method == "greedy":
+        return seed_kmeanspp(x, k, rng, candidates=greedy_candidates(k))
+    if method == "rs":
+        return seed_rs(x, k, rng, max_trials=max_trials)
+    if method == "rs-greedy":
+        return seed_rs(
+            x, k, rng, max_trials=max_trials, candidates=greedy_candidates(k), coreset_size=coreset_size
+        )
+    if method == "afkmc2":
+        return seed_afkmc2(x, k, rng, chain=chain)
+    raise ValueError(f"unknown seeding {method!r}; choose one of {', '.join(SEEDERS)}")
+
+
+def potential(x: np.ndarray, centres: np.ndarray) -> float:
+    """k-means cost: sum over rows of the squared distance to the nearest centre (exact, faiss)."""
+    import faiss
+
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(np.ascontiguousarray(centres, dtype=np.float32))
+    total = 0.0
+    for s in range(0, x.shape[0], CHUNK_ROWS):
+        block = np.ascontiguousarray(x[s : s + CHUNK_ROWS], dtype=np.float32)
+        dist, _ = index.search(block, 1)
+        total += float(np.maximum(dist[:, 0], 0.0).astype(np.float64).sum())
+    return total
