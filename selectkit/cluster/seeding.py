@@ -93,7 +93,11 @@ def _update_min_dist(data: _Data, min_dist: np.ndarray, row: int) -> None:
         block = np.asarray(data.x[s : s + CHUNK_ROWS], dtype=np.float32)
         dot = block @ c - np.float32(data.mu32 @ c)  # (x - mu).(c - mu) without copying x
         d = data.sq[s : s + block.shape[0]] + c_sq - 2.0 * dot
-        np.minimum(min_dist[s : s + block.shape[0]], np.maximum(d, 0.0), out=min_dist[s : s + block.shape[0]])
+        np.minimum(
+            min_dist[s : s + block.shape[0]],
+            np.maximum(d, 0.0),
+            out=min_dist[s : s + block.shape[0]],
+        )
 
 
 def _d2_draw(min_dist: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -101,7 +105,9 @@ def _d2_draw(min_dist: np.ndarray, rng: np.random.Generator, size: int) -> np.nd
     total = cdf[-1]
     if not total > 0:
         return rng.integers(0, min_dist.size, size)
-    return np.minimum(np.searchsorted(cdf, rng.random(size) * total, side="right"), min_dist.size - 1)
+    return np.minimum(
+        np.searchsorted(cdf, rng.random(size) * total, side="right"), min_dist.size - 1
+    )
 
 
 class RejectionSampler:
@@ -246,7 +252,9 @@ def seed_rs(
         centres.add(row)
         if coreset is not None and not committed:
             coreset.add(centres.vec[centres.size - 1], centres.sq[centres.size - 1])
-    return Seeds(indices=centres.rows.copy(), distance_evals=evals, trials=trials, fallbacks=fallbacks)
+    return Seeds(
+        indices=centres.rows.copy(), distance_evals=evals, trials=trials, fallbacks=fallbacks
+    )
 
 
 class _Coreset:
@@ -261,7 +269,9 @@ class _Coreset:
         total = data.sq.sum()
         q = 0.5 / n + (0.5 * data.sq / total if total > 0 else 0.5 / n)
         size = min(size, n)
-        idx = np.minimum(np.searchsorted(np.cumsum(q), rng.random(size) * q.sum(), side="right"), n - 1)
+        idx = np.minimum(
+            np.searchsorted(np.cumsum(q), rng.random(size) * q.sum(), side="right"), n - 1
+        )
         self.size = size
         self.pts = data.rows(idx)
         self.sq = data.sq[idx].astype(np.float32)
@@ -309,7 +319,9 @@ def seed_afkmc2(x: np.ndarray, k: int, rng: np.random.Generator, *, chain: int =
     evals = data.n
     taken = {first}
     for _ in range(1, k):
-        idx = np.minimum(np.searchsorted(cdf, rng.random(chain) * cdf[-1], side="right"), data.n - 1)
+        idx = np.minimum(
+            np.searchsorted(cdf, rng.random(chain) * cdf[-1], side="right"), data.n - 1
+        )
         delta = centres.min_sq_dist(idx)
         evals += chain * centres.size
         u = rng.random(chain)
@@ -355,7 +367,12 @@ def seed(
         return seed_rs(x, k, rng, max_trials=max_trials)
     if method == "rs-greedy":
         return seed_rs(
-            x, k, rng, max_trials=max_trials, candidates=greedy_candidates(k), coreset_size=coreset_size
+            x,
+            k,
+            rng,
+            max_trials=max_trials,
+            candidates=greedy_candidates(k),
+            coreset_size=coreset_size,
         )
     if method == "afkmc2":
         return seed_afkmc2(x, k, rng, chain=chain)

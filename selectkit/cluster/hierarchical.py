@@ -1,0 +1,102 @@
+"""Hierarchical k-means with resampling (Vo et al. 2024, "automatic data curation").
+
+Level 1 clusters the data; each level above clusters the centroids of the level below, so the
+levels form a tree. At every level, ``resample_steps`` times: take the ``sample_size`` points
+closest to each centroid, rerun Lloyd on their union (from the current centroids) and reassign
+all points. This spreads centroids over the support of the data instead of following its
+density, which is what balanced sampling over the tree needs.
+Cost: about (1 + resample_steps) k-means runs per level; level 1 dominates.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from selectkit.cluster.kmeans import KMeansResult, assign, kmeans, lloyd
+
+
+@dataclass
+class Level:
+    """One level of the tree: its centroids, the label of each input point and each centroid's
+    parent at the next level (None at the top)."""
+
+    k: int
+    result: KMeansResult
+    labels: np.ndarray
+    parents: np.ndarray | None = None
+
+
+def closest_per_cluster(labels: np.ndarray, dist: np.ndarray, k: int, size: int) -> np.ndarray:
+    """Row indices of the ``size`` rows closest to their centroid in each cluster (sorted)."""
+    order = np.lexsort((np.arange(labels.size), dist, labels))  # by cluster, then distance
+    starts = np.searchsorted(labels[order], np.arange(k))
+    rank = np.arange(labels.size) - np.repeat(starts, np.diff(np.append(starts, labels.size)))
+    return np.sort(order[rank < size])
+
+
+def resampled_kmeans(
+    x: np.ndarray,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    resample_steps: int,
+    sample_size: int | None,
+    **kw,
+) -> tuple[KMeansResult, np.ndarray]:
+    """k-means followed by ``resample_steps`` rounds of resampling; returns (result, labels)."""
+    result = kmeans(x, k, rng=rng, **kw)
+    labels, dist = assign(x, result.centroids, spherical=kw.get("spherical", False))
+    size = sample_size or max(1, x.shape[0] // (2 * k))
+    for _ in range(resample_steps):
+        rows = closest_per_cluster(labels, dist, k, size)
+        centroids, _, _, _, _ = lloyd(
+            np.asarray(x[rows], dtype=np.float32),
+            result.centroids,
+            iters=kw.get("iters", 25),
+            tol=kw.get("tol", 1e-4),
+            spherical=kw.get("spherical", False),
+        )
+        result.centroids = centroids
+        labels, dist = assign(x, centroids, spherical=kw.get("spherical", False))
+    result.sizes = np.bincount(labels, minlength=k)
+    result.inertia = float(dist.astype(np.float64).sum())
+    return result, labels
+
+
+def hierarchical_kmeans(
+    x: np.ndarray,
+    levels: list[int],
+    *,
+    rng_for_level,
+    resample_steps: int = 10,
+    sample_size: int | None = None,
+    **kw,
+) -> list[Level]:
+    """Build the tree bottom-up; ``levels`` are the cluster counts from finest to coarsest
+    (e.g. [10000, 1000, 100]), each smaller than the one before. ``rng_for_level(i)`` gives the
+    generator of level i."""
+    if any(b >= a for a, b in itertools.pairwise(levels)):
+        raise ValueError(f"--levels must decrease from finest to coarsest, got {levels}")
+    out: list[Level] = []
+    points = x
+    for i, k in enumerate(levels):
+        if k > points.shape[0]:
+            raise ValueError(
+                f"level {i + 1} asks for {k} clusters but has only {points.shape[0]} points"
+            )
+        result, labels = resampled_kmeans(
+            points,
+            k,
+            rng=rng_for_level(i),
+            resample_steps=resample_steps,
+            sample_size=sample_size,
+            **kw,
+        )
+        if out:
+            out[-1].parents = labels.astype(np.int64)
+        out.append(Level(k=k, result=result, labels=labels))
+        points = result.centroids
+    return out

@@ -1,0 +1,203 @@
+"""The ``cluster`` command: fit k-means (on a sample if asked), then assign every row in a stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from threadpoolctl import threadpool_limits
+
+from selectkit.cluster.hierarchical import hierarchical_kmeans
+from selectkit.cluster.kmeans import assign_block, centroid_index
+from selectkit.console import progress_bar
+from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.io import Provenance, TableWriter, check_output_path, write_table
+from selectkit.io.tables import DEFAULT_ID, check_unique_ids
+from selectkit.io.vector_source import open_vectors
+from selectkit.rng import DEFAULT_SEED, derive_rng
+
+
+def parse_levels(text: str) -> list[int]:
+    """'10000,1000,100' -> [10000, 1000, 100]."""
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SelectkitUsageError(f"--levels {text!r} must be comma-separated integers") from None
+    if not levels or min(levels) < 1:
+        raise SelectkitUsageError(f"--levels {text!r} must list positive cluster counts")
+    return levels
+
+
+def cluster_file(
+    input_path: str | Path,
+    output: str | Path,
+    *,
+    k: int | None = None,
+    levels: list[int] | None = None,
+    centroids_out: str | Path | None = None,
+    seeding: str = "rs-greedy",
+    iters: int = 25,
+    tol: float = 1e-4,
+    spherical: bool = False,
+    seed: int = DEFAULT_SEED,
+    max_trials: int = 0,
+    chain: int = 50,
+    fit_sample: int | None = None,
+    resample_steps: int = 10,
+    sample_size: int | None = None,
+    embedding_col: str = "embedding",
+    id_col: str = DEFAULT_ID,
+    batch_size: int = 65536,
+    threads: int | None = None,
+) -> Provenance:
+    """Cluster the vectors of ``input_path`` and write id, cluster, distance to ``output``.
+
+    With ``fit_sample`` the model is fitted on that many uniformly sampled rows and every row is
+    then assigned in a stream of batches, so memory is O(fit_sample * d + batch), not O(n * d).
+    With ``levels`` (finest first) a hierarchical k-means is fitted and the output gets one
+    ``cluster_level<i>`` column per extra level. ``centroids_out`` receives cluster, centroid,
+    size (and level, parent for a hierarchy). Returns the provenance written.
+    """
+    if (k is None) == (levels is None):
+        raise SelectkitUsageError("give either -k (flat k-means) or --levels (hierarchical)")
+    ks = levels if levels is not None else [k]
+    if min(ks) < 1:
+        raise SelectkitUsageError("the number of clusters must be at least 1")
+    outputs = [output] + ([centroids_out] if centroids_out else [])
+    for out in outputs:
+        check_output_path(out, [input_path])
+    if centroids_out and Path(str(centroids_out)).resolve() == Path(str(output)).resolve():
+        raise SelectkitUsageError("--centroids must be a different file from -o")
+    prov = Provenance(command="cluster", seed=seed)
+    vs = open_vectors(input_path, embedding_col=embedding_col, id_col=id_col)
+    fit_rows = vs.n if not fit_sample or fit_sample >= vs.n else fit_sample
+    if ks[0] > fit_rows:
+        raise SelectkitError(
+            f"k={ks[0]} is larger than the {fit_rows} rows k-means is fitted on; lower -k"
+            + (" or raise --fit-sample" if fit_rows < vs.n else "")
+        )
+    with threadpool_limits(limits=threads):
+        prov.start("read")
+        if fit_rows < vs.n:
+            rows = np.sort(
+                derive_rng(seed, "cluster", "fit-sample").choice(vs.n, fit_rows, replace=False)
+            )
+            x_fit = vs.take(rows)
+        else:
+            x_fit = vs.load()
+        prov.stop("read")
+        common = dict(
+            seeding=seeding,
+            iters=iters,
+            tol=tol,
+            spherical=spherical,
+            max_trials=max_trials,
+            chain=chain,
+        )
+        prov.start("fit")
+        try:
+            tree = hierarchical_kmeans(
+                x_fit,
+                ks,
+                rng_for_level=lambda i: derive_rng(seed, "cluster", "level", i),
+                resample_steps=resample_steps if levels else 0,
+                sample_size=sample_size,
+                **common,
+            )
+        except ValueError as exc:
+            raise SelectkitError(str(exc)) from None
+        prov.stop("fit")
+        finest = tree[0].result
+        up = _ancestors(tree)
+        prov.start("assign")
+        sizes = np.zeros(ks[0], dtype=np.int64)
+        inertia = 0.0
+        id_chunks: list[pl.Series] = []
+        index = centroid_index(finest.centroids, spherical)
+        with TableWriter(output) as writer, progress_bar("assign", vs.n) as bar:
+            for ids, block in vs.batches(batch_size):
+                labels, dist = assign_block(block, index, spherical)
+                sizes += np.bincount(labels, minlength=ks[0])
+                inertia += float(dist.astype(np.float64).sum())
+                id_chunks.append(ids)
+                columns = [
+                    ids.alias(id_col),
+                    pl.Series("cluster", labels.astype(np.int32)),
+                    pl.Series("distance", dist),
+                ]
+                columns += [
+                    pl.Series(f"cluster_level{i + 2}", up[i][labels].astype(np.int32))
+                    for i in range(len(up))
+                ]
+                writer.write(pl.DataFrame(columns))
+                bar.advance(block.shape[0])
+            check_unique_ids(pl.concat(id_chunks), f"'{input_path}'")
+            prov.stop("assign")
+            prov.params = {
+                "k": ks[0],
+                "levels": levels,
+                "seeding": seeding,
+                "iters": iters,
+                "tol": tol,
+                "spherical": spherical,
+                "max_trials": max_trials,
+                "afkmc2_chain": chain,
+                "fit_sample": fit_sample,
+                "fit_rows": fit_rows,
+                "resample_steps": resample_steps if levels else 0,
+                "sample_size": sample_size,
+                "embedding_col": embedding_col,
+                "id_col": id_col,
+            }
+            prov.inputs = [vs.source.as_dict()]
+            prov.metrics = {
+                "rows": vs.n,
+                "dim": vs.dim,
+                "inertia": inertia,
+                "fit_inertia": finest.inertia,
+                "seed_cost": finest.seed_cost,
+                "lloyd_iterations": finest.iterations,
+                "empty_clusters": int((sizes == 0).sum()),
+                **finest.info,
+            }
+            writer.provenance = prov
+        if centroids_out:
+            write_table(
+                _centroid_table(tree, sizes, levels is not None), centroids_out, provenance=prov
+            )
+    return prov
+
+
+def _ancestors(tree) -> list[np.ndarray]:
+    """For each level above the finest, the map finest-cluster -> cluster at that level."""
+    maps, current = [], np.arange(tree[0].k)
+    for level in tree[:-1]:
+        current = level.parents[current]
+        maps.append(current)
+    return maps
+
+
+def _centroid_table(tree, finest_sizes: np.ndarray, hierarchical: bool) -> pl.DataFrame:
+    frames = []
+    sizes = finest_sizes
+    for i, level in enumerate(tree):
+        frame = pl.DataFrame(
+            {
+                "cluster": np.arange(level.k, dtype=np.int32),
+                "centroid": level.result.centroids.astype(np.float32),
+                "size": sizes.astype(np.int64),
+            }
+        )
+        if hierarchical:
+            parent = level.parents if level.parents is not None else np.full(level.k, -1)
+            frame = frame.with_columns(
+                pl.lit(i + 1, dtype=pl.Int32).alias("level"),
+                pl.Series("parent", parent.astype(np.int32)),
+            )
+        frames.append(frame)
+        if level.parents is not None:
+            sizes = np.bincount(level.parents, weights=sizes, minlength=tree[i + 1].k).astype(
+                np.int64
+            )
+    return pl.concat(frames) if hierarchical else frames[0]

@@ -1,0 +1,148 @@
+"""Vectors too large for memory: row count, random access to a sample, and a stream of batches.
+
+``.npy`` is memory-mapped; Parquet is read row group by row group; JSONL and CSV are small by
+nature and are read whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from selectkit.errors import SelectkitError
+from selectkit.io.formats import detect_format
+from selectkit.io.tables import (
+    DEFAULT_ID,
+    Source,
+    _check_exists,
+    check_row_number_ids,
+    fingerprint_file,
+    read_table,
+)
+from selectkit.io.vectors import as_matrix, check_finite
+
+
+@dataclass
+class VectorSource:
+    """A matrix of ``n`` rows of ``dim`` floats with ids, readable in batches or by row numbers."""
+
+    path: str
+    n: int
+    dim: int
+    id_col: str
+    embedding_col: str
+    _matrix: np.ndarray | None = None  # in memory or memory-mapped
+    _ids: pl.Series | None = None
+    _parquet: pq.ParquetFile | None = None
+
+    @property
+    def source(self) -> Source:
+        return Source(
+            path=self.path,
+            format=detect_format(self.path),
+            rows=self.n,
+            fingerprint=fingerprint_file(self.path),
+        )
+
+    def batches(self, batch_size: int = 65536) -> Iterator[tuple[pl.Series, np.ndarray]]:
+        """Yield (ids, float32 matrix) batches in row order; memory O(batch_size * dim)."""
+        if self._matrix is not None:
+            for s in range(0, self.n, batch_size):
+                block = np.asarray(self._matrix[s : s + batch_size], dtype=np.float32)
+                yield self._ids.slice(s, block.shape[0]), block
+            return
+        offset = 0
+        cols = [self.embedding_col] + ([self.id_col] if self._has_parquet_ids else [])
+        for rb in self._parquet.iter_batches(batch_size=batch_size, columns=cols):
+            frame = pl.from_arrow(rb)
+            block = as_matrix(frame.get_column(self.embedding_col), f"'{self.path}'")
+            if self._has_parquet_ids:
+                ids = frame.get_column(self.id_col)
+            else:
+                ids = pl.Series(
+                    self.id_col, np.arange(offset, offset + block.shape[0], dtype=np.int64)
+                )
+            offset += block.shape[0]
+            yield ids, block
+
+    @property
+    def _has_parquet_ids(self) -> bool:
+        return self._parquet is not None and self.id_col in self._parquet.schema_arrow.names
+
+    def take(self, rows: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+        """The float32 rows at sorted positions ``rows``; one pass over the file for Parquet."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._matrix is not None:
+            return np.asarray(self._matrix[rows], dtype=np.float32)
+        out = np.empty((rows.size, self.dim), dtype=np.float32)
+        offset = filled = 0
+        for _, block in self.batches(batch_size):
+            lo, hi = np.searchsorted(rows, [offset, offset + block.shape[0]])
+            out[filled : filled + hi - lo] = block[rows[lo:hi] - offset]
+            filled += hi - lo
+            offset += block.shape[0]
+        return out
+
+    def load(self) -> np.ndarray:
+        """The whole matrix (memory-mapped for .npy)."""
+        if self._matrix is not None:
+            return self._matrix
+        return self.take(np.arange(self.n))
+
+
+def open_vectors(
+    path: str | Path, *, embedding_col: str = "embedding", id_col: str = DEFAULT_ID
+) -> VectorSource:
+    """Open the vectors of a table without reading them: O(1) for .npy and Parquet."""
+    path = str(path)
+    _check_exists(path)
+    fmt = detect_format(path)
+    where = f"'{path}'"
+    if fmt == "parquet":
+        try:
+            pf = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises several types for a corrupt footer
+            raise SelectkitError(
+                f"{where} is not a readable Parquet file ({str(exc).splitlines()[0][:200]}); "
+                "re-create it"
+            ) from None
+        names = pf.schema_arrow.names
+        if embedding_col not in names:
+            raise SelectkitError(
+                f"{where} has no column '{embedding_col}'; make it with `selectkit embed`, "
+                "or name another column with --embedding-col"
+            )
+        if id_col not in names:
+            check_row_number_ids(id_col, where, names)
+        n = pf.metadata.num_rows
+        if n == 0:
+            raise SelectkitError(f"{where} has no rows")
+        first = next(pf.iter_batches(batch_size=1, columns=[embedding_col]))
+        dim = as_matrix(pl.from_arrow(first).get_column(embedding_col), where).shape[1]
+        return VectorSource(path, n, dim, id_col, embedding_col, _parquet=pf)
+    table = read_table(path, id_col=id_col, vector_col=embedding_col)
+    if embedding_col in table.arrays:
+        matrix = table.arrays[embedding_col]
+    elif embedding_col in table.frame.columns:
+        matrix = as_matrix(table.frame.get_column(embedding_col), where)
+    else:
+        raise SelectkitError(
+            f"{where} has no column '{embedding_col}'; make it with `selectkit embed`, "
+            "or name another column with --embedding-col"
+        )
+    if fmt != "npy":
+        check_finite(matrix, where, embedding_col)
+    return VectorSource(
+        path,
+        matrix.shape[0],
+        matrix.shape[1],
+        id_col,
+        embedding_col,
+        _matrix=matrix,
+        _ids=table.frame.get_column(id_col),
+    )
