@@ -2,8 +2,8 @@
 
 Level 1 clusters the data; each level above clusters the centroids of the level below, so the
 levels form a tree. At every level, ``resample_steps`` times: take the ``sample_size`` points
-closest to each centroid, rerun Lloyd on their union (from the current centroids) and reassign
-all points. This spreads centroids over the support of the data instead of following its
+closest to each centroid, rerun k-means (seeding included) on their union and reassign all
+points. This spreads centroids over the support of the data instead of following its
 density, which is what balanced sampling over the tree needs.
 Cost: about (1 + resample_steps) k-means runs per level; level 1 dominates.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selectkit.cluster.kmeans import KMeansResult, assign, kmeans, lloyd
+from selectkit.cluster.kmeans import KMeansResult, assign, kmeans
 
 
 @dataclass
@@ -52,15 +52,12 @@ def resampled_kmeans(
     size = sample_size or max(1, x.shape[0] // (2 * k))
     for _ in range(resample_steps):
         rows = closest_per_cluster(labels, dist, k, size)
-        centroids, _, _, _, _ = lloyd(
-            np.asarray(x[rows], dtype=np.float32),
-            result.centroids,
-            iters=kw.get("iters", 25),
-            tol=kw.get("tol", 1e-4),
-            spherical=kw.get("spherical", False),
-        )
-        result.centroids = centroids
-        labels, dist = assign(x, centroids, spherical=kw.get("spherical", False))
+        if rows.size < k:
+            break
+        seed_cost = result.seed_cost
+        result = kmeans(np.asarray(x[rows], dtype=np.float32), k, rng=rng, **kw)
+        result.seed_cost = seed_cost
+        labels, dist = assign(x, result.centroids, spherical=kw.get("spherical", False))
     result.sizes = np.bincount(labels, minlength=k)
     result.inertia = float(dist.astype(np.float64).sum())
     return result, labels

@@ -101,10 +101,11 @@ def _update_min_dist(data: _Data, min_dist: np.ndarray, row: int) -> None:
 
 
 def _d2_draw(min_dist: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """``size`` rows drawn with probability proportional to ``min_dist`` (all zero: none)."""
     cdf = np.cumsum(min_dist)
     total = cdf[-1]
     if not total > 0:
-        return rng.integers(0, min_dist.size, size)
+        return np.empty(0, dtype=np.int64)
     return np.minimum(
         np.searchsorted(cdf, rng.random(size) * total, side="right"), min_dist.size - 1
     )
@@ -128,6 +129,7 @@ class RejectionSampler:
         mass = self.total + data.n * self.c1_sq
         self.p_norm = self.total / mass if mass > 0 else 0.0
         self.batch = 32
+        self.exact_passes = 0
 
     def propose(self, rng: np.random.Generator, size: int) -> np.ndarray:
         from_norm = rng.random(size) < self.p_norm
@@ -139,33 +141,63 @@ class RejectionSampler:
         return out
 
     def draw(
-        self, centres: _Centres, rng: np.random.Generator, max_trials: int = 0
-    ) -> tuple[int | None, int]:
-        """One D^2 sample w.r.t. ``centres`` (None after ``max_trials`` rejections; 0 = no cap),
-        and the number of trials it took."""
-        trials = 0
-        while True:
-            size = self.batch if not max_trials else min(self.batch, max_trials - trials)
+        self, centres: _Centres, rng: np.random.Generator, count: int = 1, max_trials: int = 0
+    ) -> tuple[np.ndarray, int]:
+        """Up to ``count`` independent D^2 samples w.r.t. ``centres`` and the trials spent.
+
+        Trials run in batches; the accepted draws of a batch, in order, are i.i.d. D^2 samples.
+        With ``max_trials`` > 0 at most ``count * max_trials`` trials are made and fewer samples
+        may come back (the caller falls back to uniform draws, as in the paper).
+        """
+        accepted: list[np.ndarray] = []
+        got = trials = dry = 0  # dry: trials since the last accepted one
+        cap = count * max_trials if max_trials else 0
+        while got < count:
+            size = self.batch if not cap else min(self.batch, cap - trials)
+            if size <= 0:
+                break
+            if not cap and dry > max(self.data.n, 1024):
+                # Acceptance is so rare (Delta(X, S) tiny, e.g. only duplicates left) that one
+                # exact pass is cheaper: sample the rest directly from the exact D^2 weights.
+                exact = np.concatenate(
+                    [
+                        centres.min_sq_dist(np.arange(s, min(s + CHUNK_ROWS, self.data.n)))
+                        for s in range(0, self.data.n, CHUNK_ROWS)
+                    ]
+                )
+                self.exact_passes += 1
+                if exact.sum() > 0:
+                    accepted.append(_d2_draw(exact, rng, count - got))
+                break
             idx = self.propose(rng, size)
             delta = centres.min_sq_dist(idx)
             accept = rng.random(size) * 2.0 * (self.data.sq[idx] + self.c1_sq) < delta
-            hit = int(np.argmax(accept)) if accept.any() else -1
-            if hit >= 0:
-                trials += hit + 1
-                # adapt the batch to the recent trial count (keeps wasted trials low)
-                self.batch = int(min(4096, max(16, 2 * (hit + 1), self.batch // 2)))
-                return int(idx[hit]), trials
-            trials += size
-            self.batch = min(4096, self.batch * 2)
-            if max_trials and trials >= max_trials:
-                return None, trials
+            hits = np.flatnonzero(accept)[: count - got]
+            dry = dry + size if hits.size == 0 else size - 1 - int(hits[-1])
+            if hits.size < count - got:
+                trials += size
+                self.batch = min(4096, self.batch * 2)
+            else:
+                trials += int(hits[-1]) + 1
+                # the next batch: about twice the trials this one needed per sample
+                per = (int(hits[-1]) + 1) / max(hits.size, 1)
+                self.batch = int(min(4096, max(16, 2 * per * count)))
+            accepted.append(idx[hits])
+            got += hits.size
+        rows = np.concatenate(accepted) if accepted else np.empty(0, np.int64)
+        return rows, trials
 
 
 def _uniform_not_in(n: int, taken: np.ndarray, rng: np.random.Generator) -> int:
-    while True:
-        row = int(rng.integers(0, n))
-        if row not in taken:
-            return row
+    """A uniform row outside ``taken``; O(1) expected while few rows are taken."""
+    taken_set = set(np.asarray(taken).tolist())
+    if len(taken_set) * 2 < n:
+        while True:
+            row = int(rng.integers(0, n))
+            if row not in taken_set:
+                return row
+    free = np.setdiff1d(np.arange(n), np.fromiter(taken_set, np.int64))
+    return int(rng.choice(free))
 
 
 def seed_random(x: np.ndarray, k: int, rng: np.random.Generator) -> Seeds:
@@ -181,10 +213,13 @@ def seed_kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator, *, candidates
     picks[0] = rng.integers(0, data.n)
     min_dist = np.full(data.n, np.inf)
     _update_min_dist(data, min_dist, int(picks[0]))
+    min_dist[picks[0]] = 0.0  # exactly: rounding must not leave a chosen row drawable
     evals = data.n
     for i in range(1, k):
         cands = _d2_draw(min_dist, rng, candidates)
-        if candidates == 1:
+        if cands.size == 0:  # only duplicates of chosen rows are left: any unchosen row
+            cands = np.array([_uniform_not_in(data.n, picks[:i], rng)])
+        if candidates == 1 or cands.size == 1:
             best = int(cands[0])
         else:
             best, best_pot = -1, np.inf
@@ -195,8 +230,11 @@ def seed_kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator, *, candidates
                 if pot < best_pot:
                     best, best_pot = int(cand), pot
             evals += data.n * candidates
+        if best in picks[:i]:  # a rounding-level D^2 weight on a duplicate of a chosen row
+            best = _uniform_not_in(data.n, picks[:i], rng)
         picks[i] = best
         _update_min_dist(data, min_dist, best)
+        min_dist[best] = 0.0
         evals += data.n
     return Seeds(indices=picks, distance_evals=evals)
 
@@ -227,15 +265,13 @@ def seed_rs(
         coreset.add(centres.vec[0], centres.sq[0])
     taken = {first}
     for _ in range(1, k):
-        cands = []
-        for _c in range(candidates):
-            row, t = sampler.draw(centres, rng, max_trials)
-            trials += t
-            evals += t * centres.size
-            if row is None:
-                fallbacks += 1
-                row = _uniform_not_in(data.n, np.fromiter(taken, np.int64), rng)
-            cands.append(row)
+        rows, t = sampler.draw(centres, rng, candidates, max_trials)
+        trials += t
+        evals += t * centres.size
+        cands = rows.tolist()
+        while len(cands) < candidates:  # the trial cap ran out: uniform fallback
+            fallbacks += 1
+            cands.append(_uniform_not_in(data.n, np.fromiter(taken, np.int64), rng))
         committed = False
         if coreset is not None and len(set(cands)) > 1:
             best = coreset.best(data.rows(np.array(cands)), data.sq[cands])
