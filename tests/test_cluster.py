@@ -128,7 +128,7 @@ def test_resampling_spreads_centroids_over_the_support():
     centroids in the dense region; resampling moves a larger share to the sparse one."""
     rng = np.random.default_rng(0)
     dense = rng.normal(0, 1, (20000, 2))
-    sparse = rng.normal(0, 1, (1000, 2)) + [12, 0]
+    sparse = rng.normal(0, 1, (1000, 2)) + np.array([12.0, 0.0])
     x = np.vstack([dense, sparse]).astype(np.float32)
     from selectkit.cluster.hierarchical import resampled_kmeans
 
