@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CHUNK_ROWS = 1 << 16
+CHUNK_ROWS = 1 << 14  # float64 temporaries: 16 MiB at d = 128
 SEEDERS = ("rs-greedy", "rs", "kmeans++", "greedy", "afkmc2", "random")
 
 

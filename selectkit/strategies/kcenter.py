@@ -16,10 +16,11 @@ from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
 CHUNK_ROWS = 1 << 16
+F64_CHUNK_ROWS = 1 << 13  # float64 temporaries: 8 MiB at d = 128
 
 
 def squared_norms(
-    x: np.ndarray, center: np.ndarray | None = None, chunk_rows: int = CHUNK_ROWS
+    x: np.ndarray, center: np.ndarray | None = None, chunk_rows: int = F64_CHUNK_ROWS
 ) -> np.ndarray:
     """Row-wise squared L2 norms of ``x - center`` (float32 out, float64 inside), in chunks so
     memmaps stay paged; O(n d) time, O(n + chunk) memory."""
@@ -32,7 +33,7 @@ def squared_norms(
     return out
 
 
-def column_mean(x: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+def column_mean(x: np.ndarray, chunk_rows: int = F64_CHUNK_ROWS) -> np.ndarray:
     """Float64 mean of the rows of ``x``, in chunks."""
     total = np.zeros(x.shape[1], dtype=np.float64)
     for start in range(0, x.shape[0], chunk_rows):
