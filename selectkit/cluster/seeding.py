@@ -71,18 +71,27 @@ class _Centres:
         self.rows = np.empty(k, dtype=np.int64)
         self.vec = np.empty((k, data.d), dtype=np.float32)
         self.sq = np.empty(k, dtype=np.float64)
+        self.sq32 = np.empty(k, dtype=np.float32)
         self.size = 0
 
     def add(self, row: int) -> None:
         self.rows[self.size] = row
         self.vec[self.size] = self.data.rows(np.array([row]))[0]
         self.sq[self.size] = self.data.sq[row]
+        self.sq32[self.size] = self.data.sq[row]
         self.size += 1
 
     def min_sq_dist(self, idx: np.ndarray) -> np.ndarray:
-        """Delta(x, S) for rows ``idx``: squared distance to the nearest centre."""
+        """Delta(x, S) for rows ``idx``: squared distance to the nearest centre.
+
+        min_j ||x - c_j||^2 = ||x||^2 + min_j (||c_j||^2 - 2 x.c_j): the row's own norm (float64)
+        is added after the minimum, so the (rows x centres) work is one float32 product.
+        """
         s = self.size
-        return self.data.sq_dist(idx, self.vec[:s], self.sq[:s]).min(axis=1)
+        part = self.data.rows(idx) @ self.vec[:s].T
+        part *= -2.0
+        part += self.sq32[:s]
+        return np.maximum(self.data.sq[idx] + part.min(axis=1), 0.0)
 
 
 def _update_min_dist(data: _Data, min_dist: np.ndarray, row: int) -> None:
@@ -389,7 +398,29 @@ def seed(
     chain: int = 50,
     coreset_size: int = 16384,
 ) -> Seeds:
-    """Choose k distinct seed rows of ``x`` with ``method`` (one of ``SEEDERS``)."""
+    """Choose k distinct seed rows of ``x`` with ``method`` (one of ``SEEDERS``).
+
+    The sampling seeders make many small matrix products (a batch of trials against the current
+    centres); BLAS threads only add overhead there, so ``rs``, ``rs-greedy`` and ``afkmc2`` run
+    with one BLAS thread. The O(nkd) seeders keep all threads.
+    """
+    if method in ("rs", "rs-greedy", "afkmc2"):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return _seed(x, k, rng, method, max_trials, chain, coreset_size)
+    return _seed(x, k, rng, method, max_trials, chain, coreset_size)
+
+
+def _seed(
+    x: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    method: str,
+    max_trials: int,
+    chain: int,
+    coreset_size: int,
+) -> Seeds:
     n = x.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k={k} must be between 1 and the number of rows ({n})")
