@@ -37,6 +37,7 @@ def apply_manifest(
         raise SelectkitUsageError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
     check_output_path(output, [manifest_path, table_path])
     prov = Provenance(command="apply")
+    prov.start("apply")
     manifest = read_table(manifest_path, id_col=id_col)
     if "rank" not in manifest.frame.columns:
         raise SelectkitError(
@@ -80,6 +81,8 @@ def apply_manifest(
     if order == "rank":
         result = result.sort("__rank")
     result = result.drop("__rank")
+    prov.stop("apply")
+    prov.metrics = {"manifest_rows": picks.height, "table_rows": offset, "rows": result.height}
     write_table(result, output, provenance=_provenance(prov, manifest.source, source, order))
     return prov
 

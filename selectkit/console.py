@@ -1,7 +1,8 @@
 """Where people-facing output goes: progress bars and messages on stderr, never stdout.
 
-Output is quiet when stderr is not a terminal, when ``NO_COLOR``/``-q`` asks for it, or when a
-library caller sets ``set_quiet(True)``; data never goes through this module.
+Progress bars and notes appear only when stderr is a terminal and nobody asked for quiet (``-q``,
+or ``set_quiet(True)`` from Python); warnings appear unless quiet; ``NO_COLOR`` removes colour.
+Data never goes through this module.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ _state = {"quiet": False}
 
 
 def set_quiet(quiet: bool) -> None:
-    """Silence (or re-enable) progress bars and notes for this process."""
+    """Silence (or re-enable) progress bars, notes and warnings for this process."""
     _state["quiet"] = quiet
+
+
+def is_quiet() -> bool:
+    return _state["quiet"]
 
 
 def stderr_console() -> Console:
@@ -40,9 +45,15 @@ def progress_enabled() -> bool:
 
 
 def note(message: str) -> None:
-    """Print a one-line note to stderr unless quiet."""
+    """Print an informational line to stderr when it is a terminal and not quiet."""
+    if progress_enabled():
+        stderr_console().print(message, markup=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """Print a warning line to stderr (logs included) unless quiet."""
     if not _state["quiet"]:
-        stderr_console().print(message, markup=False)
+        stderr_console().print("warning: " + message, markup=False, soft_wrap=True)
 
 
 class _Bar:

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from selectkit.console import note
+from selectkit.console import warn
 from selectkit.errors import SelectkitError
+from selectkit.io.formats import known_suffix
 from selectkit.io.tables import Source, Table, check_unique_ids, read_table
 from selectkit.io.vectors import as_matrix
 
@@ -182,8 +183,14 @@ def load_pool(
         raise SelectkitError("give at least one input table")
     if sum(str(p) == "-" for p in paths) > 1:
         raise SelectkitError("stdin ('-') can be given only once")
+    # --input-format names the format of stdin and of files without a known extension; a known
+    # extension wins, so a .parquet and a .jsonl can be joined in one call
     tables = [
-        read_table(p, input_format=input_format if str(p) == "-" else None, id_col=cols.id)
+        read_table(
+            p,
+            input_format=input_format if str(p) == "-" or not known_suffix(p) else None,
+            id_col=cols.id,
+        )
         for p in paths
     ]
     return join_tables(tables, cols, use_labels=use_labels)
@@ -206,7 +213,7 @@ def join_tables(tables: Sequence[Table], columns: Columns, *, use_labels: bool =
         dupes = [c for c in table.frame.columns if c != id_col and c in frame.columns]
         dupes += [c for c in table.arrays if c in arrays or c in frame.columns]
         if dupes:
-            note(f"note: column(s) {dupes} of {where} ignored; taken from an earlier input")
+            warn(f"column(s) {dupes} of {where} ignored; taken from an earlier input")
         right = table.frame.drop([c for c in dupes if c in table.frame.columns])
         right = right.with_columns(pl.col(id_col).cast(left_t)).with_row_index("__row")
         joined = frame.join(right, on=id_col, how="left", maintain_order="left")

@@ -11,6 +11,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit.budget import parse_budget
+from selectkit.errors import SelectkitError
 from selectkit.io import Provenance, check_output_path, write_table
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
@@ -40,6 +41,13 @@ def select(
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
     pool.require(spec.needs, f"strategy '{spec.name}'")
+    cluster_col = pool.columns.cluster
+    if cluster_col in pool.frame.columns and not pool.frame.schema[cluster_col].is_integer():
+        raise SelectkitError(
+            f"column '{cluster_col}' of {pool.where} holds {pool.frame.schema[cluster_col]}, not "
+            "integer cluster ids; make it with `selectkit cluster` or name another column with "
+            "--cluster-col"
+        )
     count = parse_budget(budget, len(pool.candidates))
     rng = derive_rng(seed, "select", spec.name)
     with threadpool_limits(limits=threads):
@@ -112,7 +120,5 @@ def select_files(
         "selected_rows": int(manifest.height),
         **selection.metrics,
     }
-    prov.start("write")
     write_table(manifest, output, provenance=prov)
-    prov.stop("write")
     return prov

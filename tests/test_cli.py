@@ -66,7 +66,7 @@ def test_pipeline_embed_select_apply_inspect(cli, tmp_path, rt_small):
     assert info["rows"] == 40 and prov["command"] == "select" and prov["seed"] == 0
     assert prov["params"]["strategy"] == "kcenter" and prov["params"]["budget_rows"] == 40
     assert prov["inputs"][0]["path"] == str(emb) and prov["inputs"][0]["rows"] == 400
-    assert prov["inputs"][0]["fingerprint"].startswith("blake2b-128:")
+    assert prov["inputs"][0]["fingerprint"].startswith("parquet-data-blake2b-128:")
     assert "select_s" in prov["timings"] and "covering_radius" in prov["metrics"]
     r = cli("inspect", man)
     assert r.exit_code == 0 and "kcenter" in r.stdout
@@ -303,7 +303,7 @@ def test_embed_errors(cli, tmp_path, rt_small):
         "-o",
         tmp_path / "e.parquet",
     )
-    assert r.exit_code == 1 and "no column 'text'" in r.stderr and "--text-col" in r.stderr
+    assert r.exit_code == 1 and "no text column 'text'" in r.stderr and "--text-col" in r.stderr
     r = cli("embed", rt_small, "-o", tmp_path / "e.parquet", "-e", "bogus")
     assert r.exit_code == 2 and "unknown embedder" in r.stderr
     r = cli("embed", rt_small, "-o", tmp_path / "e.csv")
@@ -412,3 +412,128 @@ def test_provenance_records_the_command_line(tmp_path, rt_emb):
 
     argv = read_provenance(tmp_path / "m.parquet")["argv"]
     assert argv[:3] == ["selectkit", "-q", "select"] and "--seed" in argv
+
+
+def test_error_messages_keep_brackets(cli, tmp_path):
+    r = cli(
+        "select",
+        tmp_path / "data[bold].parquet",
+        "-s",
+        "random",
+        "-b",
+        "1",
+        "-o",
+        tmp_path / "o.parquet",
+    )
+    assert r.exit_code == 1 and "data[bold].parquet" in r.stderr
+
+
+def test_closed_pipe_is_not_an_internal_error(tmp_path):
+    proc = run_shell(
+        f"selectkit embed {REPO / 'data_samples' / 'fortunes.jsonl'} -o - | head -c 100", tmp_path
+    )
+    assert len(proc.stdout) == 100
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    status = run_shell(
+        f"selectkit embed {REPO / 'data_samples' / 'fortunes.jsonl'} -o - | head -c 100 >/dev/null; "
+        "echo ${PIPESTATUS[0]}",
+        tmp_path,
+    )
+    assert status.stdout.strip().splitlines()[-1] == "141"
+
+
+def test_embed_option_errors_are_usage_errors_before_loading(cli, tmp_path, rt_small):
+    out = tmp_path / "e.parquet"
+    for args, fragment in [
+        (["-e", "wordllama", "--dim", "100"], "64, 128 or 256"),
+        (["-e", "minilm", "--dim", "100"], "384 dimensions"),
+        (["-e", "minilm", "--pooling", "max"], "not one of"),
+        (["--pooling", "cls"], "minilm embedder only"),
+        (["--keep", "genre"], None),
+    ]:
+        r = cli("embed", rt_small, "-o", out, *args)
+        if fragment is None:
+            assert r.exit_code == 1 and "no column 'genre'; drop it from --keep" in r.stderr
+        else:
+            assert r.exit_code == 2 and fragment in r.stderr, (args, r.stderr)
+    assert not out.exists()
+
+
+def test_input_format_for_stdin_parquet_and_unknown_extensions(cli, tmp_path, rt_small, rt_emb):
+    frame = pl.read_ndjson(rt_small)
+    frame.write_parquet(tmp_path / "c.parquet")
+    proc = run_shell(
+        f"cat {tmp_path / 'c.parquet'} | selectkit -q embed - --input-format parquet -o e.parquet",
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert pl.read_parquet(tmp_path / "e.parquet").height == 400
+    (tmp_path / "emb.dat").write_bytes(rt_emb.read_bytes())
+    r = cli(
+        "select",
+        tmp_path / "emb.dat",
+        "--input-format",
+        "parquet",
+        "-s",
+        "random",
+        "-b",
+        "3",
+        "-o",
+        tmp_path / "m.jsonl",
+    )
+    assert r.exit_code == 0, r.stderr
+    r = cli("select", rt_emb, "-s", "random", "-b", "3", "-o", tmp_path / "m.txt")
+    assert r.exit_code == 2 and "cannot tell which format to write" in r.stderr
+
+
+def test_string_cluster_column_is_refused(cli, tmp_path, rt_emb, rt_small):
+    r = cli(
+        "select",
+        rt_emb,
+        rt_small,
+        "-s",
+        "random",
+        "-b",
+        "4",
+        "--label-col",
+        "none",
+        "--cluster-col",
+        "label",
+        "-o",
+        tmp_path / "m.parquet",
+    )
+    assert r.exit_code == 1 and "not integer cluster ids" in r.stderr
+
+
+def test_warning_for_ignored_duplicate_columns(tmp_path, rt_emb):
+    pl.read_parquet(rt_emb).write_parquet(tmp_path / "again.parquet")
+    proc = run_shell(
+        f"selectkit select {rt_emb} {tmp_path / 'again.parquet'} -s random -b 2 -o m.parquet",
+        tmp_path,
+    )
+    assert proc.returncode == 0 and "warning: column(s) ['embedding']" in proc.stderr
+    quiet = run_shell(
+        f"selectkit -q select {rt_emb} {tmp_path / 'again.parquet'} -s random -b 2 -o m.parquet",
+        tmp_path,
+    )
+    assert quiet.stderr == ""
+
+
+def test_apply_records_metrics(cli, tmp_path, rt_emb, rt_small):
+    m = tmp_path / "m.parquet"
+    assert cli("select", rt_emb, "-s", "random", "-b", "7", "-o", m).exit_code == 0
+    summary = cli.json("apply", m, rt_small, "-o", tmp_path / "s.parquet")
+    assert summary["rows"] == 7 and summary["table_rows"] == 400
+    from selectkit.io import read_provenance
+
+    prov = read_provenance(tmp_path / "s.parquet")
+    assert (
+        prov["command"] == "apply" and "apply_s" in prov["timings"] and prov["metrics"]["rows"] == 7
+    )
+
+
+def test_unwritable_output_folder_is_a_clean_error(cli, rt_emb):
+    """/proc refuses new files even for root: the OSError becomes one line and exit 1."""
+    r = cli("select", rt_emb, "-s", "random", "-b", "2", "-o", "/proc/selectkit-test.parquet")
+    assert r.exit_code == 1 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0

@@ -143,7 +143,7 @@ def test_embed_file_keeps_columns_and_makes_row_ids(tmp_path):
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        ('{"id": 1, "body": "x"}\n', "no column 'text'"),
+        ('{"id": 1, "body": "x"}\n', "no text column 'text'"),
         ('{"id": 1, "text": "x"}\n{"id": 2, "text": null}\n', "null at row 1"),
         ('{"id": 1, "text": "x"}\n{"id": 1, "text": "y"}\n', "duplicate ids"),
     ],

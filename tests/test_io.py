@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_read_every_format_gives_same_table(tmp_path, rt_small):
         table = read_table(tmp_path / name)
         assert table.frame.equals(frame), name
         assert table.source.rows == 400
-        assert table.source.fingerprint.startswith("blake2b-128:")
+        assert re.match(r"(parquet-data-)?blake2b-128:[0-9a-f]{32}$", table.source.fingerprint)
     assert read_table(rt_small).frame.equals(frame)
 
 
@@ -230,3 +231,40 @@ def test_provenance_records_fingerprints(tmp_path, rt_small):
     assert fingerprint_file(tmp_path / "copy.jsonl") != fp
     assert json.loads(Provenance(command="x", seed=1).to_json())["seed"] == 1
     assert os.path.exists(rt_small)
+
+
+def test_parquet_fingerprint_ignores_provenance_metadata(tmp_path):
+    """Two artefacts with the same data but different provenance (timings) fingerprint alike;
+    a change of data does not."""
+    from selectkit.io.tables import fingerprint_file
+
+    frame = pl.DataFrame({"id": ["a", "b"], "rank": [0, 1]})
+    write_table(
+        frame, tmp_path / "a.parquet", provenance=Provenance(command="x", timings={"t_s": 1.0})
+    )
+    write_table(
+        frame, tmp_path / "b.parquet", provenance=Provenance(command="x", timings={"t_s": 2.0})
+    )
+    assert (tmp_path / "a.parquet").read_bytes() != (tmp_path / "b.parquet").read_bytes()
+    fa, fb = fingerprint_file(tmp_path / "a.parquet"), fingerprint_file(tmp_path / "b.parquet")
+    assert fa == fb and fa.startswith("parquet-data-blake2b-128:")
+    write_table(frame.with_columns(pl.col("rank") + 1), tmp_path / "c.parquet")
+    assert fingerprint_file(tmp_path / "c.parquet") != fa
+
+
+def test_outputs_get_the_umask_mode_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_table(pl.DataFrame({"id": [1]}), tmp_path / "o.parquet")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "o.parquet").stat().st_mode & 0o777 == 0o644
+
+
+def test_stdin_parquet_streams(tmp_path, rt_small):
+    frame = pl.read_ndjson(rt_small)
+    frame.write_parquet(tmp_path / "t.parquet")
+    with open(tmp_path / "t.parquet", "rb") as f:
+        source, batches = iter_batches("-", columns=["id", "text"], input_format="parquet", stdin=f)
+        assert pl.concat(list(batches)).equals(frame.select("id", "text"))
+    assert source.rows == 400

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -10,8 +12,9 @@ from typing import Any, TypeVar
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from selectkit.console import set_quiet, stderr_console
+from selectkit.console import is_quiet, set_quiet, stderr_console
 from selectkit.errors import SelectkitError
 
 T = TypeVar("T")
@@ -27,6 +30,16 @@ def configure(quiet: bool, debug: bool) -> None:
     set_debug(debug)
 
 
+def _error_line(label: str, message: str) -> Text:
+    # the message is plain text: file names like data[1].parquet must not be read as markup
+    return Text.assemble((label, "bold red"), " ", message)
+
+
+def _is_broken_pipe(exc: OSError) -> bool:
+    # polars reports a closed pipe as a plain OSError whose text carries the errno
+    return exc.errno == errno.EPIPE or "Broken pipe" in str(exc)
+
+
 def run(fn: Callable[[], T]) -> T:
     """Call ``fn``; turn errors into one line on stderr and the documented exit code."""
     console = stderr_console()
@@ -35,23 +48,32 @@ def run(fn: Callable[[], T]) -> T:
     except SelectkitError as exc:
         if _flags["debug"]:
             traceback.print_exc()
-        console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        console.print(_error_line("error:", str(exc)), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    except OSError as exc:
+        if not _is_broken_pipe(exc):  # disk full, permission denied, ...: the run failed
+            if _flags["debug"]:
+                traceback.print_exc()
+            console.print(_error_line("error:", str(exc)), soft_wrap=True)
+            raise typer.Exit(1) from None
+        # the reader of stdout went away (e.g. `| head`): stop quietly, like other Unix tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(141) from None
     except KeyboardInterrupt:
         console.print("interrupted; no output was written")
         raise typer.Exit(130) from None
     except MemoryError:
-        console.print("[bold red]error:[/] out of memory; use a smaller batch or input")
+        console.print(_error_line("error:", "out of memory; use a smaller batch or input"))
         raise typer.Exit(1) from None
     except Exception as exc:  # an internal bug: say so, and how to get the traceback
         if _flags["debug"]:
             traceback.print_exc()
         else:
-            console.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-                "(run with --debug for the traceback and report it)",
-                soft_wrap=True,
+            message = (
+                f"{type(exc).__name__}: {exc} (run with --debug for the traceback and report it)"
             )
+            console.print(_error_line("internal error:", message), soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -61,7 +83,7 @@ def report(summary: dict[str, Any], *, as_json: bool, title: str) -> None:
         sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         return
     console = stderr_console()
-    if not sys.stderr.isatty():
+    if is_quiet() or not sys.stderr.isatty():
         return
     table = Table(title=title, show_header=False, title_justify="left")
     for key, value in _flatten(summary):

@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -39,7 +39,11 @@ Threads = Annotated[
 ]
 InputFormat = Annotated[
     Optional[str],
-    typer.Option("--input-format", help="Format of '-' (stdin): jsonl (default), csv or parquet."),
+    typer.Option(
+        "--input-format",
+        help="Format of '-' (stdin; default jsonl) or of inputs without a known extension: "
+        "jsonl, csv, parquet or npy.",
+    ),
 ]
 
 
@@ -79,8 +83,9 @@ def embed(
         typer.Option("--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256)."),
     ] = None,
     pooling: Annotated[
-        str, typer.Option("--pooling", help="minilm token pooling: mean (default), cls or last.")
-    ] = "mean",
+        Optional[str],
+        typer.Option("--pooling", help="minilm token pooling: mean (default), cls or last."),
+    ] = None,
     text_col: Annotated[str, typer.Option("--text-col", help="Column holding the text.")] = "text",
     id_col: Annotated[
         str, typer.Option("--id-col", help="Id column (row numbers if absent).")
@@ -126,7 +131,9 @@ def embed(
             keep_columns=keep or (),
         )
     )
-    report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="embed")
+    rate = prov.metrics["rows"] / max(prov.timings.get("embed_s", 0.0), 1e-9)
+    summary = {"output": output, **prov.metrics, **prov.timings, "docs_per_s": round(rate, 1)}
+    report(summary, as_json=as_json, title="embed")
 
 
 @app.command()
@@ -359,7 +366,7 @@ def apply(
     from selectkit.apply import apply_manifest
 
     check_json_stdout(as_json, output)
-    run(
+    prov = run(
         lambda: apply_manifest(
             manifest,
             table,
@@ -370,8 +377,7 @@ def apply(
             input_format=input_format,
         )
     )
-    if as_json:
-        report({"output": output}, as_json=True, title="apply")
+    report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="apply")
 
 
 @app.command()
@@ -504,6 +510,10 @@ def _print_demo(summary: dict) -> None:
             name, f"{r['mean_distance']:.4f}", f"{r['max_distance']:.4f}", str(r["seconds"]), labels
         )
     console.print(table)
+    console.print(
+        "kcenter minimises the worst case (max distance): every text is close to some pick. "
+        "Random matches the corpus's density, so its mean can be as low or lower."
+    )
     for name, path in summary["outputs"].items():
         console.print(f"  {name}: {path}")
     console.print("Next: selectkit inspect " + summary["outputs"]["kcenter"])

@@ -1,7 +1,7 @@
 """The built-in embedder: hashed word and character n-grams, IDF-weighted, sketched to ``dim``.
 
 No model, no download, no torch. Each text is lower-cased and cut into word unigrams, word
-bigrams and byte 3/4/5-grams. Every n-gram is hashed with our own 64-bit polynomial hash (so the
+bigrams and byte 3- and 4-grams. Every n-gram is hashed with our own 64-bit polynomial hash (so the
 vectors do not change with a library upgrade) and added, with its IDF weight and a hash-derived
 sign, to two of ``sketch_dim`` (4096) coordinates: a count sketch, which preserves inner products
 of the sparse TF-IDF vectors in expectation (a sparse Johnson-Lindenstrauss projection). Word and

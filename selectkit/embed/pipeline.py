@@ -33,23 +33,41 @@ class Embedder(Protocol):
     def config(self) -> dict[str, Any]: ...
 
 
+def check_embedder_options(name: str, dim: int | None, pooling: str | None) -> None:
+    """Refuse option combinations that an embedder cannot honour, before loading any model."""
+    from selectkit.embed.models import POOLINGS
+
+    if name not in EMBEDDERS:
+        raise SelectkitUsageError(
+            f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}"
+        )
+    if pooling is not None and name != "minilm":
+        raise SelectkitUsageError(f"--pooling applies to the minilm embedder only, not {name!r}")
+    if pooling is not None and pooling not in POOLINGS:
+        raise SelectkitUsageError(f"--pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+    if name == "minilm" and dim not in (None, 384):
+        raise SelectkitUsageError("the minilm embedder has 384 dimensions; drop --dim")
+    if name == "wordllama" and dim not in (None, 64, 128, 256):
+        raise SelectkitUsageError(f"wordllama --dim must be 64, 128 or 256, not {dim}")
+    if name == "hashing" and dim is not None and dim < 2:
+        raise SelectkitUsageError(f"--dim must be at least 2, not {dim}")
+
+
 def make_embedder(
-    name: str = "hashing", *, dim: int | None = None, pooling: str = "mean"
+    name: str = "hashing", *, dim: int | None = None, pooling: str | None = None
 ) -> Embedder:
-    """Return a ready embedder by name (see ``EMBEDDERS``); model embedders load their weights."""
+    """Return a ready embedder by name (see ``EMBEDDERS``); model embedders load their weights.
+    Options are checked first (usage errors), so a bad option never waits for a model to load."""
+    check_embedder_options(name, dim, pooling)
     if name == "hashing":
         return HashingEmbedder(dim=dim or 256)
     if name == "minilm":
         from selectkit.embed.models import MiniLMEmbedder
 
-        if dim not in (None, 384):
-            raise SelectkitUsageError("the minilm embedder has 384 dimensions; drop --dim")
-        return MiniLMEmbedder(pooling=pooling)
-    if name == "wordllama":
-        from selectkit.embed.models import WordLlamaEmbedder
+        return MiniLMEmbedder(pooling=pooling or "mean")
+    from selectkit.embed.models import WordLlamaEmbedder
 
-        return WordLlamaEmbedder(dim=dim or 256)
-    raise SelectkitUsageError(f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}")
+    return WordLlamaEmbedder(dim=dim or 256)
 
 
 def embed_texts(
@@ -81,7 +99,7 @@ def embed_file(
     *,
     embedder: str = "hashing",
     dim: int | None = None,
-    pooling: str = "mean",
+    pooling: str | None = None,
     text_col: str = "text",
     id_col: str = "id",
     input_format: str | None = None,
@@ -98,7 +116,8 @@ def embed_file(
     Returns the provenance stored in the output.
     """
     check_output_path(output, [input_path])
-    prov = Provenance(command="embed")
+    # embedders are deterministic; 0 is the fixed seed of the hashing embedder's randomized SVD
+    prov = Provenance(command="embed", seed=0)
     prov.start("load_model")
     model = make_embedder(embedder, dim=dim, pooling=pooling)
     prov.stop("load_model")
@@ -116,13 +135,14 @@ def embed_file(
 
     def prepared(batch: pl.DataFrame) -> pl.DataFrame:
         nonlocal offset
-        for col in (text_col, *keep_columns):
+        if text_col not in batch.columns:
+            raise SelectkitError(
+                f"{where} has no text column '{text_col}'; name the column that holds "
+                f"{MADE_BY['text']}'s texts with --text-col"
+            )
+        for col in keep_columns:
             if col not in batch.columns:
-                raise SelectkitError(
-                    f"{where} has no column '{col}'"
-                    + (f" ({MADE_BY['text']})" if col == text_col else "")
-                    + f"; its columns: {', '.join(batch.columns)}. Name the text column with --text-col"
-                )
+                raise SelectkitError(f"{where} has no column '{col}'; drop it from --keep")
         texts = batch.get_column(text_col)
         if texts.null_count():
             row = offset + int(texts.is_null().arg_max())
@@ -167,10 +187,7 @@ def embed_file(
             "keep_columns": list(keep_columns),
         }
         prov.inputs = [source.as_dict()]
-        prov.metrics = {
-            "rows": writer.rows,
-            "docs_per_s": round(writer.rows / max(prov.timings["embed_s"], 1e-9), 1),
-        }
+        prov.metrics = {"rows": writer.rows}
         writer.provenance = prov
     return prov
 

@@ -20,7 +20,12 @@ _BY_SUFFIX = {
 STDIO = "-"
 
 
-def detect_format(path: str | Path, override: str | None = None) -> str:
+def known_suffix(path: str | Path) -> bool:
+    """True when ``path``'s extension names a format."""
+    return Path(path).suffix.lower() in _BY_SUFFIX
+
+
+def detect_format(path: str | Path, override: str | None = None, *, output: bool = False) -> str:
     """Return one of ``FORMATS`` for ``path``; ``-`` (stdin/stdout) is JSONL unless overridden."""
     if override:
         fmt = override.lower().replace("ndjson", "jsonl")
@@ -33,6 +38,11 @@ def detect_format(path: str | Path, override: str | None = None) -> str:
         return "jsonl"
     suffix = Path(path).suffix.lower()
     if suffix not in _BY_SUFFIX:
+        if output:
+            raise SelectkitUsageError(
+                f"cannot tell which format to write to '{path}'; end its name with .parquet, "
+                ".jsonl, .csv (or .npy for a matrix), or use '-' for JSON Lines on stdout"
+            )
         raise SelectkitUsageError(
             f"cannot tell the format of '{path}' from its extension; name it .parquet, .jsonl, "
             ".ndjson, .csv or .npy, or pass --input-format"

@@ -60,12 +60,42 @@ class Table:
 
 
 def fingerprint_file(path: str | Path) -> str:
-    """Return ``blake2b-128:<hex>`` of the file's bytes; one streamed pass, O(1) memory."""
+    """Content fingerprint of a file; one streamed pass, O(1) memory.
+
+    Parquet files are fingerprinted by their data pages and schema, not their footer's key-value
+    metadata, so two artefacts with the same data (whose provenance differs only in timings) get
+    the same ``parquet-data-blake2b-128:<hex>``. Other files: ``blake2b-128:<hex>`` of all bytes.
+    """
     h = hashlib.blake2b(digest_size=16)
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
+        data_end = _parquet_data_end(f, size)
+        remaining = size if data_end is None else data_end
+        while remaining > 0 and (chunk := f.read(min(_HASH_CHUNK, remaining))):
             h.update(chunk)
-    return "blake2b-128:" + h.hexdigest()
+            remaining -= len(chunk)
+    if data_end is None:
+        return "blake2b-128:" + h.hexdigest()
+    try:
+        schema = pq.read_schema(str(path)).remove_metadata()
+        h.update(schema.to_string(show_field_metadata=False).encode())
+    except (pa.ArrowException, OSError):
+        pass  # a corrupt footer fails later, where the file is read, with a clear message
+    return "parquet-data-blake2b-128:" + h.hexdigest()
+
+
+def _parquet_data_end(f: BinaryIO, size: int) -> int | None:
+    """Offset where a Parquet file's footer starts, or None when the file is not Parquet."""
+    if size < 12:
+        return None
+    head = f.read(4)
+    f.seek(size - 8)
+    tail = f.read(8)
+    f.seek(0)
+    if head != b"PAR1" or tail[4:] != b"PAR1":
+        return None
+    footer = int.from_bytes(tail[:4], "little")
+    return size - 8 - footer if 0 < footer <= size - 12 else None
 
 
 def fingerprint_bytes(data: bytes) -> str:
@@ -178,12 +208,12 @@ def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
 DEFAULT_ID = "id"
 
 
-def check_row_number_ids(id_col: str, where: str, columns: list[str]) -> None:
+def check_row_number_ids(id_col: str, where: str, columns: list[str] | None = None) -> None:
     """A table without the default id column gets row numbers; a named one must exist."""
     if id_col != DEFAULT_ID:
         raise SelectkitError(
-            f"{where} has no id column '{id_col}' (its columns: {', '.join(columns)}); "
-            "name an existing column with --id-col, or drop --id-col to use row numbers"
+            f"{where} has no id column '{id_col}'; name an existing column with --id-col, "
+            "or drop --id-col to use row numbers"
         )
 
 
@@ -276,7 +306,12 @@ def _raw_batches(
     overrides: dict[str, pl.DataType],
 ) -> Iterator[pl.DataFrame]:
     if fmt == "parquet":
-        pf = pq.ParquetFile(path)
+        if path == STDIO:
+            data = (stdin or sys.stdin.buffer).read()
+            hasher.update(data)
+            pf = pq.ParquetFile(io.BytesIO(data))
+        else:
+            pf = pq.ParquetFile(path)
         present = _present(columns, pf.schema_arrow.names)
         for rb in pf.iter_batches(batch_size=batch_size, columns=present):
             yield _cast(pl.from_arrow(rb), overrides)

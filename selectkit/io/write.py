@@ -47,16 +47,29 @@ def atomic_path(output: str | Path) -> Iterator[Path]:
     ``output`` untouched.
     """
     out = Path(output)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.resolve().parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.resolve().parent)
+    except OSError as exc:
+        raise SelectkitError(
+            f"cannot create '{out}' ({exc.strerror}); check the folder's permissions and free space"
+        ) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file 0600; give it the mode a plain open() would (0666 & ~umask)
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, out)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _vector_columns(frame: pl.DataFrame) -> list[str]:
@@ -72,7 +85,7 @@ class TableWriter:
 
     def __init__(self, output: str | Path, *, output_format: str | None = None) -> None:
         self.output = str(output)
-        self.format = detect_format(self.output, output_format)
+        self.format = detect_format(self.output, output_format, output=True)
         if self.format == "npy":
             raise SelectkitUsageError(
                 f"cannot stream rows to '{self.output}'; write .parquet or .jsonl instead"
@@ -152,7 +165,7 @@ def write_table(
     ``.npy`` output takes a frame whose only list column is the vectors and whose ids are row
     numbers; the ids would otherwise be lost, so that is refused.
     """
-    fmt = detect_format(output, output_format)
+    fmt = detect_format(output, output_format, output=True)
     if fmt == "npy":
         _write_npy(frame, str(output))
         return

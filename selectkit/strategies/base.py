@@ -140,9 +140,9 @@ def _load_entry_points() -> None:
         try:
             obj = ep.load()
         except Exception as exc:  # a broken plugin must not break the built-in strategies
-            from selectkit.console import note
+            from selectkit.console import warn
 
-            note(f"warning: strategy plugin {ep.name!r} failed to load: {exc}")
+            warn(f"strategy plugin {ep.name!r} failed to load: {exc}")
             continue
         if callable(obj) and not isinstance(obj, type):
             obj()

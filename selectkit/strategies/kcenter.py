@@ -1,15 +1,19 @@
 """Greedy k-center (Gonzalez 1985; the core-set of Sener & Savarese 2018).
 
 Repeatedly picks the unlabelled row farthest from everything already picked or labelled, which
-2-approximates the smallest radius that covers the pool. Squared distances to all rows are
-updated in chunks with one BLAS matrix-vector product per chunk, so extra memory is O(n) floats
-plus one chunk, never an n x n or n x budget matrix.
+2-approximates the smallest radius that covers the pool. Each pick updates the distance of every
+row to its nearest centre with one matrix-vector product per chunk of rows, skipping (exactly, by
+the triangle inequality) the rows of centres too far from the new one to change. Extra memory is
+O(n) floats plus one chunk and the (labelled + budget) x d centre matrix, never an n x n or
+n x budget matrix. The loop runs with one BLAS thread: its matrix-vector products are too small
+for threads to pay, and threads collapse when the cores are shared (DESIGN.md §5).
 """
 
 from __future__ import annotations
 
 import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from selectkit.console import progress_bar
 from selectkit.pool import Pool
@@ -186,7 +190,7 @@ def greedy_kcenter(
     min_dist[~selectable] = -1.0
     if start:
         min_dist[picks[0]] = -1.0
-    with progress_bar("kcenter", budget) as bar:
+    with progress_bar("kcenter", budget) as bar, threadpool_limits(limits=1):
         bar.advance(start)
         for i in range(start, budget):
             best = int(np.argmax(min_dist))
@@ -209,7 +213,8 @@ def greedy_kcenter(
             str, "l2", "distance: l2, or cosine (rows L2-normalised first)", ("l2", "cosine")
         ),
     },
-    cost="O(n*d*budget) time, O(n) extra memory; labelled rows cost one exact kNN pass.",
+    cost="O(n*d*budget) time at worst, less on clustered data; O(n) extra memory plus a "
+    "(labelled + budget) x d centre matrix; labelled rows cost one exact kNN pass.",
 )
 def kcenter(pool: Pool, budget: int, rng: np.random.Generator, metric: str = "l2") -> Selection:
     """Greedy k-center over the pool's embeddings; scores are each pick's distance to the
