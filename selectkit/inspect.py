@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from selectkit.errors import SelectkitError
 from selectkit.io import detect_format, read_provenance, read_table
-from selectkit.io.tables import _check_exists
+from selectkit.io.tables import check_exists, open_parquet
 
 
 def inspect_file(path: str | Path) -> dict[str, Any]:
@@ -18,16 +15,10 @@ def inspect_file(path: str | Path) -> dict[str, Any]:
     Parquet files are described from their footer alone (O(1) in the rows); other formats are read.
     """
     path = str(path)
+    check_exists(path)
     fmt = detect_format(path)
-    _check_exists(path)
     if fmt == "parquet":
-        try:
-            meta = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow raises several types for a corrupt footer
-            raise SelectkitError(
-                f"'{path}' is not a readable Parquet file ({str(exc).splitlines()[0][:200]}); "
-                "re-create it"
-            ) from None
+        meta = open_parquet(path)
         schema = meta.schema_arrow
         return {
             "path": path,

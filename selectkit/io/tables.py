@@ -103,7 +103,7 @@ def fingerprint_bytes(data: bytes) -> str:
     return "blake2b-128:" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _check_exists(path: str) -> None:
+def check_exists(path: str) -> None:
     if path == STDIO:
         return
     p = Path(path)
@@ -130,6 +130,14 @@ def _read_error(path: str, fmt: str, exc: BaseException) -> SelectkitError:
 _READ_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError)
 
 
+def open_parquet(path: str | Path) -> pq.ParquetFile:
+    """Open a Parquet file's footer (O(1) in rows) or raise one clear error naming the file."""
+    try:
+        return pq.ParquetFile(str(path))
+    except Exception as exc:  # pyarrow raises several types for a corrupt footer
+        raise _read_error(str(path), "parquet", exc) from None
+
+
 def read_table(
     path: str | Path,
     *,
@@ -146,7 +154,7 @@ def read_table(
     empty, corrupt or duplicate-id input. Costs one read of the file plus one hashing pass.
     """
     path = str(path)
-    _check_exists(path)
+    check_exists(path)
     fmt = detect_format(path, input_format)
     arrays: dict[str, np.ndarray] = {}
     if path == STDIO:
@@ -268,7 +276,7 @@ def iter_batches(
     fingerprint filled in when the stream is exhausted.
     """
     path = str(path)
-    _check_exists(path)
+    check_exists(path)
     fmt = detect_format(path, input_format)
     if fmt == "npy":
         raise SelectkitError(f"'{path}' is a .npy matrix; this command needs a table with columns")

@@ -19,9 +19,10 @@ from selectkit.io.formats import detect_format
 from selectkit.io.tables import (
     DEFAULT_ID,
     Source,
-    _check_exists,
+    check_exists,
     check_row_number_ids,
     fingerprint_file,
+    open_parquet,
     read_table,
 )
 from selectkit.io.vectors import as_matrix, check_finite
@@ -100,17 +101,11 @@ def open_vectors(
 ) -> VectorSource:
     """Open the vectors of a table without reading them: O(1) for .npy and Parquet."""
     path = str(path)
-    _check_exists(path)
+    check_exists(path)
     fmt = detect_format(path)
     where = f"'{path}'"
     if fmt == "parquet":
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow raises several types for a corrupt footer
-            raise SelectkitError(
-                f"{where} is not a readable Parquet file ({str(exc).splitlines()[0][:200]}); "
-                "re-create it"
-            ) from None
+        pf = open_parquet(path)
         names = pf.schema_arrow.names
         if embedding_col not in names:
             raise SelectkitError(
