@@ -65,6 +65,28 @@ def blas_info() -> list[dict[str, Any]]:
     return rows
 
 
+def source_fingerprint() -> str:
+    """blake2b of every selectkit/*.py in the work tree: shows whether the code changed mid-run."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    for path in sorted((REPO / "selectkit").rglob("*.py")):
+        h.update(str(path.relative_to(REPO)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def git_state() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "selectkit"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + (" (selectkit/ has uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def env_report() -> dict[str, Any]:
     """Machine, library versions, BLAS kernels and the env vars that steer BLAS."""
     import numpy
@@ -91,11 +113,14 @@ def env_report() -> dict[str, Any]:
         "env": {k: os.environ.get(k, "<unset>") for k in ENV_VARS},
         "blas": blas_info(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "git": git_state(),
+        "selectkit_source": source_fingerprint(),
     }
 
 
 def print_env(rep: dict[str, Any]) -> None:
     print(f"machine : {rep['cpu']}, {rep['cores']} cores, {rep['mem_gib']} GiB RAM, linux {rep['kernel']}")
+    print(f"code    : git {rep.get('git')}, selectkit source fingerprint {rep.get('selectkit_source')}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in rep["versions"].items()))
     print("env     : " + ", ".join(f"{k}={v}" for k, v in rep["env"].items()))
     for b in rep["blas"]:

@@ -176,6 +176,7 @@ def bench_e2e(sizes: list[int], repeats_small: int, repeats_large: int, timeout:
             load0 = os.getloadavg()[0]
             res = C.run_child(cmd, timeout=timeout)
             res["loadavg_before"] = load0
+            res["selectkit_source"] = C.source_fingerprint()
             res["loadavg_after"] = os.getloadavg()[0]
             if res["rc"] != 0:
                 print(f"  FAILED rc={res['rc']} timed_out={res['timed_out']}\n{res['stderr'][-2000:]}")
@@ -318,6 +319,12 @@ def main() -> int:
             print(f"  peak RSS 100k -> 1M: {a:.0f} -> {b:.0f} MiB ({growth:+.1%}): {verdict}")
             payload["peak_rss_growth_100k_to_1m"] = growth
             C.write_json(args.name, payload)
+    sources = {r.get("selectkit_source") for row in payload.get("e2e", []) for r in row["runs"]}
+    sources.add(rep["selectkit_source"])
+    sources.add(C.source_fingerprint())
+    sources.discard(None)
+    if len(sources) > 1:
+        print(f"\nWARNING: selectkit/ source changed during this run ({sorted(sources)})")
     print(f"\nload average at end: {payload['loadavg_end']}")
     print(f"JSON: {C.OUT / (args.name + '.json')}")
     return 0

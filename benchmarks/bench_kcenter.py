@@ -5,10 +5,13 @@ mixture (fixed seed, saved once as .npy under benchmarks/out/data/ so selectkit 
 Every method runs in its own child process, so its peak resident memory (kernel high-water mark,
 ``ru_maxrss``) is its own, and all run in the same environment (same BLAS, same env vars):
 
+  baseline       imports numpy, faiss and selectkit's kcenter module and memory-maps the file:
+                 the fixed RSS every Python method pays before any work
   selectkit      ``greedy_kcenter(np.load(path, mmap_mode="r"), k, np.random.default_rng(seed))``
   selectkit_cli  ``selectkit select data.npy --strategy kcenter --budget k -o m.parquet``
   numpy_naive    textbook loop: ``min_dist = np.minimum(min_dist, ((X - X[i])**2).sum(1))``
   numpy_norms    precomputed norms: ``d = sq - 2 X @ x + ||x||^2`` (float32)
+  numpy_norms_1t the same with one BLAS thread (selectkit's loop runs with one BLAS thread)
   faiss          a fresh ``faiss.IndexFlatL2`` holding the new centre, searched by all rows per step
   skactiveml     ``skactiveml.pool.CoreSet().query(X, y_all_missing, batch_size=k)``
 
@@ -41,20 +44,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as C  # noqa: E402
 
-METHODS = ("selectkit", "selectkit_cli", "numpy_naive", "numpy_norms", "faiss", "skactiveml")
-EXTRA_METHODS = ("selectkit_ram", "faiss_pairwise")
-PEERS = ("numpy_naive", "numpy_norms", "faiss", "faiss_pairwise", "skactiveml")
+METHODS = ("baseline", "selectkit", "selectkit_cli", "numpy_naive", "numpy_norms", "faiss", "skactiveml")
+EXTRA_METHODS = ("selectkit_ram", "numpy_norms_1t", "faiss_pairwise")
+NOT_TIMED = ("baseline",)
+PEERS = ("numpy_naive", "numpy_norms", "numpy_norms_1t", "faiss", "faiss_pairwise", "skactiveml")
 
 
 # --------------------------------------------------------------------------- data
 
 
 def make_data(n: int, d: int, seed: int, folder: Path, components: int = 64) -> Path:
-    """A Gaussian mixture (``components`` clusters of different spread and size), as float32 .npy."""
+    """A Gaussian mixture (``components`` clusters of different spread and size), as float32 .npy.
+
+    ``components=1`` gives one isotropic Gaussian: no cluster structure, distances concentrate.
+    """
     import numpy as np
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"gmm_{n}x{d}_seed{seed}.npy"
+    suffix = "" if components == 64 else f"_c{components}"
+    path = folder / f"gmm_{n}x{d}_seed{seed}{suffix}.npy"
     if path.exists():
         return path
     rng = np.random.default_rng(seed)
@@ -120,23 +128,29 @@ def worker(args: argparse.Namespace) -> dict:
     method, path, k, seed = args.worker, args.data, args.k, args.seed
     info: dict = {"method": method}
     t_load = time.perf_counter()
-    if method == "selectkit":
+    if method in ("selectkit", "baseline"):
         X = np.load(path, mmap_mode="r")
     else:
         X = np.load(path)
     info["load_s"] = time.perf_counter() - t_load
     n = X.shape[0]
     first = _first_pick(n, seed)
-    if args.threads:
-        import faiss
+    # Imports happen before the clock starts.
+    import faiss
 
+    if method.startswith("selectkit") or method == "baseline":
+        from selectkit.strategies.kcenter import greedy_kcenter
+    if method == "skactiveml":
+        from skactiveml.pool import CoreSet
+        from skactiveml.utils import MISSING_LABEL
+    if args.threads:
         faiss.omp_set_num_threads(args.threads)
     t = time.perf_counter()
     with threadpool_limits(limits=args.threads):
         try:
-            if method in ("selectkit", "selectkit_ram"):
-                from selectkit.strategies.kcenter import greedy_kcenter
-
+            if method == "baseline":
+                picks = np.array([first])
+            elif method in ("selectkit", "selectkit_ram"):
                 picks, gains, r2 = greedy_kcenter(X, k, np.random.default_rng(seed))
                 info["reported_radius"] = float(np.sqrt(r2))
             elif method == "numpy_naive":
@@ -145,7 +159,9 @@ def worker(args: argparse.Namespace) -> dict:
                     return np.minimum(md, ((X - X[i]) ** 2).sum(1))
 
                 picks = _loop(step, n, k, first, args.max_seconds)
-            elif method == "numpy_norms":
+            elif method in ("numpy_norms", "numpy_norms_1t"):
+                if method == "numpy_norms_1t":
+                    threadpool_limits(limits=1)
                 sq = np.einsum("ij,ij->i", X, X)
 
                 def step(i, md):
@@ -158,7 +174,6 @@ def worker(args: argparse.Namespace) -> dict:
 
                 picks = _loop(step, n, k, first, args.max_seconds)
             elif method == "faiss":
-                import faiss
 
                 def step(i, md):
                     index = faiss.IndexFlatL2(X.shape[1])
@@ -168,7 +183,6 @@ def worker(args: argparse.Namespace) -> dict:
 
                 picks = _loop(step, n, k, first, args.max_seconds)
             elif method == "faiss_pairwise":
-                import faiss
 
                 def step(i, md):
                     dist = faiss.pairwise_distances(X, X[i : i + 1])
@@ -176,9 +190,6 @@ def worker(args: argparse.Namespace) -> dict:
 
                 picks = _loop(step, n, k, first, args.max_seconds)
             elif method == "skactiveml":
-                from skactiveml.pool import CoreSet
-                from skactiveml.utils import MISSING_LABEL
-
                 y = np.full(n, MISSING_LABEL)
                 need = k * n * 8  # CoreSet keeps a (batch_size, n) float64 utilities matrix
                 info["utilities_matrix_gib"] = need / 2**30
@@ -263,7 +274,8 @@ def run_method(method: str, data: Path, args: argparse.Namespace, tmp: Path) -> 
             info = {"method": method, "status": "timeout" if res["timed_out"] else f"failed rc={res['rc']}",
                     "stderr": res["stderr"][-3000:]}
     info.update(wall_s=res["wall_s"], peak_rss_mib=res["peak_rss_mib"],
-                sampled_peak_rss_mib=res["sampled_peak_rss_mib"], loadavg=os.getloadavg()[0])
+                sampled_peak_rss_mib=res["sampled_peak_rss_mib"], loadavg=os.getloadavg()[0],
+                selectkit_source=C.source_fingerprint())
     return info
 
 
@@ -288,7 +300,13 @@ def summarise(method: str, runs: list[dict], n: int) -> dict:
         reported_radius=ok[0].get("reported_radius")
         or (ok[0].get("summary", {}).get("covering_radius") if "summary" in ok[0] else None),
         blas=ok[0].get("blas"),
-        summary=ok[0].get("summary"),
+        summary=(
+            {key: C.median([r["summary"].get(key, float("nan")) for r in ok])
+             for key in ("read_s", "select_s", "write_s")}
+            | {"covering_radius": ok[0]["summary"].get("covering_radius")}
+            if "summary" in ok[0] else None
+        ),
+        selectkit_source=sorted({r.get("selectkit_source") for r in ok}),
         loadavg=[r["loadavg"] for r in ok],
     )
     return row
@@ -300,6 +318,8 @@ def main() -> int:
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--k", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--components", type=int, default=64,
+                    help="Gaussian mixture components (1 = one isotropic Gaussian, no clusters)")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help=f"comma list from {METHODS + EXTRA_METHODS}")
     ap.add_argument("--repeats", type=int, default=3)
@@ -325,13 +345,16 @@ def main() -> int:
         return 0
 
     name = args.name or ("bench_kcenter" if args.n == 1_000_000 else f"bench_kcenter_n{args.n}")
+    if args.components != 64 and not args.name:
+        name += f"_c{args.components}"
     methods = [m for m in args.methods.split(",") if m]
     rep = C.env_report()
-    print(f"== bench_kcenter: greedy k-center, k={args.k} of n={args.n:,} x d={args.d} float32 ==")
+    print(f"== bench_kcenter: greedy k-center, k={args.k} of n={args.n:,} x d={args.d} float32, "
+          f"Gaussian mixture of {args.components} components ==")
     C.print_env(rep)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     t = time.perf_counter()
-    data = make_data(args.n, args.d, args.seed, args.data_dir)
+    data = make_data(args.n, args.d, args.seed, args.data_dir, args.components)
     input_mib = args.n * args.d * 4 / 2**20
     print(f"data: {data} ({input_mib:.0f} MiB, ready in {time.perf_counter() - t:.1f} s)", flush=True)
     tmp = C.OUT / f".tmp-{name}"
@@ -348,6 +371,7 @@ def main() -> int:
                 continue
             info = run_method(m, data, args, tmp)
             runs[m].append(info)
+            C.write_json(name + ".runs", {"env": rep, "runs": runs})  # raw, with picks
             msg = info.get("status")
             if msg == "ok":
                 msg = f"select {info['select_s']:.1f} s, wall {info['wall_s']:.1f} s"
@@ -361,7 +385,7 @@ def main() -> int:
     small = [m for m, r in results.items() if r["status"] != "ok"]
     if small and args.fallback_n < args.n:
         fb_args = argparse.Namespace(**{**vars(args), "n": args.fallback_n})
-        fb_data = make_data(args.fallback_n, args.d, args.seed, args.data_dir)
+        fb_data = make_data(args.fallback_n, args.d, args.seed, args.data_dir, args.components)
         print(f"\n-- fallback at n={args.fallback_n:,} for {small} (+ selectkit for reference) --", flush=True)
         for m in ["selectkit", *small]:
             fallback[m] = []
@@ -370,6 +394,7 @@ def main() -> int:
                     break
                 info = run_method(m, fb_data, fb_args, tmp)
                 fallback[m].append(info)
+                C.write_json(name + ".runs", {"env": rep, "runs": runs, "fallback": fallback})
                 print(f"  n={args.fallback_n:,} {m:<14} {info.get('status')} "
                       f"select {info.get('select_s', float('nan')):.1f} s, peak RSS {info['peak_rss_mib']:.0f} MiB",
                       flush=True)
@@ -380,10 +405,10 @@ def main() -> int:
     # Quality: exact covering radius of every method's picks.
     for res, path in ((results, data), (fb_results, fb_data)):
         for r in res.values():
-            if r["status"] == "ok":
+            if r["status"] == "ok" and r["method"] not in NOT_TIMED:
                 r["covering_radius"] = covering_radius(path, r["picks"])
                 ref = res.get("selectkit", {}).get("picks")
-                if ref is not None:
+                if ref is not None and r["method"] not in NOT_TIMED:
                     r["pick_overlap_with_selectkit"] = len(set(ref) & set(r["picks"])) / len(ref)
     for res in (results, fb_results):
         for r in res.values():
@@ -403,6 +428,8 @@ def main() -> int:
 
     def report(res: dict, n: int) -> None:
         sk = res.get("selectkit")
+        b = results.get("baseline", {})
+        base_mib = b.get("peak_rss_mib") if b.get("status") == "ok" else None
         print(f"\nn = {n:,} x {args.d} float32 ({n * args.d * 4 / 2**20:.0f} MiB), k = {args.k}:")
         rows = []
         for m, r in res.items():
@@ -412,18 +439,28 @@ def main() -> int:
                     extra = f" (projected {r['projected_s']:.0f} s)"
                 if r.get("utilities_matrix_gib"):
                     extra += f" (needs {r['utilities_matrix_gib']:.1f} GiB)"
-                rows.append([m, r["status"] + extra, None, None, None, None, None, None, None])
+                rows.append([m, r["status"] + extra, None, None, None, None, None, None, None, None])
                 continue
             ratio_t = sk["select_s"] / r["select_s"] if sk and sk["status"] == "ok" else None
             ratio_m = sk["peak_rss_mib"] / r["peak_rss_mib"] if sk and sk["status"] == "ok" else None
-            rows.append([m, r["runs"], r["select_s"], r["wall_s"], r["peak_rss_mib"],
+            over = r["peak_rss_mib"] - base_mib if base_mib and m.startswith("selectkit") else None
+            rows.append([m, r["runs"], r["select_s"], r["wall_s"], r["peak_rss_mib"], over,
                          r.get("covering_radius"), r.get("pick_overlap_with_selectkit"),
                          ratio_t if m in PEERS else None, ratio_m if m in PEERS else None])
         print(C.table(["method", "runs", "select s (median)", "process wall s", "peak RSS MiB",
-                       "covering radius", "pick overlap w/ selectkit", "time selectkit/peer",
+                       "RSS over baseline", "covering radius", "pick overlap w/ selectkit", "time selectkit/peer",
                        "mem selectkit/peer"], rows))
 
     report(results, args.n)
+    cli = results.get("selectkit_cli")
+    if cli and cli["status"] == "ok" and cli.get("summary"):
+        sm = cli["summary"]
+        print(f"selectkit_cli internal timings (from --json, medians): read {sm.get('read_s', 0):.2f} s, "
+              f"select {sm.get('select_s', 0):.2f} s, write {sm.get('write_s', 0):.2f} s; "
+              f"reported covering radius {sm.get('covering_radius', float('nan')):.3f}")
+    base = results.get("baseline")
+    if base and base["status"] == "ok":
+        print(f"baseline (imports + memory-map, no work): peak RSS {base['peak_rss_mib']:.0f} MiB")
     if fb_results:
         print(f"\n(methods that could not run at n={args.n:,} in {args.max_seconds:.0f} s / "
               f"{args.max_gib:.0f} GiB, run at n={args.fallback_n:,}):")
@@ -438,12 +475,17 @@ def main() -> int:
                 ok = r["peak_rss_mib"] < limit_mib
                 print(f"  {m}: peak RSS {r['peak_rss_mib']:.0f} MiB vs 2x input {limit_mib:.0f} MiB -> "
                       f"{'MET' if ok else 'NOT MET'}")
-        for ref in ("numpy_norms", "numpy_naive", "faiss", "skactiveml"):
+        for ref in ("numpy_norms", "numpy_norms_1t", "numpy_naive", "faiss", "faiss_pairwise", "skactiveml"):
             r = results.get(ref)
             if r and r["status"] == "ok":
                 ok = sk["select_s"] <= r["select_s"]
                 print(f"  time: selectkit {sk['select_s']:.1f} s vs {ref} {r['select_s']:.1f} s "
                       f"(x{sk['select_s'] / r['select_s']:.2f}) -> {'MET' if ok else 'NOT MET'}")
+    sources = {r.get("selectkit_source") for rs in (runs, fallback) for v in rs.values() for r in v}
+    sources.add(rep["selectkit_source"])
+    if len(sources) > 1:
+        print(f"\nWARNING: selectkit/ source changed during this run ({sorted(sources)}); "
+              "the per-method 'selectkit_source' in the JSON says which run used which")
     print(f"\nload average at end: {payload['loadavg_end']}")
     print(f"JSON: {path}")
     return 0

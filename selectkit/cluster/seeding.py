@@ -56,12 +56,6 @@ class _Data:
         """Centred float32 copies of rows ``idx``."""
         return (np.asarray(self.x[idx], dtype=np.float64) - self.mu).astype(np.float32)
 
-    def sq_dist(self, idx: np.ndarray, centres: np.ndarray, centres_sq: np.ndarray) -> np.ndarray:
-        """(len(idx), len(centres)) squared distances; ``centres`` are centred float32 rows."""
-        pts = self.rows(idx)
-        d = self.sq[idx][:, None] + centres_sq[None, :] - 2.0 * (pts @ centres.T)
-        return np.maximum(d, 0.0)
-
 
 class _Centres:
     """A growing matrix of centred centre rows with their squared norms."""
