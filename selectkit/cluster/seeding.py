@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from selectkit.linalg import column_mean, squared_norms
+
 CHUNK_ROWS = 1 << 14  # float64 temporaries: 16 MiB at d = 128
 SEEDERS = ("rs-greedy", "rs", "kmeans++", "greedy", "afkmc2", "random")
 
@@ -42,15 +44,9 @@ class _Data:
     def __init__(self, x: np.ndarray) -> None:
         self.x = x
         self.n, self.d = x.shape
-        mu = np.zeros(self.d, dtype=np.float64)
-        for s in range(0, self.n, CHUNK_ROWS):
-            mu += np.asarray(x[s : s + CHUNK_ROWS], dtype=np.float64).sum(axis=0)
-        self.mu = mu / self.n
-        self.sq = np.empty(self.n, dtype=np.float64)  # ||x - mu||^2
-        for s in range(0, self.n, CHUNK_ROWS):
-            b = np.asarray(x[s : s + CHUNK_ROWS], dtype=np.float64) - self.mu
-            self.sq[s : s + b.shape[0]] = np.einsum("ij,ij->i", b, b)
+        self.mu = column_mean(x)
         self.mu32 = self.mu.astype(np.float32)
+        self.sq = squared_norms(x, self.mu).astype(np.float64)  # ||x - mu||^2, summed in float64
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
         """Centred float32 copies of rows ``idx``."""

@@ -16,33 +16,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from selectkit.console import progress_bar
+from selectkit.linalg import column_mean, squared_norms
 from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
 CHUNK_ROWS = 1 << 16
-F64_CHUNK_ROWS = 1 << 13  # float64 temporaries: 8 MiB at d = 128
-
-
-def squared_norms(
-    x: np.ndarray, center: np.ndarray | None = None, chunk_rows: int = F64_CHUNK_ROWS
-) -> np.ndarray:
-    """Row-wise squared L2 norms of ``x - center`` (float32 out, float64 inside), in chunks so
-    memmaps stay paged; O(n d) time, O(n + chunk) memory."""
-    out = np.empty(x.shape[0], dtype=np.float32)
-    for start in range(0, x.shape[0], chunk_rows):
-        block = np.asarray(x[start : start + chunk_rows], dtype=np.float64)
-        if center is not None:
-            block = block - center
-        out[start : start + block.shape[0]] = np.einsum("ij,ij->i", block, block)
-    return out
-
-
-def column_mean(x: np.ndarray, chunk_rows: int = F64_CHUNK_ROWS) -> np.ndarray:
-    """Float64 mean of the rows of ``x``, in chunks."""
-    total = np.zeros(x.shape[1], dtype=np.float64)
-    for start in range(0, x.shape[0], chunk_rows):
-        total += np.asarray(x[start : start + chunk_rows], dtype=np.float64).sum(axis=0)
-    return total / max(x.shape[0], 1)
 
 
 class _Cover:
