@@ -89,7 +89,16 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
-def run_case(name: str, x: np.ndarray, k: int, seeds: int, sklearn_ok: bool, iters: int) -> dict:
+def run_case(
+    name: str,
+    x: np.ndarray,
+    k: int,
+    seeds: int,
+    sklearn_ok: bool,
+    iters: int,
+    skip: tuple[str, ...] = (),
+    full_seeds: int = 3,
+) -> dict:
     from sklearn.cluster import KMeans, kmeans_plusplus
 
     from selectkit.cluster import kmeans, seed
@@ -113,6 +122,7 @@ def run_case(name: str, x: np.ndarray, k: int, seeds: int, sklearn_ok: bool, ite
     }
     if sklearn_ok:
         seeders["sklearn greedy k-means++"] = lambda s: kmeans_plusplus(x, k, random_state=s)[0]
+    seeders = {label: fn for label, fn in seeders.items() if not any(w in label for w in skip)}
     seed_rows = {}
     for label, fn in seeders.items():
         times, costs = [], []
@@ -126,7 +136,7 @@ def run_case(name: str, x: np.ndarray, k: int, seeds: int, sklearn_ok: bool, ite
             "cost_mean": float(np.mean(costs)),
             "cost_sem": float(np.std(costs) / np.sqrt(len(costs))),
         }
-    ref = seed_rows["selectkit kmeans++"]["cost_mean"]
+    ref = (seed_rows.get("selectkit kmeans++") or seed_rows["selectkit rs"])["cost_mean"]
     full = {}
     runs = {
         "selectkit rs-greedy + lloyd": lambda s: (
@@ -146,7 +156,7 @@ def run_case(name: str, x: np.ndarray, k: int, seeds: int, sklearn_ok: bool, ite
             .fit(x)
             .cluster_centers_
         )
-    full_seeds = max(1, min(seeds, 3))
+    runs = {label: fn for label, fn in runs.items() if not any(w in label for w in skip)}
     for label, fn in runs.items():
         times, costs = [], []
         for s in range(full_seeds):
@@ -182,6 +192,8 @@ def report(result: dict) -> None:
     )
     print(table(["seeder", "seconds (median)", "seed cost / k-means++ (mean +- sem)"], rows))
     rs = result["seeding"]["selectkit rs"]["time_median"]
+    if "selectkit kmeans++" not in result["seeding"]:
+        print("  (costs are relative to selectkit rs: kmeans++ was skipped)")
     for peer in ("faiss afkmc2 (50)", "faiss k-means++", "sklearn greedy k-means++"):
         if peer in result["seeding"]:
             print(f"  rs speed-up over {peer}: {result['seeding'][peer]['time_median'] / rs:.1f}x")
@@ -200,7 +212,16 @@ def report(result: dict) -> None:
         [label, f"{r['time_median']:.2f}", f"{r['cost_mean'] / base['cost_mean']:.4f}"]
         for label, r in result["kmeans"].items()
     ]
-    print(table(["k-means, 25 iterations", "seconds (median)", "final cost / reference"], rows))
+    print(
+        table(
+            [
+                f"k-means, {result['iters']} iterations, {result['full_seeds']} seeds",
+                "seconds (median)",
+                "final cost / reference",
+            ],
+            rows,
+        )
+    )
 
 
 def main() -> int:
@@ -217,17 +238,39 @@ def main() -> int:
         help="skip scikit-learn (minutes per run) at n*k above this times 100",
     )
     ap.add_argument("--real", action="store_true", help="also run the real data_samples embeddings")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated words; runs whose label has one are skipped"
+    )
+    ap.add_argument(
+        "--full-seeds", type=int, default=3, help="seeds for the full k-means runs (0: none)"
+    )
     args = ap.parse_args()
     rep = env_report()
     print_env(rep)
     results = []
     x = mixture(args.n, args.d, args.k)
     sk_ok = args.n * args.k <= args.skip_sklearn_at * 100
-    results.append(run_case("gaussian mixture", x, args.k, args.seeds, sk_ok, args.iters))
+    skip = tuple(w for w in args.skip.split(",") if w)
+    results.append(
+        run_case(
+            "gaussian mixture", x, args.k, args.seeds, sk_ok, args.iters, skip, args.full_seeds
+        )
+    )
     report(results[-1])
     if args.real:
         xr = real_embeddings()
-        results.append(run_case("data_samples embeddings", xr, 50, args.seeds, True, args.iters))
+        results.append(
+            run_case(
+                "data_samples embeddings",
+                xr,
+                50,
+                args.seeds,
+                True,
+                args.iters,
+                skip,
+                args.full_seeds,
+            )
+        )
         report(results[-1])
     path = write_json(f"bench_cluster_n{args.n}_k{args.k}", {"env": rep, "results": results})
     print(f"JSON: {path}")
