@@ -171,6 +171,8 @@ def run_case(
         "d": x.shape[1],
         "k": k,
         "seeds": seeds,
+        "iters": iters,
+        "full_seeds": full_seeds,
         "seeding": seed_rows,
         "kmeans": full,
         "kmeanspp_cost": ref,
