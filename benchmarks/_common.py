@@ -78,10 +78,18 @@ def source_fingerprint() -> str:
 
 def git_state() -> str:
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "selectkit"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "selectkit"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head + (" (selectkit/ has uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -100,10 +108,8 @@ def env_report() -> dict[str, Any]:
             versions[mod] = "n/a"
     # Import faiss + sklearn so their BLAS / OpenMP show up too.
     for mod in ("faiss", "sklearn.metrics"):
-        try:
+        with contextlib.suppress(Exception):
             __import__(mod)
-        except Exception:
-            pass
     return {
         "cpu": _lscpu_model(),
         "cores": os.cpu_count(),
@@ -119,8 +125,12 @@ def env_report() -> dict[str, Any]:
 
 
 def print_env(rep: dict[str, Any]) -> None:
-    print(f"machine : {rep['cpu']}, {rep['cores']} cores, {rep['mem_gib']} GiB RAM, linux {rep['kernel']}")
-    print(f"code    : git {rep.get('git')}, selectkit source fingerprint {rep.get('selectkit_source')}")
+    print(
+        f"machine : {rep['cpu']}, {rep['cores']} cores, {rep['mem_gib']} GiB RAM, linux {rep['kernel']}"
+    )
+    print(
+        f"code    : git {rep.get('git')}, selectkit source fingerprint {rep.get('selectkit_source')}"
+    )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in rep["versions"].items()))
     print("env     : " + ", ".join(f"{k}={v}" for k, v in rep["env"].items()))
     for b in rep["blas"]:
@@ -195,8 +205,13 @@ def run_child(
         with open(res_path) as fh:
             usage = json.load(fh)
     except (OSError, ValueError):
-        usage = {"rc": proc.returncode, "wall_s": wall, "peak_rss_mib": float("nan"),
-                 "user_s": float("nan"), "sys_s": float("nan")}
+        usage = {
+            "rc": proc.returncode,
+            "wall_s": wall,
+            "peak_rss_mib": float("nan"),
+            "user_s": float("nan"),
+            "sys_s": float("nan"),
+        }
     finally:
         with contextlib.suppress(OSError):
             os.unlink(res_path)
@@ -244,8 +259,10 @@ def fmt(x: Any, nd: int = 2) -> str:
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A plain-text (also valid Markdown) table."""
     cells = [[fmt(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    line = lambda r: "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=False)) + " |"  # noqa: E731
     sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
     return "\n".join([line(headers), sep, *(line(r) for r in cells)])
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
 TARGET_DOCS_PER_S = 5000.0
 
@@ -109,7 +109,7 @@ def bench_inmem(n_docs: int, repeats: int, threads: int | None) -> dict:
             embed_s.append(time.perf_counter() - t)
             embed_cpu.append(time.process_time() - c)
             t = time.perf_counter()
-            a, b = sk_transform()
+            _a, _b = sk_transform()
             sk_s.append(time.perf_counter() - t)
             print(
                 f"  in-memory run {r + 1}/{repeats}: selectkit fit {fit_s[-1]:.2f} s "
@@ -136,7 +136,9 @@ def bench_inmem(n_docs: int, repeats: int, threads: int | None) -> dict:
         "sklearn_hashing_docs_per_s": n_docs / med(sk_s),
         "loadavg_after": os.getloadavg(),
     }
-    res["ratio_selectkit_over_sklearn_hashing"] = res["selectkit_docs_per_s"] / res["sklearn_hashing_docs_per_s"]
+    res["ratio_selectkit_over_sklearn_hashing"] = (
+        res["selectkit_docs_per_s"] / res["sklearn_hashing_docs_per_s"]
+    )
     return res
 
 
@@ -155,15 +157,24 @@ def rss_at_fractions(trace: list, fractions=(0.25, 0.5, 0.75, 1.0)) -> list[floa
     return out
 
 
-def bench_e2e(sizes: list[int], repeats_small: int, repeats_large: int, timeout: float,
-              threads: int | None, data_dir: Path) -> list[dict]:
+def bench_e2e(
+    sizes: list[int],
+    repeats_small: int,
+    repeats_large: int,
+    timeout: float,
+    threads: int | None,
+    data_dir: Path,
+) -> list[dict]:
     base = base_texts()
     rows = []
     for n in sizes:
         t = time.perf_counter()
         corpus = make_corpus(n, base, data_dir)
-        print(f"  corpus {n:,} docs: {corpus} ({corpus.stat().st_size / 2**20:.0f} MiB, "
-              f"made/cached in {time.perf_counter() - t:.1f} s)", flush=True)
+        print(
+            f"  corpus {n:,} docs: {corpus} ({corpus.stat().st_size / 2**20:.0f} MiB, "
+            f"made/cached in {time.perf_counter() - t:.1f} s)",
+            flush=True,
+        )
         out = data_dir / f"emb_{n}.parquet"
         reps = repeats_small if n <= 100_000 else repeats_large
         runs = []
@@ -179,7 +190,9 @@ def bench_e2e(sizes: list[int], repeats_small: int, repeats_large: int, timeout:
             res["selectkit_source"] = C.source_fingerprint()
             res["loadavg_after"] = os.getloadavg()[0]
             if res["rc"] != 0:
-                print(f"  FAILED rc={res['rc']} timed_out={res['timed_out']}\n{res['stderr'][-2000:]}")
+                print(
+                    f"  FAILED rc={res['rc']} timed_out={res['timed_out']}\n{res['stderr'][-2000:]}"
+                )
                 runs.append(res)
                 break
             summary = json.loads(res["stdout"])
@@ -189,14 +202,19 @@ def bench_e2e(sizes: list[int], repeats_small: int, repeats_large: int, timeout:
             runs.append(res)
             print(
                 f"  embed {n:,} run {r + 1}/{reps}: wall {res['wall_s']:.1f} s "
-                f"(fit {summary.get('fit_s', float('nan')):.1f} s, embed {summary.get('embed_s', float('nan')):.1f} s), "
+                f"(fit {summary.get('fit_s', float('nan')):.1f} s, "
+                f"embed {summary.get('embed_s', float('nan')):.1f} s), "
                 f"peak RSS {res['peak_rss_mib']:.0f} MiB, load {load0:.1f}->{res['loadavg_after']:.1f}",
                 flush=True,
             )
         ok = [r for r in runs if r["rc"] == 0]
         if out.exists():
             out.unlink()
-        row = {"docs": n, "runs": [{k: v for k, v in r.items() if k != "stdout"} for r in runs], "ok": bool(ok)}
+        row = {
+            "docs": n,
+            "runs": [{k: v for k, v in r.items() if k != "stdout"} for r in runs],
+            "ok": bool(ok),
+        }
         if ok:
             wall = C.median([r["wall_s"] for r in ok])
             row.update(
@@ -216,13 +234,21 @@ def bench_e2e(sizes: list[int], repeats_small: int, repeats_large: int, timeout:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="10000,100000,1000000", help="end-to-end corpus sizes")
     ap.add_argument("--inmem-docs", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=5, help="in-memory repeats (median)")
-    ap.add_argument("--e2e-repeats", type=int, default=3, help="end-to-end repeats for <= 100k docs")
-    ap.add_argument("--e2e-repeats-large", type=int, default=1, help="end-to-end repeats above 100k")
-    ap.add_argument("--threads", type=int, default=None, help="BLAS threads for both (default: all)")
+    ap.add_argument(
+        "--e2e-repeats", type=int, default=3, help="end-to-end repeats for <= 100k docs"
+    )
+    ap.add_argument(
+        "--e2e-repeats-large", type=int, default=1, help="end-to-end repeats above 100k"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=None, help="BLAS threads for both (default: all)"
+    )
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per child run")
     ap.add_argument("--data-dir", type=Path, default=C.OUT / "data")
     ap.add_argument("--skip-inmem", action="store_true")
@@ -244,11 +270,21 @@ def main() -> int:
     payload: dict = {"env": rep, "args": {k: str(v) for k, v in vars(args).items()}}
 
     if not args.skip_inmem:
-        print(f"\n-- (a) in memory, {args.inmem_docs:,} docs, median of {args.repeats} --", flush=True)
+        print(
+            f"\n-- (a) in memory, {args.inmem_docs:,} docs, median of {args.repeats} --", flush=True
+        )
         res_path = C.OUT / f".{args.name}-inmem.json"
         C.OUT.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, __file__, "--worker-inmem", str(res_path),
-               "--inmem-docs", str(args.inmem_docs), "--repeats", str(args.repeats)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker-inmem",
+            str(res_path),
+            "--inmem-docs",
+            str(args.inmem_docs),
+            "--repeats",
+            str(args.repeats),
+        ]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         run = C.run_child(cmd, timeout=args.timeout)
@@ -265,8 +301,14 @@ def main() -> int:
     if not args.skip_e2e:
         sizes = [int(s) for s in args.sizes.split(",") if s]
         print(f"\n-- (b) end to end `selectkit embed` on {sizes} docs --", flush=True)
-        payload["e2e"] = bench_e2e(sizes, args.e2e_repeats, args.e2e_repeats_large, args.timeout,
-                                   args.threads, args.data_dir)
+        payload["e2e"] = bench_e2e(
+            sizes,
+            args.e2e_repeats,
+            args.e2e_repeats_large,
+            args.timeout,
+            args.threads,
+            args.data_dir,
+        )
     payload["loadavg_end"] = os.getloadavg()
     C.write_json(args.name, payload)
 
@@ -275,21 +317,36 @@ def main() -> int:
     C.print_env(rep)
     if "inmem" in payload:
         im = payload["inmem"]
-        print(f"\n(a) in memory, {im['docs']:,} docs ({im['chars'] / im['docs']:.0f} chars/doc), "
-              f"median of {im['repeats']} (fit runs: {', '.join(f'{x:.1f}' for x in im['selectkit_fit_s'])} s):")
-        print(C.table(
-            ["method", "fit s", "transform s", "docs/s", "selectkit / peer"],
-            [
-                ["selectkit HashingEmbedder(dim=256)", im["selectkit_fit_median_s"],
-                 im["selectkit_embed_median_s"], im["selectkit_docs_per_s"], 1.0],
-                ["sklearn HashingVectorizer char_wb(3,5)+word(1,2)", None,
-                 im["docs"] / im["sklearn_hashing_docs_per_s"], im["sklearn_hashing_docs_per_s"],
-                 im["ratio_selectkit_over_sklearn_hashing"]],
-            ],
-        ))
+        print(
+            f"\n(a) in memory, {im['docs']:,} docs ({im['chars'] / im['docs']:.0f} chars/doc), "
+            f"median of {im['repeats']} (fit runs: {', '.join(f'{x:.1f}' for x in im['selectkit_fit_s'])} s):"
+        )
+        print(
+            C.table(
+                ["method", "fit s", "transform s", "docs/s", "selectkit / peer"],
+                [
+                    [
+                        "selectkit HashingEmbedder(dim=256)",
+                        im["selectkit_fit_median_s"],
+                        im["selectkit_embed_median_s"],
+                        im["selectkit_docs_per_s"],
+                        1.0,
+                    ],
+                    [
+                        "sklearn HashingVectorizer char_wb(3,5)+word(1,2)",
+                        None,
+                        im["docs"] / im["sklearn_hashing_docs_per_s"],
+                        im["sklearn_hashing_docs_per_s"],
+                        im["ratio_selectkit_over_sklearn_hashing"],
+                    ],
+                ],
+            )
+        )
         ok = im["selectkit_docs_per_s"] >= TARGET_DOCS_PER_S
-        print(f"target >= {TARGET_DOCS_PER_S:,.0f} docs/s (embed, in memory): "
-              f"{'MET' if ok else 'NOT MET'} ({im['selectkit_docs_per_s']:,.0f})")
+        print(
+            f"target >= {TARGET_DOCS_PER_S:,.0f} docs/s (embed, in memory): "
+            f"{'MET' if ok else 'NOT MET'} ({im['selectkit_docs_per_s']:,.0f})"
+        )
     if "e2e" in payload:
         print("\n(b) end to end `selectkit embed corpus.jsonl -o out.parquet` (child process):")
         rows = []
@@ -297,21 +354,40 @@ def main() -> int:
             if not r["ok"]:
                 rows.append([r["docs"], "FAILED", None, None, None, None, None, None])
                 continue
-            rows.append([
-                r["docs"], r["wall_s"], r["fit_s"], r["embed_s"], r["docs_per_s_wall"],
-                r["docs_per_s_embed"], r["peak_rss_mib"],
-                " / ".join(f"{x:.0f}" for x in r["rss_at_25_50_75_100pct"]),
-            ])
-        print(C.table(
-            ["docs", "wall s", "fit s", "embed s", "docs/s (wall)", "docs/s (embed phase)",
-             "peak RSS MiB", "RSS at 25/50/75/100% of run"],
-            rows,
-        ))
+            rows.append(
+                [
+                    r["docs"],
+                    r["wall_s"],
+                    r["fit_s"],
+                    r["embed_s"],
+                    r["docs_per_s_wall"],
+                    r["docs_per_s_embed"],
+                    r["peak_rss_mib"],
+                    " / ".join(f"{x:.0f}" for x in r["rss_at_25_50_75_100pct"]),
+                ]
+            )
+        print(
+            C.table(
+                [
+                    "docs",
+                    "wall s",
+                    "fit s",
+                    "embed s",
+                    "docs/s (wall)",
+                    "docs/s (embed phase)",
+                    "peak RSS MiB",
+                    "RSS at 25/50/75/100% of run",
+                ],
+                rows,
+            )
+        )
         by_n = {r["docs"]: r for r in payload["e2e"] if r["ok"]}
         for r in by_n.values():
             ok = r["docs_per_s_wall"] >= TARGET_DOCS_PER_S
-            print(f"  {r['docs']:>9,} docs: {r['docs_per_s_wall']:,.0f} docs/s wall-clock -> target "
-                  f">= {TARGET_DOCS_PER_S:,.0f}: {'MET' if ok else 'NOT MET'}")
+            print(
+                f"  {r['docs']:>9,} docs: {r['docs_per_s_wall']:,.0f} docs/s wall-clock -> target "
+                f">= {TARGET_DOCS_PER_S:,.0f}: {'MET' if ok else 'NOT MET'}"
+            )
         if 100_000 in by_n and 1_000_000 in by_n:
             a, b = by_n[100_000]["peak_rss_mib"], by_n[1_000_000]["peak_rss_mib"]
             growth = b / a - 1

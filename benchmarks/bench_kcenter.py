@@ -42,9 +42,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as C  # noqa: E402
+import _common as C
 
-METHODS = ("baseline", "selectkit", "selectkit_cli", "numpy_naive", "numpy_norms", "faiss", "skactiveml")
+METHODS = (
+    "baseline",
+    "selectkit",
+    "selectkit_cli",
+    "numpy_naive",
+    "numpy_norms",
+    "faiss",
+    "skactiveml",
+)
 EXTRA_METHODS = ("selectkit_ram", "numpy_norms_1t", "faiss_pairwise")
 NOT_TIMED = ("baseline",)
 PEERS = ("numpy_naive", "numpy_norms", "numpy_norms_1t", "faiss", "faiss_pairwise", "skactiveml")
@@ -151,7 +159,7 @@ def worker(args: argparse.Namespace) -> dict:
             if method == "baseline":
                 picks = np.array([first])
             elif method in ("selectkit", "selectkit_ram"):
-                picks, gains, r2 = greedy_kcenter(X, k, np.random.default_rng(seed))
+                picks, _gains, r2 = greedy_kcenter(X, k, np.random.default_rng(seed))
                 info["reported_radius"] = float(np.sqrt(r2))
             elif method == "numpy_naive":
 
@@ -241,8 +249,21 @@ def run_method(method: str, data: Path, args: argparse.Namespace, tmp: Path) -> 
         out = tmp / "m.parquet"
         if out.exists():
             out.unlink()
-        cmd = [*C.selectkit_exe(), "-q", "select", str(data), "--strategy", "kcenter",
-               "--budget", str(args.k), "--seed", str(args.seed), "-o", str(out), "--json"]
+        cmd = [
+            *C.selectkit_exe(),
+            "-q",
+            "select",
+            str(data),
+            "--strategy",
+            "kcenter",
+            "--budget",
+            str(args.k),
+            "--seed",
+            str(args.seed),
+            "-o",
+            str(out),
+            "--json",
+        ]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         res = C.run_child(cmd, timeout=args.timeout)
@@ -261,9 +282,24 @@ def run_method(method: str, data: Path, args: argparse.Namespace, tmp: Path) -> 
             info["stderr"] = res["stderr"][-3000:]
     else:
         result = tmp / f"{method}.json"
-        cmd = [sys.executable, __file__, "--worker", method, "--data", str(data), "--k", str(args.k),
-               "--seed", str(args.seed), "--max-seconds", str(args.max_seconds),
-               "--max-gib", str(args.max_gib), "--result", str(result)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            method,
+            "--data",
+            str(data),
+            "--k",
+            str(args.k),
+            "--seed",
+            str(args.seed),
+            "--max-seconds",
+            str(args.max_seconds),
+            "--max-gib",
+            str(args.max_gib),
+            "--result",
+            str(result),
+        ]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         res = C.run_child(cmd, timeout=args.timeout)
@@ -271,18 +307,29 @@ def run_method(method: str, data: Path, args: argparse.Namespace, tmp: Path) -> 
             info = json.loads(result.read_text())
             result.unlink()
         else:
-            info = {"method": method, "status": "timeout" if res["timed_out"] else f"failed rc={res['rc']}",
-                    "stderr": res["stderr"][-3000:]}
-    info.update(wall_s=res["wall_s"], peak_rss_mib=res["peak_rss_mib"],
-                sampled_peak_rss_mib=res["sampled_peak_rss_mib"], loadavg=os.getloadavg()[0],
-                selectkit_source=C.source_fingerprint())
+            info = {
+                "method": method,
+                "status": "timeout" if res["timed_out"] else f"failed rc={res['rc']}",
+                "stderr": res["stderr"][-3000:],
+            }
+    info.update(
+        wall_s=res["wall_s"],
+        peak_rss_mib=res["peak_rss_mib"],
+        sampled_peak_rss_mib=res["sampled_peak_rss_mib"],
+        loadavg=os.getloadavg()[0],
+        selectkit_source=C.source_fingerprint(),
+    )
     return info
 
 
 def summarise(method: str, runs: list[dict], n: int) -> dict:
     ok = [r for r in runs if r.get("status") == "ok"]
-    row: dict = {"method": method, "n": n, "status": runs[0].get("status") if runs else "not run",
-                 "runs": len(ok)}
+    row: dict = {
+        "method": method,
+        "n": n,
+        "status": runs[0].get("status") if runs else "not run",
+        "runs": len(ok),
+    }
     if not ok:
         for key in ("projected_s", "utilities_matrix_gib", "stderr", "peak_rss_mib"):
             if key in runs[0]:
@@ -301,10 +348,13 @@ def summarise(method: str, runs: list[dict], n: int) -> dict:
         or (ok[0].get("summary", {}).get("covering_radius") if "summary" in ok[0] else None),
         blas=ok[0].get("blas"),
         summary=(
-            {key: C.median([r["summary"].get(key, float("nan")) for r in ok])
-             for key in ("read_s", "select_s", "write_s")}
+            {
+                key: C.median([r["summary"].get(key, float("nan")) for r in ok])
+                for key in ("read_s", "select_s", "write_s")
+            }
             | {"covering_radius": ok[0]["summary"].get("covering_radius")}
-            if "summary" in ok[0] else None
+            if "summary" in ok[0]
+            else None
         ),
         selectkit_source=sorted({r.get("selectkit_source") for r in ok}),
         loadavg=[r["loadavg"] for r in ok],
@@ -313,20 +363,35 @@ def summarise(method: str, runs: list[dict], n: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--d", type=int, default=128)
     ap.add_argument("--k", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--components", type=int, default=64,
-                    help="Gaussian mixture components (1 = one isotropic Gaussian, no clusters)")
-    ap.add_argument("--methods", default=",".join(METHODS),
-                    help=f"comma list from {METHODS + EXTRA_METHODS}")
+    ap.add_argument(
+        "--components",
+        type=int,
+        default=64,
+        help="Gaussian mixture components (1 = one isotropic Gaussian, no clusters)",
+    )
+    ap.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma list from {METHODS + EXTRA_METHODS}"
+    )
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--repeat-under", type=float, default=150.0,
-                    help="repeat a method only if its first run took less (s)")
-    ap.add_argument("--max-seconds", type=float, default=540.0,
-                    help="a loop method projected to take longer gives up (then runs at --fallback-n)")
+    ap.add_argument(
+        "--repeat-under",
+        type=float,
+        default=150.0,
+        help="repeat a method only if its first run took less (s)",
+    )
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=540.0,
+        help="a loop method projected to take longer gives up (then runs at --fallback-n)",
+    )
     ap.add_argument("--max-gib", type=float, default=20.0, help="memory a peer may plan to use")
     ap.add_argument("--fallback-n", type=int, default=100_000)
     ap.add_argument("--timeout", type=float, default=600.0, help="hard limit per child run (s)")
@@ -349,25 +414,35 @@ def main() -> int:
         name += f"_c{args.components}"
     methods = [m for m in args.methods.split(",") if m]
     rep = C.env_report()
-    print(f"== bench_kcenter: greedy k-center, k={args.k} of n={args.n:,} x d={args.d} float32, "
-          f"Gaussian mixture of {args.components} components ==")
+    print(
+        f"== bench_kcenter: greedy k-center, k={args.k} of n={args.n:,} x d={args.d} float32, "
+        f"Gaussian mixture of {args.components} components =="
+    )
     C.print_env(rep)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     t = time.perf_counter()
     data = make_data(args.n, args.d, args.seed, args.data_dir, args.components)
     input_mib = args.n * args.d * 4 / 2**20
-    print(f"data: {data} ({input_mib:.0f} MiB, ready in {time.perf_counter() - t:.1f} s)", flush=True)
+    print(
+        f"data: {data} ({input_mib:.0f} MiB, ready in {time.perf_counter() - t:.1f} s)", flush=True
+    )
     tmp = C.OUT / f".tmp-{name}"
     tmp.mkdir(parents=True, exist_ok=True)
-    payload: dict = {"env": rep, "args": {k: str(v) for k, v in vars(args).items()},
-                     "input_mib": input_mib, "results": {}}
+    payload: dict = {
+        "env": rep,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "input_mib": input_mib,
+        "results": {},
+    }
 
     runs: dict[str, list[dict]] = {m: [] for m in methods}
     fallback: dict[str, list[dict]] = {}
     for rnd in range(args.repeats):
         for m in methods:
             prev = runs[m]
-            if rnd > 0 and (not prev or prev[0].get("status") != "ok" or prev[0]["wall_s"] > args.repeat_under):
+            if rnd > 0 and (
+                not prev or prev[0].get("status") != "ok" or prev[0]["wall_s"] > args.repeat_under
+            ):
                 continue
             info = run_method(m, data, args, tmp)
             runs[m].append(info)
@@ -377,8 +452,11 @@ def main() -> int:
                 msg = f"select {info['select_s']:.1f} s, wall {info['wall_s']:.1f} s"
             elif msg == "projected":
                 msg = f"gave up: projected {info.get('projected_s', float('nan')):.0f} s"
-            print(f"  round {rnd + 1}: {m:<14} {msg}, peak RSS {info['peak_rss_mib']:.0f} MiB, "
-                  f"load {info['loadavg']:.1f}", flush=True)
+            print(
+                f"  round {rnd + 1}: {m:<14} {msg}, peak RSS {info['peak_rss_mib']:.0f} MiB, "
+                f"load {info['loadavg']:.1f}",
+                flush=True,
+            )
 
     results = {m: summarise(m, r, args.n) for m, r in runs.items()}
     # Fallback: methods that could not run at n run at --fallback-n, with selectkit for reference.
@@ -386,18 +464,26 @@ def main() -> int:
     if small and args.fallback_n < args.n:
         fb_args = argparse.Namespace(**{**vars(args), "n": args.fallback_n})
         fb_data = make_data(args.fallback_n, args.d, args.seed, args.data_dir, args.components)
-        print(f"\n-- fallback at n={args.fallback_n:,} for {small} (+ selectkit for reference) --", flush=True)
+        print(
+            f"\n-- fallback at n={args.fallback_n:,} for {small} (+ selectkit for reference) --",
+            flush=True,
+        )
         for m in ["selectkit", *small]:
             fallback[m] = []
             for rnd in range(args.repeats):
-                if rnd > 0 and (fallback[m][0].get("status") != "ok" or fallback[m][0]["wall_s"] > args.repeat_under):
+                if rnd > 0 and (
+                    fallback[m][0].get("status") != "ok"
+                    or fallback[m][0]["wall_s"] > args.repeat_under
+                ):
                     break
                 info = run_method(m, fb_data, fb_args, tmp)
                 fallback[m].append(info)
                 C.write_json(name + ".runs", {"env": rep, "runs": runs, "fallback": fallback})
-                print(f"  n={args.fallback_n:,} {m:<14} {info.get('status')} "
-                      f"select {info.get('select_s', float('nan')):.1f} s, peak RSS {info['peak_rss_mib']:.0f} MiB",
-                      flush=True)
+                print(
+                    f"  n={args.fallback_n:,} {m:<14} {info.get('status')} "
+                    f"select {info.get('select_s', float('nan')):.1f} s, peak RSS {info['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
         fb_results = {m: summarise(m, r, args.fallback_n) for m, r in fallback.items()}
     else:
         fb_results, fb_data = {}, None
@@ -439,31 +525,68 @@ def main() -> int:
                     extra = f" (projected {r['projected_s']:.0f} s)"
                 if r.get("utilities_matrix_gib"):
                     extra += f" (needs {r['utilities_matrix_gib']:.1f} GiB)"
-                rows.append([m, r["status"] + extra, None, None, None, None, None, None, None, None])
+                rows.append(
+                    [m, r["status"] + extra, None, None, None, None, None, None, None, None]
+                )
                 continue
             ratio_t = sk["select_s"] / r["select_s"] if sk and sk["status"] == "ok" else None
-            ratio_m = sk["peak_rss_mib"] / r["peak_rss_mib"] if sk and sk["status"] == "ok" else None
+            ratio_m = (
+                sk["peak_rss_mib"] / r["peak_rss_mib"] if sk and sk["status"] == "ok" else None
+            )
             over = r["peak_rss_mib"] - base_mib if base_mib and m.startswith("selectkit") else None
-            rows.append([m, r["runs"], r["select_s"], r["wall_s"], r["peak_rss_mib"], over,
-                         r.get("covering_radius"), r.get("pick_overlap_with_selectkit"),
-                         ratio_t if m in PEERS else None, ratio_m if m in PEERS else None])
-        print(C.table(["method", "runs", "select s (median)", "process wall s", "peak RSS MiB",
-                       "RSS over baseline", "covering radius", "pick overlap w/ selectkit", "time selectkit/peer",
-                       "mem selectkit/peer"], rows))
+            rows.append(
+                [
+                    m,
+                    r["runs"],
+                    r["select_s"],
+                    r["wall_s"],
+                    r["peak_rss_mib"],
+                    over,
+                    r.get("covering_radius"),
+                    r.get("pick_overlap_with_selectkit"),
+                    ratio_t if m in PEERS else None,
+                    ratio_m if m in PEERS else None,
+                ]
+            )
+        print(
+            C.table(
+                [
+                    "method",
+                    "runs",
+                    "select s (median)",
+                    "process wall s",
+                    "peak RSS MiB",
+                    "RSS over baseline",
+                    "covering radius",
+                    "pick overlap w/ selectkit",
+                    "time selectkit/peer",
+                    "mem selectkit/peer",
+                ],
+                rows,
+            )
+        )
 
     report(results, args.n)
     cli = results.get("selectkit_cli")
     if cli and cli["status"] == "ok" and cli.get("summary"):
         sm = cli["summary"]
-        print(f"selectkit_cli internal timings (from --json, medians): read {sm.get('read_s', 0):.2f} s, "
-              f"select {sm.get('select_s', 0):.2f} s, write {sm.get('write_s', 0):.2f} s; "
-              f"reported covering radius {sm.get('covering_radius', float('nan')):.3f}")
+        phases = ", ".join(
+            f"{key[:-2]} {sm[key]:.2f} s"
+            for key in ("read_s", "select_s", "write_s")
+            if sm.get(key) == sm.get(key) and sm.get(key) is not None  # skip NaN / missing
+        )
+        print(
+            f"selectkit_cli internal timings (from --json, medians): {phases}; "
+            f"reported covering radius {sm.get('covering_radius', float('nan')):.3f}"
+        )
     base = results.get("baseline")
     if base and base["status"] == "ok":
         print(f"baseline (imports + memory-map, no work): peak RSS {base['peak_rss_mib']:.0f} MiB")
     if fb_results:
-        print(f"\n(methods that could not run at n={args.n:,} in {args.max_seconds:.0f} s / "
-              f"{args.max_gib:.0f} GiB, run at n={args.fallback_n:,}):")
+        print(
+            f"\n(methods that could not run at n={args.n:,} in {args.max_seconds:.0f} s / "
+            f"{args.max_gib:.0f} GiB, run at n={args.fallback_n:,}):"
+        )
         report(fb_results, args.fallback_n)
 
     sk = results.get("selectkit")
@@ -473,19 +596,32 @@ def main() -> int:
             r = results.get(m)
             if r and r["status"] == "ok":
                 ok = r["peak_rss_mib"] < limit_mib
-                print(f"  {m}: peak RSS {r['peak_rss_mib']:.0f} MiB vs 2x input {limit_mib:.0f} MiB -> "
-                      f"{'MET' if ok else 'NOT MET'}")
-        for ref in ("numpy_norms", "numpy_norms_1t", "numpy_naive", "faiss", "faiss_pairwise", "skactiveml"):
+                print(
+                    f"  {m}: peak RSS {r['peak_rss_mib']:.0f} MiB vs 2x input {limit_mib:.0f} MiB -> "
+                    f"{'MET' if ok else 'NOT MET'}"
+                )
+        for ref in (
+            "numpy_norms",
+            "numpy_norms_1t",
+            "numpy_naive",
+            "faiss",
+            "faiss_pairwise",
+            "skactiveml",
+        ):
             r = results.get(ref)
             if r and r["status"] == "ok":
                 ok = sk["select_s"] <= r["select_s"]
-                print(f"  time: selectkit {sk['select_s']:.1f} s vs {ref} {r['select_s']:.1f} s "
-                      f"(x{sk['select_s'] / r['select_s']:.2f}) -> {'MET' if ok else 'NOT MET'}")
+                print(
+                    f"  time: selectkit {sk['select_s']:.1f} s vs {ref} {r['select_s']:.1f} s "
+                    f"(x{sk['select_s'] / r['select_s']:.2f}) -> {'MET' if ok else 'NOT MET'}"
+                )
     sources = {r.get("selectkit_source") for rs in (runs, fallback) for v in rs.values() for r in v}
     sources.add(rep["selectkit_source"])
     if len(sources) > 1:
-        print(f"\nWARNING: selectkit/ source changed during this run ({sorted(sources)}); "
-              "the per-method 'selectkit_source' in the JSON says which run used which")
+        print(
+            f"\nWARNING: selectkit/ source changed during this run ({sorted(sources)}); "
+            "the per-method 'selectkit_source' in the JSON says which run used which"
+        )
     print(f"\nload average at end: {payload['loadavg_end']}")
     print(f"JSON: {path}")
     return 0

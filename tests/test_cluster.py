@@ -144,10 +144,12 @@ def test_resampling_spreads_centroids_over_the_support():
         (["-k", "5000"], 1, "larger than the 1797 rows"),
         ([], 2, "either -k"),
         (["-k", "3", "--levels", "3,2"], 2, "either -k"),
-        (["--levels", "5,10"], 1, "must decrease"),
+        (["--levels", "5,10"], 2, "must decrease"),
         (["--levels", "a,b"], 2, "comma-separated"),
         (["-k", "3", "--embedding-col", "vec"], 1, "no column 'vec'"),
-        (["-k", "3", "--seeding", "magic"], 1, "unknown seeding"),
+        (["-k", "3", "--seeding", "magic"], 2, "unknown --seeding"),
+        (["-k", "3", "--centroids", "c.csv"], 2, "centroids are vectors"),
+        (["-k", "3", "-o", "x.npy"], 2, "cannot stream rows"),
     ],
 )
 def test_cluster_cli_errors(cli, tmp_path, digits_parquet, args, code, fragment):
@@ -191,3 +193,87 @@ def test_cluster_same_seed_same_bytes(tmp_path, digits_npy):
     ca = pl.read_parquet(tmp_path / "ac.parquet").get_column("centroid").to_numpy()
     cb = pl.read_parquet(tmp_path / "bc.parquet").get_column("centroid").to_numpy()
     assert ca.tobytes() == cb.tobytes()
+
+
+def test_failed_centroids_write_leaves_no_output(cli, tmp_path, digits_npy):
+    out = tmp_path / "keep.parquet"
+    out.write_bytes(b"old")
+    r = cli("cluster", digits_npy, "-k", "3", "-o", out, "--centroids", tmp_path / "c.txt")
+    assert r.exit_code == 2 and out.read_bytes() == b"old" and leftovers(tmp_path) == []
+
+
+def test_degenerate_data_all_rows_identical(cli, tmp_path, digits):
+    same = np.repeat(digits[0][:1], 200, axis=0)
+    np.save(tmp_path / "same.npy", same)
+    for seeding in ("rs-greedy", "rs", "kmeans++", "greedy", "afkmc2", "random"):
+        r = cli(
+            "cluster",
+            tmp_path / "same.npy",
+            "-k",
+            "5",
+            "--seeding",
+            seeding,
+            "-o",
+            tmp_path / "o.parquet",
+        )
+        assert r.exit_code == 0, (seeding, r.stderr)
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selectkit",
+            "cluster",
+            str(tmp_path / "same.npy"),
+            "-k",
+            "5",
+            "-o",
+            str(tmp_path / "o.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "4 of 5 clusters are empty" in proc.stderr
+
+
+def test_stdin_and_bad_parquet_ids(cli, tmp_path, digits):
+    rows = "".join(
+        f'{{"id": "r{i}", "embedding": {v.tolist()}}}\n' for i, v in enumerate(digits[0][:60])
+    )
+    r = cli("cluster", "-", "-k", "4", "-o", tmp_path / "o.parquet", input=rows)
+    assert r.exit_code == 0, r.stderr
+    assert pl.read_parquet(tmp_path / "o.parquet").get_column("id").to_list()[:2] == ["r0", "r1"]
+    pl.DataFrame({"id": [None, *range(1, 60)], "embedding": digits[0][:60]}).write_parquet(
+        tmp_path / "n.parquet"
+    )
+    r = cli("cluster", tmp_path / "n.parquet", "-k", "4", "-o", tmp_path / "p.parquet")
+    assert r.exit_code == 1 and "null in 1 rows" in r.stderr
+    pl.DataFrame({"id": np.arange(60, dtype=float), "embedding": digits[0][:60]}).write_parquet(
+        tmp_path / "f.parquet"
+    )
+    r = cli("cluster", tmp_path / "f.parquet", "-k", "4", "-o", tmp_path / "p.parquet")
+    assert r.exit_code == 1 and "integers or strings" in r.stderr
+    assert not (tmp_path / "p.parquet").exists()
+
+
+def test_spherical_runs_on_unnormalised_rows(digits):
+    """Cosine k-means on raw rows: the result equals running it on the unit rows, and it does
+    not stop after two iterations because of the constant norm term."""
+    x = digits[0] * np.linspace(1, 5, digits[0].shape[0], dtype=np.float32)[:, None]
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    a = kmeans(x, 20, rng=derive_rng(0, "s"), spherical=True, tol=1e-4)
+    b = kmeans(unit, 20, rng=derive_rng(0, "s"), spherical=True, tol=1e-4)
+    np.testing.assert_allclose(a.centroids, b.centroids, atol=1e-5)
+    assert a.iterations > 2
+
+
+def test_output_layout_does_not_depend_on_batch_size(tmp_path, digits_npy):
+    cluster_file(digits_npy, tmp_path / "a.parquet", k=5, batch_size=7)
+    cluster_file(digits_npy, tmp_path / "b.parquet", k=5, batch_size=100000)
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(tmp_path / "a.parquet").metadata.num_row_groups == 1
+    a, b = pl.read_parquet(tmp_path / "a.parquet"), pl.read_parquet(tmp_path / "b.parquet")
+    assert a.get_column("cluster").equals(b.get_column("cluster"))

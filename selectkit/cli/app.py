@@ -208,6 +208,7 @@ def cluster(
         str, typer.Option("--id-col", help="Id column (row numbers if absent).")
     ] = "id",
     seed: Seed = 0,
+    input_format: InputFormat = None,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Rows per assignment batch.")
     ] = 65536,
@@ -249,6 +250,7 @@ def cluster(
             id_col=id_col,
             batch_size=batch_size,
             threads=threads,
+            input_format=input_format,
         )
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="cluster")

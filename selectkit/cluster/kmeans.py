@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from selectkit.cluster.seeding import SEEDERS, potential, seed
 from selectkit.console import progress_bar
+from selectkit.io.vectors import check_finite
 
 CHUNK_ROWS = 1 << 16
 
@@ -50,10 +51,13 @@ def centroid_index(centroids: np.ndarray, spherical: bool) -> faiss.Index:
 def assign_block(
     block: np.ndarray, index: faiss.Index, spherical: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest centroid (int64) and squared L2 distance (float32) for each row of ``block``."""
+    """Nearest centroid (int64) and squared L2 distance (float32) for each row of ``block``;
+    with ``spherical`` the rows are unit-normalised first and the distance is 2 - 2 cos."""
     block = np.ascontiguousarray(block, dtype=np.float32)
+    if spherical:
+        block = _normalise(block)
     score, label = index.search(block, 1)
-    if spherical:  # ||x - c||^2 = ||x||^2 + ||c||^2 - 2 x.c with unit-norm centroids
+    if spherical:  # ||x - c||^2 = ||x||^2 + ||c||^2 - 2 x.c with unit-norm rows and centroids
         dist = np.einsum("ij,ij->i", block, block) + 1.0 - 2.0 * score[:, 0]
     else:
         dist = score[:, 0]
@@ -75,6 +79,11 @@ def assign(
     return labels, dist
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``x`` with every row scaled to unit L2 norm (zero rows stay zero)."""
+    return _normalise(np.asarray(x, dtype=np.float32))
+
+
 def _normalise(c: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(c, axis=1, keepdims=True)
     return np.divide(c, norms, out=np.zeros_like(c), where=norms > 0)
@@ -87,12 +96,15 @@ def lloyd(
     iters: int = 25,
     tol: float = 1e-4,
     spherical: bool = False,
+    rows_are_unit: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, float, int, list[float]]:
     """Run Lloyd iterations from ``centroids``; stop after ``iters`` or when the cost falls by
     less than ``tol`` (relative). Returns (centroids, sizes, cost, iterations run, cost history).
     The cost is measured against the centroids returned."""
     k, d = centroids.shape
     n = x.shape[0]
+    if spherical and not rows_are_unit:
+        x = unit_rows(x)
     c = np.array(centroids, dtype=np.float32)
     if spherical:
         c = _normalise(c)
@@ -122,15 +134,17 @@ def lloyd(
             c = new.astype(np.float32)
             if spherical:
                 c = _normalise(c)
+            old_labels = labels
             labels, dist = assign(x, c, spherical=spherical)
             new_cost = float(dist.astype(np.float64).sum())
             history.append(new_cost)
             done += 1
             bar.advance()
-            if cost > 0 and (cost - new_cost) / cost < tol and not empty.size:
-                cost = new_cost
-                break
+            stalled = cost > 0 and (cost - new_cost) / cost < tol
+            converged = np.array_equal(labels, old_labels)  # exact: the next step changes nothing
             cost = new_cost
+            if (stalled or converged) and not empty.size:
+                break
     sizes = np.bincount(labels, minlength=k)
     return c, sizes, cost, done, history
 
@@ -154,6 +168,9 @@ def kmeans(
     """
     if seeding not in SEEDERS:
         raise ValueError(f"unknown seeding {seeding!r}; choose one of {', '.join(SEEDERS)}")
+    check_finite(x, "the data", "vectors")
+    if spherical:  # cosine k-means: unit-norm rows throughout (one float32 copy of x)
+        x = unit_rows(x)
     t0 = time.perf_counter()
     seeds = seed(x, k, rng, method=seeding, max_trials=max_trials, chain=chain)
     seed_s = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,10 @@ from threadpoolctl import threadpool_limits
 
 from selectkit.cluster.hierarchical import hierarchical_kmeans
 from selectkit.cluster.kmeans import assign_block, centroid_index
-from selectkit.console import progress_bar
+from selectkit.cluster.seeding import SEEDERS
+from selectkit.console import progress_bar, warn
 from selectkit.errors import SelectkitError, SelectkitUsageError
-from selectkit.io import Provenance, TableWriter, check_output_path, write_table
+from selectkit.io import Provenance, TableWriter, check_output_path, detect_format, write_table
 from selectkit.io.tables import DEFAULT_ID, check_unique_ids
 from selectkit.io.vector_source import open_vectors
 from selectkit.rng import DEFAULT_SEED, derive_rng
@@ -50,6 +52,7 @@ def cluster_file(
     id_col: str = DEFAULT_ID,
     batch_size: int = 65536,
     threads: int | None = None,
+    input_format: str | None = None,
 ) -> Provenance:
     """Cluster the vectors of ``input_path`` and write id, cluster, distance to ``output``.
 
@@ -64,17 +67,33 @@ def cluster_file(
     ks = levels if levels is not None else [k]
     if min(ks) < 1:
         raise SelectkitUsageError("the number of clusters must be at least 1")
+    if any(b >= a for a, b in itertools.pairwise(ks)):
+        raise SelectkitUsageError(f"--levels must decrease from finest to coarsest, got {ks}")
+    if seeding not in SEEDERS:
+        raise SelectkitUsageError(
+            f"unknown --seeding {seeding!r}; choose one of {', '.join(SEEDERS)}"
+        )
+    # every usage check runs before any work: both outputs, their formats, distinct paths
     outputs = [output] + ([centroids_out] if centroids_out else [])
     for out in outputs:
         check_output_path(out, [input_path])
-    if centroids_out and Path(str(centroids_out)).resolve() == Path(str(output)).resolve():
-        raise SelectkitUsageError("--centroids must be a different file from -o")
+    if centroids_out:
+        if Path(str(centroids_out)).resolve() == Path(str(output)).resolve():
+            raise SelectkitUsageError("--centroids must be a different file from -o")
+        if detect_format(centroids_out, output=True) not in ("parquet", "jsonl"):
+            raise SelectkitUsageError(
+                f"--centroids '{centroids_out}': centroids are vectors; write .parquet or .jsonl"
+            )
+    TableWriter(output)  # validates the output's format now (opens nothing)
     prov = Provenance(command="cluster", seed=seed)
-    vs = open_vectors(input_path, embedding_col=embedding_col, id_col=id_col)
+    vs = open_vectors(
+        input_path, embedding_col=embedding_col, id_col=id_col, input_format=input_format
+    )
     fit_rows = vs.n if not fit_sample or fit_sample >= vs.n else fit_sample
     if ks[0] > fit_rows:
+        what = "the first --levels value" if levels else "-k"
         raise SelectkitError(
-            f"k={ks[0]} is larger than the {fit_rows} rows k-means is fitted on; lower -k"
+            f"k={ks[0]} is larger than the {fit_rows} rows k-means is fitted on; lower {what}"
             + (" or raise --fit-sample" if fit_rows < vs.n else "")
         )
     with threadpool_limits(limits=threads):
@@ -141,14 +160,17 @@ def cluster_file(
                 "iters": iters,
                 "tol": tol,
                 "spherical": spherical,
-                "max_trials": max_trials,
-                "afkmc2_chain": chain,
+                # options that the chosen seeding or mode ignores are recorded as None
+                "max_trials": max_trials if seeding in ("rs", "rs-greedy") else None,
+                "afkmc2_chain": chain if seeding == "afkmc2" else None,
                 "fit_sample": fit_sample,
                 "fit_rows": fit_rows,
-                "resample_steps": resample_steps if levels else 0,
-                "sample_size": sample_size,
+                "resample_steps": resample_steps if levels else None,
+                "sample_size": sample_size if levels else None,
                 "embedding_col": embedding_col,
                 "id_col": id_col,
+                "batch_size": batch_size,
+                "threads": threads,
             }
             prov.inputs = [vs.source.as_dict()]
             prov.metrics = {
@@ -162,10 +184,14 @@ def cluster_file(
                 **finest.info,
             }
             writer.provenance = prov
-        if centroids_out:
-            write_table(
-                _centroid_table(tree, sizes, levels is not None), centroids_out, provenance=prov
-            )
+            if centroids_out:  # inside the block: if this fails, -o is not written either
+                table = _centroid_table(tree, sizes, levels is not None)
+                write_table(table, centroids_out, provenance=prov)
+    if prov.metrics["empty_clusters"]:
+        warn(
+            f"{prov.metrics['empty_clusters']} of {ks[0]} clusters are empty (the data has fewer "
+            "distinct points than -k, or many duplicates); lower -k"
+        )
     return prov
 
 

@@ -302,7 +302,8 @@ class _Coreset:
     def __init__(self, data: _Data, size: int, rng: np.random.Generator) -> None:
         n = data.n
         total = data.sq.sum()
-        q = 0.5 / n + (0.5 * data.sq / total if total > 0 else 0.5 / n)
+        spread = 0.5 * data.sq / total if total > 0 else np.full(n, 0.5 / n)
+        q = 0.5 / n + spread
         size = min(size, n)
         idx = np.minimum(
             np.searchsorted(np.cumsum(q), rng.random(size) * q.sum(), side="right"), n - 1

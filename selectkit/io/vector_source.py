@@ -1,7 +1,7 @@
 """Vectors too large for memory: row count, random access to a sample, and a stream of batches.
 
-``.npy`` is memory-mapped; Parquet is read row group by row group; JSONL and CSV are small by
-nature and are read whole.
+``.npy`` is memory-mapped; Parquet is read row group by row group; JSONL, CSV and stdin are
+read whole.
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from selectkit.errors import SelectkitError
-from selectkit.io.formats import detect_format
+from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.tables import (
+    _READ_ERRORS,
     DEFAULT_ID,
     Source,
+    _read_error,
     check_exists,
     check_row_number_ids,
+    ensure_ids,
     fingerprint_file,
     open_parquet,
     read_table,
@@ -40,15 +43,21 @@ class VectorSource:
     _matrix: np.ndarray | None = None  # in memory or memory-mapped
     _ids: pl.Series | None = None
     _parquet: pq.ParquetFile | None = None
+    _source: Source | None = None
 
     @property
     def source(self) -> Source:
-        return Source(
-            path=self.path,
-            format=detect_format(self.path),
-            rows=self.n,
-            fingerprint=fingerprint_file(self.path),
-        )
+        """Path, format, rows and content fingerprint (hashed on first use)."""
+        if self._source is None:
+            fingerprint = fingerprint_file(self.path)
+            self._source = Source(
+                path=self.path, format="parquet", rows=self.n, fingerprint=fingerprint
+            )
+        return self._source
+
+    @property
+    def _has_parquet_ids(self) -> bool:
+        return self._parquet is not None and self.id_col in self._parquet.schema_arrow.names
 
     def batches(self, batch_size: int = 65536) -> Iterator[tuple[pl.Series, np.ndarray]]:
         """Yield (ids, float32 matrix) batches in row order; memory O(batch_size * dim)."""
@@ -57,23 +66,21 @@ class VectorSource:
                 block = np.asarray(self._matrix[s : s + batch_size], dtype=np.float32)
                 yield self._ids.slice(s, block.shape[0]), block
             return
-        offset = 0
         cols = [self.embedding_col] + ([self.id_col] if self._has_parquet_ids else [])
-        for rb in self._parquet.iter_batches(batch_size=batch_size, columns=cols):
-            frame = pl.from_arrow(rb)
-            block = as_matrix(frame.get_column(self.embedding_col), f"'{self.path}'")
-            if self._has_parquet_ids:
-                ids = frame.get_column(self.id_col)
-            else:
-                ids = pl.Series(
-                    self.id_col, np.arange(offset, offset + block.shape[0], dtype=np.int64)
-                )
-            offset += block.shape[0]
-            yield ids, block
-
-    @property
-    def _has_parquet_ids(self) -> bool:
-        return self._parquet is not None and self.id_col in self._parquet.schema_arrow.names
+        offset = 0
+        try:
+            for rb in self._parquet.iter_batches(batch_size=batch_size, columns=cols):
+                frame = pl.from_arrow(rb)
+                block = as_matrix(frame.get_column(self.embedding_col), f"'{self.path}'")
+                if self._has_parquet_ids:
+                    ids = frame.get_column(self.id_col)
+                else:
+                    rows = np.arange(offset, offset + block.shape[0], dtype=np.int64)
+                    ids = pl.Series(self.id_col, rows)
+                offset += block.shape[0]
+                yield ids, block
+        except _READ_ERRORS as exc:
+            raise _read_error(self.path, "parquet", exc) from None
 
     def take(self, rows: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """The float32 rows at sorted positions ``rows``; one pass over the file for Parquet."""
@@ -96,42 +103,55 @@ class VectorSource:
         return self.take(np.arange(self.n))
 
 
+def _no_column(where: str, embedding_col: str) -> SelectkitError:
+    return SelectkitError(
+        f"{where} has no column '{embedding_col}'; make it with `selectkit embed`, "
+        "or name another column with --embedding-col"
+    )
+
+
 def open_vectors(
-    path: str | Path, *, embedding_col: str = "embedding", id_col: str = DEFAULT_ID
+    path: str | Path,
+    *,
+    embedding_col: str = "embedding",
+    id_col: str = DEFAULT_ID,
+    input_format: str | None = None,
 ) -> VectorSource:
-    """Open the vectors of a table without reading them: O(1) for .npy and Parquet."""
+    """Open the vectors of a table without reading them: O(1) in the vectors for .npy and
+    Parquet files (a Parquet file's ids are read and checked up front: unique, non-null, integer
+    or string). Other formats and stdin are read whole."""
     path = str(path)
     check_exists(path)
-    fmt = detect_format(path)
+    fmt = detect_format(path, input_format)
     where = f"'{path}'"
-    if fmt == "parquet":
+    if fmt == "parquet" and path != STDIO:
         pf = open_parquet(path)
         names = pf.schema_arrow.names
         if embedding_col not in names:
-            raise SelectkitError(
-                f"{where} has no column '{embedding_col}'; make it with `selectkit embed`, "
-                "or name another column with --embedding-col"
-            )
+            raise _no_column(where, embedding_col)
         if id_col not in names:
-            check_row_number_ids(id_col, where, names)
+            check_row_number_ids(id_col, where)
         n = pf.metadata.num_rows
         if n == 0:
             raise SelectkitError(f"{where} has no rows")
-        first = next(pf.iter_batches(batch_size=1, columns=[embedding_col]))
-        dim = as_matrix(pl.from_arrow(first).get_column(embedding_col), where).shape[1]
+        try:
+            first = pl.from_arrow(next(pf.iter_batches(batch_size=1, columns=[embedding_col])))
+            if id_col in names:  # bad ids fail before any work, not after the fit
+                ensure_ids(pl.from_arrow(pf.read(columns=[id_col])), id_col, where)
+        except _READ_ERRORS as exc:
+            raise _read_error(path, "parquet", exc) from None
+        dim = as_matrix(first.get_column(embedding_col), where).shape[1]
         return VectorSource(path, n, dim, id_col, embedding_col, _parquet=pf)
-    table = read_table(path, id_col=id_col, vector_col=embedding_col)
+    table = read_table(path, id_col=id_col, vector_col=embedding_col, input_format=input_format)
     if embedding_col in table.arrays:
         matrix = table.arrays[embedding_col]
     elif embedding_col in table.frame.columns:
         matrix = as_matrix(table.frame.get_column(embedding_col), where)
     else:
-        raise SelectkitError(
-            f"{where} has no column '{embedding_col}'; make it with `selectkit embed`, "
-            "or name another column with --embedding-col"
-        )
+        raise _no_column(where, embedding_col)
     if fmt != "npy":
         check_finite(matrix, where, embedding_col)
+    ids = table.frame.get_column(id_col)
     return VectorSource(
         path,
         matrix.shape[0],
@@ -139,5 +159,6 @@ def open_vectors(
         id_col,
         embedding_col,
         _matrix=matrix,
-        _ids=table.frame.get_column(id_col),
+        _ids=ids,
+        _source=table.source,
     )

@@ -19,6 +19,7 @@ from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.provenance import METADATA_KEY, Provenance
 
 PARQUET_COMPRESSION = "zstd"
+ROW_GROUP_ROWS = 1 << 16  # rows per Parquet row group, whatever the caller's batch size
 
 
 def check_output_path(output: str | Path, inputs: Sequence[str | Path]) -> None:
@@ -80,7 +81,8 @@ class TableWriter:
     """Stream batches of one schema to Parquet, JSONL, CSV or stdout, atomically.
 
     Use as a context manager; call ``write(batch)`` any number of times and set ``provenance``
-    before the block ends. Parquet gets one row group per batch, so memory stays O(batch).
+    before the block ends. Parquet batches are regrouped into row groups of ``ROW_GROUP_ROWS``,
+    so the file layout does not depend on the batch size; memory stays O(batch + row group).
     """
 
     def __init__(self, output: str | Path, *, output_format: str | None = None) -> None:
@@ -94,6 +96,8 @@ class TableWriter:
         self.rows = 0
         self._stack = contextlib.ExitStack()
         self._parquet: pq.ParquetWriter | None = None
+        self._pending: list[pl.DataFrame] = []
+        self._pending_rows = 0
         self._text: IO[bytes] | None = None
         self._tmp: Path | None = None
 
@@ -115,12 +119,10 @@ class TableWriter:
             )
         self.rows += batch.height
         if self.format == "parquet":
-            table = batch.to_arrow()
-            if self._parquet is None:
-                self._parquet = pq.ParquetWriter(
-                    str(self._tmp), table.schema, compression=PARQUET_COMPRESSION
-                )
-            self._parquet.write_table(table)
+            self._pending.append(batch)
+            self._pending_rows += batch.height
+            if self._parquet is None or self._pending_rows >= ROW_GROUP_ROWS:
+                self._flush(final=False)
             return
         if self._text is None:
             self._text = open(self._tmp, "wb")  # noqa: SIM115
@@ -142,8 +144,30 @@ class TableWriter:
             self._stack.__exit__(exc_type, exc, tb)
         return False
 
+    def _flush(self, final: bool) -> None:
+        """Write whole row groups of pending rows (all of them when ``final``)."""
+        if not self._pending:
+            return
+        merged = (
+            pl.concat(self._pending, how="vertical") if len(self._pending) > 1 else self._pending[0]
+        )
+        if self._parquet is None:
+            schema = merged.head(0).to_arrow().schema
+            self._parquet = pq.ParquetWriter(
+                str(self._tmp), schema, compression=PARQUET_COMPRESSION
+            )
+            if not final and merged.height < ROW_GROUP_ROWS:
+                self._pending, self._pending_rows = [merged], merged.height
+                return
+        cut = merged.height if final else merged.height - merged.height % ROW_GROUP_ROWS
+        if cut:
+            self._parquet.write_table(merged.head(cut).to_arrow(), row_group_size=ROW_GROUP_ROWS)
+        rest = merged.slice(cut)
+        self._pending, self._pending_rows = ([rest], rest.height) if rest.height else ([], 0)
+
     def _finish(self) -> None:
         if self.format == "parquet":
+            self._flush(final=True)
             if self._parquet is None:
                 raise SelectkitError("nothing to write: the result has no rows")
             if self.provenance is not None:
