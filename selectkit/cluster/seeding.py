@@ -42,7 +42,7 @@ class _Data:
     """The data centred on its mean, with float64 squared norms: shared by every seeder."""
 
     def __init__(self, x: np.ndarray) -> None:
-        self.x = x
+        self.x = np.asarray(x)  # a plain ndarray view: memmap subclass indexing is slow
         self.n, self.d = x.shape
         self.mu = column_mean(x)
         self.mu32 = self.mu.astype(np.float32)

@@ -39,7 +39,7 @@ class _Cover:
     """
 
     def __init__(self, x: np.ndarray, capacity: int) -> None:
-        self.x = x
+        self.x = np.asarray(x)  # a plain ndarray view: memmap subclass indexing is slow
         self.mu = column_mean(x)
         self.x_sq = squared_norms(x, self.mu)
         n = x.shape[0]
