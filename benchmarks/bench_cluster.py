@@ -157,6 +157,8 @@ def run_case(
             .cluster_centers_
         )
     runs = {label: fn for label, fn in runs.items() if not any(w in label for w in skip)}
+    if full_seeds <= 0:
+        runs = {}
     for label, fn in runs.items():
         times, costs = [], []
         for s in range(full_seeds):
