@@ -201,8 +201,11 @@ def report(result: dict) -> None:
     for peer in ("faiss afkmc2 (50)", "faiss k-means++", "sklearn greedy k-means++"):
         if peer in result["seeding"]:
             print(f"  rs speed-up over {peer}: {result['seeding'][peer]['time_median'] / rs:.1f}x")
-    rg = result["seeding"]["selectkit rs-greedy"]["time_median"]
-    if "sklearn greedy k-means++" in result["seeding"]:
+    if (
+        "selectkit rs-greedy" in result["seeding"]
+        and "sklearn greedy k-means++" in result["seeding"]
+    ):
+        rg = result["seeding"]["selectkit rs-greedy"]["time_median"]
         g = result["seeding"]["sklearn greedy k-means++"]
         print(
             f"  rs-greedy speed-up over sklearn greedy: {g['time_median'] / rg:.1f}x, seed cost ratio "
