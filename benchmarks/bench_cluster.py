@@ -211,9 +211,13 @@ def report(result: dict) -> None:
             f"  rs-greedy speed-up over sklearn greedy: {g['time_median'] / rg:.1f}x, seed cost ratio "
             f"{result['seeding']['selectkit rs-greedy']['cost_mean'] / g['cost_mean']:.4f}"
         )
+    km = result["kmeans"]
+    if not km:
+        return
     base = (
-        result["kmeans"].get("sklearn KMeans (greedy k-means++)")
-        or result["kmeans"]["faiss Kmeans (random init)"]
+        km.get("sklearn KMeans (greedy k-means++)")
+        or km.get("faiss Kmeans (random init)")
+        or next(iter(km.values()))
     )
     rows = [
         [label, f"{r['time_median']:.2f}", f"{r['cost_mean'] / base['cost_mean']:.4f}"]
