@@ -75,7 +75,6 @@ def test_pruned_cover_picks_a_farthest_row_every_step(n_blobs, spread, labelled,
         min_d = np.minimum(min_d, d[picks[i]])
 
 
-
 def test_pruning_skips_rows_on_separated_blobs():
     rng = np.random.default_rng(0)
     x = (
