@@ -32,7 +32,7 @@ demo: $(VENV)/.core
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check selectkit tests benchmarks scripts
-	$(BIN)/ruff format --check selectkit tests
+	$(BIN)/ruff format --check selectkit tests benchmarks
 
 test: lint
 	$(BIN)/python -m pytest -q
