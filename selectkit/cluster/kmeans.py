@@ -115,12 +115,14 @@ def lloyd(
     done = 0
     with progress_bar("lloyd", iters) as bar:
         for _ in range(iters):
+            # per-chunk float32 sums (no float64 copy of the data), accumulated in float64
             sums = np.zeros((k, d), dtype=np.float64)
             for s in range(0, n, CHUNK_ROWS):
-                block = np.asarray(x[s : s + CHUNK_ROWS], dtype=np.float64)
+                block = np.asarray(x[s : s + CHUNK_ROWS], dtype=np.float32)
                 lab = labels[s : s + block.shape[0]]
                 onehot = sp.csr_matrix(
-                    (np.ones(lab.size), (lab, np.arange(lab.size))), shape=(k, lab.size)
+                    (np.ones(lab.size, dtype=np.float32), (lab, np.arange(lab.size))),
+                    shape=(k, lab.size),
                 )
                 sums += onehot @ block
             sizes = np.bincount(labels, minlength=k)
