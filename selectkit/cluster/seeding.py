@@ -58,8 +58,9 @@ class _Data:
         self.sq = squared_norms(self.x, self.mu).astype(np.float64)  # ||x - mu||^2, float64 sums
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
-        """Centred float32 copies of rows ``idx``."""
-        return (np.asarray(self.x[idx], dtype=np.float64) - self.mu).astype(np.float32)
+        """Centred float32 copies of rows ``idx`` (subtracted in float32, like ``sq``)."""
+        out = np.asarray(self.x[idx], dtype=np.float32)
+        return out - self.mu32
 
 
 class _Centres:
