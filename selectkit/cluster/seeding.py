@@ -188,9 +188,9 @@ class RejectionSampler:
                 self.batch = min(4096, self.batch * 2)
             else:
                 trials += int(hits[-1]) + 1
-                # the next batch: about twice the trials this one needed per sample
+                # the next batch: the trials this one needed per sample (measured best)
                 per = (int(hits[-1]) + 1) / max(hits.size, 1)
-                self.batch = int(min(4096, max(16, 2 * per * count)))
+                self.batch = int(min(4096, max(16, per * count)))
             accepted.append(idx[hits])
             got += hits.size
         rows = np.concatenate(accepted) if accepted else np.empty(0, np.int64)
