@@ -87,11 +87,15 @@ class _Centres:
         min_j ||x - c_j||^2 = ||x||^2 + min_j (||c_j||^2 - 2 x.c_j): the row's own norm (float64)
         is added after the minimum, so the (rows x centres) work is one float32 product.
         """
+        return self.min_sq_dist_of(self.data.rows(idx), self.data.sq[idx])
+
+    def min_sq_dist_of(self, rows: np.ndarray, rows_sq: np.ndarray) -> np.ndarray:
+        """Delta for already gathered centred ``rows`` with squared norms ``rows_sq``."""
         s = self.size
-        part = self.data.rows(idx) @ self.vec[:s].T
+        part = rows @ self.vec[:s].T
         part *= -2.0
         part += self.sq32[:s]
-        return np.maximum(self.data.sq[idx] + part.min(axis=1), 0.0)
+        return np.maximum(rows_sq + part.min(axis=1), 0.0)
 
 
 def _update_min_dist(data: _Data, min_dist: np.ndarray, row: int) -> None:
@@ -139,6 +143,36 @@ class RejectionSampler:
         self.p_norm = self.total / mass if mass > 0 else 0.0
         self.batch = 32
         self.exact_passes = 0
+        # Proposals do not depend on the centres, so they are drawn and gathered in bulk;
+        # the ones a batch does not consume (after its last acceptance) stay for the next.
+        self._idx = np.empty(0, np.int64)
+        self._rows = np.empty((0, data.d), np.float32)
+        self._threshold = np.empty(0, np.float64)  # u * 2 (||x - mu||^2 + ||c1 - mu||^2)
+
+    POOL = 1 << 13
+
+    def _take(
+        self, rng: np.random.Generator, size: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._idx.size < size:
+            fresh = self.propose(rng, max(self.POOL, size))
+            thresh = rng.random(fresh.size) * 2.0 * (self.data.sq[fresh] + self.c1_sq)
+            self._idx = np.concatenate([self._idx, fresh])
+            order = np.argsort(fresh)  # gather in file order (memmap locality), keep draw order
+            gathered = np.empty((fresh.size, self.data.d), dtype=np.float32)
+            gathered[order] = self.data.rows(fresh[order])
+            self._rows = np.concatenate([self._rows, gathered])
+                [self._rows, self.data.rows(np.sort(fresh))[np.argsort(np.argsort(fresh))]]
+            )
+            self._threshold = np.concatenate([self._threshold, thresh])
+        return self._idx[:size], self._rows[:size], self._threshold[:size]
+
+    def _consume(self, used: int) -> None:
+        self._idx, self._rows, self._threshold = (
+            self._idx[used:],
+            self._rows[used:],
+            self._threshold[used:],
+        )
 
     def propose(self, rng: np.random.Generator, size: int) -> np.ndarray:
         from_norm = rng.random(size) < self.p_norm
@@ -178,16 +212,17 @@ class RejectionSampler:
                 if exact.sum() > 0:
                     accepted.append(_d2_draw(exact, rng, count - got))
                 break
-            idx = self.propose(rng, size)
-            delta = centres.min_sq_dist(idx)
-            accept = rng.random(size) * 2.0 * (self.data.sq[idx] + self.c1_sq) < delta
-            hits = np.flatnonzero(accept)[: count - got]
+            idx, rows, threshold = self._take(rng, size)
+            delta = centres.min_sq_dist_of(rows, self.data.sq[idx])
+            hits = np.flatnonzero(threshold < delta)[: count - got]
             dry = dry + size if hits.size == 0 else size - 1 - int(hits[-1])
             if hits.size < count - got:
                 trials += size
+                self._consume(size)
                 self.batch = min(4096, self.batch * 2)
             else:
                 trials += int(hits[-1]) + 1
+                self._consume(int(hits[-1]) + 1)
                 # the next batch: the trials this one needed per sample (measured best)
                 per = (int(hits[-1]) + 1) / max(hits.size, 1)
                 self.batch = int(min(4096, max(16, per * count)))
