@@ -162,8 +162,6 @@ class RejectionSampler:
             gathered = np.empty((fresh.size, self.data.d), dtype=np.float32)
             gathered[order] = self.data.rows(fresh[order])
             self._rows = np.concatenate([self._rows, gathered])
-                [self._rows, self.data.rows(np.sort(fresh))[np.argsort(np.argsort(fresh))]]
-            )
             self._threshold = np.concatenate([self._threshold, thresh])
         return self._idx[:size], self._rows[:size], self._threshold[:size]
 
