@@ -277,3 +277,54 @@ def test_output_layout_does_not_depend_on_batch_size(tmp_path, digits_npy):
     assert pq.ParquetFile(tmp_path / "a.parquet").metadata.num_row_groups == 1
     a, b = pl.read_parquet(tmp_path / "a.parquet"), pl.read_parquet(tmp_path / "b.parquet")
     assert a.get_column("cluster").equals(b.get_column("cluster"))
+
+
+def test_sample_size_per_level(cli, tmp_path, digits_npy):
+    out = tmp_path / "t.parquet"
+    summary = cli.json(
+        "cluster",
+        digits_npy,
+        "--levels",
+        "40,8",
+        "--resample-steps",
+        "2",
+        "--sample-size",
+        "5,1",
+        "-o",
+        out,
+    )
+    assert summary["rows"] == 1797
+    from selectkit.io import read_provenance
+
+    assert read_provenance(out)["params"]["sample_size"] == [5, 1]
+    r = cli(
+        "cluster",
+        digits_npy,
+        "--levels",
+        "40,8",
+        "--sample-size",
+        "5,1,1",
+        "-o",
+        tmp_path / "u.parquet",
+    )
+    assert r.exit_code == 2 and "one per level" in r.stderr
+    r = cli(
+        "cluster",
+        digits_npy,
+        "--levels",
+        "40,8",
+        "--sample-size",
+        "x",
+        "-o",
+        tmp_path / "u.parquet",
+    )
+    assert r.exit_code == 2 and "--sample-size" in r.stderr
+
+
+def test_sample_size_one_skips_resampling(digits):
+    from selectkit.cluster.hierarchical import resampled_kmeans
+
+    x = digits[0]
+    a, _ = resampled_kmeans(x, 10, rng=derive_rng(0, "r"), resample_steps=5, sample_size=1)
+    b, _ = resampled_kmeans(x, 10, rng=derive_rng(0, "r"), resample_steps=0, sample_size=None)
+    assert a.centroids.tobytes() == b.centroids.tobytes()

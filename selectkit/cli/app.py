@@ -194,11 +194,11 @@ def cluster(
         typer.Option("--resample-steps", min=0, help="Hierarchical: resampling rounds per level."),
     ] = 10,
     sample_size: Annotated[
-        Optional[int],
+        Optional[str],
         typer.Option(
             "--sample-size",
-            min=1,
-            help="Hierarchical: points kept per cluster when resampling (default: half the mean size).",
+            help="Hierarchical: points kept per cluster when resampling, one value or one per "
+            "level (e.g. 10,3; default: half the mean cluster size).",
         ),
     ] = None,
     embedding_col: Annotated[
@@ -245,7 +245,7 @@ def cluster(
             chain=chain,
             fit_sample=fit_sample,
             resample_steps=resample_steps,
-            sample_size=sample_size,
+            sample_size=_sample_sizes(sample_size),
             embedding_col=embedding_col,
             id_col=id_col,
             batch_size=batch_size,
@@ -254,6 +254,15 @@ def cluster(
         )
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="cluster")
+
+
+def _sample_sizes(text: str | None) -> int | list[int] | None:
+    from selectkit.cluster.pipeline import parse_levels
+
+    if text is None:
+        return None
+    sizes = parse_levels(text, "--sample-size")
+    return sizes[0] if len(sizes) == 1 else sizes
 
 
 def _parse_params(items: list[str] | None) -> dict[str, str]:

@@ -50,7 +50,8 @@ def resampled_kmeans(
     result = kmeans(x, k, rng=rng, **kw)
     labels, dist = assign(x, result.centroids, spherical=kw.get("spherical", False))
     size = sample_size or max(1, x.shape[0] // (2 * k))
-    for _ in range(resample_steps):
+    # one point per cluster would rerun k-means on k points: the reference code skips that too
+    for _ in range(resample_steps if size > 1 else 0):
         rows = closest_per_cluster(labels, dist, k, size)
         if rows.size < k:
             break
@@ -69,12 +70,13 @@ def hierarchical_kmeans(
     *,
     rng_for_level,
     resample_steps: int = 10,
-    sample_size: int | None = None,
+    sample_size: int | list[int] | None = None,
     **kw,
 ) -> list[Level]:
     """Build the tree bottom-up; ``levels`` are the cluster counts from finest to coarsest
     (e.g. [10000, 1000, 100]), each smaller than the one before. ``rng_for_level(i)`` gives the
-    generator of level i."""
+    generator of level i. ``sample_size`` is one value for every level or one per level (None:
+    half the mean cluster size of each level)."""
     if any(b >= a for a, b in itertools.pairwise(levels)):
         raise ValueError(f"--levels must decrease from finest to coarsest, got {levels}")
     out: list[Level] = []
@@ -89,7 +91,7 @@ def hierarchical_kmeans(
             k,
             rng=rng_for_level(i),
             resample_steps=resample_steps,
-            sample_size=sample_size,
+            sample_size=sample_size[i] if isinstance(sample_size, list) else sample_size,
             **kw,
         )
         if out:

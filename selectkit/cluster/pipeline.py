@@ -20,14 +20,14 @@ from selectkit.io.vector_source import open_vectors
 from selectkit.rng import DEFAULT_SEED, derive_rng
 
 
-def parse_levels(text: str) -> list[int]:
+def parse_levels(text: str, option: str = "--levels") -> list[int]:
     """'10000,1000,100' -> [10000, 1000, 100]."""
     try:
         levels = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise SelectkitUsageError(f"--levels {text!r} must be comma-separated integers") from None
+        raise SelectkitUsageError(f"{option} {text!r} must be comma-separated integers") from None
     if not levels or min(levels) < 1:
-        raise SelectkitUsageError(f"--levels {text!r} must list positive cluster counts")
+        raise SelectkitUsageError(f"{option} {text!r} must list positive integers")
     return levels
 
 
@@ -47,7 +47,7 @@ def cluster_file(
     chain: int = 50,
     fit_sample: int | None = None,
     resample_steps: int = 10,
-    sample_size: int | None = None,
+    sample_size: int | list[int] | None = None,
     embedding_col: str = "embedding",
     id_col: str = DEFAULT_ID,
     batch_size: int = 65536,
@@ -69,6 +69,11 @@ def cluster_file(
         raise SelectkitUsageError("the number of clusters must be at least 1")
     if any(b >= a for a, b in itertools.pairwise(ks)):
         raise SelectkitUsageError(f"--levels must decrease from finest to coarsest, got {ks}")
+    if isinstance(sample_size, list) and len(sample_size) != len(ks):
+        raise SelectkitUsageError(
+            f"--sample-size lists {len(sample_size)} values for {len(ks)} levels; give one value "
+            "or one per level"
+        )
     if seeding not in SEEDERS:
         raise SelectkitUsageError(
             f"unknown --seeding {seeding!r}; choose one of {', '.join(SEEDERS)}"
