@@ -1,4 +1,4 @@
-"""Chunked vector statistics shared by k-center and the k-means seeders (memmap-friendly)."""
+"""Row statistics and normalisation shared by the embedders, k-center and k-means (memmap-friendly)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,15 @@ def column_mean(x: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     for start in range(0, x.shape[0], chunk_rows):
         total += np.asarray(x[start : start + chunk_rows]).sum(axis=0, dtype=np.float64)
     return total / max(x.shape[0], 1)
+
+
+def normalise_rows_(x: np.ndarray) -> np.ndarray:
+    """Scale every row of the float array ``x`` to unit L2 norm in place (zero rows stay zero);
+    returns ``x``."""
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return np.divide(x, norms, out=x, where=norms > 0)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``x`` with every row scaled to unit L2 norm (zero rows stay zero)."""
+    return normalise_rows_(np.array(x, dtype=np.float32))

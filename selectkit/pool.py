@@ -14,7 +14,7 @@ from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.io.formats import known_suffix
 from selectkit.io.tables import Source, Table, check_unique_ids, read_table
-from selectkit.io.vectors import as_matrix
+from selectkit.io.vectors import as_matrix, check_finite
 
 # Which command (or tool) makes each conventional column; used in "missing column" errors.
 MADE_BY = {
@@ -147,8 +147,6 @@ class Pool:
         arrays = {}
         if embeddings is not None:
             matrix = np.ascontiguousarray(embeddings, dtype=np.float32)
-            from selectkit.io.vectors import check_finite
-
             check_finite(matrix, where, "embeddings")
             if matrix.shape[0] != n:
                 raise SelectkitError(

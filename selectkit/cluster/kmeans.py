@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from selectkit.cluster.seeding import SEEDERS, potential, seed
 from selectkit.console import progress_bar
 from selectkit.io.vectors import check_finite
+from selectkit.linalg import unit_rows
 
 CHUNK_ROWS = 1 << 16
 
@@ -38,7 +39,7 @@ class KMeansResult:
 def centroid_index(centroids: np.ndarray, spherical: bool) -> faiss.Index:
     """An exact faiss index over the centroids (inner product for unit-norm spherical ones)."""
     if spherical:
-        centroids = _normalise(np.asarray(centroids, dtype=np.float32))
+        centroids = unit_rows(centroids)
     index = (
         faiss.IndexFlatIP(centroids.shape[1])
         if spherical
@@ -49,13 +50,14 @@ def centroid_index(centroids: np.ndarray, spherical: bool) -> faiss.Index:
 
 
 def assign_block(
-    block: np.ndarray, index: faiss.Index, spherical: bool
+    block: np.ndarray, index: faiss.Index, spherical: bool, rows_are_unit: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid (int64) and squared L2 distance (float32) for each row of ``block``;
-    with ``spherical`` the rows are unit-normalised first and the distance is 2 - 2 cos."""
+    with ``spherical`` the rows are unit-normalised first (unless ``rows_are_unit``) and the
+    distance is 2 - 2 cos."""
+    if spherical and not rows_are_unit:
+        block = unit_rows(block)
     block = np.ascontiguousarray(block, dtype=np.float32)
-    if spherical:
-        block = _normalise(block)
     score, label = index.search(block, 1)
     if spherical:  # ||x - c||^2 = ||x||^2 + ||c||^2 - 2 x.c with unit-norm rows and centroids
         dist = np.einsum("ij,ij->i", block, block) + 1.0 - 2.0 * score[:, 0]
@@ -65,28 +67,18 @@ def assign_block(
 
 
 def assign(
-    x: np.ndarray, centroids: np.ndarray, *, spherical: bool = False
+    x: np.ndarray, centroids: np.ndarray, *, spherical: bool = False, rows_are_unit: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labels and squared distances of every row of ``x`` to its nearest centroid; chunked,
-    O(n k d) time, O(n) memory."""
+    O(n k d) time, O(n) memory. ``rows_are_unit`` skips re-normalising rows for ``spherical``."""
     index = centroid_index(centroids, spherical)
     labels = np.empty(x.shape[0], dtype=np.int64)
     dist = np.empty(x.shape[0], dtype=np.float32)
     for s in range(0, x.shape[0], CHUNK_ROWS):
         labels[s : s + CHUNK_ROWS], dist[s : s + CHUNK_ROWS] = assign_block(
-            x[s : s + CHUNK_ROWS], index, spherical
+            x[s : s + CHUNK_ROWS], index, spherical, rows_are_unit
         )
     return labels, dist
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """A float32 copy of ``x`` with every row scaled to unit L2 norm (zero rows stay zero)."""
-    return _normalise(np.asarray(x, dtype=np.float32))
-
-
-def _normalise(c: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(c, axis=1, keepdims=True)
-    return np.divide(c, norms, out=np.zeros_like(c), where=norms > 0)
 
 
 def lloyd(
@@ -107,9 +99,9 @@ def lloyd(
         x = unit_rows(x)
     c = np.array(centroids, dtype=np.float32)
     if spherical:
-        c = _normalise(c)
+        c = unit_rows(c)
     history: list[float] = []
-    labels, dist = assign(x, c, spherical=spherical)
+    labels, dist = assign(x, c, spherical=spherical, rows_are_unit=True)
     cost = float(dist.astype(np.float64).sum())
     history.append(cost)
     done = 0
@@ -135,9 +127,9 @@ def lloyd(
                 ]
             c = new.astype(np.float32)
             if spherical:
-                c = _normalise(c)
+                c = unit_rows(c)
             old_labels = labels
-            labels, dist = assign(x, c, spherical=spherical)
+            labels, dist = assign(x, c, spherical=spherical, rows_are_unit=True)
             new_cost = float(dist.astype(np.float64).sum())
             history.append(new_cost)
             done += 1
@@ -179,7 +171,7 @@ def kmeans(
     init = np.asarray(x[np.sort(seeds.indices)], dtype=np.float32)[
         np.argsort(np.argsort(seeds.indices))
     ]
-    seed_cost = potential(x, _normalise(init) if spherical else init)
+    seed_cost = potential(x, unit_rows(init) if spherical else init)
     t1 = time.perf_counter()
     centroids, sizes, cost, done, history = lloyd(
         x, init, iters=iters, tol=tol, spherical=spherical

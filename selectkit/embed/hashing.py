@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from selectkit.linalg import normalise_rows_
+
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(0x100000001B3)  # odd, so it is invertible modulo 2**64
 _P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
@@ -245,7 +247,7 @@ class HashingEmbedder:
             minlength=n_docs * self.sketch_dim,
         ).astype(np.float64, copy=False)  # empty input gives int64 zeros
         out = out.reshape(n_docs, self.sketch_dim)
-        _normalise_rows(out)
+        normalise_rows_(out)
         return out
 
     def _sketch_chunk(self, texts: pl.Series) -> np.ndarray:
@@ -253,7 +255,7 @@ class HashingEmbedder:
         words = self._sketch(*_word_features(batch), self.idf_words, batch.n_docs)
         chars = self._sketch(*_char_features(batch, self.char_sizes), self.idf_chars, batch.n_docs)
         words += self.char_weight * chars
-        _normalise_rows(words)
+        normalise_rows_(words)
         return words.astype(np.float32)
 
     def _sketch_all(self, texts: pl.Series) -> np.ndarray:
@@ -279,7 +281,7 @@ class HashingEmbedder:
                 sketch -= self.mean
                 sketch = sketch @ self.components
                 sketch[empty] = 0.0
-            _normalise_rows(sketch)
+            normalise_rows_(sketch)
             out[i : i + sketch.shape[0]] = sketch
         return out
 
@@ -319,8 +321,3 @@ def _as_series(texts: Sequence[str] | pl.Series) -> pl.Series:
     if isinstance(texts, pl.Series):
         return texts
     return pl.Series(list(texts), dtype=pl.String)
-
-
-def _normalise_rows(x: np.ndarray) -> None:
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
-    np.divide(x, norms, out=x, where=norms > 0)

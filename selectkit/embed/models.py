@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from selectkit.errors import SelectkitError
+from selectkit.linalg import unit_rows
 
 POOLINGS = ("mean", "cls", "last")
 
@@ -26,11 +27,6 @@ def _missing(package: str, extra: str) -> SelectkitError:
         f"this embedder needs the package '{package}', which is not installed; "
         f"run: pip install 'selectkit[{extra}]'"
     )
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
 
 
 class MiniLMEmbedder:
@@ -82,7 +78,7 @@ class MiniLMEmbedder:
             out = self.model.encode(
                 texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
             )
-            return _normalise(np.asarray(out, dtype=np.float32))
+            return unit_rows(out)
         tokens = self.model.encode(
             texts,
             batch_size=self.batch_size,
@@ -91,7 +87,7 @@ class MiniLMEmbedder:
         )
         pick = 0 if self.pooling == "cls" else -1
         out = np.stack([t[pick].float().cpu().numpy() for t in tokens])
-        return _normalise(out)
+        return unit_rows(out)
 
 
 class WordLlamaEmbedder:
@@ -124,4 +120,4 @@ class WordLlamaEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return (n, dim) float32 unit vectors; O(total tokens)."""
         out = self.model.embed(list(texts), norm=False, batch_size=self.batch_size)
-        return _normalise(np.asarray(out, dtype=np.float32))
+        return unit_rows(out)

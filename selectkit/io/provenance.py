@@ -9,11 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from selectkit._version import __version__
-from selectkit.errors import SelectkitError
+from selectkit.io.tables import open_parquet
 
 METADATA_KEY = "selectkit"
 _invocation: dict[str, list[str] | None] = {"argv": None}
@@ -77,22 +74,8 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot record {type(value).__name__} in provenance")
 
 
-def schema_with_provenance(schema: pa.Schema, provenance: Provenance | None) -> pa.Schema:
-    """Return ``schema`` carrying the provenance JSON under the ``selectkit`` metadata key."""
-    if provenance is None:
-        return schema
-    meta = dict(schema.metadata or {})
-    meta[METADATA_KEY.encode()] = provenance.to_json().encode()
-    return schema.with_metadata(meta)
-
-
 def read_provenance(path: str | Path) -> dict[str, Any] | None:
     """Return the provenance dict stored in a Parquet file, or None if it has none."""
-    try:
-        meta = pq.read_metadata(str(path)).metadata or {}
-    except (pa.ArrowException, OSError) as exc:
-        raise SelectkitError(
-            f"'{path}' is not a readable Parquet file ({str(exc).splitlines()[0][:200]})"
-        ) from None
+    meta = open_parquet(path).metadata.metadata or {}
     raw = meta.get(METADATA_KEY.encode())
     return json.loads(raw) if raw else None

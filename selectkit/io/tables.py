@@ -380,8 +380,3 @@ def _present(wanted: list[str] | None, available: list[str]) -> list[str]:
 def _cast(frame: pl.DataFrame, overrides: dict[str, pl.DataType]) -> pl.DataFrame:
     casts = [pl.col(c).cast(t) for c, t in overrides.items() if c in frame.columns]
     return frame.with_columns(casts) if casts else frame
-
-
-def file_size(path: str) -> int:
-    """Bytes on disk, 0 for stdin."""
-    return 0 if path == STDIO else os.path.getsize(path)

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.provenance import METADATA_KEY, Provenance
+from selectkit.io.vectors import as_matrix
 
 PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 1 << 16  # rows per Parquet row group, whatever the caller's batch size
@@ -214,8 +215,6 @@ def _write_npy(frame: pl.DataFrame, output: str) -> None:
             f"'{output}': .npy cannot keep the ids of this table (they are not row numbers); "
             "write .parquet to keep them"
         )
-    from selectkit.io.vectors import as_matrix
-
     matrix = as_matrix(frame.get_column(vectors[0]), output)
     with atomic_path(output) as tmp, open(tmp, "wb") as f:
         np.save(f, matrix)

@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from selectkit.console import progress_bar
-from selectkit.linalg import column_mean, squared_norms
+from selectkit.linalg import column_mean, squared_norms, unit_rows
 from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
@@ -199,9 +199,7 @@ def kcenter(pool: Pool, budget: int, rng: np.random.Generator, metric: str = "l2
     nearest earlier pick or labelled row (null for a random first pick)."""
     x = pool.embeddings
     if metric == "cosine":
-        norms = np.sqrt(squared_norms(x))
-        norms[norms == 0] = 1.0
-        x = np.asarray(x, dtype=np.float32) / norms[:, None]
+        x = unit_rows(x)
     labelled = pool.labelled_mask
     selectable = np.zeros(len(pool), dtype=bool)
     selectable[pool.candidates] = True
