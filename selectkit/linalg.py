@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 CHUNK_ROWS = 1 << 16
 CENTRED_CHUNK_ROWS = 1 << 14  # centred float32 temporaries: 8 MiB at d = 128
@@ -44,3 +45,36 @@ def normalise_rows_(x: np.ndarray) -> np.ndarray:
 def unit_rows(x: np.ndarray) -> np.ndarray:
     """A float32 copy of ``x`` with every row scaled to unit L2 norm (zero rows stay zero)."""
     return normalise_rows_(np.array(x, dtype=np.float32))
+
+
+def group_sums(
+    x: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    weights: np.ndarray | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> np.ndarray:
+    """Float64 (k, d) sums of the rows of ``x`` per label in 0..k-1 (optionally weighted).
+
+    A sparse one-hot product per chunk: float32 products, float64 accumulation, no float64 copy
+    of the data. O(n d) time, O(k d) memory.
+    """
+    sums = np.zeros((k, x.shape[1]), dtype=np.float64)
+    for start in range(0, x.shape[0], chunk_rows):
+        block = np.asarray(x[start : start + chunk_rows], dtype=np.float32)
+        lab = labels[start : start + block.shape[0]]
+        w = (
+            np.ones(lab.size, dtype=np.float32)
+            if weights is None
+            else np.asarray(weights[start : start + block.shape[0]], dtype=np.float32)
+        )
+        onehot = sp.csr_matrix((w, (lab, np.arange(lab.size))), shape=(k, lab.size))
+        sums += onehot @ block
+    return sums
+
+
+def group_means(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(means (k, d) float64, sizes (k,) int64) of the rows of ``x`` per label; an empty group's
+    mean is zero. O(n d) time, O(k d) memory."""
+    sizes = np.bincount(labels, minlength=k)
+    return group_sums(x, labels, k) / np.maximum(sizes, 1)[:, None], sizes

@@ -109,6 +109,25 @@ class Pool:
         return as_matrix(self.frame.get_column(name), self.where)
 
     @cached_property
+    def cluster_labels(self) -> np.ndarray:
+        """Dense int64 (n,) cluster codes 0..k-1 (sorted by cluster id) from the cluster column,
+        checked for nulls. ``cluster_labels.max() + 1`` is the number of clusters."""
+        name = self.columns.cluster
+        self.require(["cluster"], "this step")
+        col = self.frame.get_column(name)
+        if not col.dtype.is_integer():
+            raise SelectkitError(
+                f"column '{name}' of {self.where} holds {col.dtype}, not integer cluster ids; "
+                "make it with `selectkit cluster` or name another column with --cluster-col"
+            )
+        if col.null_count():
+            raise SelectkitError(
+                f"column '{name}' of {self.where} has {col.null_count()} null cluster ids; "
+                "give every row a cluster (re-run `selectkit cluster` on the same rows)"
+            )
+        return np.unique(col.to_numpy(), return_inverse=True)[1].astype(np.int64)
+
+    @cached_property
     def labelled_mask(self) -> np.ndarray:
         """Boolean (n,) mask of rows that already carry a label; all False without labels."""
         if not self.use_labels or self.columns.label not in self.frame.columns:

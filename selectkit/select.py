@@ -11,8 +11,9 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit.budget import parse_budget
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, write_table
+from selectkit.metrics import selection_metrics
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
 from selectkit.strategies import Selection, get_strategy
@@ -24,35 +25,54 @@ MANIFEST_COLUMNS = ("id", "rank", "score", "weight", "cluster")
 def select(
     pool: Pool,
     strategy: str,
-    budget: int | float | str,
+    budget: int | float | str | None = None,
     *,
     seed: int = DEFAULT_SEED,
     params: dict[str, Any] | None = None,
     threads: int | None = None,
+    metrics: bool = True,
 ) -> tuple[pl.DataFrame, Selection]:
     """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
 
-    ``budget`` is a count, a fraction or a percentage string of the selectable (unlabelled) rows.
-    The strategy's needed columns are checked before any work. The manifest has ``id``, ``rank``
-    (0 = picked first), ``score`` (null where the strategy has none), ``weight`` (1.0 where
-    unweighted) and ``cluster`` when the pool has one. Cost: the strategy's (``selectkit
-    strategies`` lists it).
+    ``budget`` is a count, a fraction or a percentage string of the selectable (unlabelled) rows;
+    self-sized strategies (semdedup) take none. The strategy's needed columns are checked before
+    any work. The manifest has ``id``, ``rank`` (0 = picked first), ``score`` (null where the
+    strategy has none), ``weight`` (1.0 where unweighted) and ``cluster`` when the pool has one.
+    With ``metrics`` and embeddings, ``selection.metrics`` also gets the coverage of the pool by
+    the selection (``coverage_mean_distance``: mean distance from a pool row to its nearest pick)
+    and, for weighted picks, ``weighted_cost_ratio``. Cost: the strategy's (``selectkit
+    strategies`` lists it) plus at most ~2e9 distance terms for the coverage.
     """
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
-    pool.require(spec.needs, f"strategy '{spec.name}'")
-    cluster_col = pool.columns.cluster
-    if cluster_col in pool.frame.columns and not pool.frame.schema[cluster_col].is_integer():
-        raise SelectkitError(
-            f"column '{cluster_col}' of {pool.where} holds {pool.frame.schema[cluster_col]}, not "
-            "integer cluster ids; make it with `selectkit cluster` or name another column with "
-            "--cluster-col"
+    if spec.self_sized and budget is not None:
+        raise SelectkitUsageError(
+            f"strategy '{spec.name}' decides how many rows it keeps and takes no budget; "
+            "drop --budget"
         )
-    count = parse_budget(budget, len(pool.candidates))
+    if not spec.self_sized and budget is None:
+        raise SelectkitUsageError(
+            f"strategy '{spec.name}' needs a budget: give --budget 1000, 0.05 or 5%"
+        )
+    pool.require(spec.needs, f"strategy '{spec.name}'")
+    if pool.has("cluster"):
+        pool.cluster_labels  # noqa: B018  (validates the column before any work)
+    count = None if budget is None else parse_budget(budget, len(pool.candidates))
     rng = derive_rng(seed, "select", spec.name)
     with threadpool_limits(limits=threads):
         selection = spec(pool, count, rng, **resolved)
-    check_selection(selection, pool, count, spec.name)
+        check_selection(selection, pool, count, spec.name)
+        if metrics and pool.has("embedding"):
+            selection.metrics.update(
+                selection_metrics(
+                    pool.embeddings,
+                    pool.candidates,
+                    selection.indices,
+                    selection.weights,
+                    pool.cluster_labels if pool.has("cluster") else None,
+                    derive_rng(seed, "select", "metrics"),
+                )
+            )
     return build_manifest(pool, selection), selection
 
 
@@ -81,35 +101,47 @@ def select_files(
     output: str | Path,
     *,
     strategy: str,
-    budget: int | float | str,
+    budget: int | float | str | None = None,
     seed: int = DEFAULT_SEED,
     params: dict[str, Any] | None = None,
     columns: Columns | None = None,
     input_format: str | None = None,
     use_labels: bool = True,
     threads: int | None = None,
+    emit: dict[str, str | Path] | None = None,
+    metrics: bool = True,
 ) -> Provenance:
     """Read ``inputs``, select, and write the manifest with provenance to ``output``.
 
-    Returns the provenance written (parameters, seed, inputs, timings, metrics).
+    ``emit`` maps a side table the strategy offers (e.g. ``dropped`` for semdedup) to a path; each
+    is written atomically before the manifest. Returns the provenance written (parameters, seed,
+    inputs, timings, metrics).
     """
     check_output_path(output, inputs)
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
+    emit = {k: v for k, v in (emit or {}).items() if v is not None}
+    for name, path in emit.items():
+        if name not in spec.emits:
+            offers = ", ".join(f"--emit-{e}" for e in spec.emits) or "no side tables"
+            raise SelectkitUsageError(
+                f"strategy '{spec.name}' has no '{name}' table to write (it offers {offers})"
+            )
+        check_output_path(path, [*inputs, output])
     prov = Provenance(command="select", seed=seed)
     prov.start("read")
     pool = load_pool(inputs, columns=columns, input_format=input_format, use_labels=use_labels)
     prov.stop("read")
     prov.start("select")
     manifest, selection = select(
-        pool, strategy, budget, seed=seed, params=resolved, threads=threads
+        pool, strategy, budget, seed=seed, params=resolved, threads=threads, metrics=metrics
     )
     prov.stop("select")
     prov.params = {
         "strategy": spec.name,
-        "budget": str(budget),
+        "budget": None if budget is None else str(budget),
         "budget_rows": int(manifest.height),
-        "strategy_params": resolved,
+        "strategy_params": {**resolved, **selection.params},
         "columns": pool.columns.__dict__,
         "use_labels": use_labels,
     }
@@ -120,5 +152,7 @@ def select_files(
         "selected_rows": int(manifest.height),
         **selection.metrics,
     }
+    for name, path in emit.items():
+        write_table(selection.tables[name], path, provenance=prov)
     write_table(manifest, output, provenance=prov)
     return prov

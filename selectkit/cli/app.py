@@ -275,25 +275,88 @@ def _parse_params(items: list[str] | None) -> dict[str, str]:
     return params
 
 
-@app.command()
+def split_strategy_options(tokens: list[str], strategy: str) -> tuple[list[str], dict[str, str]]:
+    """Split the inputs of ``select`` from strategy options written as ``--name value``.
+
+    Click hands options it does not know to the variadic inputs argument, so they are parsed
+    here, typed by the strategy's own parameters: a boolean takes no value (``--keep-hard``, or
+    ``--keep-hard=false``); any other parameter takes the next token.
+    """
+    from selectkit.strategies import get_strategy
+
+    spec = None
+    inputs: list[str] = []
+    params: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or token == "--":
+            inputs.append(token)
+            i += 1
+            continue
+        spec = spec or get_strategy(strategy)
+        key, sep, value = token[2:].partition("=")
+        name = key.replace("-", "_")
+        if name not in spec.params:
+            known = ", ".join("--" + k.replace("_", "-") for k in spec.params) or "none"
+            raise SelectkitUsageError(
+                f"no such option {token.split('=')[0]!r}: not a `select` option (see "
+                f"`selectkit select --help`) nor a parameter of strategy '{spec.name}' ({known})"
+            )
+        if not sep and spec.params[name].type is bool:
+            value = "true"
+        elif not sep:
+            if i + 1 >= len(tokens):
+                raise SelectkitUsageError(f"option {token} needs a value")
+            value = tokens[i + 1]
+            i += 1
+        params[name] = value
+        i += 1
+    return inputs, params
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def select(
     inputs: Annotated[
         list[str],
-        typer.Argument(help="Input tables, joined on the id column (first one fixes the rows)."),
+        typer.Argument(
+            help="Input tables, joined on the id column (first one fixes the rows). Strategy "
+            "parameters may be written among them as --name value (see `selectkit strategies`)."
+        ),
     ],
     output: Output,
     strategy: Annotated[
         str, typer.Option("--strategy", "-s", help="Strategy name; see `selectkit strategies`.")
     ],
     budget: Annotated[
-        str,
-        typer.Option("--budget", "-b", help="Rows to pick: a count (1000), fraction (0.05) or 5%."),
-    ],
+        Optional[str],
+        typer.Option(
+            "--budget",
+            "-b",
+            help="Rows to pick: a count (1000), fraction (0.05) or 5%. Not for semdedup, "
+            "whose --threshold decides what is kept.",
+        ),
+    ] = None,
     seed: Seed = 0,
     param: Annotated[
         Optional[list[str]],
         typer.Option("--param", "-p", help="Strategy parameter KEY=VALUE (repeatable)."),
     ] = None,
+    emit_dropped: Annotated[
+        Optional[str],
+        typer.Option(
+            "--emit-dropped",
+            help="semdedup: also write the dropped rows (id, the kept id it duplicates, "
+            "similarity) to this file.",
+        ),
+    ] = None,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics/--no-metrics",
+            help="Record how well the selection covers the pool (needs embeddings).",
+        ),
+    ] = True,
     id_col: Annotated[str, typer.Option("--id-col", help="Id column.")] = "id",
     embedding_col: Annotated[
         str, typer.Option("--embedding-col", help="Embedding column.")
@@ -306,6 +369,17 @@ def select(
         ),
     ] = "label",
     cluster_col: Annotated[str, typer.Option("--cluster-col", help="Cluster column.")] = "cluster",
+    score_col: Annotated[
+        str, typer.Option("--score-col", help="Score column (ccs, topk, sensitivity's loss).")
+    ] = "score",
+    proba_col: Annotated[
+        str, typer.Option("--proba-col", help="Class-probability column (list of float).")
+    ] = "proba",
+    proba_mc_col: Annotated[
+        str, typer.Option("--proba-mc-col", help="Monte-Carlo probability column.")
+    ] = "proba_mc",
+    group_col: Annotated[str, typer.Option("--group-col", help="Group column.")] = "group",
+    model_col: Annotated[str, typer.Option("--model-col", help="Model column.")] = "model",
     input_format: InputFormat = None,
     threads: Threads = None,
     as_json: Json = False,
@@ -316,23 +390,39 @@ def select(
     such as kcenter count them as covered. The manifest records the strategy, parameters, seed,
     inputs (with fingerprints), timings and metrics; see `selectkit inspect`.
 
-    Example:  selectkit select emb.parquet --strategy kcenter --budget 200 -o manifest.parquet
+    Examples:
+
+        selectkit select emb.parquet --strategy kcenter --budget 200 -o manifest.parquet
+
+        selectkit select emb.parquet dyn.parquet --strategy ccs --score-col aum --budget 10% -o m.parquet
+
+        selectkit select emb.parquet clusters.parquet --strategy semdedup --threshold 0.95 -o kept.parquet
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
 
     check_json_stdout(as_json, output)
-    params = _parse_params(param)
+    tables, options = run(lambda: split_strategy_options(inputs, strategy))
+    params = {**options, **_parse_params(param)}
     use_labels = label_col.lower() != "none"
     columns = Columns().with_overrides(
         id=id_col,
         embedding=embedding_col,
         label=label_col if use_labels else None,
         cluster=cluster_col,
+        score=score_col,
+        proba=proba_col,
+        proba_mc=proba_mc_col,
+        group=group_col,
+        model=model_col,
     )
+    if not tables:
+        raise typer.BadParameter("give at least one input table", param_hint="INPUTS")
+    if emit_dropped == "-" and output == "-":
+        raise typer.BadParameter("only one of -o and --emit-dropped can be '-'")
     prov = run(
         lambda: select_files(
-            inputs,
+            tables,
             output,
             strategy=strategy,
             budget=budget,
@@ -342,6 +432,8 @@ def select(
             input_format=input_format,
             use_labels=use_labels,
             threads=threads,
+            emit={"dropped": emit_dropped},
+            metrics=metrics,
         )
     )
     report(

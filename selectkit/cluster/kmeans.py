@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
-import scipy.sparse as sp
 
 from selectkit.cluster.seeding import SEEDERS, potential, seed
 from selectkit.console import progress_bar
 from selectkit.io.vectors import check_finite
-from selectkit.linalg import unit_rows
+from selectkit.linalg import group_sums, unit_rows
 
 CHUNK_ROWS = 1 << 16
 
@@ -93,8 +92,7 @@ def lloyd(
     """Run Lloyd iterations from ``centroids``; stop after ``iters`` or when the cost falls by
     less than ``tol`` (relative). Returns (centroids, sizes, cost, iterations run, cost history).
     The cost is measured against the centroids returned."""
-    k, d = centroids.shape
-    n = x.shape[0]
+    k = centroids.shape[0]
     if spherical and not rows_are_unit:
         x = unit_rows(x)
     c = np.array(centroids, dtype=np.float32)
@@ -107,16 +105,7 @@ def lloyd(
     done = 0
     with progress_bar("lloyd", iters) as bar:
         for _ in range(iters):
-            # per-chunk float32 sums (no float64 copy of the data), accumulated in float64
-            sums = np.zeros((k, d), dtype=np.float64)
-            for s in range(0, n, CHUNK_ROWS):
-                block = np.asarray(x[s : s + CHUNK_ROWS], dtype=np.float32)
-                lab = labels[s : s + block.shape[0]]
-                onehot = sp.csr_matrix(
-                    (np.ones(lab.size, dtype=np.float32), (lab, np.arange(lab.size))),
-                    shape=(k, lab.size),
-                )
-                sums += onehot @ block
+            sums = group_sums(x, labels, k)
             sizes = np.bincount(labels, minlength=k)
             new = np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], c)
             empty = np.flatnonzero(sizes == 0)

@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.pool import Pool
@@ -27,13 +28,17 @@ class Selection:
     """What a strategy picked: pool row indices in pick order, with optional scores and weights.
 
     ``scores``: float64 per pick (None when the strategy has none); ``weights``: importance
-    weights per pick (None = 1.0 each); ``metrics``: summary numbers recorded in provenance.
+    weights per pick (None = 1.0 each); ``metrics``: summary numbers recorded in provenance;
+    ``tables``: side outputs by name (e.g. semdedup's ``dropped`` rows), written on request;
+    ``params``: the values a strategy chose for parameters left on ``auto`` (recorded).
     """
 
     indices: np.ndarray
     scores: np.ndarray | None = None
     weights: np.ndarray | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.indices = np.asarray(self.indices, dtype=np.int64)
@@ -89,6 +94,8 @@ class Strategy:
     optional: tuple[str, ...] = ()
     params: dict[str, Param] = field(default_factory=dict)
     cost: str = ""
+    self_sized: bool = False
+    emits: tuple[str, ...] = ()
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
@@ -103,7 +110,7 @@ class Strategy:
         return resolved
 
     def __call__(
-        self, pool: Pool, budget: int, rng: np.random.Generator, **params: Any
+        self, pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any
     ) -> Selection:
         return self.fn(pool, budget, rng, **params)
 
@@ -120,13 +127,22 @@ def register_strategy(
     optional: tuple[str, ...] = (),
     params: dict[str, Param] | None = None,
     cost: str = "",
+    self_sized: bool = False,
+    emits: tuple[str, ...] = (),
 ) -> Callable[[StrategyFn], StrategyFn]:
-    """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails."""
+    """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
+
+    ``self_sized`` strategies (such as semdedup) decide how many rows they keep: they take no
+    budget and ``fn`` receives ``budget=None``. ``emits`` names the side tables the strategy can
+    write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``.
+    """
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"strategy {name!r} is already registered")
-        _REGISTRY[name] = Strategy(name, fn, summary, needs, optional, dict(params or {}), cost)
+        _REGISTRY[name] = Strategy(
+            name, fn, summary, needs, optional, dict(params or {}), cost, self_sized, emits
+        )
         return fn
 
     return decorate
@@ -163,10 +179,10 @@ def list_strategies() -> list[Strategy]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-def check_selection(selection: Selection, pool: Pool, budget: int, name: str) -> None:
+def check_selection(selection: Selection, pool: Pool, budget: int | None, name: str) -> None:
     """Guard against a strategy bug: right count, in range, no repeats, never a labelled row."""
     idx = selection.indices
-    if idx.shape != (budget,):
+    if budget is not None and idx.shape != (budget,):
         raise SelectkitError(f"strategy {name!r} returned {idx.size} rows, not the budget {budget}")
     if idx.size and (idx.min() < 0 or idx.max() >= len(pool)):
         raise SelectkitError(f"strategy {name!r} returned a row outside the pool")
