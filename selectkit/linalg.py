@@ -73,8 +73,30 @@ def group_sums(
     return sums
 
 
-def group_means(x: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def group_means(
+    x: np.ndarray, labels: np.ndarray, k: int, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(means (k, d) float64, sizes (k,) int64) of the rows of ``x`` per label; an empty group's
-    mean is zero. O(n d) time, O(k d) memory."""
+    mean is zero. With ``rows``, only those rows count and ``labels`` holds one label per row in
+    ``rows`` (``x`` is not copied: the other rows go to a discarded extra group). O(n d) time,
+    O(k d) memory."""
+    if rows is not None:
+        all_labels = np.full(x.shape[0], k, dtype=np.int64)
+        all_labels[rows] = labels
+        means, sizes = group_means(x, all_labels, k + 1)
+        return means[:k], sizes[:k]
     sizes = np.bincount(labels, minlength=k)
     return group_sums(x, labels, k) / np.maximum(sizes, 1)[:, None], sizes
+
+
+def squared_distances_to(
+    x: np.ndarray, rows: np.ndarray, targets: np.ndarray, target_of_row: np.ndarray
+) -> np.ndarray:
+    """Float64 ||x[rows[i]] - targets[target_of_row[i]]||^2 for each i, in chunks; O(n d)."""
+    out = np.empty(rows.size, dtype=np.float64)
+    t32 = np.asarray(targets, dtype=np.float32)
+    for start in range(0, rows.size, CENTRED_CHUNK_ROWS):
+        part = rows[start : start + CENTRED_CHUNK_ROWS]
+        diff = np.asarray(x[part], dtype=np.float32) - t32[target_of_row[start : start + part.size]]
+        out[start : start + part.size] = np.einsum("ij,ij->i", diff, diff)
+    return out

@@ -7,7 +7,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from selectkit.linalg import group_means
+from selectkit.linalg import group_means, squared_distances_to
 
 CHUNK_ROWS = 1 << 16
 # Coverage is measured on at most this many distance evaluations (pool rows x selected rows x d);
@@ -78,23 +78,12 @@ def weighted_cost_ratio(
     """
     pop_labels = np.zeros(population.size, dtype=np.int64) if labels is None else labels[population]
     k = int(pop_labels.max()) + 1
-    # rows outside the population go to an extra group k, so x is never copied
-    all_labels = np.full(x.shape[0], k, dtype=np.int64)
-    all_labels[population] = pop_labels
-    centres = group_means(x, all_labels, k + 1)[0][:k].astype(np.float32)
+    centres = group_means(x, pop_labels, k, rows=population)[0].astype(np.float32)
 
-    def cost(rows: np.ndarray, lab: np.ndarray, w: np.ndarray | None) -> float:
-        total = 0.0
-        for start in range(0, rows.size, CHUNK_ROWS):
-            part = rows[start : start + CHUNK_ROWS]
-            diff = np.asarray(x[part], dtype=np.float32) - centres[lab[start : start + part.size]]
-            sq = np.einsum("ij,ij->i", diff, diff).astype(np.float64)
-            total += float(sq @ w[start : start + part.size]) if w is not None else float(sq.sum())
-        return total
-
-    full = cost(population, pop_labels, None)
+    full = squared_distances_to(x, population, centres, pop_labels).sum()
     sel_labels = np.zeros(selected.size, dtype=np.int64) if labels is None else labels[selected]
-    return cost(selected, sel_labels, weights) / full if full > 0 else 1.0
+    part = squared_distances_to(x, selected, centres, sel_labels) @ weights
+    return float(part / full) if full > 0 else 1.0
 
 
 def selection_metrics(

@@ -108,6 +108,31 @@ class Pool:
             return self.arrays[name]
         return as_matrix(self.frame.get_column(name), self.where)
 
+    def values(self, role: str) -> np.ndarray:
+        """Float64 (n,) values of a numeric column (e.g. ``score``), checked for null and NaN.
+
+        ``role`` is a column role (``score``) or, failing that, a literal column name.
+        """
+        name = self.columns.name(role) if role in Columns.roles() else role
+        if name not in self.frame.columns:
+            self.require([role] if role in Columns.roles() else [], "this step")
+            raise SelectkitError(f"{self.where} has no column '{name}'; name one that exists")
+        col = self.frame.get_column(name)
+        if not col.dtype.is_numeric():
+            raise SelectkitError(
+                f"column '{name}' of {self.where} holds {col.dtype}, not numbers; "
+                "name a numeric column (e.g. --score-col aum)"
+            )
+        values = col.cast(pl.Float64).to_numpy()
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise SelectkitError(
+                f"column '{name}' of {self.where} has {int(bad.sum())} null, NaN or infinite "
+                f"values (first at id {self.ids[row]!r}); fill or drop those rows first"
+            )
+        return values
+
     @cached_property
     def cluster_labels(self) -> np.ndarray:
         """Dense int64 (n,) cluster codes 0..k-1 (sorted by cluster id) from the cluster column,

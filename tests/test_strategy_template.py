@@ -13,10 +13,17 @@ import polars as pl
 import pytest
 
 from selectkit import Pool, SelectkitError, list_strategies, select
+from selectkit.errors import SelectkitUsageError
 from selectkit.pool import Columns
 
 STRATEGIES = [s.name for s in list_strategies()]
+SELF_SIZED = {s.name for s in list_strategies() if s.self_sized}
 TESTS = Path(__file__).parent
+
+
+def budget_for(name: str, budget):
+    """Self-sized strategies (semdedup) take no budget: they decide how many rows they keep."""
+    return None if name in SELF_SIZED else budget
 
 
 def pool_of(frame: pl.DataFrame) -> Pool:
@@ -30,10 +37,12 @@ def pool(full_frame) -> Pool:
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_budget_respected_no_duplicates(pool, name):
-    manifest, sel = select(pool, name, 37, seed=1)
-    assert manifest.height == 37 and sel.indices.size == 37
-    assert manifest.get_column("id").n_unique() == 37
-    assert manifest.get_column("rank").to_list() == list(range(37))
+    manifest, sel = select(pool, name, budget_for(name, 37), seed=1)
+    size = manifest.height if name in SELF_SIZED else 37
+    assert 0 < size <= len(pool)
+    assert manifest.height == size and sel.indices.size == size
+    assert manifest.get_column("id").n_unique() == size
+    assert manifest.get_column("rank").to_list() == list(range(size))
     assert set(manifest.columns) >= {"id", "rank", "score", "weight"}
     assert manifest.schema["score"] == pl.Float64 and manifest.schema["weight"] == pl.Float64
     assert (manifest.get_column("weight") > 0).all()
@@ -41,13 +50,19 @@ def test_budget_respected_no_duplicates(pool, name):
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_same_seed_same_manifest(pool, name):
-    a, _ = select(pool, name, "5%", seed=11)
-    b, _ = select(pool, name, "5%", seed=11)
+    a, _ = select(pool, name, budget_for(name, "5%"), seed=11)
+    b, _ = select(pool, name, budget_for(name, "5%"), seed=11)
     assert a.equals(b)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_fraction_and_count_budgets_agree(pool, name):
+    if name in SELF_SIZED:
+        with pytest.raises(SelectkitUsageError, match="takes no budget"):
+            select(pool, name, "10%", seed=2)
+        return
+    with pytest.raises(SelectkitUsageError, match="needs a budget"):
+        select(pool, name, None, seed=2)
     a, _ = select(pool, name, "10%", seed=2)
     b, _ = select(pool, name, round(0.1 * len(pool)), seed=2)
     assert a.equals(b)
@@ -56,13 +71,15 @@ def test_fraction_and_count_budgets_agree(pool, name):
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_one_row_pool_and_budget_equal_to_pool(full_frame, name):
     one = pool_of(full_frame.head(1))
-    manifest, _ = select(one, name, 1, seed=0)
+    manifest, _ = select(one, name, budget_for(name, 1), seed=0)
     assert manifest.get_column("id").to_list() == [full_frame.get_column("id")[0]]
     small = pool_of(full_frame.head(25))
-    manifest, _ = select(small, name, "100%", seed=0)
-    assert sorted(manifest.get_column("id").to_list()) == sorted(
-        full_frame.head(25)["id"].to_list()
-    )
+    manifest, _ = select(small, name, budget_for(name, "100%"), seed=0)
+    picked = set(manifest.get_column("id").to_list())
+    if name in SELF_SIZED:
+        assert picked <= set(full_frame.head(25)["id"].to_list()) and picked
+        return
+    assert picked == set(full_frame.head(25)["id"].to_list())
     with pytest.raises(SelectkitError, match="larger than the pool"):
         select(small, name, 26, seed=0)
 
@@ -71,13 +88,14 @@ def test_one_row_pool_and_budget_equal_to_pool(full_frame, name):
 def test_labelled_rows_are_never_picked(full_frame, name):
     labels = pl.Series("label", [0 if i % 3 else None for i in range(full_frame.height)], pl.Int64)
     pool = pool_of(full_frame.with_columns(labels))
-    _manifest, sel = select(pool, name, 40, seed=0)
+    _manifest, sel = select(pool, name, budget_for(name, 40), seed=0)
     assert not pool.labelled_mask[sel.indices].any()
-    with pytest.raises(SelectkitError, match="larger than the pool"):
-        select(pool, name, int((~pool.labelled_mask).sum()) + 1, seed=0)
+    if name not in SELF_SIZED:
+        with pytest.raises(SelectkitError, match="larger than the pool"):
+            select(pool, name, int((~pool.labelled_mask).sum()) + 1, seed=0)
     all_labelled = pool_of(full_frame.with_columns(pl.lit(1).alias("label")))
     with pytest.raises(SelectkitError, match="--label-col none"):
-        select(all_labelled, name, 1, seed=0)
+        select(all_labelled, name, budget_for(name, 1), seed=0)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -86,7 +104,7 @@ def test_missing_needed_column_is_refused_before_work(full_frame, name):
     for role in spec.needs:
         pool = pool_of(full_frame.drop(Columns().name(role)))
         with pytest.raises(SelectkitError, match=f"needs column '{Columns().name(role)}'"):
-            select(pool, name, 5, seed=0)
+            select(pool, name, budget_for(name, 5), seed=0)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)
@@ -94,8 +112,8 @@ def test_every_parameter_choice_runs(pool, name):
     spec = next(s for s in list_strategies() if s.name == name)
     for pname, param in spec.params.items():
         for value in param.choices or (param.default,):
-            manifest, _ = select(pool, name, 10, seed=0, params={pname: value})
-            assert manifest.height == 10
+            manifest, _ = select(pool, name, budget_for(name, 10), seed=0, params={pname: value})
+            assert manifest.height == 10 or (name in SELF_SIZED and manifest.height > 0)
 
 
 BUILTINS = [s.name for s in list_strategies() if s.fn.__module__.startswith("selectkit.")]
@@ -114,8 +132,6 @@ def test_every_parameter_has_a_test(name):
 
 @pytest.mark.parametrize("name", STRATEGIES)
 def test_unknown_parameter_is_usage_error(pool, name):
-    from selectkit.errors import SelectkitUsageError
-
     with pytest.raises(SelectkitUsageError, match="has no parameter"):
         select(pool, name, 5, params={"no_such_param": 1})
 

@@ -1,6 +1,15 @@
 """Selection strategies; importing this package registers the built-in ones."""
 
-from selectkit.strategies import kcenter, random  # noqa: F401  (registration on import)
+from selectkit.strategies import (  # noqa: F401  (registration on import)
+    balanced,
+    ccs,
+    kcenter,
+    random,
+    semdedup,
+    sensitivity,
+    stratified,
+    topk,
+)
 from selectkit.strategies.base import (
     Param,
     Selection,

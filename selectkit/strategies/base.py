@@ -21,6 +21,7 @@ from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.pool import Pool
 
 ENTRY_POINT_GROUP = "selectkit.strategies"
+AUTO = "auto"  # a parameter default meaning "the strategy chooses; the choice is recorded"
 
 
 @dataclass
@@ -61,7 +62,10 @@ class Param:
     choices: tuple[Any, ...] | None = None
 
     def parse(self, name: str, raw: Any) -> Any:
-        """Convert ``raw`` (a CLI string or a Python value) to this parameter's type."""
+        """Convert ``raw`` (a CLI string or a Python value) to this parameter's type; a parameter
+        whose default is ``"auto"`` also accepts ``"auto"`` (the strategy then chooses)."""
+        if self.default == AUTO and (raw is None or raw == AUTO):
+            return AUTO
         try:
             if self.type is bool and isinstance(raw, str):
                 if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:

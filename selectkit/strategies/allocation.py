@@ -1,0 +1,86 @@
+"""Split a budget across groups (strata, clusters, tree nodes) and draw within each group.
+
+Shared by ccs, stratified and balanced. Every function is O(k log k) in the number of groups,
+except ``draw_within_groups``, which is O(n log n) in the rows and loops over no row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def fill_smallest_first(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Per-group counts summing to ``min(budget, sizes.sum())``: the smallest groups are taken
+    whole and their surplus flows to the larger ones (CCS's allocation).
+
+    Groups in increasing size: b_i = min(n_i, floor(R / (groups left))), R -= b_i. Sizes
+    [2, 5, 100] with budget 30 give [2, 5, 23]. Ties in size keep their input order.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    counts = np.zeros_like(sizes)
+    left = int(budget)
+    order = np.argsort(sizes, kind="stable")
+    for i, g in enumerate(order):  # a loop over groups (at most a few thousand), not rows
+        take = min(int(sizes[g]), left // (order.size - i))
+        counts[g] = take
+        left -= take
+    return counts
+
+
+def water_fill(sizes: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-group counts min(t, n_j) for the largest integer cut t with sum <= ``budget``; the
+    remainder goes one each to groups larger than t, chosen at random (balanced sampling).
+    Sums to ``min(budget, sizes.sum())``."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    budget = min(int(budget), int(sizes.sum()))
+    if budget == 0:
+        return np.zeros_like(sizes)
+    ordered = np.sort(sizes)
+    # filled(t) = sum(min(t, n)) is increasing in t; find the largest t with filled(t) <= budget
+    lo, hi = 0, int(ordered[-1])
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(mid, ordered).sum()) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    counts = np.minimum(lo, sizes)
+    rest = budget - int(counts.sum())
+    if rest:
+        larger = np.flatnonzero(sizes > lo)
+        counts[rng.choice(larger, size=rest, replace=False)] += 1
+    return counts
+
+
+def proportional(sizes: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-group counts proportional to size (largest remainder; ties at random), each at most
+    its group's size, summing to ``min(budget, sizes.sum())``."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    total = int(sizes.sum())
+    budget = min(int(budget), total)
+    exact = sizes * (budget / total)
+    counts = np.floor(exact).astype(np.int64)
+    rest = budget - int(counts.sum())
+    if rest:
+        frac = exact - counts
+        frac[counts >= sizes] = -1.0  # a full group cannot take one more
+        order = np.lexsort((rng.random(sizes.size), -frac))
+        counts[order[:rest]] += 1
+    return counts
+
+
+def draw_within_groups(
+    groups: np.ndarray,
+    counts: np.ndarray,
+    rng: np.random.Generator | None = None,
+    key: np.ndarray | None = None,
+) -> np.ndarray:
+    """Positions into ``groups`` (int codes 0..k-1): ``counts[g]`` from each group g, uniformly
+    at random without replacement, or the ``counts[g]`` smallest ``key`` values when a key is
+    given (ties by position). Returned grouped by group, in draw order within each group."""
+    order_key = key if key is not None else rng.random(groups.size)
+    order = np.lexsort((np.arange(groups.size), order_key, groups))
+    sorted_groups = groups[order]
+    starts = np.searchsorted(sorted_groups, np.arange(counts.size))
+    rank = np.arange(groups.size) - starts[sorted_groups]
+    return order[rank < counts[sorted_groups]]

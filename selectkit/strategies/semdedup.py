@@ -1,0 +1,149 @@
+"""Semantic deduplication within clusters (SemDeDup; Abbas et al. 2023).
+
+Inside each cluster, rows are visited in a fixed order (farthest from the cluster's centroid
+first, as in SemDeDup, so the atypical copy of a group is the one kept) and a row is dropped when
+its cosine similarity to an earlier *kept* row exceeds the threshold. Already labelled rows are
+visited first and always kept, so near-copies of labelled data are dropped too. Similarities are
+computed cluster by cluster in blocks: never an n x n matrix, only |cluster| x block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from selectkit.errors import SelectkitError
+from selectkit.linalg import group_means, unit_rows
+from selectkit.pool import Pool
+from selectkit.strategies.base import Param, Selection, register_strategy
+
+BLOCK_ENTRIES = 1 << 24  # similarity entries per block: 64 MiB of float32
+
+
+def near_pairs(v: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (later, earlier, similarity) of rows of the unit-norm ``v`` whose cosine similarity
+    exceeds ``threshold``, earlier < later; O(m^2 d) time, O(BLOCK_ENTRIES) extra memory."""
+    m = v.shape[0]
+    step = max(1, BLOCK_ENTRIES // max(m, 1))
+    later, earlier, sims = [], [], []
+    for start in range(1, m, step):
+        stop = min(m, start + step)
+        sim = v[start:stop] @ v[:stop].T  # each block row only needs the rows before it
+        rows, cols = np.nonzero(sim > threshold)
+        keep = cols < rows + start
+        later.append(rows[keep] + start)
+        earlier.append(cols[keep])
+        sims.append(sim[rows[keep], cols[keep]])
+    if not later:
+        return (np.empty(0, np.int64),) * 2 + (np.empty(0, np.float32),)
+    return np.concatenate(later), np.concatenate(earlier), np.concatenate(sims)
+
+
+def greedy_keep(
+    m: int, later: np.ndarray, earlier: np.ndarray, sims: np.ndarray, forced: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visit rows 0..m-1 in order; a row is dropped when a near pair links it to an earlier kept
+    row (``forced`` rows are always kept). Returns (kept mask, matched earlier row or -1, its
+    similarity, NaN if none) per row. The loop runs over rows that have a near pair only."""
+    kept = np.ones(m, dtype=bool)
+    match = np.full(m, -1, dtype=np.int64)
+    match_sim = np.full(m, np.nan, dtype=np.float64)
+    if later.size == 0:
+        return kept, match, match_sim
+    order = np.lexsort((earlier, later))
+    later, earlier, sims = later[order], earlier[order], sims[order]
+    starts = np.flatnonzero(np.r_[True, later[1:] != later[:-1]])
+    ends = np.r_[starts[1:], later.size]
+    # Python lists: fast scalar access in the sequential pass
+    kept_list, earlier_list, later_list = kept.tolist(), earlier.tolist(), later.tolist()
+    forced_list = forced.tolist()
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        row = later_list[s]
+        if forced_list[row]:
+            continue
+        for j in range(s, e):  # earlier rows, in order: the first kept one is the match
+            if kept_list[earlier_list[j]]:
+                kept_list[row] = False
+                match[row] = earlier_list[j]
+                match_sim[row] = sims[j]
+                break
+    return np.array(kept_list, dtype=bool), match, match_sim
+
+
+@register_strategy(
+    "semdedup",
+    summary="Semantic dedup: within each cluster drop rows whose cosine similarity to an "
+    "earlier kept row exceeds --threshold (visited farthest from the centroid first).",
+    needs=("embedding", "cluster"),
+    params={
+        "threshold": Param(float, 0.95, "cosine similarity above which a row is a duplicate"),
+        "order": Param(
+            str,
+            "far",
+            "visiting order in a cluster: far (farthest from the centroid first, kept "
+            "preferentially, as SemDeDup), near (most typical first), or input (row order)",
+            ("far", "near", "input"),
+        ),
+    },
+    cost="O(sum over clusters of |cluster|^2 d) time; O(n + 16M) memory (blocked similarities).",
+    self_sized=True,
+    emits=("dropped",),
+)
+def semdedup(
+    pool: Pool,
+    budget: None,
+    rng: np.random.Generator,
+    threshold: float = 0.95,
+    order: str = "far",
+) -> Selection:
+    """Return every unlabelled row that is no near-duplicate of an earlier kept row, in pool
+    order (no score). ``tables['dropped']`` lists each dropped id with the kept id it
+    duplicates and their similarity."""
+    if not -1.0 <= threshold <= 1.0:
+        raise SelectkitError(f"threshold={threshold} must be a cosine similarity in [-1, 1]")
+    x = pool.embeddings
+    labels = pool.cluster_labels
+    k = int(labels.max()) + 1
+    centres = unit_rows(group_means(x, labels, k)[0])
+    labelled = pool.labelled_mask
+    by_cluster = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[by_cluster], np.arange(k + 1))
+    kept = np.ones(len(pool), dtype=bool)
+    match = np.full(len(pool), -1, dtype=np.int64)
+    match_sim = np.full(len(pool), np.nan)
+    for c in range(k):  # a loop over clusters; the work inside is blocked matrix products
+        rows = by_cluster[bounds[c] : bounds[c + 1]]
+        if rows.size < 2:
+            continue
+        v = unit_rows(x[rows])
+        cos = v @ centres[c].astype(np.float32)
+        key = {"far": cos, "near": -cos, "input": np.zeros(rows.size)}[order]
+        # labelled rows first (always kept), then by the chosen order, ties by row
+        visit = np.lexsort((rows, key, ~labelled[rows]))
+        rows, v = rows[visit], v[visit]
+        later, earlier, sims = near_pairs(v, threshold)
+        keep_c, match_c, sim_c = greedy_keep(rows.size, later, earlier, sims, labelled[rows])
+        kept[rows] = keep_c
+        match[rows] = np.where(match_c >= 0, rows[np.maximum(match_c, 0)], -1)
+        match_sim[rows] = sim_c
+    candidates = pool.candidates
+    picks = candidates[kept[candidates]]
+    dropped = candidates[~kept[candidates]]
+    ids = pool.ids
+    table = pl.DataFrame(
+        {
+            "id": ids.gather(dropped),
+            "duplicate_of": ids.gather(match[dropped]),
+            "similarity": match_sim[dropped],
+            "cluster": pool.frame.get_column(pool.columns.cluster).gather(dropped),
+        }
+    )
+    return Selection(
+        indices=picks,
+        tables={"dropped": table},
+        metrics={
+            "semdedup_kept": int(picks.size),
+            "semdedup_dropped": int(dropped.size),
+            "semdedup_dropped_share": float(dropped.size / max(candidates.size, 1)),
+        },
+    )
