@@ -74,6 +74,9 @@ def inclusion_probabilities(p: np.ndarray, size: int) -> np.ndarray:
     while True:
         free = ~capped
         left = size - capped.sum()
+        if left <= 0 or not free.any():
+            pi[capped] = 1.0
+            return pi
         pi[free] = p[free] * (left / p[free].sum())
         over = free & (pi >= 1.0)
         if not over.any():

@@ -1,0 +1,168 @@
+"""Training-dynamics difficulty scores (AUM, forgetting events, EL2N) from a scikit-learn model.
+
+A linear softmax model (``sgd``) or a small MLP (``mlp``) is trained epoch by epoch on labelled
+vectors with ``partial_fit``; after every epoch it predicts every training row, and the scores
+accumulate from those predictions (the CCS code's definitions):
+
+- ``aum``: sum over epochs of p(y) - max over c != y of p(c); low = hard or mislabelled.
+- ``forgetting``: correct -> incorrect transitions between epochs; rows never predicted right
+  get ``epochs`` (more than any row can be forgotten) so they rank hardest, as in Toneva et al.
+- ``el2n``: sum over the first 10 epochs of ||p - onehot(y)||_2; high = hard.
+- ``loss``: the final model's cross-entropy, -log p(y).
+
+These let ``ccs`` (and ``sensitivity``, through ``loss``) run without a deep-learning stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from selectkit.console import progress_bar
+from selectkit.errors import SelectkitError
+from selectkit.io import Provenance, check_output_path, write_table
+from selectkit.pool import Columns, Pool, load_pool
+from selectkit.rng import DEFAULT_SEED, derive_rng
+
+MODELS = ("sgd", "mlp")
+EL2N_EPOCHS = 10
+CHUNK_ROWS = 8192
+
+
+def _model(name: str, seed: int):
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    if name == "sgd":
+        return SGDClassifier(loss="log_loss", alpha=1e-4, random_state=seed)
+    if name == "mlp":
+        return MLPClassifier(hidden_layer_sizes=(128,), random_state=seed, learning_rate_init=1e-3)
+    raise SelectkitError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+
+
+def training_dynamics(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 10,
+    model: str = "sgd",
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Per-row ``aum``, ``forgetting``, ``el2n`` and ``loss`` of labels ``y`` (any hashable
+    values) on vectors ``x``. Cost: ``epochs`` passes of training plus prediction, O(epochs n C d)
+    time for ``sgd``; memory O(n C) per prediction chunk, O(n) for the scores."""
+    if epochs < 1:
+        raise SelectkitError(f"epochs={epochs} must be at least 1")
+    classes, target = np.unique(y, return_inverse=True)
+    if classes.size < 2:
+        raise SelectkitError("training dynamics need at least two distinct labels")
+    n = x.shape[0]
+    clf = _model(model, int(rng.integers(2**31 - 1)))
+    all_classes = np.arange(classes.size)
+    aum = np.zeros(n)
+    el2n = np.zeros(n)
+    forgetting = np.zeros(n, dtype=np.int64)
+    prev_correct = np.zeros(n, dtype=bool)
+    ever_correct = np.zeros(n, dtype=bool)
+    loss = np.zeros(n)
+    rows = np.arange(n)
+    with progress_bar("training epochs", epochs) as bar:
+        for epoch in range(epochs):
+            order = rng.permutation(n)
+            for start in range(0, n, CHUNK_ROWS):
+                part = np.sort(order[start : start + CHUNK_ROWS])
+                clf.partial_fit(np.asarray(x[part]), target[part], classes=all_classes)
+            for start in range(0, n, CHUNK_ROWS):
+                sl = slice(start, min(n, start + CHUNK_ROWS))
+                p = clf.predict_proba(np.asarray(x[sl])).astype(np.float64)
+                t = target[sl]
+                own = p[rows[: t.size], t]
+                other = p.copy()
+                other[rows[: t.size], t] = -np.inf
+                aum[sl] += own - other.max(axis=1)
+                correct = p.argmax(axis=1) == t
+                forgetting[sl] += prev_correct[sl] & ~correct
+                prev_correct[sl] = correct
+                ever_correct[sl] |= correct
+                if epoch < EL2N_EPOCHS:
+                    p[rows[: t.size], t] -= 1.0
+                    el2n[sl] += np.sqrt(np.einsum("ij,ij->i", p, p))
+                if epoch == epochs - 1:
+                    loss[sl] = -np.log(np.clip(own, 1e-12, None))
+            bar.advance()
+    forgetting[~ever_correct] = epochs
+    return {
+        "aum": aum,
+        "forgetting": forgetting,
+        "el2n": el2n,
+        "loss": loss,
+        "final_correct": prev_correct,
+    }
+
+
+def scores_file(
+    inputs: Sequence[str | Path],
+    output: str | Path,
+    *,
+    epochs: int = 10,
+    model: str = "sgd",
+    seed: int = DEFAULT_SEED,
+    columns: Columns | None = None,
+    input_format: str | None = None,
+) -> Provenance:
+    """Write id, aum, forgetting, el2n and loss for every labelled row of ``inputs`` (needs an
+    embedding and a label column; unlabelled rows are left out). Returns the provenance."""
+    check_output_path(output, inputs)
+    cols = columns or Columns()
+    prov = Provenance(command="scores", seed=seed)
+    prov.start("read")
+    pool = load_pool(inputs, columns=cols, input_format=input_format)
+    prov.stop("read")
+    result = scores_for_pool(pool, epochs=epochs, model=model, seed=seed, prov=prov)
+    write_table(result, output, provenance=prov)
+    return prov
+
+
+def scores_for_pool(
+    pool: Pool, *, epochs: int, model: str, seed: int, prov: Provenance | None = None
+) -> pl.DataFrame:
+    """The scores table of ``scores_file`` for an in-memory pool."""
+    pool.require(["embedding", "label"], "`selectkit scores`")
+    rows = np.flatnonzero(pool.labelled_mask)
+    if rows.size == 0:
+        raise SelectkitError(
+            f"column '{pool.columns.label}' of {pool.where} has no labels; training dynamics "
+            "need labelled rows"
+        )
+    x = pool.embeddings
+    labels = pool.frame.get_column(pool.columns.label).gather(rows).to_numpy()
+    if prov:
+        prov.start("train")
+    dyn = training_dynamics(
+        x if rows.size == len(pool) else np.asarray(x[rows]),
+        labels,
+        epochs=epochs,
+        model=model,
+        rng=derive_rng(seed, "scores", model),
+    )
+    if prov:
+        prov.stop("train")
+        prov.params = {"epochs": epochs, "model": model, "columns": pool.columns.__dict__}
+        prov.inputs = [s.as_dict() for s in pool.sources]
+        prov.metrics = {
+            "rows": int(rows.size),
+            "final_train_accuracy": float(dyn["final_correct"].mean()),
+            "mean_aum": float(dyn["aum"].mean()),
+        }
+    return pl.DataFrame(
+        {
+            pool.columns.id: pool.ids.gather(rows),
+            "aum": dyn["aum"],
+            "forgetting": dyn["forgetting"].astype(np.int32),
+            "el2n": dyn["el2n"],
+            "loss": dyn["loss"],
+        }
+    )
