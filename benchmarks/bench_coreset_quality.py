@@ -20,13 +20,13 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 
-import selectkit as sk  # noqa: E402
-from selectkit.cluster.kmeans import assign, kmeans  # noqa: E402
-from selectkit.dynamics import training_dynamics  # noqa: E402
-from selectkit.metrics import coverage  # noqa: E402
+import selectkit as sk
+from selectkit.cluster.kmeans import assign, kmeans
+from selectkit.dynamics import training_dynamics
+from selectkit.metrics import coverage
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -42,10 +42,17 @@ def load(name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, rows.get_column("label").to_numpy()
 
 
-def ccs_vs_baselines(x, y, seeds: int, keep: float) -> pl.DataFrame:
+def ccs_vs_baselines(x, y, seeds: int, keep: float, noise: float = 0.0) -> pl.DataFrame:
+    """Train on each subset, test on a clean held-out quarter; ``noise`` flips that share of the
+    training labels to another class (real data often carries some label noise)."""
     out = []
+    classes = np.unique(y)
     for seed in range(seeds):
         xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
+        rng = np.random.default_rng(1000 + seed)
+        flip = rng.random(len(ytr)) < noise
+        shift = rng.integers(1, classes.size, size=len(ytr))
+        ytr = np.where(flip, classes[(np.searchsorted(classes, ytr) + shift) % classes.size], ytr)
         dyn = training_dynamics(xtr, ytr, epochs=10, rng=np.random.default_rng(seed))
         pool = sk.Pool.from_arrays(xtr, score=dyn["aum"])
         budget = round(keep * len(xtr))
@@ -82,19 +89,13 @@ def sensitivity_vs_uniform(x, y, seeds: int, m: int, k: int) -> pl.DataFrame:
         truth = loss.mean()
         fit = kmeans(pool_x, k, rng=np.random.default_rng(seed))
         clusters, _ = assign(pool_x, fit.centroids)
-        for lam in ("auto", 0.0):
-            for sampling in ("replacement", "pps"):
-                pool = sk.Pool.from_arrays(pool_x, cluster=clusters, loss=loss)
-                params = {"lam": lam, "sampling": sampling}
-                _, sel = sk.select(pool, "sensitivity", m, seed=seed, params=params, metrics=False)
-                est = float(sel.weights @ loss[sel.indices]) / len(loss)
-                out.append(
-                    {
-                        "seed": seed,
-                        "method": f"sensitivity lam={lam} {sampling}",
-                        "abs_error": abs(est - truth),
-                    }
-                )
+        pool = sk.Pool.from_arrays(pool_x, cluster=clusters, loss=loss)
+        for lam, sampling in (("auto", "replacement"), ("auto", "pps"), (0.0, "replacement")):
+            params = {"lam": lam, "sampling": sampling}
+            _, sel = sk.select(pool, "sensitivity", m, seed=seed, params=params, metrics=False)
+            est = float(sel.weights @ loss[sel.indices]) / len(loss)
+            method = f"sensitivity lam={lam} {sampling}"
+            out.append({"seed": seed, "method": method, "abs_error": abs(est - truth)})
         uniform = rng.choice(len(loss), size=m, replace=False)
         out.append(
             {"seed": seed, "method": "uniform", "abs_error": abs(loss[uniform].mean() - truth)}
@@ -102,21 +103,45 @@ def sensitivity_vs_uniform(x, y, seeds: int, m: int, k: int) -> pl.DataFrame:
     return pl.DataFrame(out)
 
 
-def balanced_shares(x, y, seeds: int, budget: int, k: int) -> pl.DataFrame:
-    """Make classes imbalanced (keep 5% of three classes), then compare rare-class shares."""
+def balanced_shares(x, y, seeds: int, budget: int, k: int, thin: bool) -> pl.DataFrame:
+    """Share of the rarest groups in the picks: the rarest class(es), and the third of the k
+    k-means clusters with the fewest rows (the clusters balanced sampling walks down). ``thin``:
+    make three classes rare first (keep 5% of them; digits is balanced); otherwise the least
+    frequent class as it is (Rotten Tomatoes' plot synopses, 7.8%)."""
     out = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        rare = np.unique(y)[:3]
-        keep = ~np.isin(y, rare) | (rng.random(len(y)) < 0.05)
+        values, counts = np.unique(y, return_counts=True)
+        rare = values[:3] if thin else values[np.argsort(counts)[:1]]
+        keep = ~np.isin(y, rare) | (rng.random(len(y)) < 0.05) if thin else np.ones(len(y), bool)
         xs, ys = x[keep], y[keep]
-        pool = sk.Pool.from_arrays(xs)
-        runs = {"balanced": ("balanced", {"levels": str(k)}), "random": ("random", {})}
+        fit = kmeans(xs, k, rng=np.random.default_rng(seed))
+        clusters, _ = assign(xs, fit.centroids)
+        small = np.argsort(np.bincount(clusters, minlength=k), kind="stable")[: k // 3]
+        pool = sk.Pool.from_arrays(xs, cluster=clusters)
+        runs = {
+            "balanced (input clusters)": ("balanced", {}),
+            "balanced (own k-means, resampled)": ("balanced", {"levels": str(k)}),
+            "random": ("random", {}),
+        }
         for name, (strategy, params) in runs.items():
             _, sel = sk.select(pool, strategy, budget, seed=seed, params=params, metrics=False)
-            share = float(np.isin(ys[sel.indices], rare).mean())
-            out.append({"seed": seed, "method": name, "rare_share": share})
-        out.append({"seed": seed, "method": "pool", "rare_share": float(np.isin(ys, rare).mean())})
+            out.append(
+                {
+                    "seed": seed,
+                    "method": name,
+                    "rare_class_share": float(np.isin(ys[sel.indices], rare).mean()),
+                    "small_cluster_share": float(np.isin(clusters[sel.indices], small).mean()),
+                }
+            )
+        out.append(
+            {
+                "seed": seed,
+                "method": "pool",
+                "rare_class_share": float(np.isin(ys, rare).mean()),
+                "small_cluster_share": float(np.isin(clusters, small).mean()),
+            }
+        )
     return pl.DataFrame(out)
 
 
@@ -133,14 +158,19 @@ def main() -> None:
     args = parser.parse_args()
     x, y = load(args.data)
     pl.Config.set_tbl_rows(20)
-    pl.Config.set_tbl_width_chars(140)
+    pl.Config.set_tbl_width_chars(200)
+    pl.Config.set_fmt_str_lengths(40)
     print(f"data={args.data} n={len(x)} d={x.shape[1]} seeds={args.seeds}")
-    print("\n== CCS at 90% pruning (keep 10%) ==")
-    print(summary(ccs_vs_baselines(x, y, args.seeds, 0.10), "accuracy", "coverage"))
-    print("\n== sensitivity: |weighted mean-loss estimate - truth|, m = 100, k = 20 ==")
-    print(summary(sensitivity_vs_uniform(x, y, args.seeds, 100, 20), "abs_error"))
-    print("\n== balanced: share of three rare classes (5% kept) in 200 picks ==")
-    print(summary(balanced_shares(x, y, args.seeds, 200, 30), "rare_share"))
+    for noise in (0.0, 0.2):
+        print(f"\n== CCS at 90% pruning (keep 10%), {noise:.0%} of training labels flipped ==")
+        print(summary(ccs_vs_baselines(x, y, args.seeds, 0.10, noise), "accuracy", "coverage"))
+    print("\n== sensitivity: |weighted mean-loss estimate - truth|, m = 300, k = 20 ==")
+    print(summary(sensitivity_vs_uniform(x, y, 3 * args.seeds, 300, 20), "abs_error"))
+    thin = args.data == "digits"
+    what = "three classes thinned to 5%" if thin else "the rarest class"
+    print(f"\n== balanced over 30 k-means clusters: share of {what} in 200 picks ==")
+    shares = balanced_shares(x, y, args.seeds, 200, 30, thin)
+    print(summary(shares, "rare_class_share", "small_cluster_share"))
 
 
 if __name__ == "__main__":
