@@ -275,18 +275,21 @@ def _parse_params(items: list[str] | None) -> dict[str, str]:
     return params
 
 
-def split_strategy_options(tokens: list[str], strategy: str) -> tuple[list[str], dict[str, str]]:
+def split_strategy_options(
+    tokens: list[str], strategy: str
+) -> tuple[list[str], dict[str, str | list[str]]]:
     """Split the inputs of ``select`` from strategy options written as ``--name value``.
 
     Click hands options it does not know to the variadic inputs argument, so they are parsed
     here, typed by the strategy's own parameters: a boolean takes no value (``--keep-hard``, or
-    ``--keep-hard=false``); any other parameter takes the next token.
+    ``--keep-hard=false``); any other parameter takes the next token; a ``multiple`` parameter
+    may repeat (``--target a --target b``) and collects a list.
     """
     from selectkit.strategies import get_strategy
 
     spec = None
     inputs: list[str] = []
-    params: dict[str, str] = {}
+    params: dict[str, str | list[str]] = {}
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -310,7 +313,10 @@ def split_strategy_options(tokens: list[str], strategy: str) -> tuple[list[str],
                 raise SelectkitUsageError(f"option {token} needs a value")
             value = tokens[i + 1]
             i += 1
-        params[name] = value
+        if spec.params[name].multiple:
+            params.setdefault(name, []).append(value)
+        else:
+            params[name] = value
         i += 1
     return inputs, params
 
@@ -379,6 +385,7 @@ def select(
         str, typer.Option("--proba-mc-col", help="Monte-Carlo probability column.")
     ] = "proba_mc",
     group_col: Annotated[str, typer.Option("--group-col", help="Group column.")] = "group",
+    text_col: Annotated[str, typer.Option("--text-col", help="Text column (dsir).")] = "text",
     model_col: Annotated[str, typer.Option("--model-col", help="Model column.")] = "model",
     input_format: InputFormat = None,
     threads: Threads = None,
@@ -415,6 +422,7 @@ def select(
         proba_mc=proba_mc_col,
         group=group_col,
         model=model_col,
+        text=text_col,
     )
     if not tables:
         raise typer.BadParameter("give at least one input table", param_hint="INPUTS")

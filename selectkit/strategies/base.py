@@ -52,6 +52,19 @@ class Selection:
                 setattr(self, name, value)
 
 
+@dataclass
+class StreamedSelection:
+    """What a streaming strategy returns to ``select_files``: the finished manifest (id, rank,
+    score, weight, ...), summary metrics, the values it chose for parameters, the inputs it read
+    (``Source.as_dict()``) and stage timings in seconds."""
+
+    manifest: pl.DataFrame
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Param:
     """A strategy parameter: its type, default and one line of help."""
@@ -60,10 +73,15 @@ class Param:
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    multiple: bool = False  # a list of values: the CLI option may repeat (--target a --target b)
 
     def parse(self, name: str, raw: Any) -> Any:
         """Convert ``raw`` (a CLI string or a Python value) to this parameter's type; a parameter
-        whose default is ``"auto"`` also accepts ``"auto"`` (the strategy then chooses)."""
+        whose default is ``"auto"`` also accepts ``"auto"`` (the strategy then chooses). A
+        ``multiple`` parameter takes one value or a list and returns a list."""
+        if self.multiple:
+            items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+            return [Param(self.type, None, self.help, self.choices).parse(name, v) for v in items]
         if self.default == AUTO and (raw is None or raw == AUTO):
             return AUTO
         try:
@@ -100,6 +118,7 @@ class Strategy:
     cost: str = ""
     self_sized: bool = False
     emits: tuple[str, ...] = ()
+    stream: Callable[..., Any] | None = None
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
@@ -133,19 +152,23 @@ def register_strategy(
     cost: str = "",
     self_sized: bool = False,
     emits: tuple[str, ...] = (),
+    stream: Callable[..., Any] | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
     ``self_sized`` strategies (such as semdedup) decide how many rows they keep: they take no
     budget and ``fn`` receives ``budget=None``. ``emits`` names the side tables the strategy can
-    write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``.
+    write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``. ``stream``
+    marks a strategy for corpora larger than memory (dsir): ``select_files`` then hands it the
+    input paths instead of loading a Pool, as ``stream(inputs, budget, seed, params, columns,
+    input_format) -> StreamedSelection``; ``fn`` still serves in-memory Pools.
     """
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"strategy {name!r} is already registered")
         _REGISTRY[name] = Strategy(
-            name, fn, summary, needs, optional, dict(params or {}), cost, self_sized, emits
+            name, fn, summary, needs, optional, dict(params or {}), cost, self_sized, emits, stream
         )
         return fn
 
