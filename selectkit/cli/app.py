@@ -505,7 +505,13 @@ def scores(
 @app.command()
 def apply(
     manifest: Annotated[str, typer.Argument(help="Manifest written by `selectkit select`.")],
-    table: Annotated[str, typer.Argument(help="Any table holding the same ids (e.g. the corpus).")],
+    table: Annotated[
+        list[str],
+        typer.Argument(
+            help="Any table holding the same ids (e.g. the corpus); several shards are read in "
+            "order as one table (rows without ids are numbered on across them)."
+        ),
+    ],
     output: Output,
     order: Annotated[
         str,

@@ -8,12 +8,11 @@ Standard input is spooled to a temporary file first, because DSIR reads its inpu
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -22,10 +21,9 @@ import polars as pl
 
 from selectkit.errors import SelectkitError
 from selectkit.io.formats import STDIO, detect_format
-from selectkit.io.tables import Source, iter_batches
+from selectkit.io.tables import Source, expand_inputs, iter_batches
 
 CHUNK_ROWS = 8192
-_GLOB_CHARS = set("*?[")
 
 
 @dataclass
@@ -38,20 +36,6 @@ class Chunk:
     row0: int
     texts: pl.Series
     ids: pl.Series | None
-
-
-def expand_inputs(paths: Sequence[str | Path]) -> list[str]:
-    """Expand quoted globs (``'shards/*.jsonl.gz'``) that name no file, sorted; others unchanged."""
-    out: list[str] = []
-    for p in map(str, paths):
-        if p != STDIO and _GLOB_CHARS & set(p) and not os.path.exists(p):
-            matches = sorted(glob.glob(p))
-            if not matches:
-                raise SelectkitError(f"no file matches '{p}'; check the pattern")
-            out.extend(matches)
-        else:
-            out.append(p)
-    return out
 
 
 def _rechunk(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
