@@ -39,7 +39,8 @@ def _b64(text: str) -> int:
 
 def dict_entries(name: str) -> list[str]:
     """Every distinct entry of a dictd database, in index order."""
-    data = gzip.open(DICTD / f"{name}.dict.dz").read()
+    with gzip.open(DICTD / f"{name}.dict.dz") as f:
+        data = f.read()
     seen, out = set(), []
     for line in (DICTD / f"{name}.index").read_text("utf-8", "replace").splitlines():
         parts = line.split("\t")
