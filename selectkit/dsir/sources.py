@@ -97,11 +97,7 @@ class FileChunks:
                 batch_size=CHUNK_ROWS,
             )
             where = "stdin" if path == STDIO else f"'{path}'"
-            for ci, frame in enumerate(_rechunk(batches, CHUNK_ROWS)):
-                if self.text_col not in frame.columns:
-                    raise SelectkitError(
-                        f"{where} has no text column '{self.text_col}'; name it with --text-col"
-                    )
+            for ci, frame in enumerate(_rechunk(self._checked(batches, where), CHUNK_ROWS)):
                 ids = frame.get_column(self.id_col) if self.id_col in frame.columns else None
                 self._check_ids(ids, where)
                 yield Chunk(fi, ci, row, frame.get_column(self.text_col), ids)
@@ -109,6 +105,14 @@ class FileChunks:
             source.path = path
             sources.append(source)
         self.sources = sources
+
+    def _checked(self, batches: Iterator[pl.DataFrame], where: str) -> Iterator[pl.DataFrame]:
+        for frame in batches:
+            if self.text_col not in frame.columns:
+                raise SelectkitError(
+                    f"{where} has no text column '{self.text_col}'; name it with --text-col"
+                )
+            yield frame
 
     def _check_ids(self, ids: pl.Series | None, where: str) -> None:
         has = ids is not None
