@@ -157,10 +157,18 @@ class _Store:
         self.ids: dict[int, Any] = {}
         self.feats: dict[int, np.ndarray] = {}
 
-    def add(self, rows: np.ndarray, ids: list[Any] | None, ptr: np.ndarray, buckets: np.ndarray):
-        parts = np.split(buckets, ptr[1:-1]) if rows.size else []
-        for i, (row, feat) in enumerate(zip(rows.tolist(), parts, strict=False)):
-            self.feats[row] = feat
+    def add(
+        self,
+        rows: np.ndarray,
+        ids: list[Any] | None,
+        ptr: np.ndarray,
+        buckets: np.ndarray,
+        at: np.ndarray,
+    ) -> None:
+        """Keep rows ``rows`` whose n-grams are CSR rows ``at`` of (``ptr``, ``buckets``)."""
+        starts, stops = ptr[at].tolist(), ptr[at + 1].tolist()
+        for i, row in enumerate(rows.tolist()):
+            self.feats[row] = buckets[starts[i] : stops[i]].copy()
             if ids is not None:
                 self.ids[row] = ids[i]
 
@@ -363,18 +371,29 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
         for res in ex.map(weigh_chunk, tasks()):
             chunk = pending.popleft()
             grow = chunk.row0 + res.rows
-            ids = None if chunk.ids is None else chunk.ids.gather(res.rows).to_list()
-            store.add(grow, ids, res.feat_ptr, res.feat_bucket)
             total_rows += res.batch_rows
+            placed = []
             for j in range(n_targets):
                 ok = np.isfinite(res.keys[j])
                 if buffers is not None:
                     buffers[j].add(res.keys[j][ok], grow[ok], res.tokens[ok], res.logw[j][ok])
                 elif reservoirs[j] is not None:
                     rng = derive_rng(seed, "dsir", "draws", j, chunk.file, chunk.index)
-                    reservoirs[j].add(res.logw[j][ok], grow[ok], res.tokens[ok], rng)
+                    placed.append(reservoirs[j].add(res.logw[j][ok], grow[ok], res.tokens[ok], rng))
             ok = np.isfinite(res.keys[-1])
             baseline.add(res.keys[-1][ok], grow[ok], res.tokens[ok], res.logw[-1][ok])
+            # keep ids and n-grams only of rows that can still end up selected
+            keep = res.keys[-1] >= baseline.threshold
+            if buffers is not None:
+                for j, b in enumerate(buffers):
+                    keep |= res.keys[j] >= b.threshold
+            elif placed:
+                keep |= np.isin(grow, np.concatenate(placed))
+            keep &= np.isfinite(res.keys).any(axis=0)
+            if keep.any():
+                at = np.flatnonzero(keep)
+                ids = None if chunk.ids is None else chunk.ids.gather(res.rows[at]).to_list()
+                store.add(grow[at], ids, res.feat_ptr, res.feat_bucket, at)
             if len(store.feats) > 4 * CHUNK_ROWS + 2 * _live_size(buffers, reservoirs, baseline):
                 store.keep_only(_live(buffers, reservoirs, baseline))
             bar.advance(res.batch_rows)
