@@ -79,10 +79,28 @@ def _poly_hashes(tokens: pl.Series) -> np.ndarray:
     return _mix(out)
 
 
+_SHA_CACHE: dict[int, dict[str, int]] = {}
+_SHA_CACHE_MAX = 1 << 18  # n-grams per process (~40 MiB); cleared when full
+
+
+def _sha256_bucket(text: str, buckets: int) -> int:
+    # the same integer as the reference's int(hexdigest, 16), without the hex round trip
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest(), "big") % buckets
+
+
 def _sha256_buckets(strings: pl.Series, buckets: int) -> np.ndarray:
-    """Reference-compatible buckets, hashing each distinct string once."""
+    """Reference-compatible buckets, hashing each distinct string once per process (cached)."""
+    cache = _SHA_CACHE.setdefault(buckets, {})
+    if len(cache) > _SHA_CACHE_MAX:
+        cache.clear()
     uniq = strings.unique()
-    ids = [int(hashlib.sha256(s.encode("utf-8")).hexdigest(), 16) % buckets for s in uniq]
+    get = cache.get
+    ids = []
+    for text in uniq:
+        bucket = get(text)
+        if bucket is None:
+            bucket = cache[text] = _sha256_bucket(text, buckets)
+        ids.append(bucket)
     mapped = strings.replace_strict(uniq, pl.Series(ids, dtype=pl.Int64), return_dtype=pl.Int64)
     return mapped.to_numpy()
 
