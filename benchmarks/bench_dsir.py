@@ -64,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", default=str(OUT / "dsir_raw.jsonl"))
     parser.add_argument("--target", default=str(OUT / "dsir_target.jsonl"))
-    parser.add_argument("--budget", type=int, default=10_000)
+    parser.add_argument("--budget", type=int, default=5_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--memory-shards", default=None, help="glob of a 10x corpus (selectkit)")

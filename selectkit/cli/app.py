@@ -326,7 +326,8 @@ def select(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Input tables, joined on the id column (first one fixes the rows). Strategy "
+            help="Input tables, joined on the id column (first one fixes the rows); for dsir, "
+            "shards of one corpus read in order (.gz and quoted globs too). Strategy "
             "parameters may be written among them as --name value (see `selectkit strategies`)."
         ),
     ],
@@ -340,7 +341,8 @@ def select(
             "--budget",
             "-b",
             help="Rows to pick: a count (1000), fraction (0.05) or 5%. Not for semdedup, "
-            "whose --threshold decides what is kept.",
+            "whose --threshold decides what is kept; dsir may count tokens instead "
+            "(--budget-tokens).",
         ),
     ] = None,
     seed: Seed = 0,
@@ -404,6 +406,8 @@ def select(
         selectkit select emb.parquet dyn.parquet --strategy ccs --score-col aum --budget 10% -o m.parquet
 
         selectkit select emb.parquet clusters.parquet --strategy semdedup --threshold 0.95 -o kept.parquet
+
+        selectkit select shards/*.jsonl.gz --strategy dsir --target wiki.jsonl --budget 1000 -o m.parquet
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
