@@ -9,7 +9,6 @@ KL reduction exactly.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -141,12 +140,10 @@ def _workers(settings: DsirSettings, source: FileChunks | FrameChunks) -> int:
         return settings.workers
     if isinstance(source, FrameChunks):
         return 1
-    size = 0
-    for p in source.paths:
-        try:
-            size += os.path.getsize(p)
-        except OSError:
-            size += INLINE_BELOW_BYTES  # stdin: size unknown
+    try:
+        size = source.total_bytes()
+    except OSError:
+        size = INLINE_BELOW_BYTES  # unreadable: the read itself reports it
     return default_workers() if size >= INLINE_BELOW_BYTES else 1
 
 

@@ -84,6 +84,10 @@ class FileChunks:
             self._spool_format = fmt
         return self._spool[path], self._spool_format
 
+    def total_bytes(self) -> int:
+        """Bytes of all inputs on disk (stdin is spooled first, so it counts too)."""
+        return sum(os.path.getsize(self._readable(p)[0]) for p in self.paths)
+
     def chunks(self) -> Iterator[Chunk]:
         """Yield every document in fixed batches; one streamed read of every file."""
         row = 0
