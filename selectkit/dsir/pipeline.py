@@ -66,7 +66,7 @@ class DsirResult:
 
 def fit_target(paths: list[str], settings: DsirSettings) -> tuple[np.ndarray, int]:
     """n-gram counts (B,) and token total of the target files, in this process."""
-    src = FileChunks(paths, settings.text_col, settings.id_col, settings.input_format)
+    src = FileChunks(paths, settings.text_col, settings.id_col)  # format by extension
     counts = np.zeros(settings.features.buckets, dtype=np.int64)
     tokens = 0
     try:

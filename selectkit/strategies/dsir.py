@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from selectkit.dsir.features import HASHES
-from selectkit.dsir.pipeline import DsirResult, DsirSettings, run_dsir
+from selectkit.dsir.pipeline import DsirSettings, run_dsir
 from selectkit.dsir.sources import FileChunks, FrameChunks
 from selectkit.dsir.weigh import FeatureConfig
 from selectkit.errors import SelectkitUsageError
@@ -50,7 +50,9 @@ PARAMS = {
 }
 
 
-def settings_from(params: dict[str, Any], columns: Columns, input_format: str | None):
+def settings_from(
+    params: dict[str, Any], columns: Columns, input_format: str | None
+) -> DsirSettings:
     """DsirSettings from the strategy's resolved parameters; usage errors for impossible values."""
     for name in ("ngrams", "buckets"):
         if params[name] < 1:
@@ -78,16 +80,12 @@ def settings_from(params: dict[str, Any], columns: Columns, input_format: str | 
         save_model=params["save_model"] or None,
         text_col=columns.text,
         id_col=columns.id,
-        input_format=None,
+        input_format=input_format,
     )
 
 
 def _base_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(1 << 62))
-
-
-def _summary(res: DsirResult) -> tuple[dict[str, Any], dict[str, Any]]:
-    return res.metrics, {**res.params, "timings": res.timings}
 
 
 def dsir_stream(
