@@ -60,6 +60,15 @@ def count_lines(paths: list[str]) -> int:
     return n
 
 
+def _share_of(path: str, prefix: str) -> float:
+    hits = total = 0
+    with open(path) as f:
+        for line in f:
+            total += 1
+            hits += json.loads(line)["id"].startswith(prefix)
+    return hits / max(total, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", default=str(OUT / "dsir_raw.jsonl"))
@@ -196,6 +205,14 @@ def main() -> None:
             f"reference stages: fit {fmt(peer['fit_s'], 1)} s, weigh {fmt(peer['weigh_s'], 1)} s,"
             f" resample {fmt(peer['resample_s'], 1)} s"
         )
+    # quality: FOLDOC (a computing dictionary) is the raw source closest to the Jargon File target
+    pool_share = _share_of(args.raw, "foldoc:")
+    print(f"share of FOLDOC paragraphs: pool {pool_share:.3f}")
+    for name, res in runs.items():
+        if "ids" in res and res["docs"] == n_docs:
+            share = sum(str(i).startswith("foldoc:") for i in res["ids"]) / max(len(res["ids"]), 1)
+            res["foldoc_share"] = share
+            print(f"  {name}: selection {share:.3f} ({share / pool_share:.1f}x the pool)")
     for name, res in runs.items():
         res = {k: v for k, v in res.items() if k not in ("ids", "stdout", "stderr")}
         result["runs"][name] = res
