@@ -144,3 +144,22 @@ def test_strategies_lists_dsir(cli):
     result = cli("strategies", "--json")
     spec = next(s for s in json.loads(result.stdout) if s["name"] == "dsir")
     assert spec["needs"] == ["text"] and "target" in spec["params"]
+
+
+def test_csv_gz_input_and_output(cli, shards, tmp_path):
+    folder, _, raw = shards
+    corpus = tmp_path / "corpus.csv.gz"
+    with gzip.open(corpus, "wb") as f:
+        raw.with_row_index("id").write_csv(f)
+    manifest = tmp_path / "m.parquet"
+    args = ["--strategy", "dsir", "--target", folder / "target.jsonl", "--budget", "9"]
+    assert cli("select", corpus, *args, "-o", manifest).exit_code == 0
+    out = tmp_path / "sel.csv.gz"
+    result = cli("apply", manifest, corpus, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    with gzip.open(out, "rb") as f:
+        rows = pl.read_csv(io.BytesIO(f.read()))
+    assert rows.get_column("id").to_list() == pl.read_parquet(manifest)["id"].to_list()
+    (tmp_path / "x.parquet.gz").write_bytes(gzip.compress(b"PAR1"))
+    r = cli("select", tmp_path / "x.parquet.gz", *args, "-o", tmp_path / "y.parquet")
+    assert r.exit_code == 2 and "only JSON Lines and CSV can be gzip-compressed" in r.stderr
