@@ -163,3 +163,24 @@ def test_csv_gz_input_and_output(cli, shards, tmp_path):
     (tmp_path / "x.parquet.gz").write_bytes(gzip.compress(b"PAR1"))
     r = cli("select", tmp_path / "x.parquet.gz", *args, "-o", tmp_path / "y.parquet")
     assert r.exit_code == 2 and "only JSON Lines and CSV can be gzip-compressed" in r.stderr
+
+
+def test_duplicate_ids_across_shards_are_refused(cli, shards, tmp_path):
+    folder, _, raw = shards
+    part = raw.head(50).with_row_index("id")
+    for name in ("a.jsonl", "b.jsonl"):  # the same ids in both shards
+        part.write_ndjson(tmp_path / name)
+    r = cli(
+        "select",
+        tmp_path / "a.jsonl",
+        tmp_path / "b.jsonl",
+        "--strategy",
+        "dsir",
+        "--target",
+        folder / "target.jsonl",
+        "--budget",
+        "100",
+        "-o",
+        tmp_path / "m.parquet",
+    )
+    assert r.exit_code == 1 and "duplicate ids" in r.stderr

@@ -21,6 +21,7 @@ from selectkit.dsir.pipeline import DsirSettings, run_dsir
 from selectkit.dsir.sources import FileChunks, FrameChunks
 from selectkit.dsir.weigh import FeatureConfig
 from selectkit.errors import SelectkitUsageError
+from selectkit.io.tables import check_unique_ids
 from selectkit.pool import Columns, Pool
 from selectkit.rng import derive_rng
 from selectkit.strategies.base import AUTO, Param, Selection, StreamedSelection, register_strategy
@@ -103,6 +104,8 @@ def dsir_stream(
     source = FileChunks(list(map(str, inputs)), columns.text, columns.id, input_format)
     res = run_dsir(source, budget, _base_seed(derive_rng(seed, "select", "dsir")), settings)
     ids = pl.Series("id", res.ids) if res.ids is not None else pl.Series("id", res.rows)
+    # ids are not collected for the whole corpus (memory): the selection's must be unique
+    check_unique_ids(ids, "the inputs' selected rows")
     frame = pl.DataFrame(
         {
             "id": ids,
