@@ -11,6 +11,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit.budget import parse_budget
+from selectkit.disco.data import load_long_pool, pivot_pool
 from selectkit.errors import SelectkitError
 from selectkit.io import Provenance, check_output_path, write_table
 from selectkit.pool import Columns, Pool, load_pool
@@ -40,7 +41,15 @@ def select(
     """
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
-    pool.require(spec.needs, f"strategy '{spec.name}'")
+    if spec.layout == "long":  # one row per (model, id): pivot to one row per id first
+        pool = pivot_pool(
+            pool,
+            drop_incomplete=bool(resolved.get("drop_incomplete", False)),
+            needs=spec.needs,
+            purpose=f"strategy '{spec.name}'",
+        )
+    else:
+        pool.require(spec.needs, f"strategy '{spec.name}'")
     cluster_col = pool.columns.cluster
     if cluster_col in pool.frame.columns and not pool.frame.schema[cluster_col].is_integer():
         raise SelectkitError(
@@ -98,7 +107,16 @@ def select_files(
     resolved = spec.resolve_params(params or {})
     prov = Provenance(command="select", seed=seed)
     prov.start("read")
-    pool = load_pool(inputs, columns=columns, input_format=input_format, use_labels=use_labels)
+    if spec.layout == "long":
+        pool = load_long_pool(
+            inputs,
+            columns=columns,
+            input_format=input_format,
+            use_labels=use_labels,
+            drop_incomplete=bool(resolved.get("drop_incomplete", False)),
+        )
+    else:
+        pool = load_pool(inputs, columns=columns, input_format=input_format, use_labels=use_labels)
     prov.stop("read")
     prov.start("select")
     manifest, selection = select(

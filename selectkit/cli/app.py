@@ -47,6 +47,11 @@ InputFormat = Annotated[
 ]
 
 
+from selectkit.cli.disco import app as disco_app  # noqa: E402
+
+app.add_typer(disco_app, name="disco")
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"selectkit {__version__}")

@@ -1,6 +1,6 @@
 """Selection strategies; importing this package registers the built-in ones."""
 
-from selectkit.strategies import kcenter, random  # noqa: F401  (registration on import)
+from selectkit.strategies import disco, kcenter, random  # noqa: F401  (registration on import)
 from selectkit.strategies.base import (
     Param,
     Selection,

@@ -89,6 +89,9 @@ class Strategy:
     optional: tuple[str, ...] = ()
     params: dict[str, Param] = field(default_factory=dict)
     cost: str = ""
+    # "wide": one row per id (the default). "long": one row per (model, id) with `proba`;
+    # `select` pivots such tables to one row per id (selectkit.disco.data.pivot_pool) first.
+    layout: str = "wide"
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
@@ -120,13 +123,22 @@ def register_strategy(
     optional: tuple[str, ...] = (),
     params: dict[str, Param] | None = None,
     cost: str = "",
+    layout: str = "wide",
 ) -> Callable[[StrategyFn], StrategyFn]:
-    """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails."""
+    """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
+
+    ``layout="long"``: the input has one row per (model, id) and is pivoted to one row per id
+    before the strategy runs (see ``Strategy.layout``).
+    """
+    if layout not in ("wide", "long"):
+        raise ValueError(f"layout must be 'wide' or 'long', not {layout!r}")
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"strategy {name!r} is already registered")
-        _REGISTRY[name] = Strategy(name, fn, summary, needs, optional, dict(params or {}), cost)
+        _REGISTRY[name] = Strategy(
+            name, fn, summary, needs, optional, dict(params or {}), cost, layout
+        )
         return fn
 
     return decorate
