@@ -8,7 +8,7 @@ without pickle), ``evaluate`` (leave-models-out MAE and Spearman) and ``files`` 
 
 from selectkit.disco.anchors import Anchors, choose_anchors, even_quotas
 from selectkit.disco.data import ModelPool, Predictions, load_predictions, pivot_predictions
-from selectkit.disco.disagreement import disagreement, jsd, pds
+from selectkit.disco.disagreement import jsd, pds
 from selectkit.disco.evaluate import evaluate, spearman, summarise
 from selectkit.disco.files import evaluate_files, fit_files, model_accuracy, predict_files
 from selectkit.disco.predictor import (
@@ -26,7 +26,6 @@ __all__ = [
     "Predictions",
     "Predictor",
     "choose_anchors",
-    "disagreement",
     "evaluate",
     "evaluate_files",
     "even_quotas",

@@ -2,7 +2,7 @@
 
 Stratified (the DISCO default when samples carry a group, i.e. a sub-benchmark): the budget is
 split evenly over the groups, the remainder going to the first groups in sorted order; a group
-with fewer selectable samples than its quota gives the surplus to the others (again evenly), so
+with fewer selectable samples than its share gives the surplus to the others (again evenly), so
 the total is always the budget. Inside each group the highest scores win; ties go to the earlier
 sample. Deterministic given the scores.
 """
@@ -21,23 +21,25 @@ STRATIFY = ("auto", "group", "none")
 
 
 def even_quotas(sizes: np.ndarray, budget: int) -> np.ndarray:
-    """Split ``budget`` over strata of ``sizes`` as evenly as their sizes allow.
+    """Split ``budget`` over strata of ``sizes`` as evenly as their sizes allow (water-filling).
 
-    Each round gives every stratum with room an equal share of what is left (the remainder to
-    the first ones in order) and caps it at the stratum's size; at most len(sizes) rounds.
-    Returns int64 quotas summing to min(budget, sizes.sum()).
+    Every stratum gets min(size, L) for the largest level L that fits in the budget; what is
+    left (fewer than the strata above L) goes one each to the first strata, in order, that still
+    have room. Returns int64 quotas summing to min(budget, sizes.sum()); O(g log max(sizes)).
     """
     sizes = np.asarray(sizes, dtype=np.int64)
-    quotas = np.zeros_like(sizes)
-    left = min(int(budget), int(sizes.sum()))
-    while left > 0:
-        room = np.flatnonzero(quotas < sizes)
-        share, extra = divmod(left, room.size)
-        add = np.full(room.size, share, dtype=np.int64)
-        add[:extra] += 1
-        add = np.minimum(add, sizes[room] - quotas[room])
-        quotas[room] += add
-        left -= int(add.sum())
+    total = min(int(budget), int(sizes.sum()))
+    lo, hi = 0, int(sizes.max(initial=0))
+    while lo < hi:  # largest L with sum(min(sizes, L)) <= total
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(sizes, mid).sum()) <= total:
+            lo = mid
+        else:
+            hi = mid - 1
+    quotas = np.minimum(sizes, lo)
+    left = total - int(quotas.sum())
+    room = np.flatnonzero(sizes > lo)[:left]
+    quotas[room] += 1
     return quotas
 
 
