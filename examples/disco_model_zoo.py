@@ -64,7 +64,9 @@ def zoo() -> list[tuple[str, object, int]]:
         for n in (150, 800):
             models.append((f"tree_d{depth}_n{n}", DecisionTreeClassifier(max_depth=depth), n))
     for trees, depth in ((5, 3), (10, 5), (30, None), (100, None)):
-        models.append((f"forest_{trees}x{depth}", RandomForestClassifier(trees, max_depth=depth), 800))
+        models.append(
+            (f"forest_{trees}x{depth}", RandomForestClassifier(trees, max_depth=depth), 800)
+        )
     models.append(("extratrees_50", ExtraTreesClassifier(50), 800))
     models.append(("extratrees_10_n150", ExtraTreesClassifier(10), 150))
     models.append(("histgb_10", HistGradientBoostingClassifier(max_iter=10), 800))
@@ -75,15 +77,15 @@ def zoo() -> list[tuple[str, object, int]]:
     models.append(("multinomialnb", MultinomialNB(), 800))
     models.append(("multinomialnb_n60", MultinomialNB(), 60))
     models.append(("lda", LinearDiscriminantAnalysis(), 800))
-    models.append(("lda_shrunk_n100", LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.5), 100))
+    models.append(
+        ("lda_shrunk_n100", LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.5), 100)
+    )
     models.append(("qda_reg", QuadraticDiscriminantAnalysis(reg_param=0.5), 800))
     for c in (0.1, 1.0, 10.0):
         svc = make_pipeline(StandardScaler(), SVC(C=c, probability=True, random_state=0))
         models.append((f"svc_rbf_C{c}", svc, 400))
     for hidden, iters in (((8,), 30), ((32,), 100), ((64, 64), 300), ((16,), 300)):
-        mlp = make_pipeline(
-            StandardScaler(), MLPClassifier(hidden, max_iter=iters, random_state=0)
-        )
+        mlp = make_pipeline(StandardScaler(), MLPClassifier(hidden, max_iter=iters, random_state=0))
         models.append((f"mlp_{'x'.join(map(str, hidden))}_it{iters}", mlp, 800))
     return models
 

@@ -186,7 +186,7 @@ def test_stratified_selection_through_select():
     # the manifest is in score order
     scores = manifest.get_column("score").to_numpy()
     assert np.all(np.diff(scores) <= 0)
-    glob, gsel = select(Pool(frame=frame), "disco", 21, seed=0, params={"stratify": "none"})
+    _, gsel = select(Pool(frame=frame), "disco", 21, seed=0, params={"stratify": "none"})
     assert gsel.metrics["stratified"] is False
     assert set(gsel.indices) == set(np.argsort(-pds, kind="stable")[:21])
     with pytest.raises(SelectkitError, match="needs a 'group' column"):
@@ -228,6 +228,21 @@ def test_high_disagreement_samples_are_hard(long_frame, digits):
 
 
 # ---------------------------------------------------------------------- long-format checks
+
+
+def test_rows_not_summing_to_one_are_rescaled_with_a_warning(capsys, monkeypatch):
+    from selectkit import console
+
+    monkeypatch.setitem(console._state, "quiet", False)  # CLI tests run with -q
+    frame = long_of(HAND).with_columns(
+        pl.when(pl.col("id") == 3).then(pl.col("proba").list.eval(pl.element() * 0.5))
+        .otherwise(pl.col("proba")).alias("proba")
+    )  # fmt: skip
+    preds = pivot_predictions(frame, where="'t.parquet'")
+    np.testing.assert_allclose(preds.proba, HAND, rtol=1e-6)
+    assert (
+        "3 rows of 'proba' do not sum to 1 (e.g. model 'm0', id 3: 0.5)" in capsys.readouterr().err
+    )
 
 
 def test_missing_rows_are_reported_or_dropped(long_frame):
@@ -290,7 +305,10 @@ def test_cli_select_parquet_and_jsonl(cli, tmp_path, long_frame):
     assert manifest.get_column("id").is_in(long_frame.get_column("id").implode()).all()
     prov = read_provenance(out)
     assert prov["params"]["strategy_params"]["disagreement"] == "jsd"
-    assert prov["metrics"]["guiding_models"] == long_frame["model"].unique(maintain_order=True).to_list()
+    assert (
+        prov["metrics"]["guiding_models"]
+        == long_frame["model"].unique(maintain_order=True).to_list()
+    )
     assert prov["metrics"]["pool_rows"] == 1797  # samples, not (model, id) rows
     # the same table as JSON Lines, split in one file per model, gives the same manifest
     parts = []

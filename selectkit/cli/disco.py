@@ -190,7 +190,9 @@ def evaluate(
     ] = "auto",
     guiding_models: Annotated[
         int,
-        typer.Option("--guiding-models", min=0, help="Score over this many source models (0 = all)."),
+        typer.Option(
+            "--guiding-models", min=0, help="Score over this many source models (0 = all)."
+        ),
     ] = 0,
     regressor: Regressor = "ridge",
     pca: Pca = 256,

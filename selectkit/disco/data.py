@@ -6,7 +6,8 @@ optional columns ``group`` (the sub-benchmark of a sample), ``correct`` (whether
 sample right) and ``label`` (the true class of a sample). ``Predictions`` holds them densely:
 ``proba`` is an (M, N, C) float32 array, ``correct`` an (M, N) bool array. The pivot is a scatter by
 integer codes (no Python loop over rows), and every defect is refused with the model or id at fault:
-duplicate (model, id) pairs, ragged, null, NaN or non-probability ``proba``, and models that lack
+duplicate (model, id) pairs, ragged, null, NaN or negative ``proba`` (rows are rescaled to sum to
+1, with a warning when one was off by more than 1e-3), and models that lack
 some ids (reported with how many rows they lack; ``drop_incomplete`` drops them with a warning).
 """
 
@@ -34,8 +35,8 @@ from selectkit.io.tables import (
 )
 from selectkit.pool import Columns, Pool
 
-# a row whose probabilities sum further than this from 1 is not a probability vector
-SUM_TOLERANCE = 1e-2
+# rows are rescaled to sum to 1; a warning names rows further than this from 1
+SUM_TOLERANCE = 1e-3
 
 
 @dataclass
@@ -343,14 +344,26 @@ def _proba_matrix(
         raise SelectkitError(
             f"{where}: column '{col.name}' has NaN or infinite values for {at(row)}; re-create it"
         )
+    low = mat.min(axis=1)
     sums = mat.sum(axis=1, dtype=np.float64)
-    ok = (mat.min(axis=1) >= 0) & (np.abs(sums - 1.0) <= SUM_TOLERANCE)
-    if not ok.all():
-        row = int(np.argmin(ok))
+    bad = (low < 0) | (sums <= 0)
+    if bad.any():
+        row = int(np.argmax(bad))
         raise SelectkitError(
             f"{where}: column '{col.name}' is not a probability vector for {at(row)} (sum "
-            f"{sums[row]:.4g}, min {mat[row].min():.4g}); pass softmax probabilities, not logits"
+            f"{sums[row]:.4g}, min {low[row]:.4g}); pass softmax probabilities, not logits"
         )
+    off = np.abs(sums - 1.0) > SUM_TOLERANCE
+    if off.any():
+        # e.g. probabilities of the answer options read off a larger softmax: rescaling keeps
+        # their ratios, which is what disagreement and signatures compare
+        row = int(np.argmax(off))
+        warn(
+            f"{where}: {int(off.sum())} rows of '{col.name}' do not sum to 1 (e.g. {at(row)}: "
+            f"{sums[row]:.4g}); rescaled them to sum to 1"
+        )
+    if np.abs(sums - 1.0).max() > 1e-6:  # the input may be a read-only view: copy only if needed
+        mat = (mat / sums[:, None]).astype(np.float32)
     return mat
 
 

@@ -12,7 +12,8 @@ Nothing about the test models enters the disagreement, the PCA or the regressor.
   hard ones) and is reported to show why a DISCO subset's raw accuracy must never be used.
 
 Metrics per (seed, budget, method): MAE in accuracy points (100 x |predicted - true|, mean over
-test models; ``median_ae`` is the median, which one badly predicted model cannot move) and the Spearman rank correlation between predicted and true accuracies.
+test models; ``median_ae`` is the median, which one badly predicted model cannot move) and the
+Spearman rank correlation between predicted and true accuracies.
 """
 
 from __future__ import annotations

@@ -137,9 +137,7 @@ def fit_files(
         "classes": predictor.n_classes,
         "pca_dim": predictor.pca_dim,
         "regressor": regressor,
-        "train_mae": float(
-            100 * np.abs(predictor.predict(preds.proba[:, rows, :]) - acc).mean()
-        ),
+        "train_mae": float(100 * np.abs(predictor.predict(preds.proba[:, rows, :]) - acc).mean()),
     }
     return predictor, prov
 

@@ -44,7 +44,9 @@ MAX_LISTED_MODELS = 1000
             int, 0, "score disagreement over this many randomly drawn models (0 = all)"
         ),
         "drop_incomplete": Param(
-            bool, False, "drop models that lack rows for some ids (with a warning) instead of failing"
+            bool,
+            False,
+            "drop models that lack rows for some ids (with a warning) instead of failing",
         ),
     },
     cost="O(models*samples*classes) time, chunked over samples; memory: the dense "
