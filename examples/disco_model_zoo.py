@@ -62,15 +62,21 @@ def zoo() -> list[tuple[str, object, int]]:
             models.append((f"knn_k{k}_n{n}", KNeighborsClassifier(n_neighbors=k), n))
     for depth in (2, 3, 4, 6, 10):
         for n in (150, 800):
-            models.append((f"tree_d{depth}_n{n}", DecisionTreeClassifier(max_depth=depth), n))
+            models.append(
+                (f"tree_d{depth}_n{n}", DecisionTreeClassifier(max_depth=depth, random_state=0), n)
+            )
     for trees, depth in ((5, 3), (10, 5), (30, None), (100, None)):
         models.append(
-            (f"forest_{trees}x{depth}", RandomForestClassifier(trees, max_depth=depth), 800)
+            (
+                f"forest_{trees}x{depth}",
+                RandomForestClassifier(trees, max_depth=depth, random_state=0),
+                800,
+            )
         )
-    models.append(("extratrees_50", ExtraTreesClassifier(50), 800))
-    models.append(("extratrees_10_n150", ExtraTreesClassifier(10), 150))
-    models.append(("histgb_10", HistGradientBoostingClassifier(max_iter=10), 800))
-    models.append(("histgb_40", HistGradientBoostingClassifier(max_iter=40), 800))
+    models.append(("extratrees_50", ExtraTreesClassifier(50, random_state=0), 800))
+    models.append(("extratrees_10_n150", ExtraTreesClassifier(10, random_state=0), 150))
+    models.append(("histgb_10", HistGradientBoostingClassifier(max_iter=10, random_state=0), 800))
+    models.append(("histgb_40", HistGradientBoostingClassifier(max_iter=40, random_state=0), 800))
     for vs in (1e-9, 1e-2, 1e-1):
         models.append((f"gaussnb_{vs}", GaussianNB(var_smoothing=vs), 800))
     models.append(("bernoullinb", BernoulliNB(binarize=4.0), 800))
@@ -134,13 +140,37 @@ def build(out: Path, seed: int = 0, replicas: int = 1) -> tuple[Path, Path]:
     return preds_path, acc_path
 
 
+def verdict(summary: pl.DataFrame, regressor: str) -> list[dict]:
+    """Per budget: mean MAE of DISCO + predictor, random + predictor and naive averaging on
+    random anchors, and whether DISCO + predictor < random + predictor < naive holds."""
+    rows = []
+    for budget in sorted(set(summary.get_column("budget"))):
+        at = summary.filter(pl.col("budget") == budget)
+        mae = dict(zip(at["method"], at["mae_mean"], strict=True))
+        rho = dict(zip(at["method"], at["spearman_mean"], strict=True))
+        d, r, n = mae[f"disco+{regressor}"], mae[f"random+{regressor}"], mae["random+naive"]
+        rows.append(
+            {
+                "regressor": regressor,
+                "budget": budget,
+                "disco+pred": d,
+                "random+pred": r,
+                "naive": n,
+                "disco<random": d < r,
+                "random<naive": r < n,
+                "spearman disco+pred": rho[f"disco+{regressor}"],
+                "spearman naive": rho["random+naive"],
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="folder for preds/acc/eval Parquet files")
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--replicas", type=int, default=1, help="train each model this many times")
+    parser.add_argument("--replicas", type=int, default=3, help="train each model this many times")
     parser.add_argument("--budgets", default="10,30,60,100")
-    parser.add_argument("--regressor", default="ridge", choices=("ridge", "knn"))
     parser.add_argument("--stratify", default="auto", choices=("auto", "group", "none"))
     parser.add_argument("--disagreement", default="pds", choices=("pds", "jsd"))
     args = parser.parse_args()
@@ -155,20 +185,31 @@ def main() -> None:
             f"897 held-out digits from {acc.min():.3f} to {acc.max():.3f} (median "
             f"{acc.median():.3f})"
         )
-        t0 = time.perf_counter()
-        _rows, summary, _prov = disco.evaluate_files(
-            preds_path,
-            acc_path,
-            out / "eval.parquet",
-            budgets=[int(b) for b in args.budgets.split(",")],
-            seeds=args.seeds,
-            regressor=args.regressor,
-            stratify=args.stratify,
-            disagreement=args.disagreement,
+        verdicts = []
+        # the paper's two simplest regressors with its settings: ridge (alpha 10), 1-NN
+        for regressor in ("ridge", "knn"):
+            t0 = time.perf_counter()
+            _rows, summary, _prov = disco.evaluate_files(
+                preds_path,
+                acc_path,
+                out / f"eval_{regressor}.parquet",
+                budgets=[int(b) for b in args.budgets.split(",")],
+                seeds=args.seeds,
+                regressor=regressor,
+                stratify=args.stratify,
+                disagreement=args.disagreement,
+            )
+            print(f"\n{regressor}: {args.seeds} seeds in {time.perf_counter() - t0:.1f} s")
+            with pl.Config(tbl_rows=100, float_precision=2, tbl_hide_dataframe_shape=True):
+                print(summary.drop("seeds"))
+            verdicts += verdict(summary, regressor)
+        print(
+            "\nMAE in accuracy points, mean over seeds (naive = mean correctness on random anchors)"
         )
-        print(f"evaluation over {args.seeds} seeds in {time.perf_counter() - t0:.1f} s")
-        with pl.Config(tbl_rows=100, float_precision=3, tbl_hide_dataframe_shape=True):
-            print(summary)
+        with pl.Config(
+            tbl_rows=100, float_precision=2, tbl_hide_dataframe_shape=True, tbl_width_chars=200
+        ):
+            print(pl.DataFrame(verdicts))
 
 
 if __name__ == "__main__":

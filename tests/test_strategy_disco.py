@@ -335,3 +335,18 @@ def test_cli_reports_incomplete_models(cli, tmp_path, long_frame):
     result = cli("select", src, "-s", "disco", "-b", "5", "-p", "drop_incomplete=true", "-o", out)
     assert result.exit_code == 0, result.stderr
     assert read_provenance(out)["metrics"]["dropped_models"] == {"knn_k5": 1}
+
+
+def test_any_row_order_pivots_to_the_same_predictions(long_frame):
+    """A model-major table takes the fast grid path; shuffled rows take the general scatter. Both
+    give the same probabilities for every (model, id)."""
+    grid = pivot_predictions(long_frame)
+    shuffled = long_frame.sample(fraction=1.0, shuffle=True, seed=3)
+    general = pivot_predictions(shuffled)
+    m_order = [general.models.index(name) for name in grid.models]
+    lookup = {v: i for i, v in enumerate(general.ids.to_list())}
+    s_order = [lookup[v] for v in grid.ids.to_list()]
+    np.testing.assert_array_equal(general.proba[m_order][:, s_order], grid.proba)
+    np.testing.assert_array_equal(general.groups[s_order], grid.groups)
+    # both paths score the samples alike
+    np.testing.assert_allclose(dis.pds(general.proba)[s_order], dis.pds(grid.proba), rtol=1e-6)

@@ -170,6 +170,32 @@ def _codes(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
     return uniques, codes
 
 
+def _grid_codes(
+    models: pl.Series, ids: pl.Series
+) -> tuple[pl.Series, np.ndarray, pl.Series, np.ndarray] | None:
+    """Codes of a complete model-major table, found without hashing every row: each model's rows
+    are one contiguous block of n rows and every block lists the same n distinct ids in the same
+    order (how leaderboard dumps are usually written). None when the table is not such a grid.
+    O(rows) vectorised comparisons."""
+    h = models.len()
+    starts = models.ne_missing(models.shift(1)).fill_null(True).to_numpy()
+    block_starts = np.flatnonzero(starts)
+    m = block_starts.size
+    if h % m:
+        return None
+    n = h // m
+    if not np.array_equal(block_starts, np.arange(0, h, n)):
+        return None
+    names = models.gather(block_starts)
+    first = ids.head(n)
+    if names.n_unique() != m or first.n_unique() != n:
+        return None
+    tiled = np.tile(np.arange(n, dtype=np.int64), m)
+    if not (ids == first.gather(tiled)).all():
+        return None
+    return names, np.repeat(np.arange(m, dtype=np.int64), n), first, tiled
+
+
 def _per_sample(
     values: pl.Series, scode: np.ndarray, n: int, where: str, what: str, ids: pl.Series
 ) -> np.ndarray:
@@ -222,13 +248,21 @@ def pivot_predictions(
                 f"{where}: column '{col.name}' ({role}) is null in {col.null_count()} rows (first "
                 f"at row {first}); every row needs a {role}"
             )
-    models_s, mcode = _codes(frame.get_column(cols.model).cast(pl.String))
-    ids, scode = _codes(frame.get_column(cols.id))
+    model_col = frame.get_column(cols.model).cast(pl.String)
+    grid = _grid_codes(model_col, frame.get_column(cols.id))
+    if grid is not None:  # a complete model-major table: no scatter needed
+        models_s, mcode, ids, scode = grid
+    else:
+        models_s, mcode = _codes(model_col)
+        ids, scode = _codes(frame.get_column(cols.id))
     m, n = models_s.len(), ids.len()
     models = models_s.to_list()
 
-    filled = np.zeros((m, n), dtype=bool)
-    filled[mcode, scode] = True
+    if grid is not None:
+        filled = np.ones((m, n), dtype=bool)
+    else:
+        filled = np.zeros((m, n), dtype=bool)
+        filled[mcode, scode] = True
     if int(filled.sum()) != frame.height:
         key = mcode * n + scode
         order = np.argsort(key, kind="stable")
@@ -248,8 +282,11 @@ def pivot_predictions(
         )
     flat = _proba_matrix(proba_col, where, models, mcode, ids, scode)
     c = flat.shape[1]
-    proba = np.zeros((m, n, c), dtype=np.float32)
-    proba[mcode, scode] = flat
+    if grid is not None:
+        proba = flat.reshape(m, n, c)  # rows are already in (model, id) order
+    else:
+        proba = np.zeros((m, n, c), dtype=np.float32)
+        proba[mcode, scode] = flat
     del flat
 
     lacking = n - filled.sum(axis=1)
@@ -338,20 +375,18 @@ def _proba_matrix(
     if c < 2:
         raise SelectkitError(f"{where}: column '{col.name}' needs at least 2 classes, has {c}")
     mat = np.ascontiguousarray(flat.to_numpy(), dtype=np.float32).reshape(col.len(), c)
-    finite = np.isfinite(mat).all(axis=1)
-    if not finite.all():
-        row = int(np.argmin(finite))
+    # whole-array checks first: per-row reductions over a tiny class axis are slow
+    if not np.isfinite(mat).all():
+        row = int(np.argmin(np.isfinite(mat).all(axis=1)))
         raise SelectkitError(
             f"{where}: column '{col.name}' has NaN or infinite values for {at(row)}; re-create it"
         )
-    low = mat.min(axis=1)
-    sums = mat.sum(axis=1, dtype=np.float64)
-    bad = (low < 0) | (sums <= 0)
-    if bad.any():
-        row = int(np.argmax(bad))
+    sums = mat @ np.ones(c, dtype=np.float32)
+    if mat.min() < 0 or sums.min() <= 0:
+        row = int(np.argmax((mat.min(axis=1) < 0) | (sums <= 0)))
         raise SelectkitError(
             f"{where}: column '{col.name}' is not a probability vector for {at(row)} (sum "
-            f"{sums[row]:.4g}, min {low[row]:.4g}); pass softmax probabilities, not logits"
+            f"{sums[row]:.4g}, min {mat[row].min():.4g}); pass softmax probabilities, not logits"
         )
     off = np.abs(sums - 1.0) > SUM_TOLERANCE
     if off.any():
