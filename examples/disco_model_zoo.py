@@ -204,12 +204,19 @@ def main() -> None:
                 print(summary.drop("seeds"))
             verdicts += verdict(summary, regressor)
         print(
-            "\nMAE in accuracy points, mean over seeds (naive = mean correctness on random anchors)"
+            "\nMAE in accuracy points (mean over seeds); naive = mean correctness on random anchors"
         )
-        with pl.Config(
-            tbl_rows=100, float_precision=2, tbl_hide_dataframe_shape=True, tbl_width_chars=200
-        ):
-            print(pl.DataFrame(verdicts))
+        print(
+            f"{'regressor':9} {'budget':>6} {'disco+pred':>10} {'random+pred':>11} {'naive':>6}  "
+            f"{'disco<random':12} {'random<naive':12} {'rho disco+pred':>14} {'rho naive':>9}"
+        )
+        for v in verdicts:
+            print(
+                f"{v['regressor']:9} {v['budget']:6d} {v['disco+pred']:10.2f} "
+                f"{v['random+pred']:11.2f} {v['naive']:6.2f}  {v['disco<random']!s:12} "
+                f"{v['random<naive']!s:12} {v['spearman disco+pred']:14.3f} "
+                f"{v['spearman naive']:9.3f}"
+            )
 
 
 if __name__ == "__main__":
