@@ -114,6 +114,22 @@ def test_cli_fit_predict_round_trip(cli, zoo, tmp_path):
     truth = zoo["acc_frame"].filter(pl.col("model").is_in(zoo["new"]))
     assert disco.spearman(values, truth.get_column("accuracy").to_numpy()) > 0.5
     assert read_provenance(out)["params"]["regressor"] == "ridge"
+    meta = json.loads((pred_dir / META_FILE).read_text())
+    assert meta["guiding_models"] == zoo["source"]  # read from the anchors' provenance
+
+
+def test_predict_warns_about_models_it_has_seen(cli, zoo, tmp_path, capsys, monkeypatch):
+    from selectkit import console
+
+    monkeypatch.setitem(console._state, "quiet", False)  # CLI tests run with -q
+    preds = disco.load_predictions(zoo["dir"] / "source.parquet")
+    predictor = disco.fit_predictor(preds, preds.accuracy(), np.arange(20))
+    disco.predict_accuracy(predictor, preds)
+    assert f"{preds.n_models} model(s) of" in capsys.readouterr().err
+    fresh = disco.load_predictions(zoo["dir"] / "preds.parquet").subset_models(np.array([1]))
+    assert fresh.models[0] in zoo["new"]
+    disco.predict_accuracy(predictor, fresh)
+    assert "helped choose" not in capsys.readouterr().err
 
 
 def test_predictor_folder_is_json_and_npz_without_pickle(cli, zoo, tmp_path):

@@ -170,46 +170,77 @@ def _codes(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
     return uniques, codes
 
 
-def _grid_codes(
-    models: pl.Series, ids: pl.Series
-) -> tuple[pl.Series, np.ndarray, pl.Series, np.ndarray] | None:
-    """Codes of a complete model-major table, found without hashing every row: each model's rows
-    are one contiguous block of n rows and every block lists the same n distinct ids in the same
-    order (how leaderboard dumps are usually written). None when the table is not such a grid.
-    O(rows) vectorised comparisons."""
+class _Layout:
+    """Where each row of the long table goes in the dense (M, N) grid.
+
+    ``grid``: the table is complete and model-major (row r is model r // N, sample r % N), so
+    nothing needs scattering; otherwise ``mcode``/``scode`` give every row's model and sample.
+    """
+
+    def __init__(self, m: int, n: int, mcode: np.ndarray | None, scode: np.ndarray | None):
+        self.m, self.n, self.mcode, self.scode = m, n, mcode, scode
+        self.grid = mcode is None
+
+    def model_of(self, row: int) -> int:
+        return row // self.n if self.grid else int(self.mcode[row])
+
+    def sample_of(self, row: int) -> int:
+        return row % self.n if self.grid else int(self.scode[row])
+
+    def dense(self, values: np.ndarray, fill: float | bool = 0) -> np.ndarray:
+        """``values`` (one entry or row per table row) laid out as (M, N, ...)."""
+        if self.grid:
+            return values.reshape(self.m, self.n, *values.shape[1:])
+        out = np.full((self.m, self.n, *values.shape[1:]), fill, dtype=values.dtype)
+        out[self.mcode, self.scode] = values
+        return out
+
+
+def _grid(models: pl.Series, ids: pl.Series) -> tuple[pl.Series, pl.Series] | None:
+    """(model names, sample ids) when the table is a complete model-major grid: each model's rows
+    are one contiguous block of N rows and every block lists the same N distinct ids in the same
+    order (how leaderboard dumps are usually written). None otherwise. Vectorised per block;
+    no per-row codes, so no O(rows) int64 arrays."""
     h = models.len()
-    starts = models.ne_missing(models.shift(1)).fill_null(True).to_numpy()
-    block_starts = np.flatnonzero(starts)
-    m = block_starts.size
-    if h % m:
+    starts = np.flatnonzero(models.ne_missing(models.shift(1)).fill_null(True).to_numpy())
+    m = starts.size
+    if h % m or not np.array_equal(starts, np.arange(0, h, h // m)):
         return None
     n = h // m
-    if not np.array_equal(block_starts, np.arange(0, h, n)):
-        return None
-    names = models.gather(block_starts)
-    first = ids.head(n)
+    names, first = models.gather(starts), ids.head(n)
     if names.n_unique() != m or first.n_unique() != n:
         return None
-    tiled = np.tile(np.arange(n, dtype=np.int64), m)
-    if not (ids == first.gather(tiled)).all():
+    if not all(ids.slice(b * n, n).equals(first) for b in range(1, m)):
         return None
-    return names, np.repeat(np.arange(m, dtype=np.int64), n), first, tiled
+    return names, first
 
 
 def _per_sample(
-    values: pl.Series, scode: np.ndarray, n: int, where: str, what: str, ids: pl.Series
+    values: pl.Series, layout: _Layout, where: str, what: str, ids: pl.Series
 ) -> np.ndarray:
     """The one value each sample carries in ``values`` (a per-id column such as group or label);
     refuses an id whose rows disagree."""
+    if layout.grid:
+        n = layout.n
+        first = values.head(n)
+        for b in range(1, layout.m):
+            block = values.slice(b * n, n)
+            if not block.equals(first):
+                bad = int((block.ne_missing(first)).arg_max())
+                raise SelectkitError(
+                    f"{where}: column '{values.name}' ({what}) differs between the rows of id "
+                    f"{ids[bad]!r}; it must be the same for every model"
+                )
+        return first.to_numpy()
     uniq, vcode = _codes(values)
-    per = np.empty(n, dtype=np.int64)
-    per[scode] = vcode
-    bad = per[scode] != vcode
+    per = np.empty(layout.n, dtype=np.int64)
+    per[layout.scode] = vcode
+    bad = per[layout.scode] != vcode
     if bad.any():
         row = int(np.argmax(bad))
         raise SelectkitError(
             f"{where}: column '{values.name}' ({what}) differs between the rows of id "
-            f"{ids[int(scode[row])]!r}; it must be the same for every model"
+            f"{ids[layout.sample_of(row)]!r}; it must be the same for every model"
         )
     return uniq.gather(per).to_numpy()
 
@@ -249,16 +280,18 @@ def pivot_predictions(
                 f"at row {first}); every row needs a {role}"
             )
     model_col = frame.get_column(cols.model).cast(pl.String)
-    grid = _grid_codes(model_col, frame.get_column(cols.id))
-    if grid is not None:  # a complete model-major table: no scatter needed
-        models_s, mcode, ids, scode = grid
+    grid = _grid(model_col, frame.get_column(cols.id))
+    if grid is not None:  # a complete model-major table: nothing to scatter
+        models_s, ids = grid
+        layout = _Layout(models_s.len(), ids.len(), None, None)
     else:
         models_s, mcode = _codes(model_col)
         ids, scode = _codes(frame.get_column(cols.id))
-    m, n = models_s.len(), ids.len()
+        layout = _Layout(models_s.len(), ids.len(), mcode, scode)
+    m, n = layout.m, layout.n
     models = models_s.to_list()
 
-    if grid is not None:
+    if layout.grid:
         filled = np.ones((m, n), dtype=bool)
     else:
         filled = np.zeros((m, n), dtype=bool)
@@ -280,13 +313,9 @@ def pivot_predictions(
             f"{where}: column '{cols.proba}' has type {proba_col.dtype}, not a list of class "
             "probabilities per row"
         )
-    flat = _proba_matrix(proba_col, where, models, mcode, ids, scode)
+    flat = _proba_matrix(proba_col, where, models, layout, ids)
     c = flat.shape[1]
-    if grid is not None:
-        proba = flat.reshape(m, n, c)  # rows are already in (model, id) order
-    else:
-        proba = np.zeros((m, n, c), dtype=np.float32)
-        proba[mcode, scode] = flat
+    proba = layout.dense(flat)
     del flat
 
     lacking = n - filled.sum(axis=1)
@@ -315,12 +344,12 @@ def pivot_predictions(
     if cols.group in frame.columns:
         groups = _per_sample(
             frame.get_column(cols.group).cast(pl.String).fill_null("(none)"),
-            scode, n, where, "group", ids,
+            layout, where, "group", ids,
         )  # fmt: skip
     if cols.label in frame.columns and frame.get_column(cols.label).null_count() < frame.height:
-        labels = _labels(frame.get_column(cols.label), scode, n, c, where, ids)
+        labels = _labels(frame.get_column(cols.label), layout, c, where, ids)
     if "correct" in frame.columns:
-        correct = _correct(frame.get_column("correct"), mcode, scode, m, n, where)
+        correct = _correct(frame.get_column("correct"), layout, where)
         if keep.size < m:
             correct = correct[keep]
     elif labels is not None and not np.any(labels < 0):
@@ -342,15 +371,14 @@ def _proba_matrix(
     col: pl.Series,
     where: str,
     models: list[str],
-    mcode: np.ndarray,
+    layout: _Layout,
     ids: pl.Series,
-    scode: np.ndarray,
 ) -> np.ndarray:
     """The (rows, C) float32 probabilities; refuses nulls, ragged rows, NaN and non-probabilities
     naming the model and id of the first bad row."""
 
     def at(row: int) -> str:
-        return f"model {models[mcode[row]]!r}, id {ids[int(scode[row])]!r}"
+        return f"model {models[layout.model_of(row)]!r}, id {ids[layout.sample_of(row)]!r}"
 
     if col.null_count():
         row = int(col.is_null().arg_max())
@@ -402,16 +430,14 @@ def _proba_matrix(
     return mat
 
 
-def _labels(
-    col: pl.Series, scode: np.ndarray, n: int, c: int, where: str, ids: pl.Series
-) -> np.ndarray:
+def _labels(col: pl.Series, layout: _Layout, c: int, where: str, ids: pl.Series) -> np.ndarray:
     """Per-sample true class as int64 in [0, C); -1 where the label is null."""
     if not col.dtype.is_integer():
         raise SelectkitError(
             f"{where}: column '{col.name}' (label) holds {col.dtype}; DISCO needs the true class "
             "as an integer index into proba"
         )
-    values = _per_sample(col.fill_null(-1).cast(pl.Int64), scode, n, where, "label", ids)
+    values = _per_sample(col.fill_null(-1).cast(pl.Int64), layout, where, "label", ids)
     values = values.astype(np.int64)
     bad = values >= c
     if bad.any():
@@ -423,9 +449,7 @@ def _labels(
     return values
 
 
-def _correct(
-    col: pl.Series, mcode: np.ndarray, scode: np.ndarray, m: int, n: int, where: str
-) -> np.ndarray:
+def _correct(col: pl.Series, layout: _Layout, where: str) -> np.ndarray:
     if col.null_count():
         raise SelectkitError(
             f"{where}: column 'correct' is null in {col.null_count()} rows; give 0/1 or true/false "
@@ -438,9 +462,7 @@ def _correct(
     values = col.cast(pl.Float64).to_numpy()
     if not np.isin(values, (0.0, 1.0)).all():
         raise SelectkitError(f"{where}: column 'correct' must be 0/1 or true/false")
-    out = np.zeros((m, n), dtype=bool)
-    out[mcode, scode] = values.astype(bool)
-    return out
+    return layout.dense(values.astype(bool), False)
 
 
 def load_predictions(

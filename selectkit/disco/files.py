@@ -111,7 +111,6 @@ def fit_files(
     rows = anchor_rows_of(preds, ids, f"'{anchors}'")
     prov.stop("read")
     guides = (anchor_prov.get("metrics") or {}).get("guiding_models") or []
-    overlap = sorted(set(guides) - set(preds.models))
     prov.start("fit")
     predictor = fit_predictor(
         preds,
@@ -126,7 +125,8 @@ def fit_files(
             "anchors": {"path": str(anchors), "strategy_params": anchor_prov.get("params")},
             "inputs": [s.as_dict() for s in preds.sources],
             "dropped_models": preds.dropped,
-            "guiding_models_not_in_sources": overlap,
+            # models that chose the anchors: `predict` warns when asked about one of them
+            "guiding_models": guides,
         },
     )
     prov.stop("fit")

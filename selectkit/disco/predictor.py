@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from selectkit._version import __version__
+from selectkit.console import warn
 from selectkit.disco.data import Predictions
 from selectkit.errors import SelectkitError, SelectkitUsageError
 
@@ -217,6 +218,14 @@ def predict_accuracy(predictor: Predictor, preds: Predictions) -> pl.DataFrame:
         )
     rows = anchor_rows_of(preds, predictor.anchor_ids, "the predictor")
     pred = predictor.predict(signatures(preds, rows))
+    seen = set(predictor.models) | set(predictor.meta.get("guiding_models") or [])
+    known = [m for m in preds.models if m in seen]
+    if known:
+        # a model that chose the anchors or trained the predictor is not a fair test of it
+        warn(
+            f"{len(known)} model(s) of {preds.where} (e.g. {known[0]!r}) helped choose the "
+            "anchors or fit this predictor; their predictions are optimistic"
+        )
     return pl.DataFrame(
         {"model": preds.models, "predicted_accuracy": pl.Series(pred, dtype=pl.Float64)}
     )
