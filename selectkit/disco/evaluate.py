@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy.stats import rankdata
 
 from selectkit.console import progress_bar
 from selectkit.disco.anchors import choose_anchors, stratified_top_k
@@ -34,6 +33,8 @@ DEFAULT_BUDGETS = (10, 30, 60, 100)
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    from scipy.stats import rankdata  # scipy.stats is slow to import; only evaluate needs it
+
     ra, rb = rankdata(a), rankdata(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
