@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from selectkit._version import __version__
 from selectkit.console import warn
@@ -87,11 +88,12 @@ class Predictor:
             )
         if not np.isfinite(x).all():
             raise SelectkitError("signatures hold NaN or infinite values")
-        z = (x - self.mean) @ self.components.T
-        if self.regressor == "ridge":
-            pred = z @ self.coef + self.intercept
-        else:
-            pred = _knn(self.train_z, self.accuracy, z, self.neighbors)
+        with threadpool_limits(limits=1):  # small products; see fit_predictor
+            z = (x - self.mean) @ self.components.T
+            if self.regressor == "ridge":
+                pred = z @ self.coef + self.intercept
+            else:
+                pred = _knn(self.train_z, self.accuracy, z, self.neighbors)
         return np.clip(pred, 0.0, 1.0)
 
 
@@ -157,14 +159,17 @@ def fit_predictor(
         raise SelectkitError(f"need one finite accuracy per source model ({m}), got {y.shape}")
     x = signatures(preds, anchor_rows)
     dim = max(1, min(pca_dim, m - 1, x.shape[1]))
-    mean, comps = _pca(x, dim)
-    z = (x - mean) @ comps.T
-    if regressor == "ridge":
-        # z is centred (x - mean), so the intercept is the mean accuracy
-        gram = z.T @ z + alpha * np.eye(dim)
-        coef = np.linalg.solve(gram, z.T @ (y - y.mean()))
-    else:
-        coef = np.zeros(dim)
+    # small dense problems: BLAS threads cost more than they gain, and collapse on shared cores
+    # (a 171 x 1000 fit took 2-7 s with 2 threads under load, 0.12 s with one)
+    with threadpool_limits(limits=1):
+        mean, comps = _pca(x, dim)
+        z = (x - mean) @ comps.T
+        if regressor == "ridge":
+            # z is centred (x - mean), so the intercept is the mean accuracy
+            gram = z.T @ z + alpha * np.eye(dim)
+            coef = np.linalg.solve(gram, z.T @ (y - y.mean()))
+        else:
+            coef = np.zeros(dim)
     ids = preds.ids.gather(np.asarray(anchor_rows, dtype=np.int64)).to_list()
     return Predictor(
         anchor_ids=ids,
