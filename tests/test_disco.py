@@ -317,6 +317,14 @@ def test_evaluate_cli_and_api(cli, zoo, tmp_path):
     mean = disco.summarise(rows).filter(pl.col("budget") == 40)
     by = dict(zip(mean["method"], mean["mae_mean"], strict=True))
     assert by["disco+naive"] > 2 * by["random+naive"]
+    # rows to stdout: the table goes to stderr and stdout stays JSON Lines
+    piped = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--budgets", "10", "--seeds", "2",
+        "-o", "-",
+    )  # fmt: skip
+    assert piped.exit_code == 0, piped.stderr
+    lines = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert len(lines) == 2 * 4 and "disco+ridge" in piped.stderr
     # another seed splits the models differently
     other = disco.evaluate(preds, acc, budgets=(10, 40), seeds=3, seed=1)
     assert not other.get_column("mae").equals(rows.get_column("mae"))

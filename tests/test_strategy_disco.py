@@ -350,3 +350,12 @@ def test_any_row_order_pivots_to_the_same_predictions(long_frame):
     np.testing.assert_array_equal(general.groups[s_order], grid.groups)
     # both paths score the samples alike
     np.testing.assert_allclose(dis.pds(general.proba)[s_order], dis.pds(grid.proba), rtol=1e-6)
+
+
+def test_cli_select_from_stdin(cli, long_frame):
+    small = long_frame.filter(pl.col("id") < "d0100").drop("label")
+    result = cli("select", "-", "-s", "disco", "-b", "7", "-o", "-", input=small.write_ndjson())
+    assert result.exit_code == 0, result.stderr
+    manifest = pl.read_ndjson(result.stdout.encode())
+    expected, _ = select(Pool(frame=small), "disco", 7, seed=0)
+    assert manifest.get_column("id").to_list() == expected.get_column("id").to_list()

@@ -243,10 +243,10 @@ def evaluate(
     if as_json:
         report({"output": output, **prov.metrics, **prov.timings}, as_json=True, title="")
         return
-    _print_summary(summary, prov.metrics)
+    _print_summary(summary, prov.metrics, to_stderr=output == "-")
 
 
-def _print_summary(summary, metrics: dict) -> None:
+def _print_summary(summary, metrics: dict, *, to_stderr: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -270,5 +270,6 @@ def _print_summary(summary, metrics: dict) -> None:
             f"{r['median_ae_mean']:.2f}",
             f"{r['spearman_mean']:.3f} ± {rho_sd:.3f}",
         )
-    # the table is the command's result, like `strategies`: stdout, also when piped
-    Console(file=sys.stdout, highlight=False, width=120).print(table)
+    # the table is the command's result, like `strategies`: stdout, also when piped, unless the
+    # rows themselves go to stdout (-o -)
+    Console(file=sys.stderr if to_stderr else sys.stdout, highlight=False, width=120).print(table)

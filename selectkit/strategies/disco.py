@@ -49,8 +49,8 @@ MAX_LISTED_MODELS = 1000
             "drop models that lack rows for some ids (with a warning) instead of failing",
         ),
     },
-    cost="O(models*samples*classes) time, chunked over samples; memory: the dense "
-    "models x samples x classes float32 array (about 2x while pivoting).",
+    cost="O(models*samples*classes) time, chunked over samples; memory: the long table while "
+    "it is pivoted, then the dense models x samples x classes float32 array.",
 )
 def disco(
     pool: ModelPool,
