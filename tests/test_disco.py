@@ -352,3 +352,8 @@ def test_evaluate_options_and_errors(cli, zoo, tmp_path):
         tmp_path / "e.parquet",
     )  # fmt: skip
     assert result.exit_code == 2 and not (tmp_path / "e.parquet").exists()
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--regressor", "forest", "-o",
+        tmp_path / "e.parquet",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "regressor='forest' must be one of ridge, knn" in result.stderr

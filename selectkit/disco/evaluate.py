@@ -22,9 +22,16 @@ import numpy as np
 import polars as pl
 
 from selectkit.console import progress_bar
-from selectkit.disco.anchors import choose_anchors, stratified_top_k
+from selectkit.disco.anchors import STRATIFY, choose_anchors, stratified_top_k
+from selectkit.disco.disagreement import METHODS
 from selectkit.disco.data import Predictions
-from selectkit.disco.predictor import DEFAULT_ALPHA, DEFAULT_PCA, fit_predictor, signatures
+from selectkit.disco.predictor import (
+    DEFAULT_ALPHA,
+    DEFAULT_PCA,
+    REGRESSORS,
+    fit_predictor,
+    signatures,
+)
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.rng import derive_rng
 
@@ -77,6 +84,13 @@ def evaluate(
     ``correct`` or ``label`` column) for the naive baselines. Cost per seed: one disagreement
     pass O(M N C) plus, per budget, two predictor fits O(M^2 k C).
     """
+    for name, value, allowed in (
+        ("regressor", regressor, REGRESSORS),
+        ("disagreement", disagreement, METHODS),
+        ("stratify", stratify, STRATIFY),
+    ):
+        if value not in allowed:  # checked before any work
+            raise SelectkitUsageError(f"{name}={value!r} must be one of {', '.join(allowed)}")
     correct = preds.require_correct("the naive baseline of `disco evaluate`")
     y = np.asarray(accuracy, dtype=np.float64)
     if seeds < 1:
