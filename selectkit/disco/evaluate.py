@@ -23,8 +23,8 @@ import polars as pl
 
 from selectkit.console import progress_bar
 from selectkit.disco.anchors import STRATIFY, choose_anchors, stratified_top_k
-from selectkit.disco.disagreement import METHODS
 from selectkit.disco.data import Predictions
+from selectkit.disco.disagreement import METHODS
 from selectkit.disco.predictor import (
     DEFAULT_ALPHA,
     DEFAULT_PCA,
