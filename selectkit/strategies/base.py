@@ -100,6 +100,9 @@ class Strategy:
     cost: str = ""
     self_sized: bool = False
     emits: tuple[str, ...] = ()
+    # "wide": one row per id (the default). "long": one row per (model, id) with `proba`;
+    # `select` pivots such tables to one row per id (selectkit.disco.data.pivot_pool) first.
+    layout: str = "wide"
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
@@ -133,19 +136,33 @@ def register_strategy(
     cost: str = "",
     self_sized: bool = False,
     emits: tuple[str, ...] = (),
+    layout: str = "wide",
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
     ``self_sized`` strategies (such as semdedup) decide how many rows they keep: they take no
     budget and ``fn`` receives ``budget=None``. ``emits`` names the side tables the strategy can
     write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``.
+    ``layout="long"``: the input has one row per (model, id) and is pivoted to one row per id
+    before the strategy runs (see ``Strategy.layout``).
     """
+    if layout not in ("wide", "long"):
+        raise ValueError(f"layout must be 'wide' or 'long', not {layout!r}")
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"strategy {name!r} is already registered")
         _REGISTRY[name] = Strategy(
-            name, fn, summary, needs, optional, dict(params or {}), cost, self_sized, emits
+            name,
+            fn,
+            summary,
+            needs,
+            optional,
+            dict(params or {}),
+            cost,
+            self_sized=self_sized,
+            emits=emits,
+            layout=layout,
         )
         return fn
 
