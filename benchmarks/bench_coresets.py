@@ -1,8 +1,9 @@
 """Cost of every coreset strategy at corpus scale: time and peak memory, through the CLI.
 
 n = 1M rows x d = 128 float32 (a Gaussian mixture, memory-mapped .npy, 488 MiB), clustered
-once with `selectkit cluster --levels 1000,100`; a score and a loss column per row. Each
-strategy picks 10% (100,000 rows) in its own child process, so the peak RSS is its own.
+once with `selectkit cluster --levels 1000,100 --resample-steps 1 --fit-sample 200000`; a score
+and a loss column per row. Each strategy picks 10% (100,000 rows) in its own child process,
+so the peak RSS is its own.
 
     python benchmarks/bench_coresets.py [--n 1000000] [--strategies ccs,semdedup,...]
 
@@ -40,7 +41,10 @@ def prepare(n: int, d: int, folder: Path) -> tuple[Path, Path, Path, dict]:
     clusters = folder / f"clusters_{n}.parquet"
     info = {}
     if not clusters.exists():
-        cmd = [*SELECTKIT, "cluster", str(data), "--levels", "1000,100", "-o", str(clusters)]
+        cmd = [
+            *SELECTKIT, "cluster", str(data), "--levels", "1000,100", "--resample-steps", "1",
+            "--fit-sample", "200000", "-o", str(clusters),
+        ]  # fmt: skip
         res = C.run_child(cmd, timeout=1800)
         if res["rc"] != 0:
             raise SystemExit(res["stderr"])

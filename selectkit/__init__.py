@@ -5,6 +5,7 @@ Python API (every CLI command is a thin shell over these)::
     import selectkit as sk
     pool = sk.load_pool(["emb.parquet"])               # or sk.Pool.from_arrays(X)
     manifest, selection = sk.select(pool, "kcenter", budget=200, seed=0)
+    preds = sk.disco.load_predictions("preds.parquet")  # DISCO: see docs/disco.md
 """
 
 import os
@@ -14,6 +15,7 @@ import os
 # machine. Set before faiss loads; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from selectkit import disco
 from selectkit._version import __version__
 from selectkit.apply import apply_manifest
 from selectkit.budget import parse_budget
@@ -38,6 +40,7 @@ __all__ = [
     "apply_manifest",
     "build_manifest",
     "derive_rng",
+    "disco",
     "embed_file",
     "embed_texts",
     "get_strategy",

@@ -11,6 +11,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit.budget import parse_budget
+from selectkit.disco.data import load_long_pool, pivot_pool
 from selectkit.errors import SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, write_table
 from selectkit.metrics import selection_metrics
@@ -54,7 +55,15 @@ def select(
         raise SelectkitUsageError(
             f"strategy '{spec.name}' needs a budget: give --budget 1000, 0.05 or 5%"
         )
-    pool.require(spec.needs, f"strategy '{spec.name}'")
+    if spec.layout == "long":  # one row per (model, id): pivot to one row per id first
+        pool = pivot_pool(
+            pool,
+            drop_incomplete=bool(resolved.get("drop_incomplete", False)),
+            needs=spec.needs,
+            purpose=f"strategy '{spec.name}'",
+        )
+    else:
+        pool.require(spec.needs, f"strategy '{spec.name}'")
     if pool.has("cluster"):
         pool.cluster_labels  # noqa: B018  (validates the column before any work)
     count = None if budget is None else parse_budget(budget, len(pool.candidates))
@@ -141,7 +150,16 @@ def select_files(
             input_format=input_format,
         )
     prov.start("read")
-    pool = load_pool(inputs, columns=columns, input_format=input_format, use_labels=use_labels)
+    if spec.layout == "long":
+        pool = load_long_pool(
+            inputs,
+            columns=columns,
+            input_format=input_format,
+            use_labels=use_labels,
+            drop_incomplete=bool(resolved.get("drop_incomplete", False)),
+        )
+    else:
+        pool = load_pool(inputs, columns=columns, input_format=input_format, use_labels=use_labels)
     prov.stop("read")
     prov.start("select")
     manifest, selection = select(

@@ -133,3 +133,40 @@ def full_frame(digits) -> pl.DataFrame:
             "text": texts,
         }
     )
+
+
+@pytest.fixture(scope="session")
+def long_frame(digits) -> pl.DataFrame:
+    """Long-format predictions (one row per model and id) of six real classifiers of different
+    families on all of digits, for strategies with ``layout="long"`` (DISCO): model, id, proba,
+    group (the true digit), label = null (unlabelled, as in ``full_frame``)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = digits
+    ids = [f"d{i:04d}" for i in range(len(x))]
+    zoo = {
+        "logreg_c0.01": (LogisticRegression(C=0.01, max_iter=300), slice(0, None, 5)),
+        "logreg_c1": (LogisticRegression(C=1.0, max_iter=300), slice(1, None, 3)),
+        "gaussnb": (GaussianNB(), slice(2, None, 4)),
+        "tree_d4": (DecisionTreeClassifier(max_depth=4, random_state=0), slice(3, None, 3)),
+        "knn_k5": (KNeighborsClassifier(5), slice(0, None, 7)),
+        "knn_k25": (KNeighborsClassifier(25), slice(4, None, 6)),
+    }
+    frames = []
+    for name, (model, rows) in zoo.items():
+        proba = model.fit(x[rows], y[rows]).predict_proba(x).astype(np.float32)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "model": name,
+                    "id": ids,
+                    "proba": pl.Series(proba.tolist(), dtype=pl.List(pl.Float32)),
+                    "group": [str(v) for v in y],
+                    "label": pl.Series([None] * len(x), dtype=pl.Int64),
+                }
+            )
+        )
+    return pl.concat(frames)

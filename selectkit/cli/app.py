@@ -11,6 +11,7 @@ import typer
 
 from selectkit._version import __version__
 from selectkit.cli._run import check_json_stdout, configure, report, run
+from selectkit.cli.disco import app as disco_app
 from selectkit.errors import SelectkitUsageError
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.add_typer(disco_app, name="disco")
 
 Output = Annotated[
     str,

@@ -119,6 +119,9 @@ class Strategy:
     self_sized: bool = False
     emits: tuple[str, ...] = ()
     stream: Callable[..., Any] | None = None
+    # "wide": one row per id (the default). "long": one row per (model, id) with `proba`;
+    # `select` pivots such tables to one row per id (selectkit.disco.data.pivot_pool) first.
+    layout: str = "wide"
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
@@ -153,22 +156,37 @@ def register_strategy(
     self_sized: bool = False,
     emits: tuple[str, ...] = (),
     stream: Callable[..., Any] | None = None,
+    layout: str = "wide",
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
     ``self_sized`` strategies (such as semdedup) decide how many rows they keep: they take no
     budget and ``fn`` receives ``budget=None``. ``emits`` names the side tables the strategy can
-    write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``. ``stream``
-    marks a strategy for corpora larger than memory (dsir): ``select_files`` then hands it the
-    input paths instead of loading a Pool, as ``stream(inputs, budget, seed, params, columns,
-    input_format) -> StreamedSelection``; ``fn`` still serves in-memory Pools.
+    write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``.
+    ``layout="long"``: the input has one row per (model, id) and is pivoted to one row per id
+    before the strategy runs (see ``Strategy.layout``). ``stream`` marks a strategy for corpora
+    larger than memory (dsir): ``select_files`` then hands it the input paths instead of loading
+    a Pool, as ``stream(inputs, budget, seed, params, columns, input_format) ->
+    StreamedSelection``; ``fn`` still serves in-memory Pools.
     """
+    if layout not in ("wide", "long"):
+        raise ValueError(f"layout must be 'wide' or 'long', not {layout!r}")
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"strategy {name!r} is already registered")
         _REGISTRY[name] = Strategy(
-            name, fn, summary, needs, optional, dict(params or {}), cost, self_sized, emits, stream
+            name,
+            fn,
+            summary,
+            needs,
+            optional,
+            dict(params or {}),
+            cost,
+            self_sized=self_sized,
+            emits=emits,
+            layout=layout,
+            stream=stream,
         )
         return fn
 

@@ -4,7 +4,8 @@ Inside each cluster, rows are visited in a fixed order (farthest from the cluste
 first, as in SemDeDup, so the atypical copy of a group is the one kept) and a row is dropped when
 its cosine similarity to an earlier *kept* row exceeds the threshold. Already labelled rows are
 visited first and always kept, so near-copies of labelled data are dropped too. Similarities are
-computed cluster by cluster in blocks: never an n x n matrix, only |cluster| x block.
+computed cluster by cluster, a block of rows against the rows kept so far: never an n x n
+matrix, and the fewer rows are kept (the more duplicates), the less work.
 """
 
 from __future__ import annotations
@@ -18,25 +19,59 @@ from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
 BLOCK_ENTRIES = 1 << 24  # similarity entries per block: 64 MiB of float32
+MAX_BLOCK_ROWS = 1024  # a block's survivors are also compared among themselves (rows^2)
 
 
 def near_pairs(v: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (later, earlier, similarity) of rows of the unit-norm ``v`` whose cosine similarity
-    exceeds ``threshold``, earlier < later; O(m^2 d) time, O(BLOCK_ENTRIES) extra memory."""
+    exceeds ``threshold``, earlier < later; O(m^2 d) time. Used within one block of rows."""
+    sim = v @ v.T
+    later, earlier = np.nonzero(np.tril(sim > threshold, k=-1))
+    return later, earlier, sim[later, earlier]
+
+
+def dedup_in_order(
+    v: np.ndarray, threshold: float, forced: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Greedy dedup of the unit-norm rows ``v`` in their order: a row is dropped when its cosine
+    similarity to an earlier kept row exceeds ``threshold``; ``forced`` rows are always kept.
+
+    Returns (kept mask, position of the first kept row it matched or -1, that similarity). Rows
+    go in blocks: each block is compared with the rows kept so far (one matrix product), then
+    its survivors among themselves. Time O(m * kept * d), so near-duplicate-heavy data is fast;
+    memory O(BLOCK_ENTRIES) for the similarity blocks plus the kept rows.
+    """
     m = v.shape[0]
-    step = max(1, BLOCK_ENTRIES // max(m, 1))
-    later, earlier, sims = [], [], []
-    for start in range(1, m, step):
-        stop = min(m, start + step)
-        sim = v[start:stop] @ v[:stop].T  # each block row only needs the rows before it
-        rows, cols = np.nonzero(sim > threshold)
-        keep = cols < rows + start
-        later.append(rows[keep] + start)
-        earlier.append(cols[keep])
-        sims.append(sim[rows[keep], cols[keep]])
-    if not later:
-        return (np.empty(0, np.int64),) * 2 + (np.empty(0, np.float32),)
-    return np.concatenate(later), np.concatenate(earlier), np.concatenate(sims)
+    kept = np.zeros(m, dtype=bool)
+    match = np.full(m, -1, dtype=np.int64)
+    match_sim = np.full(m, np.nan, dtype=np.float64)
+    kept_rows = np.empty(0, dtype=np.int64)
+    start = 0
+    while start < m:
+        step = int(min(MAX_BLOCK_ROWS, max(1, BLOCK_ENTRIES // max(kept_rows.size, 1))))
+        block = np.arange(start, min(m, start + step))
+        start = block[-1] + 1
+        alive = np.ones(block.size, dtype=bool)
+        if kept_rows.size:
+            sim = v[block] @ v[kept_rows].T
+            above = sim > threshold
+            hit = above.any(axis=1) & ~forced[block]
+            first = above.argmax(axis=1)  # kept rows are in visiting order: the earliest match
+            rows = np.flatnonzero(hit)
+            match[block[rows]] = kept_rows[first[rows]]
+            match_sim[block[rows]] = sim[rows, first[rows]]
+            alive = ~hit
+        survivors = block[alive]
+        later, earlier, sims = near_pairs(v[survivors], threshold)
+        keep_s, match_s, sim_s = greedy_keep(
+            survivors.size, later, earlier, sims, forced[survivors]
+        )
+        kept[survivors[keep_s]] = True
+        gone = np.flatnonzero(match_s >= 0)
+        match[survivors[gone]] = survivors[match_s[gone]]
+        match_sim[survivors[gone]] = sim_s[gone]
+        kept_rows = np.concatenate([kept_rows, survivors[keep_s]])
+    return kept, match, match_sim
 
 
 def greedy_keep(
@@ -85,7 +120,7 @@ def greedy_keep(
             ("far", "near", "input"),
         ),
     },
-    cost="O(sum over clusters of |cluster|^2 d) time; O(n + 16M) memory (blocked similarities).",
+    cost="O(sum over clusters of |cluster| * kept in it * d) time; O(n + 16M) memory.",
     self_sized=True,
     emits=("dropped",),
 )
@@ -121,8 +156,7 @@ def semdedup(
         # labelled rows first (always kept), then by the chosen order, ties by row
         visit = np.lexsort((rows, key, ~labelled[rows]))
         rows, v = rows[visit], v[visit]
-        later, earlier, sims = near_pairs(v, threshold)
-        keep_c, match_c, sim_c = greedy_keep(rows.size, later, earlier, sims, labelled[rows])
+        keep_c, match_c, sim_c = dedup_in_order(v, threshold, labelled[rows])
         kept[rows] = keep_c
         match[rows] = np.where(match_c >= 0, rows[np.maximum(match_c, 0)], -1)
         match_sim[rows] = sim_c

@@ -1,0 +1,275 @@
+"""``selectkit disco``: fit, apply and evaluate DISCO's accuracy predictor (thin shell over
+``selectkit.disco``). Anchors are chosen by ``selectkit select --strategy disco``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from selectkit.cli._run import check_json_stdout, report, run
+
+app = typer.Typer(
+    name="disco",
+    help="Predict a model's full-benchmark accuracy from its outputs on a few anchor samples "
+    "(DISCO, Rubinstein et al. 2025).\n\n"
+    "Predictions are long tables: one row per (model, id) with `proba` (class probabilities), "
+    "optional `group` (sub-benchmark) and `correct` (0/1) or `label` (true class per id). "
+    "Accuracy tables: columns `model`, `accuracy` (fractions).\n\n"
+    "1. selectkit select preds.parquet --strategy disco --budget 100 -o anchors.parquet\n\n"
+    "2. selectkit disco fit preds.parquet acc.parquet --anchors anchors.parquet -o predictor/\n\n"
+    "3. selectkit disco predict predictor/ new_model_preds.parquet -o predicted.parquet",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+Regressor = Annotated[
+    str,
+    typer.Option(
+        "--regressor",
+        help="ridge (ridge regression, default) or knn (accuracy of the most cosine-similar "
+        "source models).",
+    ),
+]
+Pca = Annotated[
+    int, typer.Option("--pca", min=1, help="Keep at most this many PCA axes of the signatures.")
+]
+Alpha = Annotated[float, typer.Option("--alpha", min=0.0, help="ridge: regularisation strength.")]
+Neighbors = Annotated[int, typer.Option("--neighbors", min=1, help="knn: neighbours averaged.")]
+DropIncomplete = Annotated[
+    bool,
+    typer.Option(
+        "--drop-incomplete",
+        help="Drop (with a warning) models that lack rows for some ids instead of failing.",
+    ),
+]
+ModelCol = Annotated[str, typer.Option("--model-col", help="Model column.")]
+IdCol = Annotated[str, typer.Option("--id-col", help="Sample id column.")]
+ProbaCol = Annotated[str, typer.Option("--proba-col", help="Class-probability list column.")]
+GroupCol = Annotated[str, typer.Option("--group-col", help="Sub-benchmark column.")]
+LabelCol = Annotated[str, typer.Option("--label-col", help="True class column (per id).")]
+
+
+def _columns(model_col: str, id_col: str, proba_col: str, group_col: str, label_col: str):
+    from selectkit.pool import Columns
+
+    return Columns().with_overrides(
+        model=model_col, id=id_col, proba=proba_col, group=group_col, label=label_col
+    )
+
+
+@app.command()
+def fit(
+    predictions: Annotated[str, typer.Argument(help="Source models' predictions (long table).")],
+    accuracy: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Accuracy table (model, accuracy); default: computed from `correct`/`label`."
+        ),
+    ] = None,
+    anchors: Annotated[
+        str,
+        typer.Option("--anchors", "-a", help="Anchors: the manifest of `select --strategy disco`."),
+    ] = ...,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Folder to write the predictor to.")
+    ] = ...,
+    regressor: Regressor = "ridge",
+    pca: Pca = 256,
+    alpha: Alpha = 10.0,
+    neighbors: Neighbors = 1,
+    drop_incomplete: DropIncomplete = False,
+    model_col: ModelCol = "model",
+    id_col: IdCol = "id",
+    proba_col: ProbaCol = "proba",
+    group_col: GroupCol = "group",
+    label_col: LabelCol = "label",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Fit a predictor from the source models' outputs on the anchors to their accuracy.
+
+    A model's signature is its probabilities on the anchors; a PCA fitted on these source
+    models reduces it, and a ridge (or kNN) regressor maps it to accuracy. The predictor folder
+    holds JSON + npz only (no pickle), so it is safe to share.
+
+    Example:  selectkit disco fit preds.parquet acc.parquet --anchors anchors.parquet -o predictor/
+    """
+    from selectkit.disco import fit_files
+
+    cols = _columns(model_col, id_col, proba_col, group_col, label_col)
+    _, prov = run(
+        lambda: fit_files(
+            predictions,
+            accuracy,
+            anchors,
+            output,
+            regressor=regressor,
+            pca_dim=pca,
+            alpha=alpha,
+            neighbors=neighbors,
+            columns=cols,
+            drop_incomplete=drop_incomplete,
+        )
+    )
+    report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="disco fit")
+
+
+@app.command()
+def predict(
+    predictor: Annotated[str, typer.Argument(help="Predictor folder from `disco fit`.")],
+    predictions: Annotated[
+        list[str],
+        typer.Argument(help="New models' predictions (long table; the anchors' rows suffice)."),
+    ],
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Output (model, predicted_accuracy) or '-'.")
+    ],
+    drop_incomplete: DropIncomplete = False,
+    model_col: ModelCol = "model",
+    id_col: IdCol = "id",
+    proba_col: ProbaCol = "proba",
+    group_col: GroupCol = "group",
+    label_col: LabelCol = "label",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Predict the full-benchmark accuracy of new models from their outputs on the anchors.
+
+    Refuses predictions that lack some anchors or have another number of classes.
+
+    Example:  selectkit disco predict predictor/ new_model_preds.parquet -o predicted.parquet
+    """
+    from selectkit.disco import predict_files
+
+    check_json_stdout(as_json, output)
+    cols = _columns(model_col, id_col, proba_col, group_col, label_col)
+    _, prov = run(
+        lambda: predict_files(
+            predictor, predictions, output, columns=cols, drop_incomplete=drop_incomplete
+        )
+    )
+    report({"output": output, **prov.metrics}, as_json=as_json, title="disco predict")
+
+
+def _budgets(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of counts") from None
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"{text!r}: give positive counts such as 10,30,100")
+    return values
+
+
+@app.command()
+def evaluate(
+    predictions: Annotated[str, typer.Argument(help="All models' predictions (long table).")],
+    accuracy: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Accuracy table (model, accuracy); default: computed from `correct`/`label`."
+        ),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Per-seed results (.parquet, .jsonl, .csv).")
+    ] = ...,
+    budgets: Annotated[
+        str, typer.Option("--budgets", help="Anchor counts to try, e.g. 10,30,100.")
+    ] = "10,30,60,100",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Random model splits.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed (recorded).")] = 0,
+    test_fraction: Annotated[
+        float,
+        typer.Option("--test-fraction", help="Share of models held out as test models per seed."),
+    ] = 0.2,
+    disagreement: Annotated[
+        str, typer.Option("--disagreement", help="pds (default) or jsd.")
+    ] = "pds",
+    stratify: Annotated[
+        str, typer.Option("--stratify", help="auto (by group if present), group or none.")
+    ] = "auto",
+    guiding_models: Annotated[
+        int,
+        typer.Option(
+            "--guiding-models", min=0, help="Score over this many source models (0 = all)."
+        ),
+    ] = 0,
+    regressor: Regressor = "ridge",
+    pca: Pca = 256,
+    alpha: Alpha = 10.0,
+    neighbors: Neighbors = 1,
+    drop_incomplete: DropIncomplete = False,
+    model_col: ModelCol = "model",
+    id_col: IdCol = "id",
+    proba_col: ProbaCol = "proba",
+    group_col: GroupCol = "group",
+    label_col: LabelCol = "label",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Leave-models-out evaluation: MAE (accuracy points) and Spearman of DISCO + predictor,
+    random anchors + predictor and naive averaging, over seeds.
+
+    Each seed holds out --test-fraction of the models; anchors, PCA and regressor see only the
+    others. `disco+naive` (raw accuracy on the DISCO anchors) is shown to make its bias
+    visible: never use it as an estimate.
+
+    Example:  selectkit disco evaluate preds.parquet acc.parquet --budgets 10,30,100 -o eval.parquet
+    """
+    from selectkit.disco import evaluate_files
+
+    check_json_stdout(as_json, output)
+    cols = _columns(model_col, id_col, proba_col, group_col, label_col)
+    parsed = _budgets(budgets)
+    _, summary, prov = run(
+        lambda: evaluate_files(
+            predictions,
+            accuracy,
+            output,
+            budgets=parsed,
+            seeds=seeds,
+            seed=seed,
+            test_fraction=test_fraction,
+            disagreement=disagreement,
+            stratify=stratify,
+            guiding_models=guiding_models,
+            regressor=regressor,
+            pca_dim=pca,
+            alpha=alpha,
+            neighbors=neighbors,
+            columns=cols,
+            drop_incomplete=drop_incomplete,
+        )
+    )
+    if as_json:
+        report({"output": output, **prov.metrics, **prov.timings}, as_json=True, title="")
+        return
+    _print_summary(summary, prov.metrics, to_stderr=output == "-")
+
+
+def _print_summary(summary, metrics: dict, *, to_stderr: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "budget",
+        "method",
+        "MAE (points)",
+        "median AE",
+        "Spearman",
+        title=f"DISCO evaluation: {metrics['models']} models, {metrics['samples']} samples "
+        "(mean ± sd over seeds)",
+        title_justify="left",
+    )
+    for r in summary.to_dicts():
+        sd = r["mae_std"] if r["mae_std"] is not None else 0.0
+        rho_sd = r["spearman_std"] if r["spearman_std"] is not None else 0.0
+        table.add_row(
+            str(r["budget"]),
+            r["method"],
+            f"{r['mae_mean']:.2f} ± {sd:.2f}",
+            f"{r['median_ae_mean']:.2f}",
+            f"{r['spearman_mean']:.3f} ± {rho_sd:.3f}",
+        )
+    # the table is the command's result, like `strategies`: stdout, also when piped, unless the
+    # rows themselves go to stdout (-o -)
+    Console(file=sys.stderr if to_stderr else sys.stdout, highlight=False, width=120).print(table)

@@ -1,0 +1,184 @@
+"""Leave-models-out evaluation of DISCO: how well do a few anchors predict a model's accuracy?
+
+For each seed the models are split at random into source models (which choose the anchors and
+train the predictor) and test models (whose accuracy is predicted and compared with the truth).
+Nothing about the test models enters the disagreement, the PCA or the regressor. Per budget:
+
+* ``disco+<regressor>``: DISCO anchors (top disagreement among the source models) + predictor;
+* ``random+<regressor>``: uniformly random anchors + the same predictor;
+* ``random+naive``: the mean correctness of each test model on the random anchors (the usual
+  "evaluate on a random subset");
+* ``disco+naive``: the same on the DISCO anchors. It is biased (high-disagreement samples are the
+  hard ones) and is reported to show why a DISCO subset's raw accuracy must never be used.
+
+Metrics per (seed, budget, method): MAE in accuracy points (100 x |predicted - true|, mean over
+test models; ``median_ae`` is the median, which one badly predicted model cannot move) and the
+Spearman rank correlation between predicted and true accuracies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from selectkit.console import progress_bar
+from selectkit.disco.anchors import STRATIFY, choose_anchors, stratified_top_k
+from selectkit.disco.data import Predictions
+from selectkit.disco.disagreement import METHODS
+from selectkit.disco.predictor import (
+    DEFAULT_ALPHA,
+    DEFAULT_PCA,
+    REGRESSORS,
+    fit_predictor,
+    signatures,
+)
+from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.rng import derive_rng
+
+DEFAULT_BUDGETS = (10, 30, 60, 100)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    from scipy.stats import rankdata  # scipy.stats is slow to import; only evaluate needs it
+
+    ra, rb = rankdata(a), rankdata(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / den) if den > 0 else float("nan")
+
+
+def split_models(m: int, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """(source rows, test rows), both sorted; at least 2 of each."""
+    n_test = round(test_fraction * m)
+    if not 0 < test_fraction < 1 or n_test < 2 or m - n_test < 2:
+        raise SelectkitError(
+            f"test fraction {test_fraction} of {m} models leaves {n_test} test and {m - n_test} "
+            "source models; evaluation needs at least 2 of each (give more models or another "
+            "--test-fraction)"
+        )
+    perm = rng.permutation(m)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def evaluate(
+    preds: Predictions,
+    accuracy: np.ndarray,
+    *,
+    budgets: tuple[int, ...] = DEFAULT_BUDGETS,
+    seeds: int = 5,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    disagreement: str = "pds",
+    stratify: str = "auto",
+    guiding_models: int = 0,
+    regressor: str = "ridge",
+    pca_dim: int = DEFAULT_PCA,
+    alpha: float = DEFAULT_ALPHA,
+    neighbors: int = 1,
+) -> pl.DataFrame:
+    """Run the leave-models-out evaluation; one row per (seed, budget, method) with ``mae``
+    and ``median_ae`` (accuracy points), ``spearman``, ``n_source`` and ``n_test``.
+
+    ``accuracy``: every model's true full-benchmark accuracy (fractions). Needs correctness (a
+    ``correct`` or ``label`` column) for the naive baselines. Cost per seed: one disagreement
+    pass O(M N C) plus, per budget, two predictor fits O(M^2 k C).
+    """
+    for name, value, allowed in (
+        ("regressor", regressor, REGRESSORS),
+        ("disagreement", disagreement, METHODS),
+        ("stratify", stratify, STRATIFY),
+    ):
+        if value not in allowed:  # checked before any work
+            raise SelectkitUsageError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    correct = preds.require_correct("the naive baseline of `disco evaluate`")
+    y = np.asarray(accuracy, dtype=np.float64)
+    if seeds < 1:
+        raise SelectkitUsageError(f"--seeds {seeds} must be at least 1")
+    budgets = tuple(sorted(set(int(b) for b in budgets)))
+    if not budgets or budgets[0] < 1 or budgets[-1] > preds.n_samples:
+        raise SelectkitError(
+            f"budgets {list(budgets)} must lie between 1 and the {preds.n_samples} samples"
+        )
+    fit_opts = {"regressor": regressor, "pca_dim": pca_dim, "alpha": alpha, "neighbors": neighbors}
+    rows: list[dict] = []
+    with progress_bar("disco evaluate", seeds * len(budgets)) as bar:
+        for s in range(seeds):
+            src, test = split_models(
+                preds.n_models, test_fraction, derive_rng(seed, "disco-evaluate", "split", s)
+            )
+            source = preds.subset_models(src)
+            test_preds = preds.subset_models(test)
+            # scores depend on the seed's source models only; top-k per budget reuses them
+            guide_rng = derive_rng(seed, "disco-evaluate", "guiding", s)
+            chosen = choose_anchors(
+                source,
+                budgets[-1],
+                guide_rng,
+                method=disagreement,
+                stratify=stratify,
+                guiding_models=guiding_models,
+            )
+            every = np.arange(preds.n_samples)
+            for b in budgets:
+                if chosen.stratified:
+                    disco_rows = stratified_top_k(chosen.all_scores, every, source.groups, b)
+                else:
+                    disco_rows = chosen.indices[:b]
+                rand_rows = np.sort(
+                    derive_rng(seed, "disco-evaluate", "random", s, b).choice(
+                        preds.n_samples, size=b, replace=False
+                    )
+                )
+                estimates = {}
+                for name, anchors in (("disco", disco_rows), ("random", rand_rows)):
+                    predictor = fit_predictor(source, y[src], anchors, **fit_opts)
+                    estimates[f"{name}+{regressor}"] = predictor.predict(
+                        signatures(test_preds, anchors)
+                    )
+                estimates["random+naive"] = correct[test][:, rand_rows].mean(axis=1)
+                estimates["disco+naive"] = correct[test][:, disco_rows].mean(axis=1)
+                for method, pred in estimates.items():
+                    rows.append(
+                        {
+                            "seed": s,
+                            "budget": b,
+                            "method": method,
+                            "mae": float(100.0 * np.abs(pred - y[test]).mean()),
+                            "median_ae": float(100.0 * np.median(np.abs(pred - y[test]))),
+                            "spearman": spearman(pred, y[test]),
+                            "n_source": int(src.size),
+                            "n_test": int(test.size),
+                        }
+                    )
+                bar.advance()
+    return pl.DataFrame(
+        rows,
+        schema={
+            "seed": pl.Int64,
+            "budget": pl.Int64,
+            "method": pl.String,
+            "mae": pl.Float64,
+            "median_ae": pl.Float64,
+            "spearman": pl.Float64,
+            "n_source": pl.Int64,
+            "n_test": pl.Int64,
+        },
+    )
+
+
+def summarise(results: pl.DataFrame) -> pl.DataFrame:
+    """Mean and standard deviation over seeds of MAE and Spearman per (budget, method), sorted by
+    budget then MAE."""
+    return (
+        results.group_by("budget", "method")
+        .agg(
+            pl.col("mae").mean().alias("mae_mean"),
+            pl.col("mae").std().alias("mae_std"),
+            pl.col("median_ae").mean().alias("median_ae_mean"),
+            pl.col("spearman").mean().alias("spearman_mean"),
+            pl.col("spearman").std().alias("spearman_std"),
+            pl.len().alias("seeds"),
+        )
+        .sort("budget", "mae_mean", "method")
+    )

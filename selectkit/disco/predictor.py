@@ -1,0 +1,373 @@
+"""DISCO's performance predictor: from a model's outputs on the anchors to its full accuracy.
+
+A model's *signature* is its class probabilities on the k anchor samples, flattened to k*C
+numbers. A PCA fitted on the source models only (never on the models to be predicted) reduces
+signatures to at most ``pca_dim`` dimensions, and a regressor maps them to accuracy:
+
+* ``ridge``: ridge regression (``alpha``, default 10 as in the paper), closed form;
+* ``knn``: the mean accuracy of the ``neighbors`` source models whose reduced signatures are most
+  cosine-similar (1 = the paper's kNN).
+
+Everything is plain numpy and is saved as a folder holding ``predictor.json`` (metadata: anchor
+ids, source models, sizes, regressor, selectkit version, input fingerprints) and ``arrays.npz``
+(float64 arrays only, loaded with ``allow_pickle=False``): no pickle, so a predictor folder is
+safe to share and to load from an untrusted source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from threadpoolctl import threadpool_limits
+
+from selectkit._version import __version__
+from selectkit.console import warn
+from selectkit.disco.data import Predictions
+from selectkit.errors import SelectkitError, SelectkitUsageError
+
+FORMAT = "selectkit-disco-predictor"
+FORMAT_VERSION = 1
+META_FILE = "predictor.json"
+ARRAYS_FILE = "arrays.npz"
+REGRESSORS = ("ridge", "knn")
+DEFAULT_PCA = 256
+DEFAULT_ALPHA = 10.0
+
+
+@dataclass
+class Predictor:
+    """A fitted predictor: PCA (``mean``, ``components``) plus a regressor over its output.
+
+    ``anchor_ids``: the k anchor sample ids, in signature order; ``n_classes``: C; ``models`` and
+    ``accuracy``: the source models and their accuracies (fractions); ``train_z``: their reduced
+    signatures; ``coef``/``intercept``: the ridge weights (zeros / mean accuracy for knn).
+    """
+
+    anchor_ids: list[Any]
+    n_classes: int
+    models: list[str]
+    accuracy: np.ndarray
+    mean: np.ndarray
+    components: np.ndarray
+    train_z: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    regressor: str = "ridge"
+    alpha: float = DEFAULT_ALPHA
+    neighbors: int = 1
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_anchors(self) -> int:
+        return len(self.anchor_ids)
+
+    @property
+    def pca_dim(self) -> int:
+        return int(self.components.shape[0])
+
+    def predict(self, signatures: np.ndarray) -> np.ndarray:
+        """Predicted accuracy (fractions, clipped to [0, 1]) for (n, k, C) or (n, k*C)
+        signatures; refuses any other shape. O(n k C d)."""
+        x = np.asarray(signatures, dtype=np.float64)
+        k, c = self.n_anchors, self.n_classes
+        if x.ndim == 3 and x.shape[1:] == (k, c):
+            x = x.reshape(x.shape[0], k * c)
+        if x.ndim != 2 or x.shape[1] != k * c:
+            raise SelectkitError(
+                f"signature of shape {tuple(np.shape(signatures))} does not fit this predictor, "
+                f"which expects (models, {k}, {c}) or (models, {k * c}): probabilities of {c} "
+                f"classes on its {k} anchors"
+            )
+        if not np.isfinite(x).all():
+            raise SelectkitError("signatures hold NaN or infinite values")
+        with threadpool_limits(limits=1):  # small products; see fit_predictor
+            z = (x - self.mean) @ self.components.T
+            if self.regressor == "ridge":
+                pred = z @ self.coef + self.intercept
+            else:
+                pred = _knn(self.train_z, self.accuracy, z, self.neighbors)
+        return np.clip(pred, 0.0, 1.0)
+
+
+def _unit(z: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    return z / np.where(norms > 0, norms, 1.0)
+
+
+def _knn(train_z: np.ndarray, y: np.ndarray, z: np.ndarray, neighbors: int) -> np.ndarray:
+    """Mean target of the ``neighbors`` most cosine-similar training rows; ties to lower rows."""
+    sims = _unit(z) @ _unit(train_z).T
+    k = min(neighbors, train_z.shape[0])
+    nearest = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return y[nearest].mean(axis=1)
+
+
+def _pca(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components) of the top ``dim`` principal axes of ``x``; signs fixed so each axis's
+    largest-magnitude entry is positive (deterministic output). O(M^2 kC) by a thin SVD."""
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+    comps = vt[:dim]
+    signs = np.sign(comps[np.arange(comps.shape[0]), np.abs(comps).argmax(axis=1)])
+    comps = comps * np.where(signs == 0, 1.0, signs)[:, None]
+    return mean, comps
+
+
+def signatures(preds: Predictions, anchor_rows: np.ndarray) -> np.ndarray:
+    """Each model's probabilities on the anchor samples: (M, k*C) float64; O(M k C)."""
+    sub = preds.proba[:, np.asarray(anchor_rows, dtype=np.int64), :]
+    return sub.reshape(preds.n_models, -1).astype(np.float64)
+
+
+def fit_predictor(
+    preds: Predictions,
+    accuracy: np.ndarray,
+    anchor_rows: np.ndarray,
+    *,
+    regressor: str = "ridge",
+    pca_dim: int = DEFAULT_PCA,
+    alpha: float = DEFAULT_ALPHA,
+    neighbors: int = 1,
+    meta: dict[str, Any] | None = None,
+) -> Predictor:
+    """Fit the predictor on the source models in ``preds`` with their ``accuracy`` (fractions).
+
+    ``anchor_rows``: sample positions of the anchors in ``preds``. The PCA keeps
+    min(pca_dim, M - 1, k*C) axes. O(M^2 k C) time, O(M k C) memory.
+    """
+    if regressor not in REGRESSORS:
+        raise SelectkitUsageError(
+            f"unknown regressor {regressor!r}; use one of {', '.join(REGRESSORS)}"
+        )
+    if pca_dim < 1 or alpha < 0 or neighbors < 1:
+        raise SelectkitUsageError("pca_dim and neighbors must be >= 1 and alpha >= 0")
+    m = preds.n_models
+    if m < 2:
+        raise SelectkitError(
+            f"fitting a predictor needs at least 2 source models; {preds.where} has {m}"
+        )
+    y = np.asarray(accuracy, dtype=np.float64)
+    if y.shape != (m,) or not np.isfinite(y).all():
+        raise SelectkitError(f"need one finite accuracy per source model ({m}), got {y.shape}")
+    x = signatures(preds, anchor_rows)
+    dim = max(1, min(pca_dim, m - 1, x.shape[1]))
+    # small dense problems: BLAS threads cost more than they gain, and collapse on shared cores
+    # (a 171 x 1000 fit took 2-7 s with 2 threads under load, 0.12 s with one)
+    with threadpool_limits(limits=1):
+        mean, comps = _pca(x, dim)
+        z = (x - mean) @ comps.T
+        if regressor == "ridge":
+            # z is centred (x - mean), so the intercept is the mean accuracy
+            gram = z.T @ z + alpha * np.eye(dim)
+            coef = np.linalg.solve(gram, z.T @ (y - y.mean()))
+        else:
+            coef = np.zeros(dim)
+    ids = preds.ids.gather(np.asarray(anchor_rows, dtype=np.int64)).to_list()
+    return Predictor(
+        anchor_ids=ids,
+        n_classes=preds.n_classes,
+        models=list(preds.models),
+        accuracy=y,
+        mean=mean,
+        components=comps,
+        train_z=z,
+        coef=coef,
+        intercept=float(y.mean()),
+        regressor=regressor,
+        alpha=float(alpha),
+        neighbors=int(neighbors),
+        meta=dict(meta or {}),
+    )
+
+
+def anchor_rows_of(preds: Predictions, anchor_ids: list[Any], what: str) -> np.ndarray:
+    """Positions in ``preds`` of ``anchor_ids``, in their order; refuses missing anchors naming
+    how many are missing and one example."""
+    if not anchor_ids:
+        raise SelectkitError(f"{what} lists no anchors")
+    ids = preds.ids
+    try:
+        wanted = pl.Series("id", anchor_ids).cast(ids.dtype)
+    except pl.exceptions.PolarsError:
+        raise SelectkitError(
+            f"anchor ids of {what} are {pl.Series(anchor_ids).dtype} but the ids of {preds.where} "
+            f"are {ids.dtype}; give ids of one type"
+        ) from None
+    lookup = pl.DataFrame({"id": ids, "row": np.arange(ids.len(), dtype=np.int64)})
+    rows = pl.DataFrame({"id": wanted}).join(lookup, on="id", how="left", maintain_order="left")
+    missing = rows.get_column("row").null_count()
+    if missing:
+        example = rows.filter(pl.col("row").is_null()).get_column("id")[0]
+        raise SelectkitError(
+            f"{preds.where} lacks {missing} of the {len(anchor_ids)} anchors of {what} (e.g. id "
+            f"{example!r}); give every model's predictions on all the anchors"
+        )
+    return rows.get_column("row").to_numpy()
+
+
+def predict_accuracy(predictor: Predictor, preds: Predictions) -> pl.DataFrame:
+    """Predicted accuracy of every model in ``preds`` (which must cover the predictor's anchors
+    and have its number of classes): a frame ``model, predicted_accuracy``."""
+    if preds.n_classes != predictor.n_classes:
+        raise SelectkitError(
+            f"{preds.where} has {preds.n_classes} classes per proba but the predictor was fitted "
+            f"on {predictor.n_classes}; give predictions on the same benchmark"
+        )
+    rows = anchor_rows_of(preds, predictor.anchor_ids, "the predictor")
+    pred = predictor.predict(signatures(preds, rows))
+    seen = set(predictor.models) | set(predictor.meta.get("guiding_models") or [])
+    known = [m for m in preds.models if m in seen]
+    if known:
+        # a model that chose the anchors or trained the predictor is not a fair test of it
+        warn(
+            f"{len(known)} model(s) of {preds.where} (e.g. {known[0]!r}) helped choose the "
+            "anchors or fit this predictor; their predictions are optimistic"
+        )
+    return pl.DataFrame(
+        {"model": preds.models, "predicted_accuracy": pl.Series(pred, dtype=pl.Float64)}
+    )
+
+
+# ------------------------------------------------------------------------------------ storage
+
+
+def save_predictor(predictor: Predictor, folder: str | Path) -> Path:
+    """Write ``predictor`` to ``folder`` (JSON + npz, no pickle), atomically: files go to a
+    temporary folder that replaces ``folder`` only when complete. An existing ``folder`` is
+    replaced only if it is empty or an earlier predictor."""
+    out = Path(folder)
+    if out.exists():
+        if not out.is_dir():
+            raise SelectkitUsageError(f"output '{out}' is a file; give a folder for the predictor")
+        extra = sorted(p.name for p in out.iterdir() if p.name not in (META_FILE, ARRAYS_FILE))
+        if extra:
+            raise SelectkitUsageError(
+                f"output folder '{out}' already holds other files ({extra[0]}, ...); give a new "
+                "or empty folder"
+            )
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise SelectkitUsageError(f"output folder '{parent}' does not exist; create it first")
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "selectkit_version": __version__,
+        "regressor": predictor.regressor,
+        "alpha": predictor.alpha,
+        "neighbors": predictor.neighbors,
+        "pca_dim": predictor.pca_dim,
+        "n_anchors": predictor.n_anchors,
+        "n_classes": predictor.n_classes,
+        "anchor_ids": predictor.anchor_ids,
+        "models": predictor.models,
+        **{k: v for k, v in predictor.meta.items() if k not in _RESERVED},
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    try:
+        np.savez(
+            tmp / ARRAYS_FILE,
+            accuracy=predictor.accuracy,
+            mean=predictor.mean,
+            components=predictor.components,
+            train_z=predictor.train_z,
+            coef=predictor.coef,
+            intercept=np.array([predictor.intercept]),
+        )
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        tmp.chmod(0o755)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(tmp)
+        raise
+    return out
+
+
+_RESERVED = {
+    "format",
+    "format_version",
+    "selectkit_version",
+    "regressor",
+    "alpha",
+    "neighbors",
+    "pca_dim",
+    "n_anchors",
+    "n_classes",
+    "anchor_ids",
+    "models",
+}
+
+
+def load_predictor(folder: str | Path) -> Predictor:
+    """Read a predictor folder written by ``save_predictor``; checks the format and that every
+    array has the shape the metadata says. Never unpickles anything."""
+    path = Path(folder)
+    meta_path, arrays_path = path / META_FILE, path / ARRAYS_FILE
+    if not meta_path.is_file() or not arrays_path.is_file():
+        raise SelectkitError(
+            f"'{path}' is not a DISCO predictor folder (needs {META_FILE} and {ARRAYS_FILE}); "
+            "make one with `selectkit disco fit`"
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SelectkitError(f"'{meta_path}' is not valid JSON ({exc}); re-create it") from None
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise SelectkitError(
+            f"'{meta_path}' is not a version-{FORMAT_VERSION} {FORMAT} file; re-fit it with this "
+            "selectkit"
+        )
+    try:
+        with np.load(arrays_path, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise SelectkitError(f"'{arrays_path}' is not a readable npz ({exc}); re-fit") from None
+    try:
+        k, c, d, m = meta["n_anchors"], meta["n_classes"], meta["pca_dim"], len(meta["models"])
+        expected = {
+            "accuracy": (m,),
+            "mean": (k * c,),
+            "components": (d, k * c),
+            "train_z": (m, d),
+            "coef": (d,),
+            "intercept": (1,),
+        }
+        for name, shape in expected.items():
+            if arrays[name].shape != shape:
+                raise SelectkitError(
+                    f"'{arrays_path}': array '{name}' has shape {arrays[name].shape}, expected "
+                    f"{shape}; the folder is damaged, re-fit it"
+                )
+        if len(meta["anchor_ids"]) != k or meta["regressor"] not in REGRESSORS:
+            raise SelectkitError(f"'{meta_path}' is inconsistent; re-fit the predictor")
+        return Predictor(
+            anchor_ids=meta["anchor_ids"],
+            n_classes=c,
+            models=meta["models"],
+            accuracy=arrays["accuracy"],
+            mean=arrays["mean"],
+            components=arrays["components"],
+            train_z=arrays["train_z"],
+            coef=arrays["coef"],
+            intercept=float(arrays["intercept"][0]),
+            regressor=meta["regressor"],
+            alpha=float(meta["alpha"]),
+            neighbors=int(meta["neighbors"]),
+            meta={k2: v for k2, v in meta.items() if k2 not in _RESERVED},
+        )
+    except KeyError as exc:
+        raise SelectkitError(f"'{meta_path}' lacks {exc}; re-fit the predictor") from None

@@ -1,0 +1,359 @@
+"""DISCO's predictor and evaluation, through the CLI and the Python API, on a real model zoo
+(scikit-learn classifiers trained on digits)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import selectkit as sk
+import selectkit.disco as disco
+from selectkit import SelectkitError, read_provenance
+from selectkit.disco.predictor import ARRAYS_FILE, META_FILE
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory, digits) -> dict:
+    """18 real classifiers of five families trained on subsets of the first 900 digits, and their
+    predictions on the other 897 in long format (model, id, proba, group, correct, label)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = digits
+    rng = np.random.default_rng(0)
+    train, held = np.arange(900), np.arange(900, len(y))
+    specs = [(f"logreg_c{c}_n{n}", LogisticRegression(C=c, max_iter=300), n)
+             for c in (0.001, 0.01, 0.1, 1.0, 10.0) for n in (60, 300)]  # fmt: skip
+    specs += [(f"knn_k{k}", KNeighborsClassifier(k), 300) for k in (1, 5, 25)]
+    specs += [
+        (f"tree_d{d}", DecisionTreeClassifier(max_depth=d, random_state=0), 600) for d in (3, 6)
+    ]
+    specs += [("gaussnb", GaussianNB(), 600), ("gaussnb_n60", GaussianNB(), 60)]
+    specs += [("knn_k3_n60", KNeighborsClassifier(3), 60)]
+    frames, acc = [], []
+    for name, model, n in specs:
+        rows = rng.choice(train, size=n, replace=False)
+        model.fit(x[rows], y[rows])
+        proba = np.zeros((held.size, 10), dtype=np.float32)
+        proba[:, model.classes_] = model.predict_proba(x[held])
+        correct = proba.argmax(axis=1) == y[held]
+        frames.append(
+            pl.DataFrame(
+                {
+                    "model": name,
+                    "id": held.astype(np.int64),
+                    "proba": pl.Series(proba.tolist(), dtype=pl.List(pl.Float32)),
+                    "group": [f"digit{d}" for d in y[held]],
+                    "correct": correct,
+                    "label": y[held].astype(np.int64),
+                }
+            )
+        )
+        acc.append({"model": name, "accuracy": float(correct.mean())})
+    folder = tmp_path_factory.mktemp("zoo")
+    preds = pl.concat(frames)
+    paths = {"dir": folder, "frame": preds, "acc_frame": pl.DataFrame(acc)}
+    preds.drop("label").write_parquet(folder / "preds.parquet")
+    preds.drop("correct").write_parquet(folder / "preds_label.parquet")
+    pl.DataFrame(acc).write_parquet(folder / "acc.parquet")
+    models = preds.get_column("model").unique(maintain_order=True).to_list()
+    paths["models"] = models
+    paths["source"] = [m for i, m in enumerate(models) if i % 4 != 1]
+    paths["new"] = [m for i, m in enumerate(models) if i % 4 == 1]
+    preds.filter(pl.col("model").is_in(paths["source"])).drop("label").write_parquet(
+        folder / "source.parquet"
+    )
+    return paths
+
+
+def _anchors(cli, zoo, budget=40) -> Path:
+    out = zoo["dir"] / f"anchors{budget}.parquet"
+    if not out.exists():
+        result = cli(
+            "select", zoo["dir"] / "source.parquet", "-s", "disco", "-b", budget, "-o", out
+        )
+        assert result.exit_code == 0, result.stderr
+    return out
+
+
+def test_cli_fit_predict_round_trip(cli, zoo, tmp_path):
+    anchors = _anchors(cli, zoo)
+    pred_dir = tmp_path / "predictor"
+    summary = cli.json(
+        "disco", "fit", zoo["dir"] / "source.parquet", zoo["dir"] / "acc.parquet",
+        "--anchors", anchors, "-o", pred_dir,
+    )  # fmt: skip
+    assert summary["anchors"] == 40 and summary["models"] == len(zoo["source"])
+    assert summary["pca_dim"] == len(zoo["source"]) - 1  # at most M - 1 axes carry variance
+    # new models need rows for the anchors only, as JSON Lines
+    anchor_ids = pl.read_parquet(anchors).get_column("id")
+    new = zoo["frame"].filter(
+        pl.col("model").is_in(zoo["new"]) & pl.col("id").is_in(anchor_ids.implode())
+    )
+    new_path = tmp_path / "new.jsonl"
+    new.drop("label", "correct").write_ndjson(new_path)
+    out = tmp_path / "predicted.parquet"
+    result = cli("disco", "predict", pred_dir, new_path, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    predicted = pl.read_parquet(out)
+    assert predicted.columns == ["model", "predicted_accuracy"]
+    assert predicted.get_column("model").to_list() == zoo["new"]
+    values = predicted.get_column("predicted_accuracy").to_numpy()
+    assert np.all((values >= 0) & (values <= 1))
+    # the API gives the same numbers
+    api = disco.predict_accuracy(disco.load_predictor(pred_dir), disco.load_predictions(new_path))
+    assert api.equals(predicted)
+    # and they carry information: rank correlation with the true accuracies
+    truth = zoo["acc_frame"].filter(pl.col("model").is_in(zoo["new"]))
+    assert disco.spearman(values, truth.get_column("accuracy").to_numpy()) > 0.5
+    assert read_provenance(out)["params"]["regressor"] == "ridge"
+    meta = json.loads((pred_dir / META_FILE).read_text())
+    assert meta["guiding_models"] == zoo["source"]  # read from the anchors' provenance
+
+
+def test_predict_warns_about_models_it_has_seen(cli, zoo, tmp_path, capsys, monkeypatch):
+    from selectkit import console
+
+    monkeypatch.setitem(console._state, "quiet", False)  # CLI tests run with -q
+    preds = disco.load_predictions(zoo["dir"] / "source.parquet")
+    predictor = disco.fit_predictor(preds, preds.accuracy(), np.arange(20))
+    disco.predict_accuracy(predictor, preds)
+    assert f"{preds.n_models} model(s) of" in capsys.readouterr().err
+    fresh = disco.load_predictions(zoo["dir"] / "preds.parquet").subset_models(np.array([1]))
+    assert fresh.models[0] in zoo["new"]
+    disco.predict_accuracy(predictor, fresh)
+    assert "helped choose" not in capsys.readouterr().err
+
+
+def test_predictor_folder_is_json_and_npz_without_pickle(cli, zoo, tmp_path):
+    pred_dir = tmp_path / "p"
+    result = cli(
+        "disco", "fit", zoo["dir"] / "source.parquet", "--anchors", _anchors(cli, zoo),
+        "-o", pred_dir, "--regressor", "knn", "--neighbors", "2", "--pca", "5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in pred_dir.iterdir()) == [ARRAYS_FILE, META_FILE]
+    meta = json.loads((pred_dir / META_FILE).read_text())
+    assert meta["regressor"] == "knn" and meta["neighbors"] == 2 and meta["pca_dim"] == 5
+    assert meta["models"] == zoo["source"] and len(meta["anchor_ids"]) == 40
+    assert meta["selectkit_version"] == sk.__version__
+    assert meta["inputs"][0]["fingerprint"].startswith("parquet-data-blake2b-128:")
+    assert meta["accuracy_source"] == "computed from the predictions' correctness"
+    with zipfile.ZipFile(pred_dir / ARRAYS_FILE) as zf:
+        names = zf.namelist()
+    assert all(n.endswith(".npy") for n in names)
+    with np.load(pred_dir / ARRAYS_FILE, allow_pickle=False) as npz:
+        assert all(npz[k].dtype == np.float64 for k in npz.files)
+    raw = (pred_dir / ARRAYS_FILE).read_bytes() + (pred_dir / META_FILE).read_bytes()
+    assert b"\x80\x04" not in raw and b"\x80\x05" not in raw and b"cnumpy" not in raw
+
+
+def test_wrong_shapes_and_missing_anchors_are_refused(cli, zoo, tmp_path):
+    preds = disco.load_predictions(zoo["dir"] / "source.parquet")
+    acc = preds.accuracy()
+    rows = np.arange(0, 60, 3)
+    predictor = disco.fit_predictor(preds, acc, rows)
+    good = disco.signatures(preds, rows)
+    np.testing.assert_allclose(predictor.predict(good.reshape(-1, 20, 10)), predictor.predict(good))
+    for bad in (good[:, :-10], good.reshape(-1, 10, 20), good[0]):
+        with pytest.raises(SelectkitError, match=r"expects \(models, 20, 10\) or \(models, 200\)"):
+            predictor.predict(bad)
+    pred_dir = tmp_path / "p"
+    disco.save_predictor(predictor, pred_dir)
+    # five classes instead of ten
+    five = (
+        zoo["frame"]
+        .filter(pl.col("model") == "gaussnb")
+        .with_columns(
+            pl.col("proba")
+            .list.head(5)
+            .list.eval((pl.element() + 0.1) / (pl.element() + 0.1).sum())
+        )
+    )
+    five_path = tmp_path / "five.parquet"
+    five.drop("label", "correct").write_parquet(five_path)
+    result = cli("disco", "predict", pred_dir, five_path, "-o", tmp_path / "o.parquet")
+    assert result.exit_code == 1
+    assert "has 5 classes per proba but the predictor was fitted on 10" in result.stderr
+    # rows for only some anchors
+    ids = predictor.anchor_ids
+    few = zoo["frame"].filter((pl.col("model") == "gaussnb") & pl.col("id").is_in(ids[:15]))
+    few_path = tmp_path / "few.parquet"
+    few.drop("label").write_parquet(few_path)
+    result = cli("disco", "predict", pred_dir, few_path, "-o", tmp_path / "o.parquet")
+    assert result.exit_code == 1
+    assert "lacks 5 of the 20 anchors of the predictor" in result.stderr
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_ridge_and_pca_match_scikit_learn(zoo):
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import Ridge
+
+    preds = disco.load_predictions(zoo["dir"] / "source.parquet")
+    acc = preds.accuracy()
+    rows = np.arange(100, 160)
+    x = disco.signatures(preds, rows)
+    predictor = disco.fit_predictor(preds, acc, rows, pca_dim=6, alpha=10.0)
+    pca = PCA(6, svd_solver="full").fit(x)
+    # same axes up to sign
+    np.testing.assert_allclose(
+        np.abs(predictor.components @ pca.components_.T), np.eye(6), atol=1e-6
+    )
+    z = (x - predictor.mean) @ predictor.components.T
+    ridge = Ridge(alpha=10.0).fit(z, acc)
+    np.testing.assert_allclose(predictor.coef, ridge.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        predictor.predict(x), np.clip(ridge.predict(z), 0, 1), rtol=1e-8, atol=1e-10
+    )
+    # the PCA is the source models' own: their mean signature
+    np.testing.assert_allclose(predictor.mean, x.mean(axis=0))
+
+
+def test_knn_returns_the_nearest_source_models_accuracy(zoo):
+    preds = disco.load_predictions(zoo["dir"] / "source.parquet")
+    acc = preds.accuracy()
+    rows = np.arange(0, 897, 9)
+    predictor = disco.fit_predictor(preds, acc, rows, regressor="knn", neighbors=1)
+    np.testing.assert_allclose(predictor.predict(disco.signatures(preds, rows)), acc)
+    both = disco.fit_predictor(preds, acc, rows, regressor="knn", neighbors=len(acc))
+    np.testing.assert_allclose(both.predict(disco.signatures(preds, rows)), acc.mean())
+
+
+def test_save_load_round_trip_and_output_rules(zoo, tmp_path):
+    preds = disco.load_predictions(zoo["dir"] / "source.parquet")
+    rows = np.arange(30)
+    for regressor in ("ridge", "knn"):
+        p = disco.fit_predictor(preds, preds.accuracy(), rows, regressor=regressor, neighbors=3)
+        folder = disco.save_predictor(p, tmp_path / regressor)
+        q = disco.load_predictor(folder)
+        sig = disco.signatures(preds, rows)
+        np.testing.assert_array_equal(p.predict(sig), q.predict(sig))
+        assert q.anchor_ids == p.anchor_ids and q.models == p.models
+        disco.save_predictor(q, folder)  # an earlier predictor may be replaced
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(sk.SelectkitUsageError, match="already holds other files"):
+        disco.save_predictor(p, tmp_path / "other")
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    (tmp_path / "ridge" / ARRAYS_FILE).unlink()
+    with pytest.raises(SelectkitError, match="not a DISCO predictor folder"):
+        disco.load_predictor(tmp_path / "ridge")
+    meta = json.loads((tmp_path / "knn" / META_FILE).read_text())
+    meta["pca_dim"] += 1
+    (tmp_path / "knn" / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(SelectkitError, match="array 'components' has shape"):
+        disco.load_predictor(tmp_path / "knn")
+
+
+def test_accuracy_from_correct_label_or_table(cli, zoo, tmp_path):
+    a = disco.load_predictions(zoo["dir"] / "preds.parquet")
+    b = disco.load_predictions(zoo["dir"] / "preds_label.parquet")
+    np.testing.assert_array_equal(a.correct, b.correct)
+    acc_table, source = disco.model_accuracy(a, zoo["dir"] / "acc.parquet")
+    np.testing.assert_allclose(acc_table, b.accuracy())
+    assert source.startswith("read from")
+    bad = tmp_path / "acc_pct.parquet"
+    zoo["acc_frame"].with_columns(pl.col("accuracy") * 100).write_parquet(bad)
+    with pytest.raises(SelectkitError, match=r"fractions in \[0, 1\].*percentages"):
+        disco.model_accuracy(a, bad)
+    short = tmp_path / "acc_short.parquet"
+    zoo["acc_frame"].filter(pl.col("model") != "gaussnb").write_parquet(short)
+    with pytest.raises(SelectkitError, match=r"no accuracy for 1 model\(s\).*'gaussnb'"):
+        disco.model_accuracy(a, short)
+    bare = tmp_path / "bare.parquet"
+    zoo["frame"].drop("label", "correct").write_parquet(bare)
+    result = cli("disco", "fit", bare, "--anchors", _anchors(cli, zoo), "-o", tmp_path / "p")
+    assert result.exit_code == 1
+    assert "no accuracy table given" in result.stderr and "'correct' or 'label'" in result.stderr
+
+
+def test_fit_reports_incomplete_models(cli, zoo, tmp_path):
+    cut = zoo["frame"].filter(~((pl.col("model") == "knn_k1") & (pl.col("id") < 920)))
+    path = tmp_path / "cut.parquet"
+    cut.write_parquet(path)
+    anchors = _anchors(cli, zoo)
+    args = ("disco", "fit", path, "--anchors", anchors, "-o", tmp_path / "p")
+    result = cli(*args)
+    assert result.exit_code == 1 and "'knn_k1' lacks 20" in result.stderr
+    assert not (tmp_path / "p").exists()
+    summary = cli.json(*args, "--drop-incomplete")
+    assert summary["models"] == len(zoo["models"]) - 1
+    meta = json.loads((tmp_path / "p" / META_FILE).read_text())
+    assert meta["dropped_models"] == {"knn_k1": 20}
+
+
+def test_evaluate_cli_and_api(cli, zoo, tmp_path):
+    out = tmp_path / "eval.parquet"
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", zoo["dir"] / "acc.parquet",
+        "--budgets", "10,40", "--seeds", "3", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "disco+ridge" in result.stdout and "random+naive" in result.stdout
+    rows = pl.read_parquet(out)
+    assert rows.height == 3 * 2 * 4
+    assert set(rows.get_column("method")) == {
+        "disco+ridge",
+        "random+ridge",
+        "random+naive",
+        "disco+naive",
+    }
+    assert (rows.get_column("n_test") == 4).all()  # 20% of 18 models
+    preds = disco.load_predictions(zoo["dir"] / "preds.parquet")
+    acc, _ = disco.model_accuracy(preds, zoo["dir"] / "acc.parquet")
+    api = disco.evaluate(preds, acc, budgets=(10, 40), seeds=3)
+    assert api.equals(rows)  # same seed, same numbers
+    prov = read_provenance(out)
+    assert prov["params"]["budgets"] == [10, 40] and len(prov["metrics"]["summary"]) == 8
+    # the bias pitfall: raw accuracy on high-disagreement anchors is far off
+    mean = disco.summarise(rows).filter(pl.col("budget") == 40)
+    by = dict(zip(mean["method"], mean["mae_mean"], strict=True))
+    assert by["disco+naive"] > 2 * by["random+naive"]
+    # rows to stdout: the table goes to stderr and stdout stays JSON Lines
+    piped = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--budgets", "10", "--seeds", "2",
+        "-o", "-",
+    )  # fmt: skip
+    assert piped.exit_code == 0, piped.stderr
+    lines = [json.loads(line) for line in piped.stdout.splitlines()]
+    assert len(lines) == 2 * 4 and "disco+ridge" in piped.stderr
+    # another seed splits the models differently
+    other = disco.evaluate(preds, acc, budgets=(10, 40), seeds=3, seed=1)
+    assert not other.get_column("mae").equals(rows.get_column("mae"))
+
+
+def test_evaluate_options_and_errors(cli, zoo, tmp_path):
+    preds = disco.load_predictions(zoo["dir"] / "preds.parquet")
+    acc = preds.accuracy()
+    knn = disco.evaluate(
+        preds, acc, budgets=(20,), seeds=2, regressor="knn", neighbors=3, disagreement="jsd",
+        stratify="none", guiding_models=8, pca_dim=4, test_fraction=0.3,
+    )  # fmt: skip
+    assert set(knn.get_column("method")) >= {"disco+knn", "random+knn"}
+    assert (knn.get_column("n_test") == 5).all()
+    with pytest.raises(SelectkitError, match="needs at least 2 of each"):
+        disco.evaluate(preds, acc, budgets=(10,), seeds=1, test_fraction=0.05)
+    with pytest.raises(SelectkitError, match="between 1 and the 897 samples"):
+        disco.evaluate(preds, acc, budgets=(1000,), seeds=1)
+    no_truth = disco.load_predictions(zoo["dir"] / "source.parquet")
+    no_truth.correct = None
+    with pytest.raises(SelectkitError, match=r"naive baseline .* 'correct' column"):
+        disco.evaluate(no_truth, acc[: no_truth.n_models], budgets=(10,), seeds=1)
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--budgets", "ten", "-o",
+        tmp_path / "e.parquet",
+    )  # fmt: skip
+    assert result.exit_code == 2 and not (tmp_path / "e.parquet").exists()
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--regressor", "forest", "-o",
+        tmp_path / "e.parquet",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "regressor='forest' must be one of ridge, knn" in result.stderr
