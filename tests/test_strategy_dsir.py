@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from selectkit import Pool, select
 from selectkit.dsir.features import hash_features, tokenize
 from selectkit.dsir.model import DsirModel
-from selectkit.dsir.resample import Reservoir, TopKBuffer, prefix_length
+from selectkit.dsir.resample import Reservoir, TopKBuffer, gumbel_keys, prefix_length
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import read_provenance
 from selectkit.pool import Columns
@@ -140,6 +140,20 @@ def test_token_budget_prefix_is_exact_across_shards(keys, need, cuts):
     order = np.lexsort((rows, -keys))
     keep = prefix_length(tokens[order], None, need)
     assert got[:keep].tolist() == order[:keep].tolist()
+
+
+def test_gumbel_top_k_samples_in_proportion_to_weights():
+    """Gumbel top-1 picks document i with probability w_i / sum(w), whatever the sharding."""
+    logw = np.log(np.array([1.0, 2.0, 7.0]))
+    rows = np.arange(3)
+    wins = np.zeros(3)
+    for seed in range(4000):
+        buf = TopKBuffer(count=1)
+        for i in range(3):  # one shard per document, each with its own noise stream
+            key = gumbel_keys(logw[i : i + 1], derive_rng(seed, "t", i))
+            buf.add(key, rows[i : i + 1], np.ones(1, np.int64), logw[i : i + 1])
+        wins[buf.ranked()[1][0]] += 1
+    assert np.allclose(wins / wins.sum(), [0.1, 0.2, 0.7], atol=0.025)
 
 
 def test_reservoir_draws_in_proportion_to_weights():
