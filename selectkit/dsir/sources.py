@@ -64,6 +64,7 @@ class FileChunks:
     stdin: BinaryIO | None = None
     sources: list[Source] = field(default_factory=list)
     _spool: dict[str, str] = field(default_factory=dict)
+    _spool_format: str | None = None
     _has_ids: bool | None = None
 
     def __post_init__(self) -> None:
