@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import polars as pl
 
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, iter_batches, read_table, write_table
-from selectkit.io.tables import Source, check_row_number_ids
+from selectkit.io.tables import Source, check_row_number_ids, expand_inputs
 
 ORDERS = ("rank", "original")
 MANIFEST_EXTRAS = ("rank", "score", "weight")
@@ -17,7 +18,7 @@ MANIFEST_EXTRAS = ("rank", "score", "weight")
 
 def apply_manifest(
     manifest_path: str | Path,
-    table_path: str | Path,
+    table_path: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
     order: str = "rank",
@@ -28,6 +29,9 @@ def apply_manifest(
 ) -> Provenance:
     """Write the rows of ``table_path`` listed in the manifest to ``output``.
 
+    ``table_path`` may be several tables (shards, or a quoted glob) read in order as one table:
+    without an id column their rows are numbered on across the shards, as ``select`` numbers them.
+
     ``order``: ``rank`` (pick order) or ``original`` (the table's order). With
     ``with_manifest_columns`` the manifest's rank, score and weight are appended (unless the table
     has columns of those names). The table is streamed: memory is O(batch + selected rows).
@@ -35,7 +39,8 @@ def apply_manifest(
     """
     if order not in ORDERS:
         raise SelectkitUsageError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
-    check_output_path(output, [manifest_path, table_path])
+    tables = expand_inputs([table_path] if isinstance(table_path, (str, Path)) else table_path)
+    check_output_path(output, [manifest_path, *tables])
     prov = Provenance(command="apply")
     prov.start("apply")
     manifest = read_table(manifest_path, id_col=id_col)
@@ -47,27 +52,30 @@ def apply_manifest(
     picks = manifest.frame.select(
         [id_col] + [c for c in MANIFEST_EXTRAS if c in manifest.frame.columns]
     )
-    source, batches = iter_batches(table_path, input_format=input_format, batch_size=batch_size)
-    where = "stdin" if str(table_path) == "-" else f"'{table_path}'"
+    where = "stdin" if tables == ["-"] else ", ".join(f"'{t}'" for t in tables)
     kept: list[pl.DataFrame] = []
     offset = 0
     extras: list[str] | None = None
-    for batch in batches:
-        if id_col not in batch.columns:
-            check_row_number_ids(id_col, where, batch.columns)
-            batch = batch.with_columns(
-                pl.Series(id_col, np.arange(offset, offset + batch.height, dtype=np.int64))
-            )
-        offset += batch.height
-        if extras is None:
-            extras = [
-                c
-                for c in MANIFEST_EXTRAS
-                if with_manifest_columns and c in picks.columns and c not in batch.columns
-            ]
-        right = _align_ids(picks, batch.schema[id_col], id_col, where, manifest_path)
-        right = right.select([id_col, pl.col("rank").alias("__rank"), *extras])
-        kept.append(batch.join(right, on=id_col, how="inner", maintain_order="left"))
+    sources: list[Source] = []
+    for path in tables:
+        source, batches = iter_batches(path, input_format=input_format, batch_size=batch_size)
+        sources.append(source)
+        for batch in batches:
+            if id_col not in batch.columns:
+                check_row_number_ids(id_col, where, batch.columns)
+                batch = batch.with_columns(
+                    pl.Series(id_col, np.arange(offset, offset + batch.height, dtype=np.int64))
+                )
+            offset += batch.height
+            if extras is None:
+                extras = [
+                    c
+                    for c in MANIFEST_EXTRAS
+                    if with_manifest_columns and c in picks.columns and c not in batch.columns
+                ]
+            right = _align_ids(picks, batch.schema[id_col], id_col, where, manifest_path)
+            right = right.select([id_col, pl.col("rank").alias("__rank"), *extras])
+            kept.append(batch.join(right, on=id_col, how="inner", maintain_order="left"))
     if offset == 0:
         raise SelectkitError(f"{where} has no rows")
     result = pl.concat(kept, how="vertical_relaxed")
@@ -83,7 +91,7 @@ def apply_manifest(
     result = result.drop("__rank")
     prov.stop("apply")
     prov.metrics = {"manifest_rows": picks.height, "table_rows": offset, "rows": result.height}
-    write_table(result, output, provenance=_provenance(prov, manifest.source, source, order))
+    write_table(result, output, provenance=_provenance(prov, manifest.source, sources, order))
     return prov
 
 
@@ -101,7 +109,7 @@ def _align_ids(
     )
 
 
-def _provenance(prov: Provenance, manifest: Source, table: Source, order: str) -> Provenance:
+def _provenance(prov: Provenance, manifest: Source, tables: list[Source], order: str) -> Provenance:
     prov.params = {"order": order}
-    prov.inputs = [manifest.as_dict(), table.as_dict()]
+    prov.inputs = [manifest.as_dict(), *(t.as_dict() for t in tables)]
     return prov

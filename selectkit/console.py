@@ -17,10 +17,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 _state = {"quiet": False}
 
@@ -66,9 +68,18 @@ class _Bar:
             self._progress.advance(self._task, n)
 
 
+class _RateColumn(ProgressColumn):
+    """Items per second (e.g. documents per second)."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f}/s")
+
+
 @contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[_Bar]:
-    """Yield a bar with ``.advance(n)``; a no-op when progress is disabled."""
+def progress_bar(description: str, total: int | None, *, rate: bool = False) -> Iterator[_Bar]:
+    """Yield a bar with ``.advance(n)``; a no-op when progress is disabled. ``rate`` adds an
+    items-per-second column."""
     if not progress_enabled():
         yield _Bar(None, None)
         return
@@ -78,6 +89,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[_Bar]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        *([_RateColumn()] if rate else []),
         console=stderr_console(),
         transient=True,
     )

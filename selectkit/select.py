@@ -138,6 +138,17 @@ def select_files(
             )
         check_output_path(path, [*inputs, output])
     prov = Provenance(command="select", seed=seed)
+    if spec.stream is not None:
+        return _select_streamed(
+            spec,
+            inputs,
+            output,
+            prov,
+            budget,
+            params=resolved,
+            columns=columns or Columns(),
+            input_format=input_format,
+        )
     prov.start("read")
     if spec.layout == "long":
         pool = load_long_pool(
@@ -173,4 +184,23 @@ def select_files(
     for name, path in emit.items():
         write_table(selection.tables[name], path, provenance=prov)
     write_table(manifest, output, provenance=prov)
+    return prov
+
+
+def _select_streamed(spec, inputs, output, prov, budget, *, params, columns, input_format):
+    """A streaming strategy (dsir) reads the inputs itself; we write its manifest."""
+    prov.start("select")
+    result = spec.stream(inputs, budget, prov.seed, params, columns, input_format)
+    prov.stop("select")
+    prov.params = {
+        "strategy": spec.name,
+        "budget": None if budget is None else str(budget),
+        "budget_rows": int(result.manifest.height),
+        "strategy_params": {**params, **result.params},
+        "columns": columns.__dict__,
+    }
+    prov.inputs = result.inputs
+    prov.metrics = result.metrics
+    prov.timings.update(result.timings)
+    write_table(result.manifest, output, provenance=prov)
     return prov

@@ -108,10 +108,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def full_frame(digits) -> pl.DataFrame:
     """A pool table with every conventional column, from real data (digits), for the template
-    test: embedding, label (all null = unlabelled), cluster, proba, proba_mc, score, group, model."""
+    test: embedding, label (all null = unlabelled), cluster, proba, proba_mc, score, group, model,
+    and text (Rotten Tomatoes snippets)."""
     from sklearn.linear_model import LogisticRegression
 
     x, y = digits
+    texts = pl.read_ndjson(RT).get_column("text").head(len(x))  # real text for dsir
     model = LogisticRegression(max_iter=500).fit(x[::4], y[::4])
     proba = model.predict_proba(x).astype(np.float64)
     rng = np.random.default_rng(0)
@@ -128,6 +130,7 @@ def full_frame(digits) -> pl.DataFrame:
             "score": proba.max(axis=1),
             "group": [str(v) for v in y],
             "model": ["m0"] * len(x),
+            "text": texts,
         }
     )
 

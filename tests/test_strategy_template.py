@@ -12,7 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from selectkit import Pool, SelectkitError, get_strategy, list_strategies, select
+from selectkit import Pool, SelectkitError, get_strategy, list_strategies
+from selectkit import select as _select
 from selectkit.disco.data import pivot_pool
 from selectkit.errors import SelectkitUsageError
 from selectkit.pool import Columns
@@ -20,6 +21,20 @@ from selectkit.pool import Columns
 STRATEGIES = [s.name for s in list_strategies()]
 SELF_SIZED = {s.name for s in list_strategies() if s.self_sized}
 TESTS = Path(__file__).parent
+
+
+# Parameters a strategy cannot run without (dsir needs a target corpus); every shared check
+# runs with them, so such strategies take part instead of being skipped.
+REQUIRED_PARAMS = {"dsir": {"target": [str(TESTS.parent / "data_samples" / "fortunes.jsonl")]}}
+
+
+def select(pool, name, budget, *, params=None, **kwargs):
+    """``selectkit.select`` with the strategy's required parameters filled in where empty."""
+    merged = dict(params or {})
+    for key, value in REQUIRED_PARAMS.get(name, {}).items():
+        if not merged.get(key):
+            merged[key] = value
+    return _select(pool, name, budget, params=merged, **kwargs)
 
 
 def budget_for(name: str, budget):

@@ -277,18 +277,21 @@ def _parse_params(items: list[str] | None) -> dict[str, str]:
     return params
 
 
-def split_strategy_options(tokens: list[str], strategy: str) -> tuple[list[str], dict[str, str]]:
+def split_strategy_options(
+    tokens: list[str], strategy: str
+) -> tuple[list[str], dict[str, str | list[str]]]:
     """Split the inputs of ``select`` from strategy options written as ``--name value``.
 
     Click hands options it does not know to the variadic inputs argument, so they are parsed
     here, typed by the strategy's own parameters: a boolean takes no value (``--keep-hard``, or
-    ``--keep-hard=false``); any other parameter takes the next token.
+    ``--keep-hard=false``); any other parameter takes the next token; a ``multiple`` parameter
+    may repeat (``--target a --target b``) and collects a list.
     """
     from selectkit.strategies import get_strategy
 
     spec = None
     inputs: list[str] = []
-    params: dict[str, str] = {}
+    params: dict[str, str | list[str]] = {}
     i = 0
     while i < len(tokens):
         token = tokens[i]
@@ -312,7 +315,10 @@ def split_strategy_options(tokens: list[str], strategy: str) -> tuple[list[str],
                 raise SelectkitUsageError(f"option {token} needs a value")
             value = tokens[i + 1]
             i += 1
-        params[name] = value
+        if spec.params[name].multiple:
+            params.setdefault(name, []).append(value)
+        else:
+            params[name] = value
         i += 1
     return inputs, params
 
@@ -322,7 +328,8 @@ def select(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="Input tables, joined on the id column (first one fixes the rows). Strategy "
+            help="Input tables, joined on the id column (first one fixes the rows); for dsir, "
+            "shards of one corpus read in order (.gz and quoted globs too). Strategy "
             "parameters may be written among them as --name value (see `selectkit strategies`)."
         ),
     ],
@@ -336,7 +343,8 @@ def select(
             "--budget",
             "-b",
             help="Rows to pick: a count (1000), fraction (0.05) or 5%. Not for semdedup, "
-            "whose --threshold decides what is kept.",
+            "whose --threshold decides what is kept; dsir may count tokens instead "
+            "(--budget-tokens).",
         ),
     ] = None,
     seed: Seed = 0,
@@ -381,6 +389,7 @@ def select(
         str, typer.Option("--proba-mc-col", help="Monte-Carlo probability column.")
     ] = "proba_mc",
     group_col: Annotated[str, typer.Option("--group-col", help="Group column.")] = "group",
+    text_col: Annotated[str, typer.Option("--text-col", help="Text column (dsir).")] = "text",
     model_col: Annotated[str, typer.Option("--model-col", help="Model column.")] = "model",
     input_format: InputFormat = None,
     threads: Threads = None,
@@ -399,6 +408,8 @@ def select(
         selectkit select emb.parquet dyn.parquet --strategy ccs --score-col aum --budget 10% -o m.parquet
 
         selectkit select emb.parquet clusters.parquet --strategy semdedup --threshold 0.95 -o kept.parquet
+
+        selectkit select shards/*.jsonl.gz --strategy dsir --target wiki.jsonl --budget 1000 -o m.parquet
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
@@ -417,6 +428,7 @@ def select(
         proba_mc=proba_mc_col,
         group=group_col,
         model=model_col,
+        text=text_col,
     )
     if not tables:
         raise typer.BadParameter("give at least one input table", param_hint="INPUTS")
@@ -499,7 +511,13 @@ def scores(
 @app.command()
 def apply(
     manifest: Annotated[str, typer.Argument(help="Manifest written by `selectkit select`.")],
-    table: Annotated[str, typer.Argument(help="Any table holding the same ids (e.g. the corpus).")],
+    table: Annotated[
+        list[str],
+        typer.Argument(
+            help="Any table holding the same ids (e.g. the corpus); several shards are read in "
+            "order as one table (rows without ids are numbered on across them)."
+        ),
+    ],
     output: Output,
     order: Annotated[
         str,

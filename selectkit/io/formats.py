@@ -18,11 +18,25 @@ _BY_SUFFIX = {
 }
 
 STDIO = "-"
+GZIP_FORMATS = ("jsonl", "csv")
+
+
+def is_gzip(path: str | Path) -> bool:
+    """True for a gzip-compressed table (``.jsonl.gz``, ``.csv.gz``)."""
+    return str(path) != STDIO and str(path).lower().endswith(".gz")
+
+
+def _suffix(path: str | Path) -> str:
+    """The format extension, looking through a trailing ``.gz``."""
+    p = Path(path)
+    if p.suffix.lower() == ".gz":
+        p = p.with_suffix("")
+    return p.suffix.lower()
 
 
 def known_suffix(path: str | Path) -> bool:
     """True when ``path``'s extension names a format."""
-    return Path(path).suffix.lower() in _BY_SUFFIX
+    return _suffix(path) in _BY_SUFFIX
 
 
 def detect_format(path: str | Path, override: str | None = None, *, output: bool = False) -> str:
@@ -36,7 +50,11 @@ def detect_format(path: str | Path, override: str | None = None, *, output: bool
         return fmt
     if str(path) == STDIO:
         return "jsonl"
-    suffix = Path(path).suffix.lower()
+    suffix = _suffix(path)
+    if is_gzip(path) and _BY_SUFFIX.get(suffix) not in GZIP_FORMATS:
+        raise SelectkitUsageError(
+            f"'{path}': only JSON Lines and CSV can be gzip-compressed (.jsonl.gz, .csv.gz)"
+        )
     if suffix not in _BY_SUFFIX:
         if output:
             raise SelectkitUsageError(

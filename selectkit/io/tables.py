@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import glob
+import gzip
 import hashlib
 import io
 import itertools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -18,10 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selectkit.errors import SelectkitError
-from selectkit.io.formats import STDIO, detect_format
+from selectkit.io.formats import STDIO, detect_format, is_gzip
 from selectkit.io.vectors import check_finite
 
 _HASH_CHUNK = 1 << 23
+_GLOB_CHARS = set("*?[")
 
 
 @dataclass
@@ -163,6 +166,9 @@ def read_table(
             raise SelectkitError("stdin is empty; pipe a JSON Lines table into the command")
         fingerprint = fingerprint_bytes(data)
         handle: str | io.BytesIO = io.BytesIO(data)
+    elif is_gzip(path):
+        fingerprint = fingerprint_file(path)
+        handle = io.BytesIO(_gunzip(path))
     else:
         fingerprint = fingerprint_file(path)
         handle = path
@@ -191,6 +197,16 @@ def read_table(
     return Table(frame=frame, source=source, arrays=arrays)
 
 
+def _gunzip(path: str) -> bytes:
+    try:
+        with gzip.open(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError) as exc:
+        raise SelectkitError(
+            f"'{path}' is not a readable gzip file ({exc}); re-create it"
+        ) from None
+
+
 def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
     try:
         if isinstance(path_or_buffer, str):
@@ -211,6 +227,20 @@ def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
     if matrix.dtype != np.float32:
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     return matrix
+
+
+def expand_inputs(paths: Sequence[str | Path]) -> list[str]:
+    """Expand quoted globs (``'shards/*.jsonl.gz'``) that name no file, sorted; others unchanged."""
+    out: list[str] = []
+    for p in map(str, paths):
+        if p != STDIO and _GLOB_CHARS & set(p) and not os.path.exists(p):
+            matches = sorted(glob.glob(p))
+            if not matches:
+                raise SelectkitError(f"no file matches '{p}'; check the pattern")
+            out.extend(matches)
+        else:
+            out.append(p)
+    return out
 
 
 DEFAULT_ID = "id"
@@ -327,7 +357,10 @@ def _raw_batches(
     if fmt == "csv" and path != STDIO:
         yield from _csv_batches(path, columns, batch_size, overrides)
         return
-    stream = (stdin or sys.stdin.buffer) if path == STDIO else open(path, "rb")  # noqa: SIM115
+    if path == STDIO:
+        stream = stdin or sys.stdin.buffer
+    else:
+        stream = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
     try:
         if fmt == "csv":
             data = stream.read()
@@ -353,11 +386,12 @@ def _csv_batches(
     """Stream a CSV file with pyarrow's incremental reader, re-cut to ``batch_size`` rows."""
     import pyarrow.csv as pacsv
 
-    with open(path, "rb") as f:
+    with gzip.open(path, "rb") if is_gzip(path) else open(path, "rb") as f:
         header = f.readline().decode("utf-8", "replace").rstrip("\r\n")
     names = pl.read_csv(io.StringIO(header + "\n"), n_rows=0).columns
     convert = pacsv.ConvertOptions(include_columns=_present(columns, names))
-    reader = pacsv.open_csv(path, convert_options=convert)
+    stream = pa.input_stream(path, compression="gzip" if is_gzip(path) else None)
+    reader = pacsv.open_csv(stream, convert_options=convert)
     pending: list[pl.DataFrame] = []
     held = 0
     for record_batch in reader:

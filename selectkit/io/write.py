@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import sys
 import tempfile
@@ -15,7 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from selectkit.errors import SelectkitError, SelectkitUsageError
-from selectkit.io.formats import STDIO, detect_format
+from selectkit.io.formats import STDIO, detect_format, is_gzip
 from selectkit.io.provenance import METADATA_KEY, Provenance
 from selectkit.io.vectors import as_matrix
 
@@ -126,7 +127,7 @@ class TableWriter:
                 self._flush(final=False)
             return
         if self._text is None:
-            self._text = open(self._tmp, "wb")  # noqa: SIM115
+            self._text = self._open_text()
         if self.format == "jsonl":
             batch.write_ndjson(self._text)
         else:
@@ -144,6 +145,14 @@ class TableWriter:
                 self._text.close()
             self._stack.__exit__(exc_type, exc, tb)
         return False
+
+    def _open_text(self) -> IO[bytes]:
+        raw = open(self._tmp, "wb")  # noqa: SIM115
+        if not is_gzip(self.output):
+            return raw
+        self._stack.callback(raw.close)
+        # mtime 0 and no file name in the header: the same rows give the same bytes
+        return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
 
     def _flush(self, final: bool) -> None:
         """Write whole row groups of pending rows (all of them when ``final``)."""
@@ -175,7 +184,7 @@ class TableWriter:
                 self._parquet.add_key_value_metadata({METADATA_KEY: self.provenance.to_json()})
             self._parquet.close()
         elif self._text is None and self.output != STDIO:
-            open(self._tmp, "wb").close()
+            self._open_text().close()
 
 
 def write_table(

@@ -4,6 +4,7 @@ from selectkit.strategies import (  # noqa: F401  (registration on import)
     balanced,
     ccs,
     disco,
+    dsir,
     kcenter,
     random,
     semdedup,

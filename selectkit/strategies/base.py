@@ -52,6 +52,19 @@ class Selection:
                 setattr(self, name, value)
 
 
+@dataclass
+class StreamedSelection:
+    """What a streaming strategy returns to ``select_files``: the finished manifest (id, rank,
+    score, weight, ...), summary metrics, the values it chose for parameters, the inputs it read
+    (``Source.as_dict()``) and stage timings in seconds."""
+
+    manifest: pl.DataFrame
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Param:
     """A strategy parameter: its type, default and one line of help."""
@@ -60,10 +73,15 @@ class Param:
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    multiple: bool = False  # a list of values: the CLI option may repeat (--target a --target b)
 
     def parse(self, name: str, raw: Any) -> Any:
         """Convert ``raw`` (a CLI string or a Python value) to this parameter's type; a parameter
-        whose default is ``"auto"`` also accepts ``"auto"`` (the strategy then chooses)."""
+        whose default is ``"auto"`` also accepts ``"auto"`` (the strategy then chooses). A
+        ``multiple`` parameter takes one value or a list and returns a list."""
+        if self.multiple:
+            items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+            return [Param(self.type, None, self.help, self.choices).parse(name, v) for v in items]
         if self.default == AUTO and (raw is None or raw == AUTO):
             return AUTO
         try:
@@ -100,6 +118,7 @@ class Strategy:
     cost: str = ""
     self_sized: bool = False
     emits: tuple[str, ...] = ()
+    stream: Callable[..., Any] | None = None
     # "wide": one row per id (the default). "long": one row per (model, id) with `proba`;
     # `select` pivots such tables to one row per id (selectkit.disco.data.pivot_pool) first.
     layout: str = "wide"
@@ -136,6 +155,7 @@ def register_strategy(
     cost: str = "",
     self_sized: bool = False,
     emits: tuple[str, ...] = (),
+    stream: Callable[..., Any] | None = None,
     layout: str = "wide",
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
@@ -144,7 +164,10 @@ def register_strategy(
     budget and ``fn`` receives ``budget=None``. ``emits`` names the side tables the strategy can
     write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``.
     ``layout="long"``: the input has one row per (model, id) and is pivoted to one row per id
-    before the strategy runs (see ``Strategy.layout``).
+    before the strategy runs (see ``Strategy.layout``). ``stream`` marks a strategy for corpora
+    larger than memory (dsir): ``select_files`` then hands it the input paths instead of loading
+    a Pool, as ``stream(inputs, budget, seed, params, columns, input_format) ->
+    StreamedSelection``; ``fn`` still serves in-memory Pools.
     """
     if layout not in ("wide", "long"):
         raise ValueError(f"layout must be 'wide' or 'long', not {layout!r}")
@@ -163,6 +186,7 @@ def register_strategy(
             self_sized=self_sized,
             emits=emits,
             layout=layout,
+            stream=stream,
         )
         return fn
 

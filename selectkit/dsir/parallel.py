@@ -1,0 +1,69 @@
+"""Run per-batch work on every core, results in submission order, a bounded number in flight.
+
+Workers are *spawned* (fresh interpreters): forking a process that already runs polars' thread
+pool can deadlock. Each worker runs polars on one thread, so W workers use W cores. With one
+worker everything runs in this process (no start-up cost, used for small inputs and tests).
+Task arguments are built lazily, so a task submitted later sees the caller's latest state (DSIR's
+current top-k threshold). Memory: O(window) tasks' arguments and results.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Executor:
+    """``map(fn, tasks)`` over ``workers`` spawned processes (or inline for one)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool = None
+        if workers > 1:
+            saved = os.environ.get("POLARS_MAX_THREADS")
+            os.environ["POLARS_MAX_THREADS"] = "1"
+            try:
+                self._pool = mp.get_context("spawn").Pool(workers)
+            finally:
+                if saved is None:
+                    os.environ.pop("POLARS_MAX_THREADS", None)
+                else:
+                    os.environ["POLARS_MAX_THREADS"] = saved
+
+    def map(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Iterator[Any]:
+        """Yield ``fn(*task)`` for each task, in order; at most 2 * workers tasks in flight."""
+        if self._pool is None:
+            for task in tasks:
+                yield fn(*task)
+            return
+        window: deque = deque()
+        limit = 2 * self.workers
+        for task in tasks:
+            window.append(self._pool.apply_async(fn, task))
+            if len(window) >= limit:
+                yield window.popleft().get()
+        while window:
+            yield window.popleft().get()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
