@@ -11,12 +11,13 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit.budget import parse_budget
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, write_table
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
-from selectkit.strategies import Selection, get_strategy
-from selectkit.strategies.base import check_selection
+from selectkit.strategies import Selection, get_strategy, list_strategies
+from selectkit.strategies.base import Strategy, check_selection
+from selectkit.strategies.scored import Acquisition, acquire
 
 MANIFEST_COLUMNS = ("id", "rank", "score", "weight", "cluster")
 
@@ -29,6 +30,10 @@ def select(
     seed: int = DEFAULT_SEED,
     params: dict[str, Any] | None = None,
     threads: int | None = None,
+    stochastic: str | None = None,
+    stochastic_beta: float = 1.0,
+    subpool: str | None = None,
+    subpool_options: dict[str, int] | None = None,
 ) -> tuple[pl.DataFrame, Selection]:
     """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
 
@@ -37,10 +42,18 @@ def select(
     (0 = picked first), ``score`` (null where the strategy has none), ``weight`` (1.0 where
     unweighted) and ``cluster`` when the pool has one. Cost: the strategy's (``selectkit
     strategies`` lists it).
+
+    Modifiers of scored strategies (margin, entropy, ...; a usage error for the others):
+    ``stochastic`` = softmax | power | softrank samples the batch with coldness
+    ``stochastic_beta`` instead of taking the top-k; ``subpool='anchoral'`` scores only the
+    AnchorAL subpool, tuned by ``subpool_options`` (anchors, neighbours, subpool_size).
     """
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
+    mods = modifiers_for(spec, stochastic, stochastic_beta, subpool, subpool_options)
     pool.require(spec.needs, f"strategy '{spec.name}'")
+    if mods.subpool:
+        pool.require(["embedding"], f"--subpool {mods.subpool}")
     cluster_col = pool.columns.cluster
     if cluster_col in pool.frame.columns and not pool.frame.schema[cluster_col].is_integer():
         raise SelectkitError(
@@ -51,9 +64,31 @@ def select(
     count = parse_budget(budget, len(pool.candidates))
     rng = derive_rng(seed, "select", spec.name)
     with threadpool_limits(limits=threads):
-        selection = spec(pool, count, rng, **resolved)
+        if mods.active:
+            selection = acquire(pool, count, rng, spec.scorer, resolved, mods)
+            selection.metrics.update(mods.describe())
+        else:
+            selection = spec(pool, count, rng, **resolved)
     check_selection(selection, pool, count, spec.name)
     return build_manifest(pool, selection), selection
+
+
+def modifiers_for(
+    spec: Strategy,
+    stochastic: str | None,
+    beta: float,
+    subpool: str | None,
+    subpool_options: dict[str, int] | None,
+) -> Acquisition:
+    """The validated modifiers; a usage error (exit 2) when given to a strategy without scores."""
+    mods = Acquisition(stochastic=stochastic, beta=beta, subpool=subpool, **(subpool_options or {}))
+    if mods.active and spec.scorer is None:
+        scored = ", ".join(s.name for s in list_strategies() if s.scorer is not None)
+        flag = "--stochastic" if stochastic else "--subpool"
+        raise SelectkitUsageError(
+            f"{flag} works only with a scored strategy ({scored}), not '{spec.name}'"
+        )
+    return mods
 
 
 def build_manifest(pool: Pool, selection: Selection) -> pl.DataFrame:
@@ -88,6 +123,10 @@ def select_files(
     input_format: str | None = None,
     use_labels: bool = True,
     threads: int | None = None,
+    stochastic: str | None = None,
+    stochastic_beta: float = 1.0,
+    subpool: str | None = None,
+    subpool_options: dict[str, int] | None = None,
 ) -> Provenance:
     """Read ``inputs``, select, and write the manifest with provenance to ``output``.
 
@@ -96,13 +135,23 @@ def select_files(
     check_output_path(output, inputs)
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
+    mods = modifiers_for(spec, stochastic, stochastic_beta, subpool, subpool_options)
     prov = Provenance(command="select", seed=seed)
     prov.start("read")
     pool = load_pool(inputs, columns=columns, input_format=input_format, use_labels=use_labels)
     prov.stop("read")
     prov.start("select")
     manifest, selection = select(
-        pool, strategy, budget, seed=seed, params=resolved, threads=threads
+        pool,
+        strategy,
+        budget,
+        seed=seed,
+        params=resolved,
+        threads=threads,
+        stochastic=stochastic,
+        stochastic_beta=stochastic_beta,
+        subpool=subpool,
+        subpool_options=subpool_options,
     )
     prov.stop("select")
     prov.params = {
@@ -110,6 +159,7 @@ def select_files(
         "budget": str(budget),
         "budget_rows": int(manifest.height),
         "strategy_params": resolved,
+        "acquisition": mods.describe(),
         "columns": pool.columns.__dict__,
         "use_labels": use_labels,
     }

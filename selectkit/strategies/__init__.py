@@ -1,6 +1,6 @@
 """Selection strategies; importing this package registers the built-in ones."""
 
-from selectkit.strategies import kcenter, random  # noqa: F401  (registration on import)
+from selectkit.strategies import kcenter, random, uncertainty  # noqa: F401  (registration on import)
 from selectkit.strategies.base import (
     Param,
     Selection,
@@ -9,12 +9,15 @@ from selectkit.strategies.base import (
     list_strategies,
     register_strategy,
 )
+from selectkit.strategies.scored import Acquisition, register_scored_strategy
 
 __all__ = [
+    "Acquisition",
     "Param",
     "Selection",
     "Strategy",
     "get_strategy",
     "list_strategies",
+    "register_scored_strategy",
     "register_strategy",
 ]

@@ -89,6 +89,9 @@ class Strategy:
     optional: tuple[str, ...] = ()
     params: dict[str, Param] = field(default_factory=dict)
     cost: str = ""
+    # Scored strategies (selectkit.strategies.scored) also expose their per-row scorer, which
+    # the acquisition modifiers (stochastic sampling, AnchorAL subpools) work on.
+    scorer: Callable[..., np.ndarray] | None = None
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
@@ -120,13 +123,17 @@ def register_strategy(
     optional: tuple[str, ...] = (),
     params: dict[str, Param] | None = None,
     cost: str = "",
+    scorer: Callable[..., np.ndarray] | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
-    """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails."""
+    """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
+    ``scorer`` marks a scored strategy (use ``register_scored_strategy`` rather than this)."""
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"strategy {name!r} is already registered")
-        _REGISTRY[name] = Strategy(name, fn, summary, needs, optional, dict(params or {}), cost)
+        _REGISTRY[name] = Strategy(
+            name, fn, summary, needs, optional, dict(params or {}), cost, scorer
+        )
         return fn
 
     return decorate
