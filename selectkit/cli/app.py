@@ -306,6 +306,36 @@ def select(
         ),
     ] = "label",
     cluster_col: Annotated[str, typer.Option("--cluster-col", help="Cluster column.")] = "cluster",
+    stochastic: Annotated[
+        Optional[str],
+        typer.Option(
+            "--stochastic",
+            help="Scored strategies: sample the batch instead of taking the top scores: softmax, "
+            "power or softrank (Kirsch et al. 2023).",
+        ),
+    ] = None,
+    beta: Annotated[
+        float,
+        typer.Option("--beta", help="--stochastic coldness β (> 0; large = close to top-k)."),
+    ] = 1.0,
+    subpool: Annotated[
+        Optional[str],
+        typer.Option(
+            "--subpool",
+            help="Scored strategies: score only a subpool near labelled anchors: anchoral "
+            "(Lesci & Vlachos 2024; needs embedding and label).",
+        ),
+    ] = None,
+    subpool_size: Annotated[
+        int, typer.Option("--subpool-size", min=1, help="anchoral: rows in the subpool (M).")
+    ] = 10_000,
+    anchors: Annotated[
+        int, typer.Option("--anchors", min=1, help="anchoral: anchors per class (A).")
+    ] = 10,
+    anchor_neighbours: Annotated[
+        int,
+        typer.Option("--anchor-neighbours", min=1, help="anchoral: neighbours per anchor (K)."),
+    ] = 50,
     input_format: InputFormat = None,
     threads: Threads = None,
     as_json: Json = False,
@@ -317,6 +347,9 @@ def select(
     inputs (with fingerprints), timings and metrics; see `selectkit inspect`.
 
     Example:  selectkit select emb.parquet --strategy kcenter --budget 200 -o manifest.parquet
+
+    Active learning (a pool with your model's proba column):
+    selectkit select pool.parquet -s margin -b 100 --stochastic power -o batch.parquet
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
@@ -342,6 +375,14 @@ def select(
             input_format=input_format,
             use_labels=use_labels,
             threads=threads,
+            stochastic=stochastic,
+            stochastic_beta=beta,
+            subpool=subpool,
+            subpool_options={
+                "anchors": anchors,
+                "neighbours": anchor_neighbours,
+                "subpool_size": subpool_size,
+            },
         )
     )
     report(

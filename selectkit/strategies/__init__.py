@@ -1,6 +1,13 @@
 """Selection strategies; importing this package registers the built-in ones."""
 
-from selectkit.strategies import kcenter, random, uncertainty  # noqa: F401  (registration on import)
+from selectkit.strategies import (  # noqa: F401  (registration on import)
+    badge,
+    coreset,
+    kcenter,
+    random,
+    typiclust,
+    uncertainty,
+)
 from selectkit.strategies.base import (
     Param,
     Selection,

@@ -1,0 +1,106 @@
+"""TypiClust (Hacohen, Dekel, Weinshall, ICML 2022): typical points of uncovered clusters.
+
+The pool is clustered by k-means into min(|L| + budget, ``max_clusters``) clusters (selectkit's
+own k-means, fitted on at most ``fit_rows`` sampled rows, then every row assigned). Each pick
+takes, among the clusters with the fewest labelled or picked rows, the largest one (clusters
+below ``min_cluster_size`` only when nothing else is left) and its most *typical* unlabelled row:
+typicality = 1 / (mean Euclidean distance to its ``neighbours`` nearest rows in the cluster +
+1e-5), as in the reference code. It needs no labels, so it is a cold-start strategy.
+
+Cost: the k-means fit, one O(n k d) assignment pass, and one exact within-cluster kNN (faiss) per
+visited cluster, O(sum of visited sizes² d); memory O(n) plus the largest visited cluster's rows.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from selectkit.cluster.kmeans import assign, kmeans
+from selectkit.pool import Pool
+from selectkit.strategies.base import Param, Selection, register_strategy
+
+
+def typicality(x: np.ndarray, neighbours: int) -> np.ndarray:
+    """1 / (mean distance to the ``neighbours`` nearest other rows + 1e-5) for each row of ``x``;
+    exact faiss kNN, O(m² d)."""
+    m = x.shape[0]
+    k = min(neighbours, m - 1)
+    if k <= 0:
+        return np.ones(m)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    dist, _ = faiss.knn(x, x, k + 1)
+    # the row itself is among its k+1 nearest (at distance 0), so dropping the smallest drops it
+    near = np.sqrt(np.maximum(np.sort(dist, axis=1)[:, 1:], 0.0)).mean(axis=1)
+    return 1.0 / (near + 1e-5)
+
+
+@register_strategy(
+    "typiclust",
+    summary="TypiClust: the most typical row of each largest uncovered k-means cluster "
+    "(Hacohen et al. 2022); needs no labels (cold start).",
+    needs=("embedding",),
+    optional=("label",),
+    params={
+        "max_clusters": Param(int, 500, "cap on the number of k-means clusters"),
+        "neighbours": Param(int, 20, "nearest neighbours in the typicality estimate"),
+        "min_cluster_size": Param(int, 5, "clusters smaller than this are used last"),
+        "fit_rows": Param(int, 50_000, "k-means is fitted on at most this many sampled rows"),
+        "iters": Param(int, 20, "Lloyd iterations of the k-means fit"),
+    },
+    cost="k-means on min(n, fit_rows) rows + O(n*k*d) assignment + O(sum of visited cluster "
+    "sizes^2 * d) typicality; O(n) extra memory.",
+)
+def typiclust(
+    pool: Pool,
+    budget: int,
+    rng: np.random.Generator,
+    max_clusters: int = 500,
+    neighbours: int = 20,
+    min_cluster_size: int = 5,
+    fit_rows: int = 50_000,
+    iters: int = 20,
+) -> Selection:
+    """TypiClust batch; scores are the typicality of each pick within its cluster."""
+    from selectkit.errors import SelectkitUsageError
+
+    for name, value in (("max_clusters", max_clusters), ("neighbours", neighbours)):
+        if value < 1:
+            raise SelectkitUsageError(f"parameter {name}={value} must be at least 1")
+    if fit_rows < 1 or iters < 0 or min_cluster_size < 1:
+        raise SelectkitUsageError("fit_rows and min_cluster_size must be >= 1, iters >= 0")
+    x = np.asarray(pool.embeddings)
+    n = x.shape[0]
+    labelled = pool.labelled_mask
+    k = max(1, min(int(labelled.sum()) + budget, max_clusters, n))
+    fit = np.sort(rng.choice(n, size=fit_rows, replace=False)) if n > fit_rows else None
+    sample = x if fit is None else x[fit]
+    model = kmeans(sample, min(k, sample.shape[0]), rng=rng, iters=iters)
+    labels, _ = assign(x, model.centroids)
+    k = model.centroids.shape[0]
+    order = np.argsort(labels, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=k))])
+    sizes = np.diff(bounds)
+    covered = np.bincount(labels[labelled], minlength=k)
+    free = np.bincount(labels[~labelled], minlength=k)  # unlabelled, not yet picked
+    picked = np.zeros(k, dtype=np.int64)
+    small = sizes < min_cluster_size
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    picks = np.empty(budget, dtype=np.int64)
+    scores = np.empty(budget, dtype=np.float64)
+    for i in range(budget):
+        # fewest covered first, then not small, then largest, then lowest cluster number
+        open_ = np.flatnonzero(free > 0)
+        j = int(open_[np.lexsort((open_, -sizes[open_], small[open_], covered[open_]))[0]])
+        if j not in cache:
+            members = order[bounds[j] : bounds[j + 1]]
+            typ = typicality(x[members], neighbours)
+            keep = ~labelled[members]
+            rank = np.lexsort((members[keep], -typ[keep]))  # most typical first, ties by row
+            cache[j] = (members[keep][rank], typ[keep][rank])
+        rows, typ = cache[j]
+        picks[i], scores[i] = rows[picked[j]], typ[picked[j]]
+        picked[j] += 1
+        covered[j] += 1
+        free[j] -= 1
+    return Selection(indices=picks, scores=scores, metrics={"clusters": k})
