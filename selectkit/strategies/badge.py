@@ -25,7 +25,6 @@ from selectkit.pool import Pool
 from selectkit.strategies.base import Selection, register_strategy
 from selectkit.strategies.scored import top_k
 
-
 CHUNK_ROWS = 1 << 15
 
 
