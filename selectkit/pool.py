@@ -162,7 +162,9 @@ class Pool:
         n = _first_len(embeddings, ids, labels, *extra.values())
         data: dict[str, object] = {"id": np.arange(n, dtype=np.int64) if ids is None else ids}
         if labels is not None:
-            data["label"] = labels
+            # an object array with None for unlabelled rows: let polars infer int/str with nulls
+            obj = isinstance(labels, np.ndarray) and labels.dtype == object
+            data["label"] = labels.tolist() if obj else labels
         arrays: dict[str, np.ndarray] = {}
         for role, ndim in (("proba", 2), ("proba_mc", 3)):
             value = extra.get(role)

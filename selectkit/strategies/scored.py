@@ -225,7 +225,7 @@ def anchoral_subpool(pool: Pool, rng: np.random.Generator, mods: Acquisition) ->
     """
     from selectkit.cluster.seeding import seed_kmeanspp
 
-    pool.require(["embedding", "label"], "--subpool anchoral")
+    pool.require(["embedding"], "--subpool anchoral")
     labelled = np.flatnonzero(pool.labelled_mask)
     if labelled.size == 0:
         warn("--subpool anchoral: no labelled rows to anchor on; scoring the whole pool")

@@ -89,9 +89,9 @@ def typiclust(
     picks = np.empty(budget, dtype=np.int64)
     scores = np.empty(budget, dtype=np.float64)
     for i in range(budget):
-        # fewest covered first, then not small, then largest, then lowest cluster number
+        # not small first, then fewest covered, then largest, then lowest cluster number
         open_ = np.flatnonzero(free > 0)
-        j = int(open_[np.lexsort((open_, -sizes[open_], small[open_], covered[open_]))[0]])
+        j = int(open_[np.lexsort((open_, -sizes[open_], covered[open_], small[open_]))[0]])
         if j not in cache:
             members = order[bounds[j] : bounds[j + 1]]
             typ = typicality(x[members], neighbours)
