@@ -100,7 +100,8 @@ def child(args: argparse.Namespace) -> dict:
     proba = np.load(paths["proba"], mmap_mode="r")
     n = emb.shape[0]
     labelled = np.zeros(n, dtype=bool)
-    labelled[:: max(1, n // args.labelled)] = args.labelled > 0
+    if args.labelled:
+        labelled[:: max(1, n // args.labelled)] = True
     info: dict = {"method": args.child}
     if args.child.startswith("selectkit:"):
         import selectkit as sk
