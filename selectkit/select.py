@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,9 @@ def select(
         )
     count = parse_budget(budget, len(pool.candidates))
     rng = derive_rng(seed, "select", spec.name)
-    with threadpool_limits(limits=threads):
+    # threadpoolctl scans the loaded libraries on entry (~20 ms): only when a limit is asked for
+    limit = nullcontext() if threads is None else threadpool_limits(limits=threads)
+    with limit:
         if mods.active:
             selection = acquire(pool, count, rng, spec.scorer, resolved, mods)
             selection.metrics.update(mods.describe())

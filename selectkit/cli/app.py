@@ -571,6 +571,11 @@ def _print_demo(summary: dict) -> None:
     console.print("Next: selectkit inspect " + summary["outputs"]["kcenter"])
 
 
+from selectkit.cli.al import app as _al_app  # noqa: E402  (sub-app: selectkit al ...)
+
+app.add_typer(_al_app, name="al")
+
+
 def entrypoint() -> None:
     """Console-script entry point; usage errors from our layer exit 2 like Typer's own."""
     from selectkit.io.provenance import set_invocation
