@@ -203,3 +203,16 @@ def test_cli_errors(cli, tmp_path, digits_table, monkeypatch):
     res = cli("al", "simulate", digits_table, "-o", out, "--plot", tmp_path / "p.png")
     assert res.exit_code == 2 and "pip install 'selectkit[plot]'" in res.stderr
     assert not out.exists()
+
+
+def test_modifier_specs_label_their_own_curves(small):
+    sim = run(small, ["entropy", "entropy+power=2", "margin+anchoral"], repeats=1, rounds=2)
+    labels = set(sim.curves["strategy"].to_list())
+    assert labels == {"entropy", "entropy+power=2", "margin+anchoral"}
+    plain = sim.curves.filter(pl.col("strategy") == "entropy")["selected"].to_list()
+    power = sim.curves.filter(pl.col("strategy") == "entropy+power=2")["selected"].to_list()
+    assert plain[0] != power[0]  # same model at round 0, different (sampled) batch
+    with pytest.raises(SelectkitUsageError, match="scored strategy"):
+        run(small, ["coreset+power"])
+    with pytest.raises(SelectkitUsageError, match="unknown modifier"):
+        run(small, ["margin+hot"])

@@ -34,8 +34,9 @@ from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, write_table
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
-from selectkit.select import select
+from selectkit.select import modifiers_for, select
 from selectkit.strategies import get_strategy
+from selectkit.strategies.scored import STOCHASTIC, SUBPOOLS
 
 
 @dataclass
@@ -45,6 +46,43 @@ class Simulation:
     curves: pl.DataFrame
     summary: pl.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One entry of ``strategies``: a strategy name with optional modifiers, written
+    ``entropy+power`` (β = 1), ``bald+power=2`` (β = 2) or ``margin+anchoral`` (AnchorAL subpool
+    with its defaults); the full text labels its curve."""
+
+    label: str
+    name: str
+    needs: tuple[str, ...]
+    stochastic: str | None = None
+    beta: float = 1.0
+    subpool: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> StrategySpec:
+        name, *mods = [part.strip() for part in text.split("+")]
+        spec = get_strategy(name)
+        stochastic, beta, subpool = None, 1.0, None
+        for mod in mods:
+            key, _, value = mod.partition("=")
+            if key in STOCHASTIC:
+                stochastic = key
+                try:
+                    beta = float(value) if value else 1.0
+                except ValueError:
+                    raise SelectkitUsageError(f"{text!r}: beta {value!r} is not a number") from None
+            elif key in SUBPOOLS and not value:
+                subpool = key
+            else:
+                raise SelectkitUsageError(
+                    f"{text!r}: unknown modifier {mod!r}; use one of "
+                    f"{', '.join(STOCHASTIC + SUBPOOLS)} (e.g. entropy+power=2, margin+anchoral)"
+                )
+        modifiers_for(spec, stochastic, beta, subpool, None)  # usage error if not scored
+        return cls(text, spec.name, spec.needs, stochastic, beta, subpool)
 
 
 def _seed(seed: int, *keys: str | int) -> int:
@@ -84,14 +122,16 @@ def simulate(
 ) -> Simulation:
     """Run the simulation on vectors ``x`` (n, d) with labels ``y`` (any values, no nulls).
 
+    ``strategies``: names, optionally with modifiers (``entropy+power``, ``bald+power=2``,
+    ``margin+anchoral``; see ``StrategySpec``).
     Returns the learning curves (repeat, strategy, round, n_labelled, accuracy, macro_f1,
     fit_s, select_s, selected ids) and their summary (``curves.summarise``: AULC mean/std, gain
     over random). Memory: O(n d) for the data plus the strategies' own; time: repeats x
     strategies x rounds x (one fit + one selection).
     """
     check_model(model)
-    specs = [get_strategy(s) for s in strategies]
-    if len({s.name for s in specs}) != len(specs):
+    specs = [StrategySpec.parse(s) for s in strategies]
+    if len({s.label for s in specs}) != len(specs):
         raise SelectkitUsageError("each strategy may be given once")
     for name, value, low in (("init", init, 0), ("batch", batch, 1), ("rounds", rounds, 0)):
         if value < low:
@@ -126,8 +166,7 @@ def simulate(
             )
             for spec in specs:
                 rows += _run_strategy(
-                    spec.name,
-                    spec.needs,
+                    spec,
                     x,
                     y_enc,
                     ids_arr,
@@ -140,7 +179,7 @@ def simulate(
                     rounds,
                     seed,
                     r,
-                    params.get(spec.name, {}),
+                    params.get(spec.label, params.get(spec.name, {})),
                     mc_members,
                     bar,
                 )
@@ -154,8 +193,7 @@ def _id_dtype(ids: np.ndarray) -> pl.DataType:
 
 
 def _run_strategy(
-    name: str,
-    needs: tuple[str, ...],
+    spec: StrategySpec,
     x: np.ndarray,
     y: np.ndarray,
     ids: np.ndarray,
@@ -172,6 +210,7 @@ def _run_strategy(
     mc_members: int,
     bar: Any,
 ) -> list[dict[str, Any]]:
+    name, needs = spec.label, spec.needs
     x_pool, y_pool, x_test, y_test = x[pool_rows], y[pool_rows], x[test_rows], y[test_rows]
     ids_pool = ids[pool_rows]
     labelled = np.zeros(pool_rows.size, dtype=bool)
@@ -215,7 +254,14 @@ def _run_strategy(
             )
             pool = Pool.from_arrays(x_pool, ids=ids_pool, labels=label_col, **extra)
             _, sel = select(
-                pool, name, batch, seed=_seed(seed, "query", repeat, name, t), params=params
+                pool,
+                spec.name,
+                batch,
+                seed=_seed(seed, "query", repeat, name, t),
+                params=params,
+                stochastic=spec.stochastic,
+                stochastic_beta=spec.beta,
+                subpool=spec.subpool,
             )
             labelled[sel.indices] = True
             row["select_s"] = time.perf_counter() - t1
@@ -250,7 +296,7 @@ def simulate_file(
     matplotlib for ``plot``) are refused before any work."""
     check_model(model)
     for name in strategies:
-        get_strategy(name)
+        StrategySpec.parse(name)
     outputs = [output, *(p for p in (plot, summary_out) if p)]
     for path in outputs:
         check_output_path(path, [input])

@@ -42,7 +42,10 @@ def simulate(
     strategies: Annotated[
         str,
         typer.Option(
-            "--strategies", "-s", help="Comma-separated strategies, e.g. random,margin,badge."
+            "--strategies",
+            "-s",
+            help="Comma-separated strategies, e.g. random,margin,badge; a scored one may take "
+            "modifiers: entropy+power, bald+power=2 (beta), margin+anchoral.",
         ),
     ] = "random,margin",
     model: Annotated[
