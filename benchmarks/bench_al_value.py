@@ -77,6 +77,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="", help="suffix of the output names (several configurations)")
     args = ap.parse_args()
 
     from selectkit.al import simulate_file
@@ -92,7 +93,7 @@ def main() -> int:
         t0 = time.perf_counter()
         _, summary = simulate_file(
             table,
-            folder / f"{name}_curves.parquet",
+            folder / f"{name}{args.tag}_curves.parquet",
             strategies=args.strategies.split(","),
             model=args.model,
             init=args.init,
@@ -100,7 +101,7 @@ def main() -> int:
             rounds=args.rounds,
             repeats=args.repeats,
             seed=args.seed,
-            plot=folder / f"{name}_curves.png",
+            plot=folder / f"{name}{args.tag}_curves.png",
         )
         wall = time.perf_counter() - t0
         rows = []
@@ -133,7 +134,7 @@ def main() -> int:
         ]
         print(C.table(headers, rows))
         results["datasets"][name] = {"summary": summary.to_dicts(), "wall_s": wall}
-    print(f"\nwrote {C.write_json('bench_al_value', results)}")
+    print(f"\nwrote {C.write_json('bench_al_value' + args.tag, results)}")
     return 0
 
 
