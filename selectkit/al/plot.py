@@ -25,7 +25,7 @@ def require_matplotlib() -> None:
 
 def plot_curves(curves: pl.DataFrame, output: str | Path, *, title: str = "") -> None:
     """Write a PNG of accuracy against labelled rows: one line (mean) and band (± std) per
-    strategy, in the summary's order. Atomic like every selectkit output."""
+    strategy (alphabetical). Atomic like every selectkit output."""
     require_matplotlib()
     import matplotlib
 
