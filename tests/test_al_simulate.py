@@ -216,3 +216,23 @@ def test_modifier_specs_label_their_own_curves(small):
         run(small, ["coreset+power"])
     with pytest.raises(SelectkitUsageError, match="unknown modifier"):
         run(small, ["margin+hot"])
+
+
+def test_margin_and_typiclust_beat_random_on_digits(digits):
+    """The fast version of benchmarks/bench_al_value.py: on all 1,797 digits, 8 rounds of 10
+    from 20 random labels, 3 repeats. Checked over master seeds 0-5: margin's mean AULC gain
+    over random was +0.031 to +0.064 and typiclust's +0.053 to +0.090, every time."""
+    x, y = digits
+    sim = simulate(
+        x,
+        y,
+        strategies=["random", "margin", "typiclust"],
+        init=20,
+        batch=10,
+        rounds=8,
+        repeats=3,
+        seed=0,
+    )
+    s = {r["strategy"]: r for r in sim.summary.to_dicts()}
+    assert s["margin"]["aulc_mean"] > s["random"]["aulc_mean"] + 0.01
+    assert s["typiclust"]["aulc_mean"] > s["random"]["aulc_mean"] + 0.02
