@@ -195,6 +195,9 @@ def run(method: str, paths: dict, args: argparse.Namespace, cap_gib: float = 0.0
 
 
 def measure(methods: list[tuple[str, float]], paths: dict, args) -> list[dict]:
+    if args.only:
+        keep = set(args.only.split(","))
+        methods = [m for m in methods if m[0] in keep]
     rows = []
     for method, cap in methods:
         runs = [run(method, paths, args, cap) for _ in range(args.repeats if not cap else 1)]
@@ -223,6 +226,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--cap-gib", type=float, default=8.0, help="peers' address-space cap")
+    ap.add_argument("--only", default="", help="comma-separated methods, e.g. selectkit:badge")
     ap.add_argument("--child")
     ap.add_argument("--paths")
     args = ap.parse_args()
@@ -286,7 +290,8 @@ def main() -> int:
     for block in results["blocks"]:
         for r in block["rows"]:
             r.pop("picks", None)
-    print(f"\nwrote {C.write_json('bench_al_' + args.suite, results)}")
+    name = "bench_al_" + args.suite + ("_only" if args.only else "")
+    print(f"\nwrote {C.write_json(name, results)}")
     return 0
 
 
