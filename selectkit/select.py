@@ -84,7 +84,13 @@ def modifiers_for(
     subpool_options: dict[str, int] | None,
 ) -> Acquisition:
     """The validated modifiers; a usage error (exit 2) when given to a strategy without scores."""
-    mods = Acquisition(stochastic=stochastic, beta=beta, subpool=subpool, **(subpool_options or {}))
+    options = dict(subpool_options or {})
+    unknown = sorted(set(options) - {"anchors", "neighbours", "subpool_size"})
+    if unknown:
+        raise SelectkitUsageError(
+            f"unknown subpool option {unknown[0]!r}; use anchors, neighbours or subpool_size"
+        )
+    mods = Acquisition(stochastic=stochastic, beta=beta, subpool=subpool, **options)
     if mods.active and spec.scorer is None:
         scored = ", ".join(s.name for s in list_strategies() if s.scorer is not None)
         flag = "--stochastic" if stochastic else "--subpool"

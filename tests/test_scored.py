@@ -220,3 +220,14 @@ def test_cli_modifiers_end_to_end_with_provenance(cli, tmp_path, full_frame):
     }
     assert prov["metrics"]["subpool_rows"] == 300
     assert pl.read_parquet(out).height == 25
+
+
+def test_unknown_subpool_option_is_a_usage_error(proba, digits):
+    with pytest.raises(SelectkitUsageError, match="unknown subpool option 'size'"):
+        select(
+            Pool.from_arrays(digits[0], proba=proba),
+            "margin",
+            5,
+            subpool="anchoral",
+            subpool_options={"size": 10},
+        )

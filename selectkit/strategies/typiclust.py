@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 
 from selectkit.cluster.kmeans import assign, kmeans
+from selectkit.errors import SelectkitUsageError
 from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
@@ -62,8 +63,6 @@ def typiclust(
     iters: int = 20,
 ) -> Selection:
     """TypiClust batch; scores are the typicality of each pick within its cluster."""
-    from selectkit.errors import SelectkitUsageError
-
     for name, value in (("max_clusters", max_clusters), ("neighbours", neighbours)):
         if value < 1:
             raise SelectkitUsageError(f"parameter {name}={value} must be at least 1")
