@@ -62,20 +62,35 @@ def test_large_beta_gives_back_top_k(proba, mode):
     assert set(cold["id"]) == set(top["id"])
 
 
-def test_power_sampling_follows_the_scores():
-    """p_i ∝ s_i: over many draws of one row, row frequencies track the scores (chi-square)."""
+@pytest.mark.parametrize(
+    "mode, beta, want",
+    [
+        ("power", 1.0, [0.5, 0.25, 0.1, 0.0]),  # p ∝ s^β
+        ("power", 2.0, [0.25, 0.0625, 0.01, 0.0]),
+        ("softmax", 3.0, np.exp(3.0 * np.array([0.5, 0.25, 0.1, 0.0]))),  # p ∝ exp(β s)
+        ("softrank", 1.0, [1.0, 1 / 2, 1 / 3, 1 / 4]),  # p ∝ rank^-β
+    ],
+)
+def test_stochastic_draws_follow_their_distribution(mode, beta, want):
+    """One draw at a time, 3,000 times: the row frequencies match the stated distribution
+    (chi-square at p = 0.001)."""
     from selectkit.strategies.scored import Acquisition, pick
 
     scores = np.array([0.5, 0.25, 0.1, 0.0])
     pool = Pool.from_arrays(proba=np.full((4, 2), 0.5))
-    rows, mods, rng = np.arange(4), Acquisition(stochastic="power"), np.random.default_rng(0)
+    rows, mods, rng = (
+        np.arange(4),
+        Acquisition(stochastic=mode, beta=beta),
+        np.random.default_rng(0),
+    )
     counts = np.zeros(4)
     for _ in range(3000):
         counts[pick(pool, rows, scores, 1, rng, mods)[0]] += 1
-    want = scores / scores.sum() * 3000
-    assert counts[3] == 0
-    chi2 = ((counts[:3] - want[:3]) ** 2 / want[:3]).sum()
-    assert chi2 < 13.8  # 2 degrees of freedom, p = 0.001
+    expected = np.asarray(want, dtype=np.float64) / np.sum(want) * 3000
+    live = expected > 0
+    assert (counts[~live] == 0).all()
+    chi2 = ((counts[live] - expected[live]) ** 2 / expected[live]).sum()
+    assert chi2 < {2: 13.8, 3: 16.3}[int(live.sum()) - 1]
 
 
 def test_modifier_on_an_unscored_strategy_is_a_usage_error(cli, digits, tmp_path):
@@ -231,3 +246,28 @@ def test_unknown_subpool_option_is_a_usage_error(proba, digits):
             subpool="anchoral",
             subpool_options={"size": 10},
         )
+
+
+def test_anchoral_subpool_matches_brute_force(digits, proba, monkeypatch):
+    """With at most A labelled rows per class every labelled row is an anchor, so the subpool is
+    exactly: each anchor's K most cosine-similar unlabelled rows, scored by mean similarity over
+    the anchors that retrieved them, top M. Small chunks exercise the merge across chunks."""
+    from selectkit.strategies import scored
+    from selectkit.strategies.scored import Acquisition, anchoral_subpool
+
+    monkeypatch.setattr(scored, "CHUNK_ROWS", 97)
+    x = digits[0]
+    pool = anchoral_pool(digits, proba, labelled_classes=(1, 5, 7), per_class=4)
+    mods = Acquisition(subpool="anchoral", anchors=4, neighbours=15, subpool_size=25)
+    got = anchoral_subpool(pool, np.random.default_rng(0), mods)
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    anchors = np.flatnonzero(pool.labelled_mask)
+    cand = np.flatnonzero(~pool.labelled_mask)
+    sims = unit[anchors] @ unit[cand].T
+    hits: dict[int, list[float]] = {}
+    for a in range(anchors.size):
+        for j in np.argsort(-sims[a], kind="stable")[:15]:
+            hits.setdefault(int(cand[j]), []).append(float(sims[a, j]))
+    mean = {row: np.mean(v) for row, v in hits.items()}
+    want = sorted(sorted(mean, key=lambda r: (-mean[r], r))[:25])
+    assert got.tolist() == want
