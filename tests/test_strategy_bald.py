@@ -50,3 +50,19 @@ def test_ragged_passes_are_refused(cli, tmp_path):
     assert res.exit_code == 1
     assert "proba_mc" in res.stderr and "ragged" in res.stderr
     assert not (tmp_path / "m.parquet").exists()
+
+
+def test_fixed_size_array_columns_work_too(tmp_path):
+    """A (n, T, C) numpy array written by polars is an Array(Array) column, not lists."""
+    mc = mc_table(n=30).astype(np.float32)
+    frame = pl.DataFrame({"id": np.arange(30), "proba_mc": mc})
+    assert isinstance(frame.schema["proba_mc"], pl.Array)
+    frame.write_parquet(tmp_path / "a.parquet")
+    from selectkit import load_pool
+
+    pool = load_pool([tmp_path / "a.parquet"])
+    assert np.array_equal(pool.proba_mc, mc)
+    _, sel = select(pool, "bald", 4)
+    assert (
+        sel.indices.tolist() == select(Pool.from_arrays(proba_mc=mc), "bald", 4)[1].indices.tolist()
+    )
