@@ -1,5 +1,5 @@
 """typiclust: one pick per uncovered cluster, the most typical row of it; works with no labels.
-Parameters: max_clusters, neighbours, min_cluster_size, fit_rows, iters."""
+Parameters: max_clusters, neighbours, min_cluster_size, fit_rows, iters, cluster_rows."""
 
 from __future__ import annotations
 
@@ -59,3 +59,13 @@ def test_fit_rows_and_min_cluster_size(digits):
 def test_bad_parameters_are_usage_errors(digits):
     with pytest.raises(SelectkitUsageError):
         select(Pool.from_arrays(digits[0]), "typiclust", 5, params={"neighbours": 0})
+
+
+def test_cluster_rows_samples_large_clusters(digits):
+    x = digits[0]
+    params = {"max_clusters": 2, "cluster_rows": 30}
+    _, sel = select(Pool.from_arrays(x), "typiclust", 70, seed=0, params=params)
+    assert np.unique(sel.indices).size == 70  # more picks than one cluster's sample: next one
+    a = select(Pool.from_arrays(x), "typiclust", 5, seed=0, params=params)[1].indices
+    b = select(Pool.from_arrays(x), "typiclust", 5, seed=0)[1].indices
+    assert a.tolist() != b.tolist()
