@@ -10,7 +10,8 @@ typicality = 1 / (mean Euclidean distance to its ``neighbours`` nearest rows in 
 Cost: the k-means fit, one O(n k d) assignment pass, and one exact within-cluster kNN (faiss) per
 visited cluster, O(sum of visited sizes² d), where a cluster larger than ``cluster_rows`` is
 represented by a uniform sample of that many of its rows not yet labelled or picked (typicality
-estimated and picks made within the sample, redrawn when it runs out); memory O(n) plus the largest visited cluster's rows.
+estimated and picks made within the sample, redrawn when it runs out); memory O(n) plus the
+largest visited cluster's (or sample's) rows.
 """
 
 from __future__ import annotations
