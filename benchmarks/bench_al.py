@@ -10,7 +10,8 @@ fails fast with MemoryError instead of swapping the machine:
           where the peer fits, for a same-size time and memory ratio.
   scale   every selectkit AL strategy at n = 1,000,000 (d = 128, C = 10, T = 8 MC passes,
           1,000 labelled rows, budget 100), next to skactiveml's UncertaintySampling
-          (least_confident, margin_sampling, entropy), CoreSet, Badge and TypiClust.
+          (least_confident, margin_sampling, entropy), GreedyBALD (on an ensemble returning the
+          stored passes), CoreSet, Badge and TypiClust.
 
 Data: a Gaussian mixture for the embeddings (fixed seed) and a softmax of a fixed random linear
 map of them for the probabilities (MC passes: the same map with multiplicative noise), saved once
@@ -119,7 +120,7 @@ def child(args: argparse.Namespace) -> dict:
         return info
     # scikit-activeml: same arrays, unlabelled = NaN
     from skactiveml.base import SkactivemlClassifier
-    from skactiveml.pool import Badge, CoreSet, TypiClust, UncertaintySampling
+    from skactiveml.pool import Badge, CoreSet, GreedyBALD, TypiClust, UncertaintySampling
 
     class Table(SkactivemlClassifier):
         """Probabilities (and embeddings) looked up by the row number in X[:, 0]."""
@@ -153,6 +154,28 @@ def child(args: argparse.Namespace) -> dict:
         clf.classes_ = classes
         qs = Badge(random_state=0, clf_embedding_flag_name="return_embeddings")
         picks = qs.query(idx, y, clf, fit_clf=False, batch_size=args.budget)
+    elif name == "bald":
+        mc = np.load(paths["proba_mc"], mmap_mode="r")
+
+        class Member(Table):
+            """Ensemble member ``t``: proba_mc[:, t] by row number."""
+
+            def __init__(self, missing_label=np.nan, classes=None, t=0):
+                super().__init__(classes=classes, missing_label=missing_label)
+                self.t = t
+
+            def predict_proba(self, X, return_embeddings=False):
+                rows = np.asarray(X)[:, 0].astype(np.int64)
+                return np.asarray(mc[rows, self.t], dtype=np.float64)
+
+        idx = np.arange(n, dtype=np.float64)[:, None]
+        ensemble = []
+        for t in range(mc.shape[1]):
+            member = Member(classes=classes, t=t)
+            member.classes_ = classes
+            ensemble.append(member)
+        qs = GreedyBALD(random_state=0)
+        picks = qs.query(idx, y, ensemble, fit_ensemble=False, batch_size=args.budget)
     elif name == "coreset":
         picks = CoreSet(random_state=0).query(np.asarray(emb), y, batch_size=args.budget)
     elif name == "typiclust":
@@ -262,7 +285,7 @@ def main() -> int:
             "typiclust",
             "random",
         ]
-        peers = ["least-confidence", "margin", "entropy", "badge", "coreset", "typiclust"]
+        peers = ["least-confidence", "margin", "entropy", "bald", "badge", "coreset", "typiclust"]
         methods = [(f"selectkit:{m}", 0.0) for m in ours]
         methods += [(f"skactiveml:{m}", args.cap_gib) for m in peers]
         results["blocks"] = [{"n": n, "rows": measure(methods, paths, args)}]

@@ -1,6 +1,7 @@
 """Parity: given the same probability table, least-confidence, margin and entropy pick the same
 batch as scikit-activeml's UncertaintySampling (same order too) and modAL's samplers (modAL
-returns its batch unordered)."""
+returns its batch unordered); and bald picks the same batch, in order, as scikit-activeml's
+GreedyBALD given the same ensemble probabilities."""
 
 from __future__ import annotations
 
@@ -73,3 +74,44 @@ def test_same_batch_as_scikit_activeml_and_modal(table, ours, budget):
 def test_parity_table_has_no_ties_that_would_make_it_trivial(table):
     top2 = np.sort(table, axis=1)[:, -2:]
     assert np.unique(top2[:, 1] - top2[:, 0]).size > 0.99 * table.shape[0]
+
+
+class MemberClassifier(ClassifierMixin, BaseEstimator):
+    """Ensemble member ``t`` of a stored (n, T, C) probability tensor, looked up by row number."""
+
+    def __init__(self, table=None, t=0):
+        self.table = table
+        self.t = t
+
+    def fit(self, X, y, sample_weight=None):
+        self.classes_ = np.arange(self.table.shape[2])
+        return self
+
+    def predict_proba(self, X):
+        return self.table[np.asarray(X)[:, 0].astype(int), self.t]
+
+
+@pytest.mark.parametrize("budget", [1, 25])
+def test_bald_same_batch_as_scikit_activeml_greedy_bald(digits, budget):
+    """Real ensemble: 6 logistic regressions on bootstrap resamples of 80 labelled digits."""
+    from skactiveml.pool import GreedyBALD
+
+    from selectkit.al.models import FittedModel
+
+    x, y = digits
+    mc = FittedModel("logreg", x[:80], y[:80], 10, seed=0).proba_mc(x, 6).astype(np.float64)
+    n, t, c = mc.shape
+    idx = np.arange(n, dtype=np.float64)[:, None]
+    y_fit = np.full(n, -1)
+    y_fit[:c] = np.arange(c)
+    ensemble = [
+        SklearnClassifier(MemberClassifier(mc, m), classes=np.arange(c), missing_label=-1).fit(
+            idx, y_fit
+        )
+        for m in range(t)
+    ]
+    skal = GreedyBALD(missing_label=-1, random_state=0).query(
+        idx, np.full(n, -1), ensemble, fit_ensemble=False, batch_size=budget
+    )
+    _, sel = select(Pool.from_arrays(proba_mc=mc), "bald", budget, seed=0)
+    assert sel.indices.tolist() == skal.tolist()
