@@ -14,7 +14,7 @@ from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.io.formats import known_suffix
 from selectkit.io.tables import Source, Table, check_unique_ids, read_table
-from selectkit.io.vectors import as_matrix, check_finite
+from selectkit.io.vectors import as_matrix, as_tensor3, check_finite, check_probabilities
 
 # Which command (or tool) makes each conventional column; used in "missing column" errors.
 MADE_BY = {
@@ -153,6 +153,27 @@ class Pool:
         return np.unique(col.to_numpy(), return_inverse=True)[1].astype(np.int64)
 
     @cached_property
+    def proba(self) -> np.ndarray:
+        """The (n, C) float32 class-probability matrix; rows are checked to be distributions."""
+        name = self.columns.proba
+        self.require(["proba"], "this step")
+        mat = self.arrays[name] if name in self.arrays else as_matrix(self.frame[name], self.where)
+        check_probabilities(mat, self.where, name)
+        return mat
+
+    @cached_property
+    def proba_mc(self) -> np.ndarray:
+        """The (n, T, C) float32 tensor of T Monte-Carlo passes (or ensemble members) per row."""
+        name = self.columns.proba_mc
+        self.require(["proba_mc"], "this step")
+        if name in self.arrays:
+            mat = self.arrays[name]
+        else:
+            mat = as_tensor3(self.frame.get_column(name), self.where)
+        check_probabilities(mat.reshape(-1, mat.shape[-1]), self.where, name)
+        return mat
+
+    @cached_property
     def labelled_mask(self) -> np.ndarray:
         """Boolean (n,) mask of rows that already carry a label; all False without labels."""
         if not self.use_labels or self.columns.label not in self.frame.columns:
@@ -179,16 +200,26 @@ class Pool:
         labels: Sequence | np.ndarray | None = None,
         **extra: Sequence | np.ndarray,
     ) -> Pool:
-        """Build a pool from in-memory arrays (the Python API's entry point); ids default to 0..n-1."""
+        """Build a pool from in-memory arrays (the Python API's entry point); ids default to 0..n-1.
+
+        ``proba`` (n, C) and ``proba_mc`` (n, T, C) numpy arrays among ``extra`` stay numpy."""
         n = _first_len(embeddings, ids, labels, *extra.values())
         data: dict[str, object] = {"id": np.arange(n, dtype=np.int64) if ids is None else ids}
         if labels is not None:
-            data["label"] = labels
+            # an object array with None for unlabelled rows: let polars infer int/str with nulls
+            obj = isinstance(labels, np.ndarray) and labels.dtype == object
+            data["label"] = labels.tolist() if obj else labels
+        arrays: dict[str, np.ndarray] = {}
+        for role, ndim in (("proba", 2), ("proba_mc", 3)):
+            value = extra.get(role)
+            if isinstance(value, np.ndarray) and value.ndim == ndim:  # kept outside polars
+                if value.shape[0] != n:
+                    raise SelectkitError(f"{role} has {value.shape[0]} rows but the ids have {n}")
+                arrays[role] = np.ascontiguousarray(extra.pop(role), dtype=np.float32)
         data.update(extra)
         frame = pl.DataFrame(data, strict=False)
         where = "the given arrays"
         check_unique_ids(frame.get_column("id"), where)
-        arrays = {}
         if embeddings is not None:
             matrix = np.ascontiguousarray(embeddings, dtype=np.float32)
             check_finite(matrix, where, "embeddings")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from selectkit.io import Provenance, check_output_path, write_table
 from selectkit.metrics import selection_metrics
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
-from selectkit.strategies import Selection, get_strategy
-from selectkit.strategies.base import check_selection
+from selectkit.strategies import Selection, get_strategy, list_strategies
+from selectkit.strategies.base import Strategy, check_selection
+from selectkit.strategies.scored import Acquisition, acquire
 
 MANIFEST_COLUMNS = ("id", "rank", "score", "weight", "cluster")
 
@@ -32,6 +34,10 @@ def select(
     params: dict[str, Any] | None = None,
     threads: int | None = None,
     metrics: bool = True,
+    stochastic: str | None = None,
+    stochastic_beta: float = 1.0,
+    subpool: str | None = None,
+    subpool_options: dict[str, int] | None = None,
 ) -> tuple[pl.DataFrame, Selection]:
     """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
 
@@ -43,9 +49,15 @@ def select(
     the selection (``coverage_mean_distance``: mean distance from a pool row to its nearest pick)
     and, for weighted picks, ``weighted_cost_ratio``. Cost: the strategy's (``selectkit
     strategies`` lists it) plus at most ~2e9 distance terms for the coverage.
+
+    Modifiers of scored strategies (margin, entropy, ...; a usage error for the others):
+    ``stochastic`` = softmax | power | softrank samples the batch with coldness
+    ``stochastic_beta`` instead of taking the top-k; ``subpool='anchoral'`` scores only the
+    AnchorAL subpool, tuned by ``subpool_options`` (anchors, neighbours, subpool_size).
     """
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
+    mods = modifiers_for(spec, stochastic, stochastic_beta, subpool, subpool_options)
     if spec.self_sized and budget is not None:
         raise SelectkitUsageError(
             f"strategy '{spec.name}' decides how many rows it keeps and takes no budget; "
@@ -64,12 +76,20 @@ def select(
         )
     else:
         pool.require(spec.needs, f"strategy '{spec.name}'")
+    if mods.subpool:
+        pool.require(["embedding"], f"--subpool {mods.subpool}")
     if pool.has("cluster"):
         pool.cluster_labels  # noqa: B018  (validates the column before any work)
     count = None if budget is None else parse_budget(budget, len(pool.candidates))
     rng = derive_rng(seed, "select", spec.name)
-    with threadpool_limits(limits=threads):
-        selection = spec(pool, count, rng, **resolved)
+    # threadpoolctl scans the loaded libraries on entry (~20 ms): only when a limit is asked for
+    limit = nullcontext() if threads is None else threadpool_limits(limits=threads)
+    with limit:
+        if mods.active:
+            selection = acquire(pool, count, rng, spec.scorer, resolved, mods)
+            selection.metrics.update(mods.describe())
+        else:
+            selection = spec(pool, count, rng, **resolved)
         check_selection(selection, pool, count, spec.name)
         if metrics and pool.has("embedding"):
             selection.metrics.update(
@@ -83,6 +103,30 @@ def select(
                 )
             )
     return build_manifest(pool, selection), selection
+
+
+def modifiers_for(
+    spec: Strategy,
+    stochastic: str | None,
+    beta: float,
+    subpool: str | None,
+    subpool_options: dict[str, int] | None,
+) -> Acquisition:
+    """The validated modifiers; a usage error (exit 2) when given to a strategy without scores."""
+    options = dict(subpool_options or {})
+    unknown = sorted(set(options) - {"anchors", "neighbours", "subpool_size"})
+    if unknown:
+        raise SelectkitUsageError(
+            f"unknown subpool option {unknown[0]!r}; use anchors, neighbours or subpool_size"
+        )
+    mods = Acquisition(stochastic=stochastic, beta=beta, subpool=subpool, **options)
+    if mods.active and spec.scorer is None:
+        scored = ", ".join(s.name for s in list_strategies() if s.scorer is not None)
+        flag = "--stochastic" if stochastic else "--subpool"
+        raise SelectkitUsageError(
+            f"{flag} works only with a scored strategy ({scored}), not '{spec.name}'"
+        )
+    return mods
 
 
 def build_manifest(pool: Pool, selection: Selection) -> pl.DataFrame:
@@ -119,6 +163,10 @@ def select_files(
     threads: int | None = None,
     emit: dict[str, str | Path] | None = None,
     metrics: bool = True,
+    stochastic: str | None = None,
+    stochastic_beta: float = 1.0,
+    subpool: str | None = None,
+    subpool_options: dict[str, int] | None = None,
 ) -> Provenance:
     """Read ``inputs``, select, and write the manifest with provenance to ``output``.
 
@@ -129,6 +177,7 @@ def select_files(
     check_output_path(output, inputs)
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
+    mods = modifiers_for(spec, stochastic, stochastic_beta, subpool, subpool_options)
     emit = {k: v for k, v in (emit or {}).items() if v is not None}
     for name, path in emit.items():
         if name not in spec.emits:
@@ -163,7 +212,17 @@ def select_files(
     prov.stop("read")
     prov.start("select")
     manifest, selection = select(
-        pool, strategy, budget, seed=seed, params=resolved, threads=threads, metrics=metrics
+        pool,
+        strategy,
+        budget,
+        seed=seed,
+        params=resolved,
+        threads=threads,
+        metrics=metrics,
+        stochastic=stochastic,
+        stochastic_beta=stochastic_beta,
+        subpool=subpool,
+        subpool_options=subpool_options,
     )
     prov.stop("select")
     prov.params = {
@@ -171,6 +230,7 @@ def select_files(
         "budget": None if budget is None else str(budget),
         "budget_rows": int(manifest.height),
         "strategy_params": {**resolved, **selection.params},
+        "acquisition": mods.describe(),
         "columns": pool.columns.__dict__,
         "use_labels": use_labels,
     }

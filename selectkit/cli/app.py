@@ -380,7 +380,10 @@ def select(
     ] = "label",
     cluster_col: Annotated[str, typer.Option("--cluster-col", help="Cluster column.")] = "cluster",
     score_col: Annotated[
-        str, typer.Option("--score-col", help="Score column (ccs, topk, sensitivity's loss).")
+        str,
+        typer.Option(
+            "--score-col", help="Score column read by ccs and topk (sensitivity: --loss-col)."
+        ),
     ] = "score",
     proba_col: Annotated[
         str, typer.Option("--proba-col", help="Class-probability column (list of float).")
@@ -391,6 +394,40 @@ def select(
     group_col: Annotated[str, typer.Option("--group-col", help="Group column.")] = "group",
     text_col: Annotated[str, typer.Option("--text-col", help="Text column (dsir).")] = "text",
     model_col: Annotated[str, typer.Option("--model-col", help="Model column.")] = "model",
+    stochastic: Annotated[
+        Optional[str],
+        typer.Option(
+            "--stochastic",
+            help="Scored strategies: sample the batch instead of taking the top scores: softmax, "
+            "power or softrank (Kirsch et al. 2023).",
+        ),
+    ] = None,
+    beta: Annotated[
+        Optional[float],
+        typer.Option(
+            "--beta",
+            help="With --stochastic: its coldness β (> 0, default 1; large = close to top-k). "
+            "Otherwise the strategy's own beta (ccs: the hard-cutoff fraction).",
+        ),
+    ] = None,
+    subpool: Annotated[
+        Optional[str],
+        typer.Option(
+            "--subpool",
+            help="Scored strategies: score only a subpool near labelled anchors: anchoral "
+            "(Lesci & Vlachos 2024; needs embedding and label).",
+        ),
+    ] = None,
+    subpool_size: Annotated[
+        int, typer.Option("--subpool-size", min=1, help="anchoral: rows in the subpool (M).")
+    ] = 10_000,
+    anchors: Annotated[
+        int, typer.Option("--anchors", min=1, help="anchoral: anchors per class (A).")
+    ] = 10,
+    anchor_neighbours: Annotated[
+        int,
+        typer.Option("--anchor-neighbours", min=1, help="anchoral: neighbours per anchor (K)."),
+    ] = 50,
     input_format: InputFormat = None,
     threads: Threads = None,
     as_json: Json = False,
@@ -410,6 +447,10 @@ def select(
         selectkit select emb.parquet clusters.parquet --strategy semdedup --threshold 0.95 -o kept.parquet
 
         selectkit select shards/*.jsonl.gz --strategy dsir --target wiki.jsonl --budget 1000 -o m.parquet
+
+    Active learning (a pool with your model's proba column):
+
+        selectkit select pool.parquet -s margin -b 100 --stochastic power -o batch.parquet
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
@@ -417,6 +458,8 @@ def select(
     check_json_stdout(as_json, output)
     tables, options = run(lambda: split_strategy_options(inputs, strategy))
     params = {**options, **_parse_params(param)}
+    if beta is not None and not stochastic:  # without --stochastic, --beta is the strategy's own
+        params.setdefault("beta", str(beta))
     use_labels = label_col.lower() != "none"
     columns = Columns().with_overrides(
         id=id_col,
@@ -448,6 +491,14 @@ def select(
             threads=threads,
             emit={"dropped": emit_dropped},
             metrics=metrics,
+            stochastic=stochastic,
+            stochastic_beta=1.0 if beta is None else beta,
+            subpool=subpool,
+            subpool_options={
+                "anchors": anchors,
+                "neighbours": anchor_neighbours,
+                "subpool_size": subpool_size,
+            },
         )
     )
     report(
@@ -691,6 +742,11 @@ def _print_demo(summary: dict) -> None:
     for name, path in summary["outputs"].items():
         console.print(f"  {name}: {path}")
     console.print("Next: selectkit inspect " + summary["outputs"]["kcenter"])
+
+
+from selectkit.cli.al import app as _al_app  # noqa: E402  (sub-app: selectkit al ...)
+
+app.add_typer(_al_app, name="al")
 
 
 def entrypoint() -> None:

@@ -80,3 +80,60 @@ def check_finite(mat: np.ndarray, where: str, name: str, chunk_rows: int = 65536
                 f"{where}: '{name}' has NaN or infinite values (first at row {row}); "
                 "drop or repair those rows"
             )
+
+
+def as_tensor3(series: pl.Series, where: str) -> np.ndarray:
+    """Return a list-of-lists column (e.g. ``proba_mc``: passes x classes per row) as a C-contiguous
+    (n, T, C) float32 array, refusing nulls and ragged rows. One copy, O(n T C) memory."""
+    name = series.name
+    dt = series.dtype
+    if isinstance(dt, pl.Array) and len(dt.shape) == 2:
+        if series.null_count():
+            raise SelectkitError(f"{where}: column '{name}' is null in {series.null_count()} rows")
+        mat = np.ascontiguousarray(series.to_numpy(), dtype=np.float32)
+    elif isinstance(dt, (pl.List, pl.Array)) and isinstance(dt.inner, (pl.List, pl.Array)):
+        passes = series.cast(pl.List(pl.List(pl.Float32)))
+        if passes.null_count():
+            first = int(passes.is_null().arg_max())
+            raise SelectkitError(
+                f"{where}: column '{name}' is null in {passes.null_count()} rows (first at row "
+                f"{first}); give every row its passes"
+            )
+        lengths = passes.list.len()
+        if lengths.min() != lengths.max() or lengths.min() == 0:
+            bad = int((lengths != lengths[0]).arg_max())
+            raise SelectkitError(
+                f"{where}: column '{name}' is ragged: row 0 has {lengths[0]} passes but row {bad} "
+                f"has {lengths[bad]}; every row needs the same number of passes"
+            )
+        inner = passes.explode()
+        mat2 = as_matrix(inner.alias(name), where)  # checks ragged class counts, nulls, NaN
+        mat = mat2.reshape(series.len(), int(lengths[0]), mat2.shape[1])
+    else:
+        raise SelectkitError(
+            f"{where}: column '{name}' has type {dt}, not a list of lists of floats per row "
+            "(passes x classes)"
+        )
+    check_finite(mat.reshape(mat.shape[0], -1), where, name)
+    return mat
+
+
+PROBA_TOLERANCE = 1e-3
+
+
+def check_probabilities(mat: np.ndarray, where: str, name: str, chunk_rows: int = 65536) -> None:
+    """Raise unless every row of ``mat`` is a probability distribution: finite, within [0, 1],
+    summing to 1 within ``PROBA_TOLERANCE`` (catches logits and unnormalised scores). O(n C)."""
+    check_finite(mat, where, name, chunk_rows)
+    for start in range(0, mat.shape[0], chunk_rows):
+        block = np.asarray(mat[start : start + chunk_rows], dtype=np.float64)
+        low = block.min(axis=1) < -PROBA_TOLERANCE
+        sums = block.sum(axis=1)
+        bad = low | (np.abs(sums - 1.0) > PROBA_TOLERANCE)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise SelectkitError(
+                f"{where}: column '{name}' row {start + row} is not a probability distribution "
+                f"(min {block[row].min():.4g}, sum {sums[row]:.4g}); give softmax outputs, not "
+                "logits or scores"
+            )

@@ -122,6 +122,9 @@ class Strategy:
     # "wide": one row per id (the default). "long": one row per (model, id) with `proba`;
     # `select` pivots such tables to one row per id (selectkit.disco.data.pivot_pool) first.
     layout: str = "wide"
+    # Scored strategies (selectkit.strategies.scored) also expose their per-row scorer, which
+    # the acquisition modifiers (stochastic sampling, AnchorAL subpools) work on.
+    scorer: Callable[..., np.ndarray] | None = None
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
@@ -157,6 +160,7 @@ def register_strategy(
     emits: tuple[str, ...] = (),
     stream: Callable[..., Any] | None = None,
     layout: str = "wide",
+    scorer: Callable[..., np.ndarray] | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
@@ -167,7 +171,8 @@ def register_strategy(
     before the strategy runs (see ``Strategy.layout``). ``stream`` marks a strategy for corpora
     larger than memory (dsir): ``select_files`` then hands it the input paths instead of loading
     a Pool, as ``stream(inputs, budget, seed, params, columns, input_format) ->
-    StreamedSelection``; ``fn`` still serves in-memory Pools.
+    StreamedSelection``; ``fn`` still serves in-memory Pools. ``scorer`` marks a scored
+    strategy (use ``register_scored_strategy`` rather than this).
     """
     if layout not in ("wide", "long"):
         raise ValueError(f"layout must be 'wide' or 'long', not {layout!r}")
@@ -187,6 +192,7 @@ def register_strategy(
             emits=emits,
             layout=layout,
             stream=stream,
+            scorer=scorer,
         )
         return fn
 

@@ -1,0 +1,83 @@
+"""Learning curves: the area under them (AULC) and per-strategy summaries.
+
+AULC definition used everywhere in selectkit: the **normalised trapezoid area** of accuracy
+against the number of labelled rows,
+
+    AULC = (1 / (n_R - n_0)) * integral_{n_0}^{n_R} acc(n) dn     (trapezoid rule),
+
+i.e. the mean accuracy over the labelling budget, in [0, 1]. With a constant batch size it
+differs from scikit-activeml's plain mean over cycles, (1/R) sum_t acc_t, only by giving the
+first and last rounds half weight. A single-point curve has AULC = its accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def aulc(n_labelled: np.ndarray, metric: np.ndarray) -> float:
+    """Normalised trapezoid area under ``metric`` against ``n_labelled`` (see module doc); O(R)."""
+    n = np.asarray(n_labelled, dtype=np.float64)
+    m = np.asarray(metric, dtype=np.float64)
+    if n.size == 1 or n[-1] == n[0]:
+        return float(m.mean())
+    area = float(np.sum((m[1:] + m[:-1]) * np.diff(n)) / 2.0)
+    return area / float(n[-1] - n[0])
+
+
+def per_repeat(curves: pl.DataFrame) -> pl.DataFrame:
+    """One row per (strategy, repeat): AULC of accuracy and of macro-F1, final accuracy."""
+    rows = []
+    for (strategy, repeat), part in curves.sort("round").group_by(
+        ["strategy", "repeat"], maintain_order=True
+    ):
+        n = part["n_labelled"].to_numpy()
+        rows.append(
+            {
+                "strategy": strategy,
+                "repeat": repeat,
+                "aulc": aulc(n, part["accuracy"].to_numpy()),
+                "aulc_macro_f1": aulc(n, part["macro_f1"].to_numpy()),
+                "final_accuracy": float(part["accuracy"][-1]),
+                "select_s": float(part["select_s"].sum()),
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def summarise(curves: pl.DataFrame, baseline: str = "random") -> pl.DataFrame:
+    """Per strategy: mean and standard deviation (ddof=1; 0 for one repeat) over repeats of the
+    AULC (accuracy and macro-F1) and the final accuracy, the mean selection seconds per repeat,
+    and, when ``baseline`` ran, the paired AULC gain over it (same split and initial set) with
+    its standard deviation. Sorted by mean AULC, best first."""
+    reps = per_repeat(curves)
+
+    def sd(col: str) -> pl.Expr:
+        return pl.when(pl.len() > 1).then(pl.col(col).std(ddof=1)).otherwise(0.0)
+
+    out = reps.group_by("strategy").agg(
+        pl.len().alias("repeats"),
+        pl.col("aulc").mean().alias("aulc_mean"),
+        sd("aulc").alias("aulc_std"),
+        pl.col("aulc_macro_f1").mean().alias("aulc_macro_f1_mean"),
+        sd("aulc_macro_f1").alias("aulc_macro_f1_std"),
+        pl.col("final_accuracy").mean().alias("final_accuracy_mean"),
+        sd("final_accuracy").alias("final_accuracy_std"),
+        pl.col("select_s").mean().alias("select_s_per_repeat"),
+    )
+    if baseline in reps["strategy"].to_list():
+        base = reps.filter(pl.col("strategy") == baseline).select(
+            "repeat", pl.col("aulc").alias("base")
+        )
+        gain = (
+            reps.join(base, on="repeat")
+            .with_columns((pl.col("aulc") - pl.col("base")).alias("gain"))
+            .group_by("strategy")
+            .agg(
+                pl.col("gain").mean().alias(f"gain_vs_{baseline}"),
+                sd("gain").alias(f"gain_vs_{baseline}_std"),
+            )
+        )
+        out = out.join(gain, on="strategy", how="left")
+    return out.sort(["aulc_mean", "strategy"], descending=[True, False])
