@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from selectkit.console import progress_bar
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, write_table
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
@@ -40,7 +40,7 @@ def _model(name: str, seed: int):
         return SGDClassifier(loss="log_loss", alpha=1e-4, random_state=seed)
     if name == "mlp":
         return MLPClassifier(hidden_layer_sizes=(128,), random_state=seed, learning_rate_init=1e-3)
-    raise SelectkitError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    raise SelectkitUsageError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
 
 
 def training_dynamics(
@@ -55,10 +55,14 @@ def training_dynamics(
     values) on vectors ``x``. Cost: ``epochs`` passes of training plus prediction, O(epochs n C d)
     time for ``sgd``; memory O(n C) per prediction chunk, O(n) for the scores."""
     if epochs < 1:
-        raise SelectkitError(f"epochs={epochs} must be at least 1")
+        raise SelectkitUsageError(f"epochs={epochs} must be at least 1")
+    _model(model, 0)  # an unknown model is a usage error before any work
     classes, target = np.unique(y, return_inverse=True)
     if classes.size < 2:
-        raise SelectkitError("training dynamics need at least two distinct labels")
+        raise SelectkitError(
+            f"training dynamics need at least two distinct labels; all {y.size} labelled rows "
+            f"have label {classes[0]!r}"
+        )
     n = x.shape[0]
     clf = _model(model, int(rng.integers(2**31 - 1)))
     all_classes = np.arange(classes.size)

@@ -25,7 +25,7 @@ MADE_BY = {
     "label": "your labels (null = unlabelled)",
     "proba": "your model's predicted class probabilities",
     "proba_mc": "your model's Monte-Carlo dropout passes",
-    "score": "your scoring model",
+    "score": "`selectkit scores` (aum, forgetting, el2n, loss) or your own scores",
     "group": "your metadata",
     "model": "your evaluation runs",
 }

@@ -181,9 +181,11 @@ def select_files(
     emit = {k: v for k, v in (emit or {}).items() if v is not None}
     for name, path in emit.items():
         if name not in spec.emits:
-            offers = ", ".join(f"--emit-{e}" for e in spec.emits) or "no side tables"
+            offers = ", ".join(f"--emit-{e}" for e in spec.emits)
+            offers = f"it offers {offers}" if offers else "it writes none"
             raise SelectkitUsageError(
-                f"strategy '{spec.name}' has no '{name}' table to write (it offers {offers})"
+                f"strategy '{spec.name}' has no '{name}' table to write ({offers}); "
+                f"drop --emit-{name}"
             )
         check_output_path(path, [*inputs, output])
     prov = Provenance(command="select", seed=seed)

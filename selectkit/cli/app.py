@@ -295,6 +295,12 @@ def split_strategy_options(
     i = 0
     while i < len(tokens):
         token = tokens[i]
+        single_dash = token.startswith("-") and not token.startswith("--") and len(token) > 1
+        if single_dash and not token[1:].replace(".", "", 1).isdigit():  # -1 may be a value
+            raise SelectkitUsageError(
+                f"no such option {token!r} for `select`; global options such as -q and "
+                "--debug go before the command: `selectkit -q select ...`"
+            )
         if not token.startswith("--") or token == "--":
             inputs.append(token)
             i += 1
@@ -475,8 +481,8 @@ def select(
     )
     if not tables:
         raise typer.BadParameter("give at least one input table", param_hint="INPUTS")
-    if emit_dropped == "-" and output == "-":
-        raise typer.BadParameter("only one of -o and --emit-dropped can be '-'")
+    if emit_dropped is not None and emit_dropped == output:
+        raise typer.BadParameter("--emit-dropped needs a file other than -o's")
     prov = run(
         lambda: select_files(
             tables,

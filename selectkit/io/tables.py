@@ -179,7 +179,14 @@ def read_table(
         elif fmt == "jsonl":
             frame = pl.read_ndjson(handle, infer_schema_length=None)
         elif fmt == "csv":
-            frame = pl.read_csv(handle, infer_schema_length=10000, columns=columns)
+            # ids as text first: inference would turn '00048' into 48 and break joins
+            frame = pl.read_csv(
+                handle,
+                infer_schema_length=10000,
+                columns=columns,
+                schema_overrides={id_col: pl.Utf8},
+            )
+            frame = integer_ids_if_canonical(frame, id_col)
         else:
             matrix = _load_npy(path if path != STDIO else handle, where)
             arrays[vector_col] = matrix
@@ -195,6 +202,16 @@ def read_table(
     frame = ensure_ids(frame, id_col, where)
     source = Source(path=path, format=fmt, rows=frame.height, fingerprint=fingerprint)
     return Table(frame=frame, source=source, arrays=arrays)
+
+
+def integer_ids_if_canonical(frame: pl.DataFrame, id_col: str) -> pl.DataFrame:
+    """Cast a text id column to Int64 when every id is written as a plain integer (no leading
+    zeros, no sign but '-'), as a CSV of integer ids is; ids like '00048' stay text."""
+    if id_col not in frame.columns or frame.schema[id_col] != pl.Utf8:
+        return frame
+    ids = frame.get_column(id_col)
+    canonical = ids.str.contains(r"^-?(0|[1-9][0-9]{0,17})$").fill_null(False).all()
+    return frame.with_columns(ids.cast(pl.Int64)) if canonical else frame
 
 
 def _gunzip(path: str) -> bytes:

@@ -97,9 +97,14 @@ def balanced_counts(levels: list[np.ndarray], budget: int, rng: np.random.Genera
             "clusters per level, finest first (e.g. 1000,100); auto: the input's cluster columns, "
             "else one level of sqrt(n) clusters",
         ),
-        "resample_steps": Param(int, 3, "k-means resampling rounds per level (0: plain k-means)"),
+        "resample_steps": Param(
+            int, 3, "k-means resampling rounds per level (0: plain k-means)", low=0
+        ),
         "sample_size": Param(
-            int, 0, "rows closest to each centroid kept per resampling round (0: half the mean)"
+            int,
+            0,
+            "rows closest to each centroid kept per resampling round (0: half the mean)",
+            low=0,
         ),
         "leaf": Param(
             str,

@@ -74,6 +74,8 @@ class Param:
     help: str
     choices: tuple[Any, ...] | None = None
     multiple: bool = False  # a list of values: the CLI option may repeat (--target a --target b)
+    low: float | None = None  # inclusive bounds of a number, checked as a usage error (exit 2)
+    high: float | None = None
 
     def parse(self, name: str, raw: Any) -> Any:
         """Convert ``raw`` (a CLI string or a Python value) to this parameter's type; a parameter
@@ -81,7 +83,8 @@ class Param:
         ``multiple`` parameter takes one value or a list and returns a list."""
         if self.multiple:
             items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-            return [Param(self.type, None, self.help, self.choices).parse(name, v) for v in items]
+            one = Param(self.type, None, self.help, self.choices, low=self.low, high=self.high)
+            return [one.parse(name, v) for v in items]
         if self.default == AUTO and (raw is None or raw == AUTO):
             return AUTO
         try:
@@ -89,16 +92,29 @@ class Param:
                 if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
                     raise ValueError(raw)
                 value: Any = raw.lower() in {"true", "1", "yes"}
+            elif self.type in (int, float) and isinstance(raw, bool):
+                raise ValueError(raw)  # True is no number of strata
+            elif self.type is int and isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)  # never truncate 2.7 to 2 silently
             else:
                 value = self.type(raw)
-        except (TypeError, ValueError):
+            if self.type is float and not np.isfinite(value):
+                raise ValueError(raw)
+        except (TypeError, ValueError, OverflowError):
             raise SelectkitUsageError(
-                f"parameter {name}={raw!r} is not a {self.type.__name__}"
+                f"parameter {name}={raw!r} is not a {'finite ' if self.type is float else ''}"
+                f"{self.type.__name__}"
             ) from None
         if self.choices is not None and value not in self.choices:
             raise SelectkitUsageError(
                 f"parameter {name}={raw!r} must be one of {', '.join(map(str, self.choices))}"
             )
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            lo = "-inf" if self.low is None else f"{self.low:g}"
+            hi = "inf" if self.high is None else f"{self.high:g}"
+            raise SelectkitUsageError(f"parameter {name}={raw!r} must lie in [{lo}, {hi}]")
         return value
 
 

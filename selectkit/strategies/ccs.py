@@ -8,14 +8,18 @@ the smallest strata first, with uniform draws inside each. The budget counts on 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
+from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.pool import Pool
 from selectkit.strategies.allocation import draw_within_groups, fill_smallest_first
 from selectkit.strategies.base import AUTO, Param, Selection, register_strategy
 
-# Scores where a high value means a hard example; for the rest (AUM, margins) low means hard.
+# Score names where a high value means a hard example (matched as whole words of the column
+# name, e.g. `el2n` or `train_loss`); for the rest (AUM, margins, `score`) low means hard.
 HIGH_IS_HARD = ("forgetting", "el2n", "loss", "entropy", "grand")
 
 
@@ -35,7 +39,8 @@ def hard_is_high(score_name: str, hard: str) -> bool:
     """Whether high scores are the hard ones: ``hard`` = high|low, or auto from the column name."""
     if hard != AUTO:
         return hard == "high"
-    return any(word in score_name.lower() for word in HIGH_IS_HARD)
+    words = re.split(r"[^a-z0-9]+", score_name.lower())
+    return any(word in HIGH_IS_HARD for word in words)
 
 
 def equal_width_strata(scores: np.ndarray, strata: int) -> np.ndarray:
@@ -59,8 +64,10 @@ def equal_width_strata(scores: np.ndarray, strata: int) -> np.ndarray:
             AUTO,
             "fraction of the pool, hardest first, dropped before sampling; auto: 0 up to 50% "
             "pruning, 0.1 at 70%, 0.2 at 80%, 0.3 above",
+            low=0.0,
+            high=0.999,
         ),
-        "strata": Param(int, 50, "number of equal-width score strata"),
+        "strata": Param(int, 50, "number of equal-width score strata", low=1, high=1_000_000),
         "hard": Param(
             str,
             AUTO,
@@ -81,8 +88,6 @@ def ccs(
 ) -> Selection:
     """Return ``budget`` rows drawn across score strata after the hard cutoff; the manifest
     score is each row's own score. O(n log n)."""
-    if strata < 1:
-        raise SelectkitError(f"strata={strata} must be at least 1")
     candidates = pool.candidates
     n = candidates.size
     score_name = pool.columns.score
@@ -94,11 +99,18 @@ def ccs(
     high = hard_is_high(score_name, str(hard))
     # never cut so deep that fewer rows than the budget remain
     cut = min(int(np.floor(beta_used * n)), n - budget)
+    if cut < int(np.floor(beta_used * n)):
+        warn(
+            f"ccs: beta={beta_used:g} would leave fewer than the budget's {budget} rows; "
+            f"cutting {cut} rows (beta={cut / n:.4g}) instead"
+        )
+        beta_used = cut / n
     hardness = -scores if high else scores  # ascending = hardest first
     order = np.lexsort((np.arange(n), hardness))
     kept = np.sort(order[cut:])
-    stratum = equal_width_strata(scores[kept], strata)
-    counts = fill_smallest_first(np.bincount(stratum, minlength=strata), budget)
+    # only non-empty strata matter: dense codes keep memory O(n) however many strata are asked
+    used, stratum = np.unique(equal_width_strata(scores[kept], strata), return_inverse=True)
+    counts = fill_smallest_first(np.bincount(stratum), budget)
     picks = kept[draw_within_groups(stratum, counts, rng)]
     picks = picks[rng.permutation(picks.size)]  # no stratum order in the ranks
     return Selection(
@@ -107,6 +119,6 @@ def ccs(
         params={"beta": beta_used, "hard": "high" if high else "low"},
         metrics={
             "ccs_cut_rows": cut,
-            "ccs_nonempty_strata": int((np.bincount(stratum, minlength=strata) > 0).sum()),
+            "ccs_nonempty_strata": int(used.size),
         },
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from selectkit.errors import SelectkitError
 from selectkit.linalg import group_means, unit_rows
 from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
@@ -111,7 +110,9 @@ def greedy_keep(
     "earlier kept row exceeds --threshold (visited farthest from the centroid first).",
     needs=("embedding", "cluster"),
     params={
-        "threshold": Param(float, 0.95, "cosine similarity above which a row is a duplicate"),
+        "threshold": Param(
+            float, 0.95, "cosine similarity above which a row is a duplicate", low=-1.0, high=1.0
+        ),
         "order": Param(
             str,
             "far",
@@ -134,8 +135,6 @@ def semdedup(
     """Return every unlabelled row that is no near-duplicate of an earlier kept row, in pool
     order (no score). ``tables['dropped']`` lists each dropped id with the kept id it
     duplicates and their similarity."""
-    if not -1.0 <= threshold <= 1.0:
-        raise SelectkitError(f"threshold={threshold} must be a cosine similarity in [-1, 1]")
     x = pool.embeddings
     labels = pool.cluster_labels
     k = int(labels.max()) + 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.linalg import group_means, squared_distances_to
 from selectkit.pool import Pool
@@ -130,8 +131,11 @@ def loss_column(pool: Pool, loss: str) -> str | None:
             AUTO,
             "lambda in loss(rep) + lambda * distance^2; auto: the median ratio over rows with a "
             "known loss, else mean rep loss / mean distance^2",
+            low=0.0,
         ),
-        "floor": Param(float, 0.5, "share of uniform probability mixed into the sampling"),
+        "floor": Param(
+            float, 0.5, "share of uniform probability mixed into the sampling", low=0.0, high=1.0
+        ),
         "sampling": Param(
             str,
             "replacement",
@@ -153,8 +157,6 @@ def sensitivity(
 ) -> Selection:
     """Return the representatives (weight 1) then the weighted sample; the manifest score is
     each pick's bound s(x). O(n d)."""
-    if not 0.0 <= floor <= 1.0:
-        raise SelectkitError(f"floor={floor} must be in [0, 1]")
     x = pool.embeddings
     candidates = pool.candidates
     _, groups = np.unique(pool.cluster_labels[candidates], return_inverse=True)
@@ -162,10 +164,26 @@ def sensitivity(
     centres, _ = group_means(x, groups, k, rows=candidates)
     d2_centre = squared_distances_to(x, candidates, centres, groups)
     reps = representatives(groups, d2_centre)
+    if budget == candidates.size:  # a census: every row, each standing for itself
+        return Selection(
+            indices=candidates,
+            weights=np.ones(candidates.size),
+            metrics={"sensitivity_representatives": int(reps.size), "sensitivity_draws": 0},
+        )
     if reps.size > budget:
         raise SelectkitError(
             f"budget {budget} is smaller than the {reps.size} cluster representatives that "
             "sensitivity sampling always includes; raise the budget or use fewer clusters"
+        )
+    if reps.size == budget:  # no room for a sample: each representative stands for its cluster
+        warn(
+            f"sensitivity: the budget {budget} holds only the cluster representatives; each is "
+            "weighted by its cluster's size (a k-medoids coreset, not an unbiased sample)"
+        )
+        return Selection(
+            indices=candidates[reps],
+            weights=np.bincount(groups, minlength=k)[groups[reps]].astype(np.float64),
+            metrics={"sensitivity_representatives": int(reps.size), "sensitivity_draws": 0},
         )
     d2_rep = squared_distances_to(x, candidates, x[candidates[reps]], groups)
     column = loss_column(pool, loss_col)
@@ -185,6 +203,10 @@ def sensitivity(
             )
         lam_used = estimate_lambda(losses, rep_loss[groups], d2_rep) if lam == AUTO else float(lam)
         bound = np.maximum(rep_loss[groups], 0.0) + lam_used * d2_rep
+        if not np.all(np.isfinite(bound)):
+            raise SelectkitError(
+                f"lam={lam_used:g} makes the loss bound overflow; give a smaller --lam"
+            )
     rest = np.setdiff1d(np.arange(candidates.size), reps)
     target = budget - reps.size
     p = with_floor(bound[rest], floor) if target else np.empty(0)
