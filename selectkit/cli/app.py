@@ -668,7 +668,14 @@ def strategies(
             "name": s.name,
             "needs": list(s.needs),
             "optional": list(s.optional),
-            "params": {k: {"default": p.default, "help": p.help} for k, p in s.params.items()},
+            "params": {
+                k: {
+                    "default": p.default,
+                    "help": p.help,
+                    **({"choices": list(p.choices)} if p.choices else {}),
+                }
+                for k, p in s.params.items()
+            },
             "summary": s.summary,
             "cost": s.cost,
         }
@@ -682,7 +689,9 @@ def strategies(
 
     table = Table("strategy", "needs", "parameters", "what it does", show_lines=True)
     for r in rows:
-        params = "\n".join(f"{k}={v['default']}: {v['help']}" for k, v in r["params"].items())
+        params = "\n".join(
+            f"--{k.replace('_', '-')} {v['default']}: {v['help']}" for k, v in r["params"].items()
+        )
         needs = ", ".join(r["needs"]) or "-"
         if r["optional"]:
             needs += f"\n(optional: {', '.join(r['optional'])})"
