@@ -180,7 +180,12 @@ def evaluate(
     budgets: Annotated[
         str, typer.Option("--budgets", help="Anchor counts to try, e.g. 10,30,100.")
     ] = "10,30,60,100",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Random model splits.")] = 5,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds", min=1, help="Seeds: model splits (random split) and random anchors."
+        ),
+    ] = 5,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed (recorded).")] = 0,
     test_fraction: Annotated[
         float,
