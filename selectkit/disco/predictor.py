@@ -183,7 +183,9 @@ class Predictor:
             z = (x - self.mean) @ self.components.T
             if self.regressor == "ridge":
                 pred = z @ self.coef + self.intercept
-            elif self.regressor == "forest" and self.forest is not None:
+            elif self.regressor == "forest":
+                if self.forest is None:
+                    raise SelectkitError("this forest predictor has no trees; re-fit it")
                 pred = self.forest.predict(z)
             else:
                 pred = _knn(self.train_z, self.accuracy, z, self.neighbors)
