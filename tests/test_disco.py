@@ -353,7 +353,118 @@ def test_evaluate_options_and_errors(cli, zoo, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2 and not (tmp_path / "e.parquet").exists()
     result = cli(
-        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--regressor", "forest", "-o",
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--regressor", "lasso", "-o",
         tmp_path / "e.parquet",
     )  # fmt: skip
-    assert result.exit_code == 2 and "regressor='forest' must be one of ridge, knn" in result.stderr
+    assert result.exit_code == 2 and "regressor='lasso' must be one of ridge, knn, forest" in (
+        result.stderr
+    )
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--split", "date", "-o",
+        tmp_path / "e.parquet",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "split='date' must be one of random, iid" in result.stderr
+
+
+def test_forest_matches_scikit_learn_and_round_trips_without_pickle(cli, zoo, tmp_path):
+    from sklearn.ensemble import RandomForestRegressor
+
+    preds = disco.load_predictions(zoo["dir"] / "source.parquet")
+    acc = preds.accuracy()
+    rows = np.arange(0, 897, 20)
+    p = disco.fit_predictor(preds, acc, rows, regressor="forest", pca_dim=5, random_state=7)
+    x = disco.signatures(preds, rows)
+    z = (x - p.mean) @ p.components.T
+    ref = RandomForestRegressor(100, random_state=7, n_jobs=1).fit(z, acc)
+    others = disco.load_predictions(zoo["dir"] / "preds.parquet")
+    x_all = disco.signatures(others, rows)
+    z_all = (x_all - p.mean) @ p.components.T
+    # the exported node arrays walk to the same leaves as scikit-learn's trees
+    np.testing.assert_allclose(p.predict(x_all), np.clip(ref.predict(z_all), 0, 1), atol=1e-12)
+    assert p.forest.left.size > 100 * 3 and p.forest.roots.size == 100
+    folder = disco.save_predictor(p, tmp_path / "forest")
+    with zipfile.ZipFile(folder / ARRAYS_FILE) as zf:
+        names = sorted(zf.namelist())
+    assert "forest_threshold.npy" in names and "forest_left.npy" in names
+    q = disco.load_predictor(folder)  # allow_pickle=False inside
+    np.testing.assert_array_equal(q.predict(x_all), p.predict(x_all))
+    assert q.forest.left.dtype == np.int64 and q.regressor == "forest"
+    # same seed, same forest; another seed, another forest
+    again = disco.fit_predictor(preds, acc, rows, regressor="forest", pca_dim=5, random_state=7)
+    np.testing.assert_array_equal(again.forest.threshold, p.forest.threshold)
+    other = disco.fit_predictor(preds, acc, rows, regressor="forest", pca_dim=5, random_state=8)
+    assert not np.array_equal(other.predict(x_all), p.predict(x_all))
+    # a child pointing backwards (a loop) is refused on load
+    with np.load(folder / ARRAYS_FILE) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    inner = np.flatnonzero(arrays["forest_left"] != -1)
+    arrays["forest_left"][inner[-1]] = 0
+    np.savez(folder / ARRAYS_FILE, **arrays)
+    with pytest.raises(SelectkitError, match="node arrays are inconsistent"):
+        disco.load_predictor(folder)
+    arrays["forest_left"] = arrays["forest_left"].astype(np.float64)
+    np.savez(folder / ARRAYS_FILE, **arrays)
+    with pytest.raises(SelectkitError, match="wrong type"):
+        disco.load_predictor(folder)
+    # through the CLI: --seed makes the forest reproducible byte for byte
+    anchors = _anchors(cli, zoo, budget=20)
+    outs = []
+    for name in ("a", "b"):
+        result = cli(
+            "disco", "fit", zoo["dir"] / "source.parquet", zoo["dir"] / "acc.parquet",
+            "--anchors", anchors, "--regressor", "forest", "--pca", "4", "--seed", "3",
+            "-o", tmp_path / name,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outs.append((tmp_path / name / ARRAYS_FILE).read_bytes())
+    assert outs[0] == outs[1]
+    result = cli(
+        "disco", "predict", tmp_path / "a", zoo["dir"] / "preds.parquet", "-o",
+        tmp_path / "pred.csv",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    got = pl.read_csv(tmp_path / "pred.csv", comment_prefix="#")
+    assert got.height == len(zoo["models"]) and got["predicted_accuracy"].is_between(0, 1).all()
+
+
+def test_iid_split_every_kth_model_by_accuracy():
+    from selectkit.disco.evaluate import iid_split
+
+    acc = np.linspace(0.1, 0.9, 120)[::-1].copy()
+    names = [f"m{i:03d}" for i in range(120)]
+    src, test = iid_split(acc, names, 0)
+    # k = 120 // 40 = 3: the lowest-accuracy model and every third one up from it
+    order = np.argsort(acc, kind="stable")
+    np.testing.assert_array_equal(test, np.sort(order[::3]))
+    assert test.size == 40 and src.size == 80 and np.intersect1d(src, test).size == 0
+    # seed s starts at s mod k: the three offsets partition the models
+    tests = [iid_split(acc, names, s)[1] for s in range(3)]
+    assert sorted(np.concatenate(tests).tolist()) == list(range(120))
+    np.testing.assert_array_equal(iid_split(acc, names, 3)[1], tests[0])
+    # small zoos: k is at least 2, so half the models are test models
+    assert iid_split(acc[:10], names[:10], 0)[1].size == 5
+    # ties in accuracy are broken by name, not by input order
+    tied = np.full(8, 0.5)
+    a = iid_split(tied, [f"z{i}" for i in range(8)], 0)[1]
+    b = iid_split(tied, [f"z{i}" for i in range(8)][::-1], 0)[1]
+    assert sorted(a.tolist()) == [0, 2, 4, 6] and sorted(b.tolist()) == [1, 3, 5, 7]
+    with pytest.raises(SelectkitError, match="at least 4 models"):
+        iid_split(acc[:3], names[:3], 0)
+
+
+def test_evaluate_iid_split_is_deterministic(cli, zoo, tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        result = cli(
+            "disco", "evaluate", zoo["dir"] / "preds.parquet", zoo["dir"] / "acc.parquet",
+            "--split", "iid", "--regressor", "forest", "--budgets", "10,20", "--seeds", "2",
+            "--pca", "4", "-o", tmp_path / f"{name}.parquet",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outs.append(pl.read_parquet(tmp_path / f"{name}.parquet"))
+    assert outs[0].equals(outs[1])
+    rows = outs[0]
+    # 18 models: k = 2, so 9 test models per seed, and the two seeds test the other halves
+    assert (rows["n_test"] == 9).all() and (rows["n_source"] == 9).all()
+    assert set(rows["method"]) == {"disco+forest", "random+forest", "random+naive", "disco+naive"}
+    assert read_provenance(tmp_path / "a.parquet")["params"]["split"] == "iid"

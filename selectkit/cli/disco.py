@@ -28,8 +28,8 @@ Regressor = Annotated[
     str,
     typer.Option(
         "--regressor",
-        help="ridge (ridge regression, default) or knn (accuracy of the most cosine-similar "
-        "source models).",
+        help="ridge (ridge regression, default), knn (accuracy of the most cosine-similar "
+        "source models) or forest (100 regression trees, saved as node arrays, no pickle).",
     ),
 ]
 Pca = Annotated[
@@ -79,6 +79,9 @@ def fit(
     pca: Pca = 256,
     alpha: Alpha = 10.0,
     neighbors: Neighbors = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="forest: seeds its bootstrap (recorded).")
+    ] = 0,
     drop_incomplete: DropIncomplete = False,
     model_col: ModelCol = "model",
     id_col: IdCol = "id",
@@ -90,7 +93,7 @@ def fit(
     """Fit a predictor from the source models' outputs on the anchors to their accuracy.
 
     A model's signature is its probabilities on the anchors; a PCA fitted on these source
-    models reduces it, and a ridge (or kNN) regressor maps it to accuracy. The predictor folder
+    models reduces it, and a ridge (or kNN, or random-forest) regressor maps it to accuracy. The predictor folder
     holds JSON + npz only (no pickle), so it is safe to share.
 
     Example:  selectkit disco fit preds.parquet acc.parquet --anchors anchors.parquet -o predictor/
@@ -108,6 +111,7 @@ def fit(
             pca_dim=pca,
             alpha=alpha,
             neighbors=neighbors,
+            seed=seed,
             columns=cols,
             drop_incomplete=drop_incomplete,
         )
@@ -176,12 +180,25 @@ def evaluate(
     budgets: Annotated[
         str, typer.Option("--budgets", help="Anchor counts to try, e.g. 10,30,100.")
     ] = "10,30,60,100",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Random model splits.")] = 5,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds", min=1, help="Seeds: model splits (random split) and random anchors."
+        ),
+    ] = 5,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed (recorded).")] = 0,
     test_fraction: Annotated[
         float,
         typer.Option("--test-fraction", help="Share of models held out as test models per seed."),
     ] = 0.2,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="random: hold out --test-fraction of the models at random per seed; iid (the "
+            "paper's): order models by accuracy and hold out every k-th, k = max(2, M // 40).",
+        ),
+    ] = "random",
     disagreement: Annotated[
         str, typer.Option("--disagreement", help="pds (default) or jsd.")
     ] = "pds",
@@ -209,7 +226,8 @@ def evaluate(
     """Leave-models-out evaluation: MAE (accuracy points) and Spearman of DISCO + predictor,
     random anchors + predictor and naive averaging, over seeds.
 
-    Each seed holds out --test-fraction of the models; anchors, PCA and regressor see only the
+    Each seed holds out test models (--split random: --test-fraction of them at random; --split
+    iid: every k-th by accuracy, as in the paper); anchors, PCA and regressor see only the
     others. `disco+naive` (raw accuracy on the DISCO anchors) is shown to make its bias
     visible: never use it as an estimate.
 
@@ -229,6 +247,7 @@ def evaluate(
             seeds=seeds,
             seed=seed,
             test_fraction=test_fraction,
+            split=split,
             disagreement=disagreement,
             stratify=stratify,
             guiding_models=guiding_models,

@@ -2,7 +2,7 @@
 disagree most, and predict its full-benchmark accuracy from its outputs on them.
 
 Pieces: ``data`` (long-format predictions -> dense models x samples x classes), ``disagreement``
-(PDS, JSD), ``anchors`` (stratified top-k), ``predictor`` (signature -> PCA -> ridge/kNN, saved
+(PDS, JSD), ``anchors`` (stratified top-k), ``predictor`` (signature -> PCA -> ridge/kNN/forest, saved
 without pickle), ``evaluate`` (leave-models-out MAE and Spearman) and ``files`` (the commands).
 """
 

@@ -1,7 +1,14 @@
 """Leave-models-out evaluation of DISCO: how well do a few anchors predict a model's accuracy?
 
-For each seed the models are split at random into source models (which choose the anchors and
-train the predictor) and test models (whose accuracy is predicted and compared with the truth).
+For each seed the models are split into source models (which choose the anchors and train the
+predictor) and test models (whose accuracy is predicted and compared with the truth), by one of:
+
+* ``random``: a random ``test_fraction`` of the models, drawn anew for each seed;
+* ``iid`` (the paper's): the models are ordered by true accuracy (ties by name) and every k-th
+  one is a test model, k = max(2, floor(M / 40)), so about 40 test models spread evenly over the
+  accuracy range. Seed s starts at position s mod k (seed 0 is the paper's split: positions 0,
+  k, 2k, ...), so different seeds test different models while keeping the spread.
+
 Nothing about the test models enters the disagreement, the PCA or the regressor. Per budget:
 
 * ``disco+<regressor>``: DISCO anchors (top disagreement among the source models) + predictor;
@@ -36,6 +43,8 @@ from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.rng import derive_rng
 
 DEFAULT_BUDGETS = (10, 30, 60, 100)
+SPLITS = ("random", "iid")
+IID_TEST_MODELS = 40
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,6 +70,22 @@ def split_models(m: int, test_fraction: float, rng: np.random.Generator) -> tupl
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
+def iid_split(accuracy: np.ndarray, names: list[str], offset: int) -> tuple[np.ndarray, ...]:
+    """The paper's ``iid`` split: (source rows, test rows), both sorted. Models are ordered by
+    accuracy (ties by name); every k-th from position ``offset mod k`` is a test model, with
+    k = max(2, floor(M / 40)). O(M log M)."""
+    m = len(names)
+    if m < 4:
+        raise SelectkitError(
+            f"the iid split needs at least 4 models (2 source, 2 test); there are {m}"
+        )
+    step = max(2, m // IID_TEST_MODELS)
+    order = np.array(sorted(range(m), key=lambda i: (float(accuracy[i]), names[i])), dtype=np.int64)
+    is_test = np.zeros(m, dtype=bool)
+    is_test[order[offset % step :: step]] = True
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
 def evaluate(
     preds: Predictions,
     accuracy: np.ndarray,
@@ -69,6 +94,7 @@ def evaluate(
     seeds: int = 5,
     seed: int = 0,
     test_fraction: float = 0.2,
+    split: str = "random",
     disagreement: str = "pds",
     stratify: str = "auto",
     guiding_models: int = 0,
@@ -80,14 +106,17 @@ def evaluate(
     """Run the leave-models-out evaluation; one row per (seed, budget, method) with ``mae``
     and ``median_ae`` (accuracy points), ``spearman``, ``n_source`` and ``n_test``.
 
-    ``accuracy``: every model's true full-benchmark accuracy (fractions). Needs correctness (a
-    ``correct`` or ``label`` column) for the naive baselines. Cost per seed: one disagreement
-    pass O(M N C) plus, per budget, two predictor fits O(M^2 k C).
+    ``accuracy``: every model's true full-benchmark accuracy (fractions). ``split``: ``random``
+    (``test_fraction`` of the models, per seed) or ``iid`` (every k-th model by accuracy; see the
+    module docstring; ``test_fraction`` is then unused). Needs correctness (a ``correct`` or
+    ``label`` column) for the naive baselines. Cost per seed: one disagreement pass O(M N C)
+    plus, per budget, two predictor fits O(M^2 k C) (a forest: 100 trees each).
     """
     for name, value, allowed in (
         ("regressor", regressor, REGRESSORS),
         ("disagreement", disagreement, METHODS),
         ("stratify", stratify, STRATIFY),
+        ("split", split, SPLITS),
     ):
         if value not in allowed:  # checked before any work
             raise SelectkitUsageError(f"{name}={value!r} must be one of {', '.join(allowed)}")
@@ -104,9 +133,12 @@ def evaluate(
     rows: list[dict] = []
     with progress_bar("disco evaluate", seeds * len(budgets)) as bar:
         for s in range(seeds):
-            src, test = split_models(
-                preds.n_models, test_fraction, derive_rng(seed, "disco-evaluate", "split", s)
-            )
+            if split == "iid":
+                src, test = iid_split(y, list(preds.models), s)
+            else:
+                src, test = split_models(
+                    preds.n_models, test_fraction, derive_rng(seed, "disco-evaluate", "split", s)
+                )
             source = preds.subset_models(src)
             test_preds = preds.subset_models(test)
             # scores depend on the seed's source models only; top-k per budget reuses them
@@ -132,7 +164,14 @@ def evaluate(
                 )
                 estimates = {}
                 for name, anchors in (("disco", disco_rows), ("random", rand_rows)):
-                    predictor = fit_predictor(source, y[src], anchors, **fit_opts)
+                    state = derive_rng(seed, "disco-evaluate", "forest", s, b, name)
+                    predictor = fit_predictor(
+                        source,
+                        y[src],
+                        anchors,
+                        random_state=int(state.integers(2**31 - 1)),
+                        **fit_opts,
+                    )
                     estimates[f"{name}+{regressor}"] = predictor.predict(
                         signatures(test_preds, anchors)
                     )

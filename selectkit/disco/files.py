@@ -24,7 +24,7 @@ from selectkit.disco.predictor import (
 from selectkit.errors import SelectkitError
 from selectkit.io import Provenance, check_output_path, read_provenance, read_table, write_table
 from selectkit.pool import Columns
-from selectkit.rng import DEFAULT_SEED
+from selectkit.rng import DEFAULT_SEED, derive_rng
 
 
 def model_accuracy(
@@ -97,13 +97,15 @@ def fit_files(
     pca_dim: int = DEFAULT_PCA,
     alpha: float = DEFAULT_ALPHA,
     neighbors: int = 1,
+    seed: int = DEFAULT_SEED,
     columns: Columns | None = None,
     drop_incomplete: bool = False,
 ) -> tuple[Predictor, Provenance]:
     """Fit a predictor on the source models' predictions and accuracies and save it to the folder
     ``output``. ``anchors``: a manifest from ``select --strategy disco`` (or any table of ids).
-    Cost: reading the predictions plus O(M^2 k C)."""
-    prov = Provenance(command="disco fit")
+    ``seed`` seeds the forest regressor (unused by ridge and knn). Cost: reading the predictions
+    plus O(M^2 k C)."""
+    prov = Provenance(command="disco fit", seed=seed)
     prov.start("read")
     preds = load_predictions(predictions, columns=columns, drop_incomplete=drop_incomplete)
     acc, acc_from = model_accuracy(preds, accuracy, model_col=(columns or Columns()).model)
@@ -120,6 +122,7 @@ def fit_files(
         pca_dim=pca_dim,
         alpha=alpha,
         neighbors=neighbors,
+        random_state=int(derive_rng(seed, "disco-fit", "forest").integers(2**31 - 1)),
         meta={
             "accuracy_source": acc_from,
             "anchors": {"path": str(anchors), "strategy_params": anchor_prov.get("params")},
@@ -174,6 +177,7 @@ def evaluate_files(
     seeds: int = 5,
     seed: int = DEFAULT_SEED,
     test_fraction: float = 0.2,
+    split: str = "random",
     disagreement: str = "pds",
     stratify: str = "auto",
     guiding_models: int = 0,
@@ -197,6 +201,7 @@ def evaluate_files(
         "budgets": sorted(set(int(b) for b in budgets)),
         "seeds": seeds,
         "test_fraction": test_fraction,
+        "split": split,
         "disagreement": disagreement,
         "stratify": stratify,
         "guiding_models": guiding_models,

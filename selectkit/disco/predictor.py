@@ -6,12 +6,17 @@ signatures to at most ``pca_dim`` dimensions, and a regressor maps them to accur
 
 * ``ridge``: ridge regression (``alpha``, default 10 as in the paper), closed form;
 * ``knn``: the mean accuracy of the ``neighbors`` source models whose reduced signatures are most
-  cosine-similar (1 = the paper's kNN).
+  cosine-similar (1 = the paper's kNN);
+* ``forest``: a random forest of 100 regression trees (scikit-learn's ``RandomForestRegressor``
+  with its defaults, as in the paper), fitted with scikit-learn and then *exported as arrays of
+  tree nodes* (children, split feature, threshold, leaf value); prediction walks those arrays in
+  numpy, so a saved forest needs no scikit-learn object and no pickle.
 
-Everything is plain numpy and is saved as a folder holding ``predictor.json`` (metadata: anchor
-ids, source models, sizes, regressor, selectkit version, input fingerprints) and ``arrays.npz``
-(float64 arrays only, loaded with ``allow_pickle=False``): no pickle, so a predictor folder is
-safe to share and to load from an untrusted source.
+Everything is saved as a folder holding ``predictor.json`` (metadata: anchor ids, source models,
+sizes, regressor, selectkit version, input fingerprints) and ``arrays.npz`` (numeric arrays only,
+loaded with ``allow_pickle=False`` and checked for shape and, for a forest, that every child
+index points forward, so a damaged file cannot loop): no pickle, so a predictor folder is safe to
+share and to load from an untrusted source.
 """
 
 from __future__ import annotations
@@ -37,9 +42,93 @@ FORMAT = "selectkit-disco-predictor"
 FORMAT_VERSION = 1
 META_FILE = "predictor.json"
 ARRAYS_FILE = "arrays.npz"
-REGRESSORS = ("ridge", "knn")
+REGRESSORS = ("ridge", "knn", "forest")
+FOREST_TREES = 100
 DEFAULT_PCA = 256
 DEFAULT_ALPHA = 10.0
+
+
+@dataclass
+class Forest:
+    """Regression trees as flat node arrays (all trees concatenated; node ids are global).
+
+    ``left``/``right``: child node ids (-1 at a leaf); ``feature``: the split axis (-2 at a leaf);
+    ``threshold``: go left when ``value <= threshold``; ``value``: the node's mean target;
+    ``roots``: each tree's first node. Children always have larger ids than their parent (the
+    order scikit-learn builds them in, checked on load), so a walk ends within the node count.
+    """
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+
+    ARRAYS = ("left", "right", "feature", "threshold", "value", "roots")
+
+    @classmethod
+    def from_sklearn(cls, model: Any) -> Forest:
+        """Copy the nodes of a fitted ``RandomForestRegressor`` (single output) into arrays."""
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in cls.ARRAYS}
+        offset = 0
+        for est in model.estimators_:
+            t = est.tree_
+            n = int(t.node_count)
+            leaf = t.children_left == -1
+            parts["left"].append(np.where(leaf, -1, t.children_left + offset))
+            parts["right"].append(np.where(leaf, -1, t.children_right + offset))
+            parts["feature"].append(np.where(leaf, -2, t.feature))
+            parts["threshold"].append(np.where(leaf, 0.0, t.threshold))
+            parts["value"].append(t.value[:, 0, 0])
+            parts["roots"].append(np.array([offset]))
+            offset += n
+        ints = ("left", "right", "feature", "roots")
+        return cls(
+            **{
+                k: np.concatenate(v).astype(np.int64 if k in ints else np.float64)
+                for k, v in parts.items()
+            }
+        )
+
+    def check(self, dim: int, where: str) -> None:
+        """Refuse node arrays that are inconsistent (lengths, indices out of range, a child that
+        does not point forward, a split on an axis >= ``dim``)."""
+        n = self.left.shape[0]
+        ok = all(getattr(self, k).shape == (n,) for k in self.ARRAYS if k != "roots")
+        ok = ok and self.roots.ndim == 1 and self.roots.size >= 1 and n >= 1
+        if ok:
+            ids = np.arange(n)
+            inner = self.left != -1
+            ok = bool(
+                ((self.roots >= 0) & (self.roots < n)).all()
+                and (self.right[~inner] == -1).all()
+                and (self.left[inner] > ids[inner]).all()
+                and (self.right[inner] > ids[inner]).all()
+                and (self.left[inner] < n).all()
+                and (self.right[inner] < n).all()
+                and ((self.feature[inner] >= 0) & (self.feature[inner] < dim)).all()
+                and np.isfinite(self.threshold).all()
+                and np.isfinite(self.value).all()
+            )
+        if not ok:
+            raise SelectkitError(f"{where}: the forest's node arrays are inconsistent; re-fit it")
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """Mean over trees of each row's leaf value; all (tree, row) pairs walk down together,
+        one vectorised step per tree level. O(n_trees n depth)."""
+        # scikit-learn's trees compare float32 inputs with their float64 thresholds
+        x = np.asarray(z, dtype=np.float32).astype(np.float64)
+        rows = np.arange(x.shape[0])[None, :]
+        node = np.repeat(self.roots[:, None], x.shape[0], axis=1)
+        for _ in range(self.left.shape[0]):
+            inner = self.left[node] != -1
+            if not inner.any():
+                break
+            feat = np.maximum(self.feature[node], 0)
+            go_left = x[rows, feat] <= self.threshold[node]
+            node = np.where(inner, np.where(go_left, self.left[node], self.right[node]), node)
+        return self.value[node].mean(axis=0)
 
 
 @dataclass
@@ -48,7 +137,8 @@ class Predictor:
 
     ``anchor_ids``: the k anchor sample ids, in signature order; ``n_classes``: C; ``models`` and
     ``accuracy``: the source models and their accuracies (fractions); ``train_z``: their reduced
-    signatures; ``coef``/``intercept``: the ridge weights (zeros / mean accuracy for knn).
+    signatures; ``coef``/``intercept``: the ridge weights (zeros / mean accuracy otherwise);
+    ``forest``: the forest's nodes (see ``Forest``), None unless ``regressor == "forest"``.
     """
 
     anchor_ids: list[Any]
@@ -64,6 +154,7 @@ class Predictor:
     alpha: float = DEFAULT_ALPHA
     neighbors: int = 1
     meta: dict[str, Any] = field(default_factory=dict)
+    forest: Forest | None = None
 
     @property
     def n_anchors(self) -> int:
@@ -92,6 +183,10 @@ class Predictor:
             z = (x - self.mean) @ self.components.T
             if self.regressor == "ridge":
                 pred = z @ self.coef + self.intercept
+            elif self.regressor == "forest":
+                if self.forest is None:
+                    raise SelectkitError("this forest predictor has no trees; re-fit it")
+                pred = self.forest.predict(z)
             else:
                 pred = _knn(self.train_z, self.accuracy, z, self.neighbors)
         return np.clip(pred, 0.0, 1.0)
@@ -136,12 +231,15 @@ def fit_predictor(
     pca_dim: int = DEFAULT_PCA,
     alpha: float = DEFAULT_ALPHA,
     neighbors: int = 1,
+    random_state: int = 0,
     meta: dict[str, Any] | None = None,
 ) -> Predictor:
     """Fit the predictor on the source models in ``preds`` with their ``accuracy`` (fractions).
 
     ``anchor_rows``: sample positions of the anchors in ``preds``. The PCA keeps
-    min(pca_dim, M - 1, k*C) axes. O(M^2 k C) time, O(M k C) memory.
+    min(pca_dim, M - 1, k*C) axes. ``random_state`` seeds the forest's bootstrap and feature
+    draws (derive it from the run's seed). O(M^2 k C) time, O(M k C) memory; a forest adds
+    100 trees of O(d M log M) each.
     """
     if regressor not in REGRESSORS:
         raise SelectkitUsageError(
@@ -170,6 +268,12 @@ def fit_predictor(
             coef = np.linalg.solve(gram, z.T @ (y - y.mean()))
         else:
             coef = np.zeros(dim)
+    forest = None
+    if regressor == "forest":
+        from sklearn.ensemble import RandomForestRegressor  # slow import; only forests need it
+
+        model = RandomForestRegressor(FOREST_TREES, random_state=random_state, n_jobs=1)
+        forest = Forest.from_sklearn(model.fit(z, y))
     ids = preds.ids.gather(np.asarray(anchor_rows, dtype=np.int64)).to_list()
     return Predictor(
         anchor_ids=ids,
@@ -185,6 +289,7 @@ def fit_predictor(
         alpha=float(alpha),
         neighbors=int(neighbors),
         meta=dict(meta or {}),
+        forest=forest,
     )
 
 
@@ -280,6 +385,11 @@ def save_predictor(predictor: Predictor, folder: str | Path) -> Path:
             train_z=predictor.train_z,
             coef=predictor.coef,
             intercept=np.array([predictor.intercept]),
+            **(
+                {f"forest_{k}": getattr(predictor.forest, k) for k in Forest.ARRAYS}
+                if predictor.forest is not None
+                else {}
+            ),
         )
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         tmp.chmod(0o755)
@@ -312,6 +422,9 @@ _RESERVED = {
 }
 
 
+_INT_ARRAYS = {"forest_left", "forest_right", "forest_feature", "forest_roots"}
+
+
 def load_predictor(folder: str | Path) -> Predictor:
     """Read a predictor folder written by ``save_predictor``; checks the format and that every
     array has the shape the metadata says. Never unpickles anything."""
@@ -333,9 +446,17 @@ def load_predictor(folder: str | Path) -> Predictor:
         )
     try:
         with np.load(arrays_path, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in npz.files}
+            arrays = {k: np.asarray(npz[k]) for k in npz.files}
     except (OSError, ValueError, KeyError) as exc:
         raise SelectkitError(f"'{arrays_path}' is not a readable npz ({exc}); re-fit") from None
+    try:
+        # numeric arrays only (allow_pickle=False already refuses objects)
+        arrays = {
+            k: v.astype(np.int64 if k in _INT_ARRAYS else np.float64, casting="same_kind")
+            for k, v in arrays.items()
+        }
+    except TypeError:
+        raise SelectkitError(f"'{arrays_path}' holds arrays of the wrong type; re-fit") from None
     try:
         k, c, d, m = meta["n_anchors"], meta["n_classes"], meta["pca_dim"], len(meta["models"])
         expected = {
@@ -354,6 +475,13 @@ def load_predictor(folder: str | Path) -> Predictor:
                 )
         if len(meta["anchor_ids"]) != k or meta["regressor"] not in REGRESSORS:
             raise SelectkitError(f"'{meta_path}' is inconsistent; re-fit the predictor")
+        forest = None
+        if meta["regressor"] == "forest":
+            names = [f"forest_{a}" for a in Forest.ARRAYS]
+            if any(n not in arrays for n in names):
+                raise SelectkitError(f"'{arrays_path}' lacks the forest's nodes; re-fit it")
+            forest = Forest(*(arrays[n] for n in names))
+            forest.check(d, f"'{arrays_path}'")
         return Predictor(
             anchor_ids=meta["anchor_ids"],
             n_classes=c,
@@ -368,6 +496,7 @@ def load_predictor(folder: str | Path) -> Predictor:
             alpha=float(meta["alpha"]),
             neighbors=int(meta["neighbors"]),
             meta={k2: v for k2, v in meta.items() if k2 not in _RESERVED},
+            forest=forest,
         )
     except KeyError as exc:
         raise SelectkitError(f"'{meta_path}' lacks {exc}; re-fit the predictor") from None
