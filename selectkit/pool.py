@@ -170,7 +170,7 @@ class Pool:
             mat = self.arrays[name]
         else:
             mat = as_tensor3(self.frame.get_column(name), self.where)
-        check_probabilities(mat.reshape(-1, mat.shape[-1]), self.where, name)
+        check_probabilities(mat.reshape(-1, mat.shape[-1]), self.where, name, per_row=mat.shape[1])
         return mat
 
     @cached_property

@@ -13,7 +13,7 @@ import pytest
 
 import selectkit as sk
 import selectkit.disco as disco
-from selectkit import SelectkitError, read_provenance
+from selectkit import SelectkitError, SelectkitUsageError, read_provenance
 from selectkit.disco.predictor import ARRAYS_FILE, META_FILE
 
 
@@ -223,8 +223,9 @@ def test_knn_returns_the_nearest_source_models_accuracy(zoo):
     rows = np.arange(0, 897, 9)
     predictor = disco.fit_predictor(preds, acc, rows, regressor="knn", neighbors=1)
     np.testing.assert_allclose(predictor.predict(disco.signatures(preds, rows)), acc)
-    both = disco.fit_predictor(preds, acc, rows, regressor="knn", neighbors=len(acc))
-    np.testing.assert_allclose(both.predict(disco.signatures(preds, rows)), acc.mean())
+    # averaging every source model would predict one number for all: refused
+    with pytest.raises(SelectkitUsageError, match="same prediction"):
+        disco.fit_predictor(preds, acc, rows, regressor="knn", neighbors=len(acc))
 
 
 def test_save_load_round_trip_and_output_rules(zoo, tmp_path):

@@ -32,6 +32,7 @@ from selectkit.al.models import FittedModel, check_model
 from selectkit.console import progress_bar, warn
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, write_table
+from selectkit.io.formats import detect_format
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
 from selectkit.select import modifiers_for, select
@@ -291,7 +292,7 @@ def simulate_file(
     summary_out: str | Path | None = None,
 ) -> tuple[Provenance, pl.DataFrame]:
     """Read a labelled table (embedding + label per row), simulate, write the curves (Parquet,
-    JSONL or CSV by extension) with provenance, and optionally a summary table and a PNG plot.
+    or JSONL by extension) with provenance, and optionally a summary table and a PNG plot.
     Returns (provenance, summary). Usage problems (unknown model or strategy, missing
     matplotlib for ``plot``) are refused before any work."""
     check_model(model)
@@ -302,6 +303,17 @@ def simulate_file(
         check_output_path(path, [input])
     if len({str(Path(p).resolve()) for p in outputs}) != len(outputs):
         raise SelectkitUsageError("the curves, summary and plot outputs must be different files")
+    # formats are checked before the simulation runs, so a bad name costs nothing and writes
+    # nothing
+    if detect_format(output, output=True) == "csv":
+        raise SelectkitUsageError(
+            f"'{output}': the curves hold a list column (the selected ids); write them to "
+            ".parquet or .jsonl"
+        )
+    if summary_out:
+        detect_format(summary_out, output=True)
+    if plot and Path(plot).suffix.lower() != ".png":
+        raise SelectkitUsageError(f"--plot '{plot}' must name a .png file")
     if plot:
         from selectkit.al.plot import require_matplotlib
 

@@ -37,7 +37,7 @@ def simulate(
         ),
     ],
     output: Annotated[
-        str, typer.Option("-o", "--output", help="Learning curves (.parquet, .jsonl or .csv).")
+        str, typer.Option("-o", "--output", help="Learning curves (.parquet or .jsonl).")
     ],
     strategies: Annotated[
         str,

@@ -277,6 +277,10 @@ def _parse_params(items: list[str] | None) -> dict[str, str]:
     return params
 
 
+def _raise_usage(message: str) -> None:
+    raise SelectkitUsageError(message)
+
+
 def split_strategy_options(
     tokens: list[str], strategy: str
 ) -> tuple[list[str], dict[str, str | list[str]]]:
@@ -465,6 +469,11 @@ def select(
     tables, options = run(lambda: split_strategy_options(inputs, strategy))
     params = {**options, **_parse_params(param)}
     if beta is not None and not stochastic:  # without --stochastic, --beta is the strategy's own
+        from selectkit.strategies import get_strategy
+
+        spec = run(lambda: get_strategy(strategy))
+        if "beta" not in spec.params:
+            run(lambda: _raise_usage("--beta needs --stochastic (or a strategy with a beta, ccs)"))
         params.setdefault("beta", str(beta))
     use_labels = label_col.lower() != "none"
     columns = Columns().with_overrides(

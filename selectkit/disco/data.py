@@ -499,8 +499,10 @@ def pivot_pool(
     if isinstance(pool, ModelPool):
         return pool
     pool.require(needs, purpose)
+    # --label-col none: the label column is neither checked nor used
+    long = pool.frame if pool.use_labels else pool.frame.drop(pool.columns.label, strict=False)
     preds = pivot_predictions(
-        pool.frame,
+        long,
         columns=pool.columns,
         where=pool.where,
         drop_incomplete=drop_incomplete,
@@ -510,7 +512,7 @@ def pivot_pool(
     data: dict[str, object] = {cols.id: preds.ids}
     if preds.groups is not None:
         data[cols.group] = preds.groups
-    if cols.label in pool.frame.columns:
+    if pool.use_labels and cols.label in pool.frame.columns:
         labels = preds.labels if preds.labels is not None else np.full(preds.n_samples, -1)
         data[cols.label] = pl.Series(labels, dtype=pl.Int64).replace(-1, None)
     return ModelPool(

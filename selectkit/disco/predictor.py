@@ -252,6 +252,11 @@ def fit_predictor(
         raise SelectkitError(
             f"fitting a predictor needs at least 2 source models; {preds.where} has {m}"
         )
+    if regressor == "knn" and neighbors >= m:
+        raise SelectkitUsageError(
+            f"--neighbors {neighbors} averages every one of the {m} source models, so every "
+            f"model would get the same prediction; use fewer than {m}"
+        )
     y = np.asarray(accuracy, dtype=np.float64)
     if y.shape != (m,) or not np.isfinite(y).all():
         raise SelectkitError(f"need one finite accuracy per source model ({m}), got {y.shape}")

@@ -121,9 +121,13 @@ def as_tensor3(series: pl.Series, where: str) -> np.ndarray:
 PROBA_TOLERANCE = 1e-3
 
 
-def check_probabilities(mat: np.ndarray, where: str, name: str, chunk_rows: int = 65536) -> None:
+def check_probabilities(
+    mat: np.ndarray, where: str, name: str, chunk_rows: int = 65536, per_row: int = 1
+) -> None:
     """Raise unless every row of ``mat`` is a probability distribution: finite, within [0, 1],
-    summing to 1 within ``PROBA_TOLERANCE`` (catches logits and unnormalised scores). O(n C)."""
+    summing to 1 within ``PROBA_TOLERANCE`` (catches logits and unnormalised scores). O(n C).
+    ``per_row``: distributions per table row (T passes of a flattened (n, T, C) tensor), so the
+    error names the table row."""
     check_finite(mat, where, name, chunk_rows)
     for start in range(0, mat.shape[0], chunk_rows):
         block = np.asarray(mat[start : start + chunk_rows], dtype=np.float64)
@@ -132,8 +136,11 @@ def check_probabilities(mat: np.ndarray, where: str, name: str, chunk_rows: int 
         bad = low | (np.abs(sums - 1.0) > PROBA_TOLERANCE)
         if bad.any():
             row = int(np.argmax(bad))
+            at = f"row {(start + row) // per_row}" + (
+                f" pass {(start + row) % per_row}" if per_row > 1 else ""
+            )
             raise SelectkitError(
-                f"{where}: column '{name}' row {start + row} is not a probability distribution "
+                f"{where}: column '{name}' {at} is not a probability distribution "
                 f"(min {block[row].min():.4g}, sum {sums[row]:.4g}); give softmax outputs, not "
                 "logits or scores"
             )

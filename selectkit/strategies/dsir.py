@@ -64,6 +64,15 @@ def settings_from(
         )
     if params["top_k"] and params["with_replacement"]:
         raise SelectkitUsageError("choose one of --top-k and --with-replacement")
+    if params["model"]:  # the saved model fixes its features and smoothing
+        fixed = [
+            k for k in ("ngrams", "buckets", "hash", "smoothing") if params[k] != PARAMS[k].default
+        ]
+        if fixed:
+            raise SelectkitUsageError(
+                f"--model '{params['model']}' fixes the features and smoothing it was fitted "
+                f"with; drop {', '.join('--' + k for k in fixed)}"
+            )
     workers = None if params["workers"] == AUTO else int(params["workers"])
     if workers is not None and workers < 1:
         raise SelectkitUsageError(f"--workers must be at least 1, got {workers}")

@@ -1,0 +1,65 @@
+"""Guards a newcomer hits first: refused before any work, with the fix in the message."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+
+def test_al_simulate_refuses_csv_curves_before_running(cli, tmp_path, digits):
+    x, y = digits
+    data = tmp_path / "d.parquet"
+    pl.DataFrame({"id": range(300), "embedding": x[:300], "label": y[:300]}).write_parquet(data)
+    out, summary = tmp_path / "c.csv", tmp_path / "s.csv"
+    r = cli("al", "simulate", data, "-s", "random", "--rounds", "2", "-o", out)
+    assert r.exit_code == 2 and "list column" in r.output
+    good = tmp_path / "c.parquet"
+    r = cli("al", "simulate", data, "-s", "random", "--rounds", "2", "-o", good, "--summary",
+            tmp_path / "s.txt")  # fmt: skip
+    assert r.exit_code == 2
+    r = cli("al", "simulate", data, "-s", "random", "--rounds", "2", "-o", good, "--plot",
+            tmp_path / "p.txt")  # fmt: skip
+    assert r.exit_code == 2 and ".png" in r.output
+    assert not out.exists() and not good.exists() and not summary.exists()
+
+
+def test_disco_label_col_none_ignores_string_labels(cli, tmp_path, long_frame):
+    frame = long_frame.with_columns(pl.lit("A").alias("label"))
+    path = tmp_path / "preds.parquet"
+    frame.write_parquet(path)
+    out = tmp_path / "anchors.parquet"
+    r = cli("select", path, "-s", "disco", "-b", "10", "--label-col", "none", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert pl.read_parquet(out).height == 10
+
+
+def test_proba_mc_errors_name_the_table_row(cli, tmp_path):
+    good = [[0.5, 0.5], [0.4, 0.6]]
+    bad = [[0.5, 0.5], [0.9, 0.9]]  # row 1, pass 1 sums to 1.8
+    path = tmp_path / "mc.parquet"
+    pl.DataFrame({"id": [0, 1, 2], "proba_mc": [good, bad, good]}).write_parquet(path)
+    r = cli("select", path, "-s", "bald", "-b", "1", "-o", tmp_path / "m.parquet")
+    assert r.exit_code == 1 and "row 1 pass 1" in r.output
+
+
+def test_beta_without_stochastic_needs_a_strategy_with_beta(cli, tmp_path):
+    path = tmp_path / "p.parquet"
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]])
+    pl.DataFrame({"id": [0, 1, 2], "proba": proba}).write_parquet(path)
+    out = tmp_path / "m.parquet"
+    r = cli("select", path, "-s", "margin", "-b", "1", "--beta", "2", "-o", out)
+    assert r.exit_code == 2 and "--beta needs --stochastic" in r.output
+    r = cli("select", path, "-s", "margin", "-b", "1", "--beta", "2", "--stochastic", "power",
+            "-o", out)  # fmt: skip
+    assert r.exit_code == 0, r.output
+
+
+def test_dsir_model_refuses_feature_options(cli, tmp_path, rt_small):
+    model = tmp_path / "m.npz"
+    out = tmp_path / "m.parquet"
+    r = cli("select", rt_small, "-s", "dsir", "--target", rt_small, "-b", "5", "--save-model",
+            model, "-o", out)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = cli("select", rt_small, "-s", "dsir", "--model", model, "--buckets", "5000", "-b", "5",
+            "-o", tmp_path / "again.parquet")  # fmt: skip
+    assert r.exit_code == 2 and "drop --buckets" in r.output
