@@ -60,6 +60,7 @@ REPLICAS = 3  # seeds per (setting, size): another training subset and random st
 TRAIN_POOL = 600  # digits the models may train on; the other 1,197 are the benchmark
 REGRESSORS = ("knn", "ridge", "forest")
 SPLITS = ("iid", "random")
+FEATURES = ("signature", "signature+accuracy")
 
 
 def zoo() -> dict[str, list[tuple[str, Callable[[int], object]]]]:
@@ -161,7 +162,7 @@ def build(out: Path, seed: int = 0) -> tuple[Path, Path]:
     return preds_path, acc_path
 
 
-def verdict(summary: pl.DataFrame, split: str, regressor: str) -> list[dict]:
+def verdict(summary: pl.DataFrame, split: str, regressor: str, features: str) -> list[dict]:
     """Per budget: MAE, median AE and Spearman (means over seeds) of DISCO + predictor, random
     + predictor, naive on random anchors and naive on DISCO anchors; and whether
     DISCO + predictor < random + predictor < naive holds for the MAE."""
@@ -174,6 +175,7 @@ def verdict(summary: pl.DataFrame, split: str, regressor: str) -> list[dict]:
             {
                 "split": split,
                 "regressor": regressor,
+                "features": features,
                 "budget": budget,
                 **{f"{k}_mae": v["mae_mean"] for k, v in (("disco", d), ("random", r))},
                 "naive_mae": n["mae_mean"],
@@ -196,7 +198,7 @@ def print_verdicts(verdicts: list[dict], seeds: int) -> None:
         " < MAE(naive)"
     )
     head = (
-        f"{'split':6} {'pred':6} {'k':>3} | {'MAE disco':>9} {'random':>6} {'naive':>6} "
+        f"{'split':6} {'pred':6} {'feat':4} {'k':>3} | {'MAE disco':>9} {'random':>6} {'naive':>6} "
         f"{'@disco':>6} | {'median disco':>12} {'random':>6} {'naive':>6} | "
         f"{'rho disco':>9} {'random':>6} {'naive':>6} | holds"
     )
@@ -204,13 +206,18 @@ def print_verdicts(verdicts: list[dict], seeds: int) -> None:
     print("-" * len(head))
     for v in verdicts:
         print(
-            f"{v['split']:6} {v['regressor']:6} {v['budget']:3d} | {v['disco_mae']:9.2f} "
+            f"{v['split']:6} {v['regressor']:6} {'+acc' if v['features'] != 'signature' else 'sig':4} "
+            f"{v['budget']:3d} | {v['disco_mae']:9.2f} "
             f"{v['random_mae']:6.2f} {v['naive_mae']:6.2f} {v['naive_disco_mae']:6.2f} | "
             f"{v['disco_med']:12.2f} {v['random_med']:6.2f} {v['naive_med']:6.2f} | "
             f"{v['disco_rho']:9.3f} {v['random_rho']:6.3f} {v['naive_rho']:6.3f} | "
             f"{'yes' if v['holds'] else 'no'}"
         )
-    held = [f"{v['split']}/{v['regressor']}@{v['budget']}" for v in verdicts if v["holds"]]
+    held = [
+        f"{v['split']}/{v['regressor']}{'+acc' if v['features'] != 'signature' else ''}@{v['budget']}"
+        for v in verdicts
+        if v["holds"]
+    ]
     print(f"\nordering holds in {len(held)} of {len(verdicts)} cases: {', '.join(held) or 'none'}")
 
 
@@ -266,6 +273,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="10,30,100")
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--regressors", default=",".join(REGRESSORS))
+    parser.add_argument("--features", default=",".join(FEATURES))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
@@ -279,24 +287,31 @@ def main() -> None:
             f"{acc.median():.3f})"
         )
         verdicts = []
-        for split in args.splits.split(","):
-            for regressor in args.regressors.split(","):
-                t0 = time.perf_counter()
-                _rows, summary, _prov = disco.evaluate_files(
-                    preds_path,
-                    acc_path,
-                    out / f"eval_{split}_{regressor}.parquet",
-                    budgets=[int(b) for b in args.budgets.split(",")],
-                    seeds=args.seeds,
-                    split=split,
-                    regressor=regressor,
-                )
-                n_test = int(_rows.get_column("n_test").median())
-                print(
-                    f"{split} split (~{n_test} test models) + {regressor}: {args.seeds} seeds in "
-                    f"{time.perf_counter() - t0:.1f} s"
-                )
-                verdicts += verdict(summary, split, regressor)
+        cases = [
+            (split, regressor, features)
+            for split in args.splits.split(",")
+            for regressor in args.regressors.split(",")
+            for features in args.features.split(",")
+        ]
+        for split, regressor, features in cases:
+            t0 = time.perf_counter()
+            tag = "acc" if features == "signature+accuracy" else "sig"
+            _rows, summary, _prov = disco.evaluate_files(
+                preds_path,
+                acc_path,
+                out / f"eval_{split}_{regressor}_{tag}.parquet",
+                budgets=[int(b) for b in args.budgets.split(",")],
+                seeds=args.seeds,
+                split=split,
+                regressor=regressor,
+                features=features,
+            )
+            n_test = int(_rows.get_column("n_test").median())
+            print(
+                f"{split} split (~{n_test} test models) + {regressor} on {features}: "
+                f"{args.seeds} seeds in {time.perf_counter() - t0:.1f} s"
+            )
+            verdicts += verdict(summary, split, regressor, features)
         print_verdicts(verdicts, args.seeds)
         budget = max(int(b) for b in args.budgets.split(","))
         print(f"\nper family, iid split, {budget} random anchors, {args.seeds} seeds pooled:")
