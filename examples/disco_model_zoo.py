@@ -12,17 +12,18 @@ model and sample id, with `proba`, `group` = the true digit and `correct`).
 Then the leave-models-out evaluation, over 5 seeds, for both splits (`iid`: the paper's, every
 7th model by accuracy, about 45 test models; `random`: a random fifth) and the paper's three
 simplest predictors (1-NN by cosine similarity, ridge with alpha 10, random forest of 100
-trees). DISCO picks anchors from the source models' disagreement; the test models' accuracies are
-predicted from their outputs on those anchors only, and compared with the naive estimate (mean
-correctness on random anchors).
+trees), each on the signature alone and with the model's accuracy on the anchors as a feature
+(``--features signature+accuracy``). DISCO picks anchors from the source models' disagreement;
+the test models' accuracies are predicted from their outputs on those anchors only, and compared
+with the naive estimate (mean correctness on random anchors).
 
-    PYTHONPATH=. python examples/disco_model_zoo.py            # about 3 minutes on 2 cores
+    PYTHONPATH=. python examples/disco_model_zoo.py            # about 4 minutes on 2 cores
     PYTHONPATH=. python examples/disco_model_zoo.py --out zoo  # keep the Parquet files
 
 The same evaluation from the shell, on the files this writes:
 
     selectkit disco evaluate zoo/preds.parquet zoo/acc.parquet --split iid --regressor forest \
-        --budgets 10,30,100 --seeds 5 -o zoo/eval.parquet
+        --features signature+accuracy --budgets 10,30,100 --seeds 5 -o zoo/eval.parquet
 """
 
 from __future__ import annotations
@@ -223,7 +224,8 @@ def print_verdicts(verdicts: list[dict], seeds: int) -> None:
 
 def per_family(preds_path: Path, budget: int, seeds: int) -> pl.DataFrame:
     """Where the predictor's error comes from: per model family, the mean absolute error
-    (accuracy points) of random anchors + forest and of naive averaging on the same anchors,
+    (accuracy points) of random anchors + forest, on the signature and on signature+accuracy,
+    and of naive averaging on the same anchors,
     pooled over the iid split's test models of ``seeds`` seeds (anchors drawn here, so the
     figures differ slightly from the table's)."""
     from selectkit.disco.evaluate import iid_split
@@ -237,17 +239,25 @@ def per_family(preds_path: Path, budget: int, seeds: int) -> pl.DataFrame:
         anchors = np.sort(
             np.random.default_rng([s, budget]).choice(preds.n_samples, budget, replace=False)
         )
-        fitted = disco.fit_predictor(
-            preds.subset_models(src), acc[src], anchors, regressor="forest", random_state=s
-        )
-        guess = fitted.predict(disco.signatures(preds.subset_models(test), anchors))
         naive = preds.correct[test][:, anchors].mean(axis=1)
+        guesses = [
+            disco.fit_predictor(
+                preds.subset_models(src),
+                acc[src],
+                anchors,
+                regressor="forest",
+                random_state=s,
+                features=features,
+            ).predict(disco.signatures(preds.subset_models(test), anchors), naive)
+            for features in FEATURES
+        ]
         rows.append(
             pl.DataFrame(
                 {
                     "family": family[test],
                     "accuracy": acc[test],
-                    "forest_ae": 100 * np.abs(guess - acc[test]),
+                    "forest_ae": 100 * np.abs(guesses[0] - acc[test]),
+                    "forest_acc_ae": 100 * np.abs(guesses[1] - acc[test]),
                     "naive_ae": 100 * np.abs(naive - acc[test]),
                 }
             )
@@ -260,6 +270,7 @@ def per_family(preds_path: Path, budget: int, seeds: int) -> pl.DataFrame:
             pl.col("accuracy").min().alias("acc_min"),
             pl.col("accuracy").max().alias("acc_max"),
             pl.col("forest_ae").mean().alias("mae_random+forest"),
+            pl.col("forest_acc_ae").mean().alias("mae_random+forest+acc"),
             pl.col("naive_ae").mean().alias("mae_naive"),
         )
         .sort("mae_random+forest", descending=True)

@@ -578,14 +578,13 @@ def test_cli_anchor_accuracy_feature_needs_correctness(cli, zoo, tmp_path):
         "--features", "accuracy", "-o", tmp_path / "p3",
     )  # fmt: skip
     assert result.exit_code == 2 and "unknown features" in result.stderr
-    # evaluate records it and reports the same methods
-    everyone = disco.load_predictions(zoo["dir"] / "preds.parquet")
-    rows = disco.evaluate(
-        everyone,
-        everyone.accuracy(),
-        budgets=(20,),
-        seeds=1,
-        features="signature+accuracy",
-    )
-    assert set(rows.get_column("method")) == {"disco+ridge", "random+ridge", "random+naive",
-                                              "disco+naive"}  # fmt: skip
+    # evaluate takes it too, records it, and reports the same methods
+    out3 = tmp_path / "eval.parquet"
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--budgets", "20", "--seeds", "1",
+        "--features", "signature+accuracy", "-o", out3,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert read_provenance(out3)["params"]["features"] == "signature+accuracy"
+    methods = set(pl.read_parquet(out3).get_column("method"))
+    assert methods == {"disco+ridge", "random+ridge", "random+naive", "disco+naive"}
