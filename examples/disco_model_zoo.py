@@ -326,7 +326,9 @@ def main() -> None:
         print_verdicts(verdicts, args.seeds)
         budget = max(int(b) for b in args.budgets.split(","))
         print(f"\nper family, iid split, {budget} random anchors, {args.seeds} seeds pooled:")
-        with pl.Config(tbl_rows=20, float_precision=2, tbl_hide_dataframe_shape=True):
+        with pl.Config(
+            tbl_rows=20, float_precision=2, tbl_hide_dataframe_shape=True, tbl_width_chars=120
+        ):
             print(per_family(preds_path, budget, args.seeds))
 
 
