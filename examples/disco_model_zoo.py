@@ -12,17 +12,18 @@ model and sample id, with `proba`, `group` = the true digit and `correct`).
 Then the leave-models-out evaluation, over 5 seeds, for both splits (`iid`: the paper's, every
 7th model by accuracy, about 45 test models; `random`: a random fifth) and the paper's three
 simplest predictors (1-NN by cosine similarity, ridge with alpha 10, random forest of 100
-trees). DISCO picks anchors from the source models' disagreement; the test models' accuracies are
-predicted from their outputs on those anchors only, and compared with the naive estimate (mean
-correctness on random anchors).
+trees), each on the signature alone and with the model's accuracy on the anchors as a feature
+(``--features signature+accuracy``). DISCO picks anchors from the source models' disagreement;
+the test models' accuracies are predicted from their outputs on those anchors only, and compared
+with the naive estimate (mean correctness on random anchors).
 
-    PYTHONPATH=. python examples/disco_model_zoo.py            # about 3 minutes on 2 cores
+    PYTHONPATH=. python examples/disco_model_zoo.py            # about 4 minutes on 2 cores
     PYTHONPATH=. python examples/disco_model_zoo.py --out zoo  # keep the Parquet files
 
 The same evaluation from the shell, on the files this writes:
 
     selectkit disco evaluate zoo/preds.parquet zoo/acc.parquet --split iid --regressor forest \
-        --budgets 10,30,100 --seeds 5 -o zoo/eval.parquet
+        --features signature+accuracy --budgets 10,30,100 --seeds 5 -o zoo/eval.parquet
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ REPLICAS = 3  # seeds per (setting, size): another training subset and random st
 TRAIN_POOL = 600  # digits the models may train on; the other 1,197 are the benchmark
 REGRESSORS = ("knn", "ridge", "forest")
 SPLITS = ("iid", "random")
+FEATURES = ("signature", "signature+accuracy")
 
 
 def zoo() -> dict[str, list[tuple[str, Callable[[int], object]]]]:
@@ -161,7 +163,7 @@ def build(out: Path, seed: int = 0) -> tuple[Path, Path]:
     return preds_path, acc_path
 
 
-def verdict(summary: pl.DataFrame, split: str, regressor: str) -> list[dict]:
+def verdict(summary: pl.DataFrame, split: str, regressor: str, features: str) -> list[dict]:
     """Per budget: MAE, median AE and Spearman (means over seeds) of DISCO + predictor, random
     + predictor, naive on random anchors and naive on DISCO anchors; and whether
     DISCO + predictor < random + predictor < naive holds for the MAE."""
@@ -174,6 +176,7 @@ def verdict(summary: pl.DataFrame, split: str, regressor: str) -> list[dict]:
             {
                 "split": split,
                 "regressor": regressor,
+                "features": features,
                 "budget": budget,
                 **{f"{k}_mae": v["mae_mean"] for k, v in (("disco", d), ("random", r))},
                 "naive_mae": n["mae_mean"],
@@ -196,7 +199,7 @@ def print_verdicts(verdicts: list[dict], seeds: int) -> None:
         " < MAE(naive)"
     )
     head = (
-        f"{'split':6} {'pred':6} {'k':>3} | {'MAE disco':>9} {'random':>6} {'naive':>6} "
+        f"{'split':6} {'pred':6} {'feat':4} {'k':>3} | {'MAE disco':>9} {'random':>6} {'naive':>6} "
         f"{'@disco':>6} | {'median disco':>12} {'random':>6} {'naive':>6} | "
         f"{'rho disco':>9} {'random':>6} {'naive':>6} | holds"
     )
@@ -204,19 +207,25 @@ def print_verdicts(verdicts: list[dict], seeds: int) -> None:
     print("-" * len(head))
     for v in verdicts:
         print(
-            f"{v['split']:6} {v['regressor']:6} {v['budget']:3d} | {v['disco_mae']:9.2f} "
+            f"{v['split']:6} {v['regressor']:6} {'+acc' if v['features'] != 'signature' else 'sig':4} "
+            f"{v['budget']:3d} | {v['disco_mae']:9.2f} "
             f"{v['random_mae']:6.2f} {v['naive_mae']:6.2f} {v['naive_disco_mae']:6.2f} | "
             f"{v['disco_med']:12.2f} {v['random_med']:6.2f} {v['naive_med']:6.2f} | "
             f"{v['disco_rho']:9.3f} {v['random_rho']:6.3f} {v['naive_rho']:6.3f} | "
             f"{'yes' if v['holds'] else 'no'}"
         )
-    held = [f"{v['split']}/{v['regressor']}@{v['budget']}" for v in verdicts if v["holds"]]
+    held = [
+        f"{v['split']}/{v['regressor']}{'+acc' if v['features'] != 'signature' else ''}@{v['budget']}"
+        for v in verdicts
+        if v["holds"]
+    ]
     print(f"\nordering holds in {len(held)} of {len(verdicts)} cases: {', '.join(held) or 'none'}")
 
 
 def per_family(preds_path: Path, budget: int, seeds: int) -> pl.DataFrame:
     """Where the predictor's error comes from: per model family, the mean absolute error
-    (accuracy points) of random anchors + forest and of naive averaging on the same anchors,
+    (accuracy points) of random anchors + forest, on the signature and on signature+accuracy,
+    and of naive averaging on the same anchors,
     pooled over the iid split's test models of ``seeds`` seeds (anchors drawn here, so the
     figures differ slightly from the table's)."""
     from selectkit.disco.evaluate import iid_split
@@ -230,17 +239,25 @@ def per_family(preds_path: Path, budget: int, seeds: int) -> pl.DataFrame:
         anchors = np.sort(
             np.random.default_rng([s, budget]).choice(preds.n_samples, budget, replace=False)
         )
-        fitted = disco.fit_predictor(
-            preds.subset_models(src), acc[src], anchors, regressor="forest", random_state=s
-        )
-        guess = fitted.predict(disco.signatures(preds.subset_models(test), anchors))
         naive = preds.correct[test][:, anchors].mean(axis=1)
+        guesses = [
+            disco.fit_predictor(
+                preds.subset_models(src),
+                acc[src],
+                anchors,
+                regressor="forest",
+                random_state=s,
+                features=features,
+            ).predict(disco.signatures(preds.subset_models(test), anchors), naive)
+            for features in FEATURES
+        ]
         rows.append(
             pl.DataFrame(
                 {
                     "family": family[test],
                     "accuracy": acc[test],
-                    "forest_ae": 100 * np.abs(guess - acc[test]),
+                    "forest_ae": 100 * np.abs(guesses[0] - acc[test]),
+                    "forest_acc_ae": 100 * np.abs(guesses[1] - acc[test]),
                     "naive_ae": 100 * np.abs(naive - acc[test]),
                 }
             )
@@ -253,6 +270,7 @@ def per_family(preds_path: Path, budget: int, seeds: int) -> pl.DataFrame:
             pl.col("accuracy").min().alias("acc_min"),
             pl.col("accuracy").max().alias("acc_max"),
             pl.col("forest_ae").mean().alias("mae_random+forest"),
+            pl.col("forest_acc_ae").mean().alias("mae_random+forest+acc"),
             pl.col("naive_ae").mean().alias("mae_naive"),
         )
         .sort("mae_random+forest", descending=True)
@@ -266,6 +284,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="10,30,100")
     parser.add_argument("--splits", default=",".join(SPLITS))
     parser.add_argument("--regressors", default=",".join(REGRESSORS))
+    parser.add_argument("--features", default=",".join(FEATURES))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
@@ -279,28 +298,37 @@ def main() -> None:
             f"{acc.median():.3f})"
         )
         verdicts = []
-        for split in args.splits.split(","):
-            for regressor in args.regressors.split(","):
-                t0 = time.perf_counter()
-                _rows, summary, _prov = disco.evaluate_files(
-                    preds_path,
-                    acc_path,
-                    out / f"eval_{split}_{regressor}.parquet",
-                    budgets=[int(b) for b in args.budgets.split(",")],
-                    seeds=args.seeds,
-                    split=split,
-                    regressor=regressor,
-                )
-                n_test = int(_rows.get_column("n_test").median())
-                print(
-                    f"{split} split (~{n_test} test models) + {regressor}: {args.seeds} seeds in "
-                    f"{time.perf_counter() - t0:.1f} s"
-                )
-                verdicts += verdict(summary, split, regressor)
+        cases = [
+            (split, regressor, features)
+            for split in args.splits.split(",")
+            for regressor in args.regressors.split(",")
+            for features in args.features.split(",")
+        ]
+        for split, regressor, features in cases:
+            t0 = time.perf_counter()
+            tag = "acc" if features == "signature+accuracy" else "sig"
+            _rows, summary, _prov = disco.evaluate_files(
+                preds_path,
+                acc_path,
+                out / f"eval_{split}_{regressor}_{tag}.parquet",
+                budgets=[int(b) for b in args.budgets.split(",")],
+                seeds=args.seeds,
+                split=split,
+                regressor=regressor,
+                features=features,
+            )
+            n_test = int(_rows.get_column("n_test").median())
+            print(
+                f"{split} split (~{n_test} test models) + {regressor} on {features}: "
+                f"{args.seeds} seeds in {time.perf_counter() - t0:.1f} s"
+            )
+            verdicts += verdict(summary, split, regressor, features)
         print_verdicts(verdicts, args.seeds)
         budget = max(int(b) for b in args.budgets.split(","))
         print(f"\nper family, iid split, {budget} random anchors, {args.seeds} seeds pooled:")
-        with pl.Config(tbl_rows=20, float_precision=2, tbl_hide_dataframe_shape=True):
+        with pl.Config(
+            tbl_rows=20, float_precision=2, tbl_hide_dataframe_shape=True, tbl_width_chars=120
+        ):
             print(per_family(preds_path, budget, args.seeds))
 
 

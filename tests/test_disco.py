@@ -469,3 +469,123 @@ def test_evaluate_iid_split_is_deterministic(cli, zoo, tmp_path):
     assert (rows["n_test"] == 9).all() and (rows["n_source"] == 9).all()
     assert set(rows["method"]) == {"disco+forest", "random+forest", "random+naive", "disco+naive"}
     assert read_provenance(tmp_path / "a.parquet")["params"]["split"] == "iid"
+
+
+def test_anchor_accuracy_feature_regressors_and_round_trip(zoo, tmp_path):
+    """features=signature+accuracy: every regressor predicts accuracy - anchor accuracy and adds
+    the model's own anchor accuracy back; saved and loaded without pickle, same predictions."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    preds = disco.load_predictions(zoo["dir"] / "source.parquet")
+    acc = preds.accuracy()
+    rows = np.arange(0, 897, 15)
+    a = preds.correct[:, rows].mean(axis=1)
+    x = disco.signatures(preds, rows)
+    others = disco.load_predictions(zoo["dir"] / "preds.parquet")
+    x_all, a_all = disco.signatures(others, rows), others.correct[:, rows].mean(axis=1)
+    feat = "signature+accuracy"
+    # 1-NN: the nearest source model's gap, added to the model's own anchor accuracy; on the
+    # source models themselves that gives back their accuracy
+    knn = disco.fit_predictor(preds, acc, rows, regressor="knn", features=feat)
+    np.testing.assert_allclose(knn.predict(x, a), acc)
+    plain = disco.fit_predictor(preds, acc, rows, regressor="knn")
+    # the neighbour is chosen on the signature alone (cosine of PCA-reduced signatures)
+    z, z_all = ((s - knn.mean) @ knn.components.T for s in (x, x_all))
+    unit = [v / np.linalg.norm(v, axis=1, keepdims=True) for v in (z, z_all)]
+    nearest = np.argmax(unit[1] @ unit[0].T, axis=1)
+    np.testing.assert_allclose(plain.predict(x_all), acc[nearest])
+    np.testing.assert_allclose(
+        knn.predict(x_all, a_all), np.clip(a_all + (acc - a)[nearest], 0, 1), atol=1e-12
+    )
+    # ridge: with the signature weights shrunk to nothing (huge alpha), what is left is an
+    # ordinary least-squares line of the gap on the anchor accuracy (that weight is not shrunk)
+    ridge = disco.fit_predictor(preds, acc, rows, features=feat, alpha=1e12)
+    slope, icept = np.polyfit(a, acc - a, 1)
+    np.testing.assert_allclose(
+        ridge.predict(x_all, a_all), np.clip(a_all + slope * a_all + icept, 0, 1), atol=1e-6
+    )
+    # forest: scikit-learn's forest on (PCA axes, anchor accuracy) -> gap
+    forest = disco.fit_predictor(
+        preds, acc, rows, regressor="forest", pca_dim=4, random_state=5, features=feat
+    )
+    z = (x - forest.mean) @ forest.components.T
+    ref = RandomForestRegressor(100, random_state=5, n_jobs=1).fit(np.column_stack([z, a]), acc - a)
+    z_all = (x_all - forest.mean) @ forest.components.T
+    expect = np.clip(a_all + ref.predict(np.column_stack([z_all, a_all])), 0, 1)
+    np.testing.assert_allclose(forest.predict(x_all, a_all), expect, atol=1e-12)
+    for name, p in (("knn", knn), ("ridge", ridge), ("forest", forest)):
+        folder = disco.save_predictor(p, tmp_path / name)
+        assert json.loads((folder / META_FILE).read_text())["features"] == feat
+        q = disco.load_predictor(folder)
+        assert q.features == feat
+        np.testing.assert_array_equal(q.predict(x_all, a_all), p.predict(x_all, a_all))
+        with pytest.raises(SelectkitError, match="anchor_accuracy"):
+            q.predict(x_all)
+    # a predictor saved before the option existed (no "features" key) is a signature predictor
+    folder = disco.save_predictor(plain, tmp_path / "old")
+    meta = json.loads((folder / META_FILE).read_text())
+    del meta["features"]
+    (folder / META_FILE).write_text(json.dumps(meta))
+    assert disco.load_predictor(folder).features == "signature"
+    # damaged: the anchor accuracies of the source models are missing
+    with np.load(tmp_path / "knn" / ARRAYS_FILE) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "train_anchor_accuracy"}
+    np.savez(tmp_path / "knn" / ARRAYS_FILE, **arrays)
+    with pytest.raises(SelectkitError, match="train_anchor_accuracy"):
+        disco.load_predictor(tmp_path / "knn")
+    with pytest.raises(sk.SelectkitUsageError, match="unknown features"):
+        disco.fit_predictor(preds, acc, rows, features="accuracy")
+
+
+def test_cli_anchor_accuracy_feature_needs_correctness(cli, zoo, tmp_path):
+    anchors = _anchors(cli, zoo, budget=20)
+    pred_dir = tmp_path / "predictor"
+    summary = cli.json(
+        "disco", "fit", zoo["dir"] / "source.parquet", zoo["dir"] / "acc.parquet",
+        "--anchors", anchors, "--features", "signature+accuracy", "-o", pred_dir,
+    )  # fmt: skip
+    assert summary["features"] == "signature+accuracy"
+    anchor_ids = pl.read_parquet(anchors).get_column("id")
+    new = zoo["frame"].filter(
+        pl.col("model").is_in(zoo["new"]) & pl.col("id").is_in(anchor_ids.implode())
+    )
+    # `label` (per id) is enough to know the new models' correctness on the anchors
+    with_label = tmp_path / "new.parquet"
+    new.drop("correct").write_parquet(with_label)
+    out = tmp_path / "predicted.parquet"
+    result = cli("disco", "predict", pred_dir, with_label, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert read_provenance(out)["params"]["features"] == "signature+accuracy"
+    values = pl.read_parquet(out).get_column("predicted_accuracy").to_numpy()
+    truth = zoo["acc_frame"].filter(pl.col("model").is_in(zoo["new"]))
+    assert disco.spearman(values, truth.get_column("accuracy").to_numpy()) > 0.5
+    # without `correct` or `label`: refused, nothing written
+    bare = tmp_path / "bare.parquet"
+    new.drop("correct", "label").write_parquet(bare)
+    out2 = tmp_path / "refused.parquet"
+    result = cli("disco", "predict", pred_dir, bare, "-o", out2)
+    assert result.exit_code == 1 and not out2.exists()
+    assert "signature+accuracy" in result.stderr and "'correct'" in result.stderr
+    # fitting with the feature on predictions without correctness is refused too
+    no_correct = tmp_path / "source_bare.parquet"
+    pl.read_parquet(zoo["dir"] / "source.parquet").drop("correct").write_parquet(no_correct)
+    result = cli(
+        "disco", "fit", no_correct, zoo["dir"] / "acc.parquet", "--anchors", anchors,
+        "--features", "signature+accuracy", "-o", tmp_path / "p2",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "features signature+accuracy" in result.stderr
+    result = cli(
+        "disco", "fit", no_correct, zoo["dir"] / "acc.parquet", "--anchors", anchors,
+        "--features", "accuracy", "-o", tmp_path / "p3",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "unknown features" in result.stderr
+    # evaluate takes it too, records it, and reports the same methods
+    out3 = tmp_path / "eval.parquet"
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--budgets", "20", "--seeds", "1",
+        "--features", "signature+accuracy", "-o", out3,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert read_provenance(out3)["params"]["features"] == "signature+accuracy"
+    methods = set(pl.read_parquet(out3).get_column("method"))
+    assert methods == {"disco+ridge", "random+ridge", "random+naive", "disco+naive"}

@@ -32,6 +32,16 @@ Regressor = Annotated[
         "source models) or forest (100 regression trees, saved as node arrays, no pickle).",
     ),
 ]
+Features = Annotated[
+    str,
+    typer.Option(
+        "--features",
+        help="What the regressor sees: signature (the model's probabilities on the anchors, "
+        "PCA-reduced) or signature+accuracy (also its accuracy on the anchors; it then predicts "
+        "the gap between full and anchor accuracy). signature+accuracy needs `correct` or "
+        "`label` in the predictions, also in those of the models you later predict.",
+    ),
+]
 Pca = Annotated[
     int, typer.Option("--pca", min=1, help="Keep at most this many PCA axes of the signatures.")
 ]
@@ -76,6 +86,7 @@ def fit(
         str, typer.Option("-o", "--output", help="Folder to write the predictor to.")
     ] = ...,
     regressor: Regressor = "ridge",
+    features: Features = "signature",
     pca: Pca = 256,
     alpha: Alpha = 10.0,
     neighbors: Neighbors = 1,
@@ -112,6 +123,7 @@ def fit(
             alpha=alpha,
             neighbors=neighbors,
             seed=seed,
+            features=features,
             columns=cols,
             drop_incomplete=drop_incomplete,
         )
@@ -139,7 +151,8 @@ def predict(
 ) -> None:
     """Predict the full-benchmark accuracy of new models from their outputs on the anchors.
 
-    Refuses predictions that lack some anchors or have another number of classes.
+    Refuses predictions that lack some anchors or have another number of classes, and, for a
+    predictor fitted with --features signature+accuracy, predictions without `correct`/`label`.
 
     Example:  selectkit disco predict predictor/ new_model_preds.parquet -o predicted.parquet
     """
@@ -212,6 +225,7 @@ def evaluate(
         ),
     ] = 0,
     regressor: Regressor = "ridge",
+    features: Features = "signature",
     pca: Pca = 256,
     alpha: Alpha = 10.0,
     neighbors: Neighbors = 1,
@@ -255,6 +269,7 @@ def evaluate(
             pca_dim=pca,
             alpha=alpha,
             neighbors=neighbors,
+            features=features,
             columns=cols,
             drop_incomplete=drop_incomplete,
         )

@@ -35,6 +35,7 @@ from selectkit.disco.disagreement import METHODS
 from selectkit.disco.predictor import (
     DEFAULT_ALPHA,
     DEFAULT_PCA,
+    FEATURES,
     REGRESSORS,
     fit_predictor,
     signatures,
@@ -102,21 +103,25 @@ def evaluate(
     pca_dim: int = DEFAULT_PCA,
     alpha: float = DEFAULT_ALPHA,
     neighbors: int = 1,
+    features: str = "signature",
 ) -> pl.DataFrame:
     """Run the leave-models-out evaluation; one row per (seed, budget, method) with ``mae``
     and ``median_ae`` (accuracy points), ``spearman``, ``n_source`` and ``n_test``.
 
     ``accuracy``: every model's true full-benchmark accuracy (fractions). ``split``: ``random``
     (``test_fraction`` of the models, per seed) or ``iid`` (every k-th model by accuracy; see the
-    module docstring; ``test_fraction`` is then unused). Needs correctness (a ``correct`` or
-    ``label`` column) for the naive baselines. Cost per seed: one disagreement pass O(M N C)
-    plus, per budget, two predictor fits O(M^2 k C) (a forest: 100 trees each).
+    module docstring; ``test_fraction`` is then unused). ``features``: the predictor's inputs
+    (``signature`` or ``signature+accuracy``, see ``selectkit.disco.predictor``). Needs
+    correctness (a ``correct`` or ``label`` column) for the naive baselines.
+    Cost per seed: one disagreement pass O(M N C) plus, per budget, two predictor fits
+    O(M^2 k C) (a forest: 100 trees each).
     """
     for name, value, allowed in (
         ("regressor", regressor, REGRESSORS),
         ("disagreement", disagreement, METHODS),
         ("stratify", stratify, STRATIFY),
         ("split", split, SPLITS),
+        ("features", features, FEATURES),
     ):
         if value not in allowed:  # checked before any work
             raise SelectkitUsageError(f"{name}={value!r} must be one of {', '.join(allowed)}")
@@ -129,7 +134,13 @@ def evaluate(
         raise SelectkitError(
             f"budgets {list(budgets)} must lie between 1 and the {preds.n_samples} samples"
         )
-    fit_opts = {"regressor": regressor, "pca_dim": pca_dim, "alpha": alpha, "neighbors": neighbors}
+    fit_opts = {
+        "regressor": regressor,
+        "pca_dim": pca_dim,
+        "alpha": alpha,
+        "neighbors": neighbors,
+        "features": features,
+    }
     rows: list[dict] = []
     with progress_bar("disco evaluate", seeds * len(budgets)) as bar:
         for s in range(seeds):
@@ -172,8 +183,9 @@ def evaluate(
                         random_state=int(state.integers(2**31 - 1)),
                         **fit_opts,
                     )
+                    # a test model's anchor accuracy is what evaluating it on the anchors gives
                     estimates[f"{name}+{regressor}"] = predictor.predict(
-                        signatures(test_preds, anchors)
+                        signatures(test_preds, anchors), correct[test][:, anchors].mean(axis=1)
                     )
                 estimates["random+naive"] = correct[test][:, rand_rows].mean(axis=1)
                 estimates["disco+naive"] = correct[test][:, disco_rows].mean(axis=1)

@@ -98,6 +98,7 @@ def fit_files(
     alpha: float = DEFAULT_ALPHA,
     neighbors: int = 1,
     seed: int = DEFAULT_SEED,
+    features: str = "signature",
     columns: Columns | None = None,
     drop_incomplete: bool = False,
 ) -> tuple[Predictor, Provenance]:
@@ -123,6 +124,7 @@ def fit_files(
         alpha=alpha,
         neighbors=neighbors,
         random_state=int(derive_rng(seed, "disco-fit", "forest").integers(2**31 - 1)),
+        features=features,
         meta={
             "accuracy_source": acc_from,
             "anchors": {"path": str(anchors), "strategy_params": anchor_prov.get("params")},
@@ -134,13 +136,16 @@ def fit_files(
     )
     prov.stop("fit")
     save_predictor(predictor, output)
+    anchor_acc = preds.correct[:, rows].mean(axis=1) if predictor.uses_accuracy else None
+    train_pred = predictor.predict(preds.proba[:, rows, :], anchor_acc)
     prov.metrics = {
         "models": preds.n_models,
         "anchors": predictor.n_anchors,
         "classes": predictor.n_classes,
         "pca_dim": predictor.pca_dim,
         "regressor": regressor,
-        "train_mae": float(100 * np.abs(predictor.predict(preds.proba[:, rows, :]) - acc).mean()),
+        "features": features,
+        "train_mae": float(100 * np.abs(train_pred - acc).mean()),
     }
     return predictor, prov
 
@@ -161,7 +166,11 @@ def predict_files(
     predictor = load_predictor(predictor_dir)
     preds = load_predictions(paths, columns=columns, drop_incomplete=drop_incomplete)
     frame = predict_accuracy(predictor, preds)
-    prov.params = {"predictor": str(predictor_dir), "regressor": predictor.regressor}
+    prov.params = {
+        "predictor": str(predictor_dir),
+        "regressor": predictor.regressor,
+        "features": predictor.features,
+    }
     prov.inputs = [s.as_dict() for s in preds.sources]
     prov.metrics = {"models": preds.n_models, "anchors": predictor.n_anchors}
     write_table(frame, output, provenance=prov)
@@ -185,6 +194,7 @@ def evaluate_files(
     pca_dim: int = DEFAULT_PCA,
     alpha: float = DEFAULT_ALPHA,
     neighbors: int = 1,
+    features: str = "signature",
     columns: Columns | None = None,
     drop_incomplete: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame, Provenance]:
@@ -209,6 +219,7 @@ def evaluate_files(
         "pca_dim": pca_dim,
         "alpha": alpha,
         "neighbors": neighbors,
+        "features": features,
     }
     prov.start("evaluate")
     rows = evaluate(preds, acc, seed=seed, **{**params, "budgets": tuple(params["budgets"])})

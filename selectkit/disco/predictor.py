@@ -12,6 +12,14 @@ signatures to at most ``pca_dim`` dimensions, and a regressor maps them to accur
   tree nodes* (children, split feature, threshold, leaf value); prediction walks those arrays in
   numpy, so a saved forest needs no scikit-learn object and no pickle.
 
+With ``features="signature+accuracy"`` the regressors also see the model's *anchor accuracy*
+a (its mean correctness on the k anchors) and predict the residual accuracy - a, to which a is
+added back: ridge fits the residual on (z, a) with a unpenalised, the forest fits it on (z, a),
+kNN takes the nearest source models' residuals. On DISCO anchors a is biased low (they are the
+hard samples) but the bias is systematic, and a model unlike every source model still gets its
+own measured a plus a learned correction instead of a stranger's accuracy. Such a predictor
+needs the new models' correctness on the anchors (a ``correct`` or ``label`` column).
+
 Everything is saved as a folder holding ``predictor.json`` (metadata: anchor ids, source models,
 sizes, regressor, selectkit version, input fingerprints) and ``arrays.npz`` (numeric arrays only,
 loaded with ``allow_pickle=False`` and checked for shape and, for a forest, that every child
@@ -46,6 +54,7 @@ REGRESSORS = ("ridge", "knn", "forest")
 FOREST_TREES = 100
 DEFAULT_PCA = 256
 DEFAULT_ALPHA = 10.0
+FEATURES = ("signature", "signature+accuracy")
 
 
 @dataclass
@@ -139,6 +148,10 @@ class Predictor:
     ``accuracy``: the source models and their accuracies (fractions); ``train_z``: their reduced
     signatures; ``coef``/``intercept``: the ridge weights (zeros / mean accuracy otherwise);
     ``forest``: the forest's nodes (see ``Forest``), None unless ``regressor == "forest"``.
+    ``features``: ``signature`` or ``signature+accuracy`` (see the module docstring); with the
+    latter, ``train_anchor_accuracy`` holds the source models' anchor accuracies, the targets are
+    residuals (accuracy - anchor accuracy), ``accuracy_coef`` is ridge's unpenalised weight on
+    the anchor accuracy and the forest's last input axis is the anchor accuracy.
     """
 
     anchor_ids: list[Any]
@@ -155,6 +168,14 @@ class Predictor:
     neighbors: int = 1
     meta: dict[str, Any] = field(default_factory=dict)
     forest: Forest | None = None
+    features: str = "signature"
+    train_anchor_accuracy: np.ndarray | None = None
+    accuracy_coef: float = 0.0
+
+    @property
+    def uses_accuracy(self) -> bool:
+        """Whether predictions need each model's accuracy on the anchors."""
+        return self.features == "signature+accuracy"
 
     @property
     def n_anchors(self) -> int:
@@ -164,9 +185,13 @@ class Predictor:
     def pca_dim(self) -> int:
         return int(self.components.shape[0])
 
-    def predict(self, signatures: np.ndarray) -> np.ndarray:
+    def predict(
+        self, signatures: np.ndarray, anchor_accuracy: np.ndarray | None = None
+    ) -> np.ndarray:
         """Predicted accuracy (fractions, clipped to [0, 1]) for (n, k, C) or (n, k*C)
-        signatures; refuses any other shape. O(n k C d)."""
+        signatures; refuses any other shape. ``anchor_accuracy``: each model's mean correctness
+        on the anchors, (n,) fractions; required when ``uses_accuracy``, ignored otherwise.
+        O(n k C d)."""
         x = np.asarray(signatures, dtype=np.float64)
         k, c = self.n_anchors, self.n_classes
         if x.ndim == 3 and x.shape[1:] == (k, c):
@@ -179,17 +204,39 @@ class Predictor:
             )
         if not np.isfinite(x).all():
             raise SelectkitError("signatures hold NaN or infinite values")
+        a = np.zeros(x.shape[0])
+        if self.uses_accuracy:
+            if anchor_accuracy is None:
+                raise SelectkitError(
+                    "this predictor uses each model's accuracy on the anchors (features "
+                    "signature+accuracy); pass anchor_accuracy"
+                )
+            a = np.asarray(anchor_accuracy, dtype=np.float64)
+            if (
+                a.shape != (x.shape[0],)
+                or not np.isfinite(a).all()
+                or (a < 0).any()
+                or (a > 1).any()
+            ):
+                raise SelectkitError(
+                    f"anchor_accuracy must hold one fraction in [0, 1] per model ({x.shape[0]}), "
+                    f"got shape {a.shape}"
+                )
+        targets = self.accuracy
+        if self.uses_accuracy and self.train_anchor_accuracy is not None:
+            targets = self.accuracy - self.train_anchor_accuracy
         with threadpool_limits(limits=1):  # small products; see fit_predictor
             z = (x - self.mean) @ self.components.T
             if self.regressor == "ridge":
-                pred = z @ self.coef + self.intercept
+                pred = z @ self.coef + self.accuracy_coef * a + self.intercept
             elif self.regressor == "forest":
                 if self.forest is None:
                     raise SelectkitError("this forest predictor has no trees; re-fit it")
-                pred = self.forest.predict(z)
+                pred = self.forest.predict(np.column_stack([z, a]) if self.uses_accuracy else z)
             else:
-                pred = _knn(self.train_z, self.accuracy, z, self.neighbors)
-        return np.clip(pred, 0.0, 1.0)
+                pred = _knn(self.train_z, targets, z, self.neighbors)
+        # the regressors predict the residual accuracy - anchor accuracy (a = 0 without it)
+        return np.clip(pred + a, 0.0, 1.0)
 
 
 def _unit(z: np.ndarray) -> np.ndarray:
@@ -232,18 +279,24 @@ def fit_predictor(
     alpha: float = DEFAULT_ALPHA,
     neighbors: int = 1,
     random_state: int = 0,
+    features: str = "signature",
     meta: dict[str, Any] | None = None,
 ) -> Predictor:
     """Fit the predictor on the source models in ``preds`` with their ``accuracy`` (fractions).
 
     ``anchor_rows``: sample positions of the anchors in ``preds``. The PCA keeps
     min(pca_dim, M - 1, k*C) axes. ``random_state`` seeds the forest's bootstrap and feature
-    draws (derive it from the run's seed). O(M^2 k C) time, O(M k C) memory; a forest adds
-    100 trees of O(d M log M) each.
+    draws (derive it from the run's seed). ``features="signature+accuracy"`` also uses each
+    model's accuracy on the anchors (needs ``preds.correct``; see the module docstring).
+    O(M^2 k C) time, O(M k C) memory; a forest adds 100 trees of O(d M log M) each.
     """
     if regressor not in REGRESSORS:
         raise SelectkitUsageError(
             f"unknown regressor {regressor!r}; use one of {', '.join(REGRESSORS)}"
+        )
+    if features not in FEATURES:
+        raise SelectkitUsageError(
+            f"unknown features {features!r}; use one of {', '.join(FEATURES)}"
         )
     if pca_dim < 1 or alpha < 0 or neighbors < 1:
         raise SelectkitUsageError("pca_dim and neighbors must be >= 1 and alpha >= 0")
@@ -261,16 +314,32 @@ def fit_predictor(
     if y.shape != (m,) or not np.isfinite(y).all():
         raise SelectkitError(f"need one finite accuracy per source model ({m}), got {y.shape}")
     x = signatures(preds, anchor_rows)
+    uses_acc = features == "signature+accuracy"
+    a = np.zeros(m)
+    if uses_acc:
+        correct = preds.require_correct("features signature+accuracy")
+        a = correct[:, np.asarray(anchor_rows, dtype=np.int64)].mean(axis=1, dtype=np.float64)
+    r = y - a  # the target: accuracy, or its residual over the anchor accuracy
     dim = max(1, min(pca_dim, m - 1, x.shape[1]))
+    acc_coef = 0.0
     # small dense problems: BLAS threads cost more than they gain, and collapse on shared cores
     # (a 171 x 1000 fit took 2-7 s with 2 threads under load, 0.12 s with one)
     with threadpool_limits(limits=1):
         mean, comps = _pca(x, dim)
         z = (x - mean) @ comps.T
+        intercept = float(r.mean())
         if regressor == "ridge":
-            # z is centred (x - mean), so the intercept is the mean accuracy
-            gram = z.T @ z + alpha * np.eye(dim)
-            coef = np.linalg.solve(gram, z.T @ (y - y.mean()))
+            # z is centred (x - mean); the anchor accuracy's weight is not shrunk: its scale is
+            # fixed (a fraction) and its link to the accuracy is the point of the feature
+            feats = np.column_stack([z, a - a.mean()]) if uses_acc else z
+            penalty = np.full(feats.shape[1], float(alpha))
+            if uses_acc:
+                penalty[-1] = 0.0
+            w = np.linalg.solve(feats.T @ feats + np.diag(penalty), feats.T @ (r - r.mean()))
+            coef = w[:dim]
+            if uses_acc:
+                acc_coef = float(w[-1])
+                intercept -= acc_coef * float(a.mean())
         else:
             coef = np.zeros(dim)
     forest = None
@@ -278,7 +347,7 @@ def fit_predictor(
         from sklearn.ensemble import RandomForestRegressor  # slow import; only forests need it
 
         model = RandomForestRegressor(FOREST_TREES, random_state=random_state, n_jobs=1)
-        forest = Forest.from_sklearn(model.fit(z, y))
+        forest = Forest.from_sklearn(model.fit(np.column_stack([z, a]) if uses_acc else z, r))
     ids = preds.ids.gather(np.asarray(anchor_rows, dtype=np.int64)).to_list()
     return Predictor(
         anchor_ids=ids,
@@ -289,12 +358,15 @@ def fit_predictor(
         components=comps,
         train_z=z,
         coef=coef,
-        intercept=float(y.mean()),
+        intercept=intercept,
         regressor=regressor,
         alpha=float(alpha),
         neighbors=int(neighbors),
         meta=dict(meta or {}),
         forest=forest,
+        features=features,
+        train_anchor_accuracy=a if uses_acc else None,
+        accuracy_coef=acc_coef,
     )
 
 
@@ -332,7 +404,17 @@ def predict_accuracy(predictor: Predictor, preds: Predictions) -> pl.DataFrame:
             f"on {predictor.n_classes}; give predictions on the same benchmark"
         )
     rows = anchor_rows_of(preds, predictor.anchor_ids, "the predictor")
-    pred = predictor.predict(signatures(preds, rows))
+    anchor_acc = None
+    if predictor.uses_accuracy:
+        if preds.correct is None:
+            raise SelectkitError(
+                f"this predictor was fitted with features signature+accuracy and needs each "
+                f"model's correctness on the anchors, but {preds.where} has neither a 'correct' "
+                "column nor a 'label' column; add one, or use a predictor fitted with "
+                "--features signature"
+            )
+        anchor_acc = preds.correct[:, rows].mean(axis=1, dtype=np.float64)
+    pred = predictor.predict(signatures(preds, rows), anchor_acc)
     seen = set(predictor.models) | set(predictor.meta.get("guiding_models") or [])
     known = [m for m in preds.models if m in seen]
     if known:
@@ -371,6 +453,7 @@ def save_predictor(predictor: Predictor, folder: str | Path) -> Path:
         "format_version": FORMAT_VERSION,
         "selectkit_version": __version__,
         "regressor": predictor.regressor,
+        "features": predictor.features,
         "alpha": predictor.alpha,
         "neighbors": predictor.neighbors,
         "pca_dim": predictor.pca_dim,
@@ -390,6 +473,14 @@ def save_predictor(predictor: Predictor, folder: str | Path) -> Path:
             train_z=predictor.train_z,
             coef=predictor.coef,
             intercept=np.array([predictor.intercept]),
+            **(
+                {
+                    "train_anchor_accuracy": predictor.train_anchor_accuracy,
+                    "accuracy_coef": np.array([predictor.accuracy_coef]),
+                }
+                if predictor.uses_accuracy
+                else {}
+            ),
             **(
                 {f"forest_{k}": getattr(predictor.forest, k) for k in Forest.ARRAYS}
                 if predictor.forest is not None
@@ -417,6 +508,7 @@ _RESERVED = {
     "format_version",
     "selectkit_version",
     "regressor",
+    "features",
     "alpha",
     "neighbors",
     "pca_dim",
@@ -478,15 +570,30 @@ def load_predictor(folder: str | Path) -> Predictor:
                     f"'{arrays_path}': array '{name}' has shape {arrays[name].shape}, expected "
                     f"{shape}; the folder is damaged, re-fit it"
                 )
+        # predictors saved before the option existed use the signature only
+        features = meta.get("features", "signature")
         if len(meta["anchor_ids"]) != k or meta["regressor"] not in REGRESSORS:
             raise SelectkitError(f"'{meta_path}' is inconsistent; re-fit the predictor")
+        if features not in FEATURES:
+            raise SelectkitError(
+                f"'{meta_path}': unknown features {features!r} (a newer selectkit?); re-fit it"
+            )
+        uses_acc = features == "signature+accuracy"
+        if uses_acc:
+            for name, shape in (("train_anchor_accuracy", (m,)), ("accuracy_coef", (1,))):
+                if name not in arrays or arrays[name].shape != shape:
+                    raise SelectkitError(
+                        f"'{arrays_path}' lacks array '{name}' of shape {shape}, which features "
+                        "signature+accuracy need; the folder is damaged, re-fit it"
+                    )
         forest = None
         if meta["regressor"] == "forest":
             names = [f"forest_{a}" for a in Forest.ARRAYS]
             if any(n not in arrays for n in names):
                 raise SelectkitError(f"'{arrays_path}' lacks the forest's nodes; re-fit it")
             forest = Forest(*(arrays[n] for n in names))
-            forest.check(d, f"'{arrays_path}'")
+            # with the anchor accuracy, the forest's inputs are the d PCA axes plus that column
+            forest.check(d + int(uses_acc), f"'{arrays_path}'")
         return Predictor(
             anchor_ids=meta["anchor_ids"],
             n_classes=c,
@@ -502,6 +609,9 @@ def load_predictor(folder: str | Path) -> Predictor:
             neighbors=int(meta["neighbors"]),
             meta={k2: v for k2, v in meta.items() if k2 not in _RESERVED},
             forest=forest,
+            features=features,
+            train_anchor_accuracy=arrays["train_anchor_accuracy"] if uses_acc else None,
+            accuracy_coef=float(arrays["accuracy_coef"][0]) if uses_acc else 0.0,
         )
     except KeyError as exc:
         raise SelectkitError(f"'{meta_path}' lacks {exc}; re-fit the predictor") from None
