@@ -54,6 +54,7 @@ def apply_manifest(
     )
     where = "stdin" if tables == ["-"] else ", ".join(f"'{t}'" for t in tables)
     kept: list[pl.DataFrame] = []
+    numbered = False
     offset = 0
     extras: list[str] | None = None
     sources: list[Source] = []
@@ -62,6 +63,7 @@ def apply_manifest(
         sources.append(source)
         for batch in batches:
             if id_col not in batch.columns:
+                numbered = True
                 check_row_number_ids(id_col, where, batch.columns)
                 batch = batch.with_columns(
                     pl.Series(id_col, np.arange(offset, offset + batch.height, dtype=np.int64))
@@ -78,6 +80,8 @@ def apply_manifest(
             kept.append(batch.join(right, on=id_col, how="inner", maintain_order="left"))
     if offset == 0:
         raise SelectkitError(f"{where} has no rows")
+    if numbered and len(sources) > 1:
+        check_shard_order(manifest_path, sources)
     result = pl.concat(kept, how="vertical_relaxed")
     if result.height != picks.height:
         found = set(result.get_column(id_col).to_list())
@@ -93,6 +97,25 @@ def apply_manifest(
     prov.metrics = {"manifest_rows": picks.height, "table_rows": offset, "rows": result.height}
     write_table(result, output, provenance=_provenance(prov, manifest.source, sources, order))
     return prov
+
+
+def check_shard_order(manifest_path: str | Path, sources: list[Source]) -> None:
+    """Row-number ids run on across shards, so they depend on the shards' order: refuse the
+    shards `select` read (by fingerprint) given in another order, naming the right one."""
+    from selectkit.io import read_provenance
+
+    try:
+        recorded = (read_provenance(manifest_path) or {}).get("inputs") or []
+    except SelectkitError:  # a JSONL/CSV manifest carries no provenance: nothing to check
+        return
+    want = [r.get("fingerprint") for r in recorded]
+    have = [s.fingerprint for s in sources]
+    if sorted(want) == sorted(have) and want != have:
+        order = ", ".join(f"'{r.get('path')}'" for r in recorded)
+        raise SelectkitError(
+            "these shards have no id column, so their rows are numbered on across them, but "
+            f"they are not in the order `select` read them; give them as {order}"
+        )
 
 
 def _align_ids(

@@ -63,3 +63,22 @@ def test_dsir_model_refuses_feature_options(cli, tmp_path, rt_small):
     r = cli("select", rt_small, "-s", "dsir", "--model", model, "--buckets", "5000", "-b", "5",
             "-o", tmp_path / "again.parquet")  # fmt: skip
     assert r.exit_code == 2 and "drop --buckets" in r.output
+
+
+def test_apply_refuses_id_less_shards_in_another_order(cli, tmp_path, rt_small):
+    lines = rt_small.read_text().splitlines()
+    shards = []
+    for k in range(2):
+        path = tmp_path / f"noid-{k}.jsonl"
+        rows = [pl.Series([line]).str.json_decode().struct.field("text")[0] for line in lines]
+        part = rows[k * 200 : (k + 1) * 200]
+        pl.DataFrame({"text": part}).write_ndjson(path)
+        shards.append(path)
+    manifest = tmp_path / "m.parquet"
+    r = cli("select", *shards, "-s", "dsir", "--target", rt_small, "-b", "20", "-o", manifest)
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "x.jsonl"
+    r = cli("apply", manifest, shards[1], shards[0], "-o", out)
+    assert r.exit_code == 1 and "not in the order" in r.output and not out.exists()
+    r = cli("apply", manifest, *shards, "-o", out)
+    assert r.exit_code == 0 and len(out.read_text().splitlines()) == 20
