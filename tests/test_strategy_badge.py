@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selectkit import Pool, select
-from selectkit.cluster.seeding import _d2_draw
+from selectkit.cluster.seeding import d2_draw
 from selectkit.rng import derive_rng
 from selectkit.strategies.badge import GradientEmbedding
 from tests._al_helpers import digits_proba
@@ -39,7 +39,7 @@ def brute_force_badge(g: np.ndarray, budget: int, rng) -> list[int]:
     min_d = ((g - g[picks[0]]) ** 2).sum(1)
     min_d[picks[0]] = 0
     while len(picks) < budget:
-        row = int(_d2_draw(min_d, rng, 1)[0])
+        row = int(d2_draw(min_d, rng, 1)[0])
         picks.append(row)
         min_d = np.minimum(min_d, ((g - g[row]) ** 2).sum(1))
         min_d[row] = 0

@@ -113,7 +113,7 @@ def _update_min_dist(data: _Data, min_dist: np.ndarray, row: int) -> None:
         )
 
 
-def _d2_draw(min_dist: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+def d2_draw(min_dist: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     """``size`` rows drawn with probability proportional to ``min_dist`` (all zero: none)."""
     cdf = np.cumsum(min_dist)
     total = cdf[-1]
@@ -208,7 +208,7 @@ class RejectionSampler:
                 )
                 self.exact_passes += 1
                 if exact.sum() > 0:
-                    accepted.append(_d2_draw(exact, rng, count - got))
+                    accepted.append(d2_draw(exact, rng, count - got))
                 break
             idx, rows, threshold = self._take(rng, size)
             delta = centres.min_sq_dist_of(rows, self.data.sq[idx])
@@ -258,7 +258,7 @@ def seed_kmeanspp(x: np.ndarray, k: int, rng: np.random.Generator, *, candidates
     min_dist[picks[0]] = 0.0  # exactly: rounding must not leave a chosen row drawable
     evals = data.n
     for i in range(1, k):
-        cands = _d2_draw(min_dist, rng, candidates)
+        cands = d2_draw(min_dist, rng, candidates)
         if cands.size == 0:  # only duplicates of chosen rows are left: any unchosen row
             cands = np.array([_uniform_not_in(data.n, picks[:i], rng)])
         if candidates == 1 or cands.size == 1:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from selectkit.cluster.seeding import _d2_draw
+from selectkit.cluster.seeding import d2_draw
 from selectkit.console import progress_bar
 from selectkit.pool import Pool
 from selectkit.strategies.base import Selection, register_strategy
@@ -84,7 +84,7 @@ def badge_seeding(
     with progress_bar("badge", budget) as bar, threadpool_limits(limits=1):
         bar.advance()
         for i in range(1, budget):
-            drawn = _d2_draw(min_dist, rng, 1)
+            drawn = d2_draw(min_dist, rng, 1)
             if drawn.size:
                 row = int(drawn[0])
             else:  # only duplicates of picked rows are left: any remaining row
