@@ -589,3 +589,18 @@ def test_cli_anchor_accuracy_feature_needs_correctness(cli, zoo, tmp_path):
     assert read_provenance(out3)["params"]["features"] == "signature+accuracy"
     methods = set(pl.read_parquet(out3).get_column("method"))
     assert methods == {"disco+ridge", "random+ridge", "random+naive", "disco+naive"}
+
+
+def test_summary_leaves_undefined_spearman_out():
+    results = pl.DataFrame(
+        {
+            "budget": [10, 10],
+            "method": ["disco+ridge", "disco+ridge"],
+            "mae": [2.0, 4.0],
+            "median_ae": [1.0, 3.0],
+            "spearman": [float("nan"), 0.5],
+        }
+    )
+    row = disco.summarise(results).row(0, named=True)
+    assert row["mae_mean"] == 3.0 and row["spearman_mean"] == 0.5
+    assert row["spearman_seeds"] == 1 and row["seeds"] == 2

@@ -220,15 +220,17 @@ def evaluate(
 
 def summarise(results: pl.DataFrame) -> pl.DataFrame:
     """Mean and standard deviation over seeds of MAE and Spearman per (budget, method), sorted by
-    budget then MAE."""
+    budget then MAE. A seed whose Spearman is undefined (e.g. constant predictions) is left out
+    of the Spearman mean; ``spearman_seeds`` counts the seeds that have one."""
     return (
         results.group_by("budget", "method")
         .agg(
             pl.col("mae").mean().alias("mae_mean"),
             pl.col("mae").std().alias("mae_std"),
             pl.col("median_ae").mean().alias("median_ae_mean"),
-            pl.col("spearman").mean().alias("spearman_mean"),
-            pl.col("spearman").std().alias("spearman_std"),
+            pl.col("spearman").fill_nan(None).mean().alias("spearman_mean"),
+            pl.col("spearman").fill_nan(None).std().alias("spearman_std"),
+            pl.col("spearman").fill_nan(None).count().alias("spearman_seeds"),
             pl.len().alias("seeds"),
         )
         .sort("budget", "mae_mean", "method")
