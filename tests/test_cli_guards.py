@@ -82,3 +82,9 @@ def test_apply_refuses_id_less_shards_in_another_order(cli, tmp_path, rt_small):
     assert r.exit_code == 1 and "not in the order" in r.output and not out.exists()
     r = cli("apply", manifest, *shards, "-o", out)
     assert r.exit_code == 0 and len(out.read_text().splitlines()) == 20
+
+
+def test_dsir_min_tokens_above_every_document_is_named(cli, tmp_path, rt_small):
+    r = cli("select", rt_small, "-s", "dsir", "--target", rt_small, "--min-tokens", "100000",
+            "-b", "5", "-o", tmp_path / "m.parquet")  # fmt: skip
+    assert r.exit_code == 1 and "lower --min-tokens" in r.output

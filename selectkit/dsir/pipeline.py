@@ -314,6 +314,11 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
     n_targets = log_ratio.shape[0]
     doc_budget = None
     if budget is not None:
+        if stats["eligible"] == 0 and settings.min_tokens > 0:
+            raise SelectkitError(
+                f"no document has --min-tokens {settings.min_tokens} tokens or more; lower "
+                "--min-tokens"
+            )
         if stats["eligible"] is not None:
             doc_budget = parse_budget(budget, stats["eligible"])
         else:
