@@ -32,7 +32,7 @@ def files(tmp_path_factory, digits):
         (["--hard", "medium"], "must be one of"),
         (["--strata", "2.5"], "is not a int"),
         (["-q"], "global options such as -q"),
-        (["--stratta", "3"], "no such option '--stratta'"),
+        (["--stratta", "3"], "no such option '--stratta': did you mean --strata"),
     ],
 )
 def test_bad_strategy_options_are_usage_errors(cli, files, args, message):
@@ -102,3 +102,9 @@ def test_sensitivity_budget_equal_to_the_clusters_weights_by_cluster_size(digits
     assert np.all(census.weights == 1.0)
     with pytest.raises(SelectkitUsageError, match="lam"):
         select(pool, "sensitivity", 20, params={"lam": -1.0})
+
+
+def test_unknown_strategy_suggests_the_nearest(cli, files):
+    _, emb, _ = files
+    r = cli("select", emb, "-s", "kcentre", "-b", "5", "-o", files[0] / "k.parquet")
+    assert r.exit_code == 2 and "did you mean 'kcenter'" in r.output

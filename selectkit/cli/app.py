@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -314,8 +315,10 @@ def split_strategy_options(
         name = key.replace("-", "_")
         if name not in spec.params:
             known = ", ".join("--" + k.replace("_", "-") for k in spec.params) or "none"
+            close = difflib.get_close_matches(name, spec.params, n=1)
+            hint = f"did you mean --{close[0].replace('_', '-')}? " if close else ""
             raise SelectkitUsageError(
-                f"no such option {token.split('=')[0]!r}: not a `select` option (see "
+                f"no such option {token.split('=')[0]!r}: {hint}not a `select` option (see "
                 f"`selectkit select --help`) nor a parameter of strategy '{spec.name}' ({known})"
             )
         if not sep and spec.params[name].type is bool:

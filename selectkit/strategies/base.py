@@ -9,6 +9,7 @@ point names a module (or callable) whose import registers them.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -236,7 +237,9 @@ def get_strategy(name: str) -> Strategy:
     _load_entry_points()
     if name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
-        raise SelectkitUsageError(f"unknown strategy {name!r}; choose one of: {known}")
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise SelectkitUsageError(f"unknown strategy {name!r}; {hint}choose one of: {known}")
     return _REGISTRY[name]
 
 
