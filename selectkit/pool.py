@@ -208,7 +208,11 @@ class Pool:
         if labels is not None:
             # an object array with None for unlabelled rows: let polars infer int/str with nulls
             obj = isinstance(labels, np.ndarray) and labels.dtype == object
-            data["label"] = labels.tolist() if obj else labels
+            floats = isinstance(labels, np.ndarray) and labels.dtype.kind == "f"
+            if floats:  # NaN marks an unlabelled row, as None does
+                data["label"] = pl.Series(labels).fill_nan(None)
+            else:
+                data["label"] = labels.tolist() if obj else labels
         arrays: dict[str, np.ndarray] = {}
         for role, ndim in (("proba", 2), ("proba_mc", 3)):
             value = extra.get(role)
@@ -217,6 +221,9 @@ class Pool:
                     raise SelectkitError(f"{role} has {value.shape[0]} rows but the ids have {n}")
                 arrays[role] = np.ascontiguousarray(extra.pop(role), dtype=np.float32)
         data.update(extra)
+        for name, value in data.items():
+            if len(value) != n:  # type: ignore[arg-type]
+                raise SelectkitError(f"{name} has {len(value)} rows but the first array has {n}")
         frame = pl.DataFrame(data, strict=False)
         where = "the given arrays"
         check_unique_ids(frame.get_column("id"), where)

@@ -108,3 +108,12 @@ def test_unknown_strategy_suggests_the_nearest(cli, files):
     _, emb, _ = files
     r = cli("select", emb, "-s", "kcentre", "-b", "5", "-o", files[0] / "k.parquet")
     assert r.exit_code == 2 and "did you mean 'kcenter'" in r.output
+
+
+def test_from_arrays_nan_labels_are_unlabelled_and_lengths_are_checked():
+    from selectkit import SelectkitError
+
+    pool = Pool.from_arrays(np.zeros((3, 2), np.float32), labels=np.array([1.0, np.nan, 2.0]))
+    assert pool.labelled_mask.tolist() == [True, False, True]
+    with pytest.raises(SelectkitError, match="score has 2 rows but the first array has 3"):
+        Pool.from_arrays(np.zeros((3, 2), np.float32), score=np.arange(2.0))
