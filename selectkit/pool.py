@@ -137,8 +137,12 @@ class Pool:
     def cluster_labels(self) -> np.ndarray:
         """Dense int64 (n,) cluster codes 0..k-1 (sorted by cluster id) from the cluster column,
         checked for nulls. ``cluster_labels.max() + 1`` is the number of clusters."""
-        name = self.columns.cluster
         self.require(["cluster"], "this step")
+        return self.cluster_codes(self.columns.cluster)
+
+    def cluster_codes(self, name: str) -> np.ndarray:
+        """Dense int64 codes 0..k-1 of the integer cluster column ``name`` (e.g. a
+        ``cluster_level2`` tree level), checked for type and nulls. O(n log n)."""
         col = self.frame.get_column(name)
         if not col.dtype.is_integer():
             raise SelectkitError(

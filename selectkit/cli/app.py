@@ -278,10 +278,6 @@ def _parse_params(items: list[str] | None) -> dict[str, str]:
     return params
 
 
-def _raise_usage(message: str) -> None:
-    raise SelectkitUsageError(message)
-
-
 def split_strategy_options(
     tokens: list[str], strategy: str
 ) -> tuple[list[str], dict[str, str | list[str]]]:
@@ -474,9 +470,10 @@ def select(
     if beta is not None and not stochastic:  # without --stochastic, --beta is the strategy's own
         from selectkit.strategies import get_strategy
 
-        spec = run(lambda: get_strategy(strategy))
-        if "beta" not in spec.params:
-            run(lambda: _raise_usage("--beta needs --stochastic (or a strategy with a beta, ccs)"))
+        if "beta" not in run(lambda: get_strategy(strategy)).params:
+            raise typer.BadParameter(
+                "--beta needs --stochastic (or a strategy with a beta, ccs)", param_hint="--beta"
+            )
         params.setdefault("beta", str(beta))
     use_labels = label_col.lower() != "none"
     columns = Columns().with_overrides(

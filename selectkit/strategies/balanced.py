@@ -28,13 +28,7 @@ def tree_from_pool(pool: Pool) -> list[np.ndarray]:
     name = pool.columns.cluster
     i = 2
     while f"{name}_level{i}" in pool.frame.columns:
-        col = pool.frame.get_column(f"{name}_level{i}")
-        if col.null_count() or not col.dtype.is_integer():
-            raise SelectkitError(
-                f"column '{name}_level{i}' of {pool.where} must hold integer cluster ids without "
-                "nulls; make it with `selectkit cluster --levels`"
-            )
-        levels.append(np.unique(col.to_numpy(), return_inverse=True)[1].astype(np.int64))
+        levels.append(pool.cluster_codes(f"{name}_level{i}"))
         i += 1
     return levels
 

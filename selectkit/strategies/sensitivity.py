@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from selectkit.cluster.hierarchical import closest_per_cluster
 from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.linalg import group_means, squared_distances_to
@@ -24,15 +25,6 @@ from selectkit.pool import Pool
 from selectkit.strategies.base import AUTO, Param, Selection, register_strategy
 
 MIN_PILOT = 10  # rows with a known loss needed to estimate lambda from the data
-
-
-def representatives(groups: np.ndarray, d2: np.ndarray) -> np.ndarray:
-    """Position of the row with the smallest ``d2`` in each group present (ties: first row),
-    ordered by group code."""
-    order = np.lexsort((np.arange(groups.size), d2, groups))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = groups[order][1:] != groups[order][:-1]
-    return order[first]
 
 
 def with_floor(bound: np.ndarray, floor: float) -> np.ndarray:
@@ -163,7 +155,9 @@ def sensitivity(
     k = int(groups.max()) + 1
     centres, _ = group_means(x, groups, k, rows=candidates)
     d2_centre = squared_distances_to(x, candidates, centres, groups)
-    reps = representatives(groups, d2_centre)
+    # the row nearest each cluster's mean, in cluster order (ties: the earlier row)
+    reps = closest_per_cluster(groups, d2_centre, k, 1)
+    reps = reps[np.argsort(groups[reps], kind="stable")]
     if budget == candidates.size:  # a census: every row, each standing for itself
         return Selection(
             indices=candidates,
