@@ -17,8 +17,8 @@ def parse_budget(text: str | int | float, pool_size: int) -> int:
 
     ``"1000"`` or ``1000`` is a count, ``"0.05"`` or ``0.05`` a fraction of the pool and ``"5%"`` a
     percentage; fractions round half up, and a positive fraction selects at least one row.
-    Raises ``SelectkitUsageError`` for text that is no budget, and ``SelectkitError`` for a budget of
-    zero or one larger than the pool.
+    Raises ``SelectkitUsageError`` for text that is no budget or a budget of zero, and
+    ``SelectkitError`` for one larger than the pool (that depends on the data).
     """
     raw = str(text).strip()
     if isinstance(text, bool):
@@ -42,8 +42,8 @@ def parse_budget(text: str | int | float, pool_size: int) -> int:
             f"budget {raw!r} is not a count, a fraction or a percentage; "
             "use e.g. --budget 1000, --budget 0.05 or --budget 5%"
         )
-    if count <= 0:
-        raise SelectkitError(f"{what} selects nothing; give a positive count or fraction")
+    if count <= 0:  # only a literal zero: a positive fraction always selects a row
+        raise SelectkitUsageError(f"{what} selects nothing; give a positive count or fraction")
     if count > pool_size:
         raise SelectkitError(
             f"{what} is larger than the pool of {pool_size} selectable rows; "

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from selectkit.console import warn
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io.formats import known_suffix
 from selectkit.io.tables import Source, Table, check_unique_ids, read_table
 from selectkit.io.vectors import as_matrix, as_tensor3, check_finite, check_probabilities
@@ -264,9 +264,9 @@ def load_pool(
     """
     cols = columns or Columns()
     if not paths:
-        raise SelectkitError("give at least one input table")
+        raise SelectkitUsageError("give at least one input table")
     if sum(str(p) == "-" for p in paths) > 1:
-        raise SelectkitError("stdin ('-') can be given only once")
+        raise SelectkitUsageError("stdin ('-') can be given only once")
     # --input-format names the format of stdin and of files without a known extension; a known
     # extension wins, so a .parquet and a .jsonl can be joined in one call
     tables = [

@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from selectkit.budget import parse_budget
 from selectkit.disco.data import load_long_pool, pivot_pool
 from selectkit.errors import SelectkitUsageError
-from selectkit.io import Provenance, check_output_path, write_table
+from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.metrics import selection_metrics
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
@@ -243,9 +243,10 @@ def select_files(
         "selected_rows": int(manifest.height),
         **selection.metrics,
     }
-    for name, path in emit.items():
-        write_table(selection.tables[name], path, provenance=prov)
-    write_table(manifest, output, provenance=prov)
+    with output_group():  # the manifest and its side tables commit together, or none
+        for name, path in emit.items():
+            write_table(selection.tables[name], path, provenance=prov)
+        write_table(manifest, output, provenance=prov)
     return prov
 
 

@@ -248,7 +248,7 @@ def test_nan_and_inf_vectors_are_refused(cli, tmp_path):
 @pytest.mark.parametrize(
     ("budget", "code", "fragment"),
     [
-        ("0", 1, "selects nothing"),
+        ("0", 2, "selects nothing"),
         ("-3", 2, "negative"),
         ("401", 1, "larger than the pool of 400"),
         ("lots", 2, "not a count"),

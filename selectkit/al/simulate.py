@@ -31,7 +31,7 @@ from selectkit.al.curves import summarise
 from selectkit.al.models import FittedModel, check_model
 from selectkit.console import progress_bar, warn
 from selectkit.errors import SelectkitError, SelectkitUsageError
-from selectkit.io import Provenance, check_output_path, write_table
+from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.io.formats import detect_format
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
@@ -368,13 +368,14 @@ def simulate_file(
             for r in sim.summary.to_dicts()
         },
     }
-    write_table(sim.curves, output, provenance=prov)
-    if summary_out:
-        write_table(sim.summary, summary_out, provenance=prov)
-    if plot:
-        from selectkit.al.plot import plot_curves
+    with output_group():  # curves, summary and plot commit together, or none
+        write_table(sim.curves, output, provenance=prov)
+        if summary_out:
+            write_table(sim.summary, summary_out, provenance=prov)
+        if plot:
+            from selectkit.al.plot import plot_curves
 
-        plot_curves(sim.curves, plot, title=f"{Path(str(input)).name}: {model}")
+            plot_curves(sim.curves, plot, title=f"{Path(str(input)).name}: {model}")
     if sim.curves["n_labelled"].max() == sim.curves["n_labelled"].min():
         warn("every curve has a single point (--rounds 0): the AULC is the accuracy")
     return prov, sim.summary

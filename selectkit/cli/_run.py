@@ -14,10 +14,13 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from selectkit import interrupts
 from selectkit.console import is_quiet, set_quiet, stderr_console
 from selectkit.errors import SelectkitError
 
 T = TypeVar("T")
+#: exit status of a bug in selectkit (sysexits' EX_SOFTWARE), apart from 1 = the run failed
+INTERNAL_ERROR = 70
 _flags = {"debug": False}
 
 
@@ -60,9 +63,8 @@ def run(fn: Callable[[], T]) -> T:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(141) from None
-    except KeyboardInterrupt:
-        console.print("interrupted; no output was written")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (interrupts.Interrupted)
+        raise typer.Exit(stopped(exc)) from None
     except MemoryError:
         console.print(_error_line("error:", "out of memory; use a smaller batch or input"))
         raise typer.Exit(1) from None
@@ -74,7 +76,14 @@ def run(fn: Callable[[], T]) -> T:
                 f"{type(exc).__name__}: {exc} (run with --debug for the traceback and report it)"
             )
             console.print(_error_line("internal error:", message), soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(INTERNAL_ERROR) from None
+
+
+def stopped(exc: KeyboardInterrupt) -> int:
+    """Say on stderr that a signal stopped the run; return the exit status for it."""
+    what = f"stopped by {exc.name}" if isinstance(exc, interrupts.Interrupted) else "interrupted"
+    stderr_console().print(f"{what}; no output was written or changed", soft_wrap=True)
+    return interrupts.exit_code(exc)
 
 
 def report(summary: dict[str, Any], *, as_json: bool, title: str) -> None:

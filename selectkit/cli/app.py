@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from selectkit import interrupts
 from selectkit._version import __version__
 from selectkit.cli._run import check_json_stdout, configure, report, run
 from selectkit.cli.disco import app as disco_app
@@ -774,12 +775,19 @@ app.add_typer(_al_app, name="al")
 
 
 def entrypoint() -> None:
-    """Console-script entry point; usage errors from our layer exit 2 like Typer's own."""
+    """Console-script entry point: signals unwind like Ctrl-C; usage errors exit 2."""
+    from selectkit.cli._run import stopped
     from selectkit.io.provenance import set_invocation
 
+    interrupts.install()
     set_invocation(["selectkit", *sys.argv[1:]])
     try:
+        if len(sys.argv) == 1:  # bare `selectkit`: the help, as a usage error
+            app(["--help"], standalone_mode=False)
+            sys.exit(2)
         app()
     except SelectkitUsageError as exc:  # pragma: no cover - run() already handles these
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as exc:  # a signal outside a command's run (while parsing, say)
+        sys.exit(stopped(exc))

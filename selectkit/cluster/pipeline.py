@@ -14,7 +14,14 @@ from selectkit.cluster.kmeans import assign_block, centroid_index
 from selectkit.cluster.seeding import SEEDERS
 from selectkit.console import progress_bar, warn
 from selectkit.errors import SelectkitError, SelectkitUsageError
-from selectkit.io import Provenance, TableWriter, check_output_path, detect_format, write_table
+from selectkit.io import (
+    Provenance,
+    TableWriter,
+    check_output_path,
+    detect_format,
+    output_group,
+    write_table,
+)
 from selectkit.io.tables import DEFAULT_ID, check_unique_ids
 from selectkit.io.vector_source import open_vectors
 from selectkit.rng import DEFAULT_SEED, derive_rng
@@ -139,7 +146,11 @@ def cluster_file(
         inertia = 0.0
         id_chunks: list[pl.Series] = []
         index = centroid_index(finest.centroids, spherical)
-        with TableWriter(output) as writer, progress_bar("assign", vs.n) as bar:
+        with (
+            output_group(),  # assignments and centroids commit together, or none
+            TableWriter(output) as writer,
+            progress_bar("assign", vs.n) as bar,
+        ):
             for ids, block in vs.batches(batch_size):
                 labels, dist = assign_block(block, index, spherical)
                 sizes += np.bincount(labels, minlength=ks[0])
@@ -189,7 +200,7 @@ def cluster_file(
                 **finest.info,
             }
             writer.provenance = prov
-            if centroids_out:  # inside the block: if this fails, -o is not written either
+            if centroids_out:
                 table = _centroid_table(tree, sizes, levels is not None)
                 write_table(table, centroids_out, provenance=prov)
     if prov.metrics["empty_clusters"]:

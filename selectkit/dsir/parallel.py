@@ -5,6 +5,10 @@ pool can deadlock. Each worker runs polars on one thread, so W workers use W cor
 worker everything runs in this process (no start-up cost, used for small inputs and tests).
 Task arguments are built lazily, so a task submitted later sees the caller's latest state (DSIR's
 current top-k threshold). Memory: O(window) tasks' arguments and results.
+
+Stopping: workers ignore SIGINT and SIGHUP (a terminal's Ctrl-C reaches the whole process group);
+the parent, on any exception or signal, terminates them (SIGTERM) and waits for them, so none
+outlives the run and the pool's semaphores are released.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from selectkit import interrupts
 
 
 def default_workers() -> int:
@@ -34,7 +40,9 @@ class Executor:
             saved = os.environ.get("POLARS_MAX_THREADS")
             os.environ["POLARS_MAX_THREADS"] = "1"
             try:
-                self._pool = mp.get_context("spawn").Pool(workers)
+                self._pool = mp.get_context("spawn").Pool(
+                    workers, initializer=interrupts.ignore_in_worker
+                )
             finally:
                 if saved is None:
                     os.environ.pop("POLARS_MAX_THREADS", None)

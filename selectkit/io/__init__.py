@@ -4,7 +4,7 @@ from selectkit.io.formats import detect_format
 from selectkit.io.provenance import Provenance, read_provenance
 from selectkit.io.tables import Source, Table, iter_batches, read_table
 from selectkit.io.vectors import as_matrix
-from selectkit.io.write import TableWriter, check_output_path, write_table
+from selectkit.io.write import TableWriter, check_output_path, output_group, write_table
 
 __all__ = [
     "Provenance",
@@ -15,6 +15,7 @@ __all__ = [
     "check_output_path",
     "detect_format",
     "iter_batches",
+    "output_group",
     "read_provenance",
     "read_table",
     "write_table",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
+import glob
 import gzip
 import os
 import sys
@@ -15,6 +18,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from selectkit import interrupts
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io.formats import STDIO, detect_format, is_gzip
 from selectkit.io.provenance import METADATA_KEY, Provenance
@@ -42,31 +46,164 @@ def check_output_path(output: str | Path, inputs: Sequence[str | Path]) -> None:
         raise SelectkitUsageError(f"output '{out}' is a folder; give a file path")
 
 
+#: temporary outputs are named ``.NAME.PID-RANDOM.sk-tmp`` next to ``NAME``
+TMP_SUFFIX = ".sk-tmp"
+_group: contextvars.ContextVar[list[tuple[Path, Path]] | None] = contextvars.ContextVar(
+    "selectkit_output_group", default=None
+)
+
+
 @contextlib.contextmanager
 def atomic_path(output: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``output``; rename it over ``output`` only on success.
+    """Yield a temporary path next to ``output``; move it over ``output`` only on success.
 
-    An exception (KeyboardInterrupt included) removes the temporary file and leaves any existing
-    ``output`` untouched.
+    The finished file is fsynced before the rename and the folder after it, so a crash right
+    after leaves either the old or the new output, whole. An exception (KeyboardInterrupt and
+    :class:`~selectkit.interrupts.Interrupted` included) removes the temporary file and leaves
+    any existing ``output`` untouched; an ``OSError`` (disk full, ...) becomes a
+    ``SelectkitError`` that names ``output``. Inside :func:`output_group` the rename waits for
+    the group's end. Stale temporary files of ``output`` left by killed runs are removed first.
     """
     out = Path(output)
+    folder = out.resolve().parent
+    remove_stale_temporaries(folder, out.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.resolve().parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{out.name}.{os.getpid()}-", suffix=TMP_SUFFIX, dir=folder
+        )
     except OSError as exc:
-        raise SelectkitError(
-            f"cannot create '{out}' ({exc.strerror}); check the folder's permissions and free space"
-        ) from None
+        raise _write_error(out, exc) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _fsync(tmp_path)
         # mkstemp makes the file 0600; give it the mode a plain open() would (0666 & ~umask)
         os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, out)
-    except BaseException:
+        group = _group.get()
+        if group is None:
+            _commit([(tmp_path, out)])
+        else:
+            group.append((tmp_path, out))
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno != errno.EPIPE:
+            raise _write_error(out, exc) from exc
         raise
+
+
+@contextlib.contextmanager
+def output_group() -> Iterator[None]:
+    """Commit every output written inside the block together at its end, or none of them.
+
+    A run that writes a manifest and a side table (or curves and a summary) either leaves all
+    of them new or all of them as they were. Nested groups join the outermost one.
+    """
+    if _group.get() is not None:
+        yield
+        return
+    staged: list[tuple[Path, Path]] = []
+    token = _group.set(staged)
+    try:
+        yield
+        _group.reset(token)
+        token = None
+        _commit(staged)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+    finally:
+        if token is not None:
+            _group.reset(token)
+
+
+def _commit(staged: list[tuple[Path, Path]]) -> None:
+    """Rename finished temporaries over their outputs with the stop signals held.
+
+    A signal that already arrived cancels the commit (the outputs stay as they were); one that
+    arrives during the renames waits until all are done, so a group is never half-committed.
+    """
+    with interrupts.deferred():
+        if interrupts.pending():
+            for tmp, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            return  # leaving the block delivers the signal
+        for tmp, out in staged:
+            os.replace(tmp, out)
+        for folder in {out.resolve().parent for _, out in staged}:
+            _fsync_folder(folder)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # makes the rename itself durable; some file systems refuse to fsync a folder
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_error(out: Path, exc: OSError) -> SelectkitError:
+    reason = exc.strerror or str(exc).splitlines()[0]
+    hint = (
+        "free some space or write elsewhere"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
+        else "check the folder's permissions and free space"
+    )
+    return SelectkitError(
+        f"cannot write '{out}' ({reason}); {hint}. Any existing file is unchanged"
+    )
+
+
+def remove_stale_temporaries(folder: Path, name: str) -> int:
+    """Remove ``name``'s temporary files whose writer is gone; return how many were removed.
+
+    A run killed with SIGKILL (or by the OOM killer) cannot clean up. Its temporaries carry its
+    process id; one whose process no longer runs, or runs but started after the file was last
+    written (the id was reused), is stale. Files of live runs are left alone.
+    """
+    removed = 0
+    try:
+        candidates = list(folder.glob(f".{glob.escape(name)}.*{TMP_SUFFIX}"))
+    except OSError:
+        return 0
+    for path in candidates:
+        pid_text = path.name[len(name) + 2 :].split("-", 1)[0]
+        if not pid_text.isdigit() or _writer_alive(int(pid_text), path):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _writer_alive(pid: int, path: Path) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    try:
+        started = os.stat(f"/proc/{pid}").st_ctime
+        return started <= path.stat().st_mtime + 1.0
+    except OSError:
+        return True
 
 
 def _umask() -> int:
@@ -101,6 +238,7 @@ class TableWriter:
         self._pending: list[pl.DataFrame] = []
         self._pending_rows = 0
         self._text: IO[bytes] | None = None
+        self._raw: IO[bytes] | None = None  # the file under a gzip stream
         self._tmp: Path | None = None
 
     def __enter__(self) -> TableWriter:
@@ -135,22 +273,38 @@ class TableWriter:
         self._text.flush()
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        try:
-            if exc_type is None:
+        # Finishing (the last row group, the footer, gzip's trailer) can fail too, on a full
+        # disk say: then the temporary file is abandoned like after any other error.
+        if exc_type is None:
+            try:
                 self._finish()
-        finally:
-            if self._parquet is not None and exc_type is not None:
-                self._parquet.close()
-            if self._text is not None and self._text is not sys.stdout.buffer:
-                self._text.close()
+            except BaseException as err:
+                self._abandon()
+                self._stack.__exit__(type(err), err, err.__traceback__)
+                raise
+            self._stack.__exit__(None, None, None)
+        else:
+            self._abandon()
             self._stack.__exit__(exc_type, exc, tb)
         return False
+
+    def _abandon(self) -> None:
+        """Close whatever is open without caring whether it can still be written."""
+        if self._parquet is not None:
+            with contextlib.suppress(Exception):
+                self._parquet.close()
+        if self._text is not None and self._text is not sys.stdout.buffer:
+            with contextlib.suppress(Exception):
+                self._text.close()
+        if self._raw is not None:
+            with contextlib.suppress(Exception):
+                self._raw.close()
 
     def _open_text(self) -> IO[bytes]:
         raw = open(self._tmp, "wb")  # noqa: SIM115
         if not is_gzip(self.output):
             return raw
-        self._stack.callback(raw.close)
+        self._raw = raw
         # mtime 0 and no file name in the header: the same rows give the same bytes
         return gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
 
@@ -183,8 +337,17 @@ class TableWriter:
             if self.provenance is not None:
                 self._parquet.add_key_value_metadata({METADATA_KEY: self.provenance.to_json()})
             self._parquet.close()
-        elif self._text is None and self.output != STDIO:
-            self._open_text().close()
+            return
+        if self._text is None:
+            if self.output == STDIO:
+                return
+            self._text = self._open_text()
+        if self._text is sys.stdout.buffer:
+            self._text.flush()
+            return
+        self._text.close()  # gzip's trailer is written here
+        if self._raw is not None:
+            self._raw.close()
 
 
 def write_table(

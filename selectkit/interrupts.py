@@ -1,0 +1,90 @@
+"""Signals that end a run: SIGINT, SIGTERM and SIGHUP unwind the stack like Ctrl-C.
+
+A scheduler stops a job with SIGTERM (and a closed terminal sends SIGHUP). Python's default for
+both is to die on the spot, which skips every ``finally`` block: temporary files stay behind and
+worker processes run on. :func:`install` turns them into :class:`Interrupted`, a subclass of
+``KeyboardInterrupt``, so the same clean-up runs for all three and the process exits
+``128 + signal`` (130, 143, 129).
+
+Worker processes call :func:`ignore_in_worker`: a terminal's Ctrl-C reaches every process in the
+group, and only the parent should decide what happens (it terminates its pool).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+#: the signals that stop a run, each with the exit status a shell reports for it
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal; ``exit_code`` is ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _raise(signum: int, _frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def install() -> None:
+    """Make SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread.
+
+    Only for a process that owns its signals (the ``selectkit`` command); a notebook keeps its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise)
+
+
+def ignore_in_worker() -> None:
+    """Pool initializer: leave SIGINT and SIGHUP to the parent, keep SIGTERM's default.
+
+    The parent terminates the pool (SIGTERM) when it stops, so a worker never prints a traceback
+    of its own or outlives the run.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The shell's status for a run stopped by ``exc`` (130 for a plain KeyboardInterrupt)."""
+    return exc.exit_code if isinstance(exc, Interrupted) else 128 + signal.SIGINT
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold the stop signals for the block's duration; one that arrived meanwhile raises after.
+
+    For short critical sections (renaming finished outputs into place) that must run whole or not
+    at all. :func:`pending` tells whether one is waiting, so the block can decline to start.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def pending() -> bool:
+    """Whether a stop signal is blocked and waiting (inside :func:`deferred`)."""
+    return bool(set(signal.sigpending()) & set(STOP_SIGNALS))
