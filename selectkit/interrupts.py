@@ -37,8 +37,17 @@ class Interrupted(KeyboardInterrupt):
         return signal.Signals(self.signum).name
 
 
+_received: list[int] = []
+
+
 def _raise(signum: int, _frame: object) -> None:
+    _received.append(signum)
     raise Interrupted(signum)
+
+
+def received() -> int | None:
+    """The first stop signal this process received through :func:`install`'s handler, if any."""
+    return _received[0] if _received else None
 
 
 def install() -> None:
@@ -69,8 +78,8 @@ def exit_code(exc: BaseException) -> int:
 
 
 @contextlib.contextmanager
-def deferred() -> Iterator[None]:
-    """Hold the stop signals for the block's duration; one that arrived meanwhile raises after.
+def deferred(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
+    """Hold ``signals`` for the block's duration; one that arrived meanwhile raises after.
 
     For short critical sections (renaming finished outputs into place) that must run whole or not
     at all. :func:`pending` tells whether one is waiting, so the block can decline to start.
@@ -78,11 +87,35 @@ def deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+@contextlib.contextmanager
+def spawning() -> Iterator[None]:
+    """Start helper processes inside this block: they are born ignoring SIGINT and SIGHUP.
+
+    A terminal's Ctrl-C or hang-up reaches the whole process group; a worker still importing
+    would die with a traceback, and multiprocessing's resource tracker (which ignores SIGINT and
+    SIGTERM but not SIGHUP) would die and leak the pool's semaphores. Ignored signals stay ignored
+    through fork and exec, so the children inherit that; in this process the two are held meanwhile
+    and delivered after the block. SIGTERM is left alone so the parent can terminate its workers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = (signal.SIGINT, signal.SIGHUP)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    old_handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def pending() -> bool:

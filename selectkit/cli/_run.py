@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from selectkit.errors import SelectkitError
 T = TypeVar("T")
 #: exit status of a bug in selectkit (sysexits' EX_SOFTWARE), apart from 1 = the run failed
 INTERNAL_ERROR = 70
-_flags = {"debug": False}
+_flags = {"debug": False, "stopped": False}
 
 
 def set_debug(debug: bool) -> None:
@@ -81,9 +82,30 @@ def run(fn: Callable[[], T]) -> T:
 
 def stopped(exc: KeyboardInterrupt) -> int:
     """Say on stderr that a signal stopped the run; return the exit status for it."""
+    from selectkit.io.write import COMMITTED
+
     what = f"stopped by {exc.name}" if isinstance(exc, interrupts.Interrupted) else "interrupted"
-    stderr_console().print(f"{what}; no output was written or changed", soft_wrap=True)
+    if COMMITTED:  # the signal came after the outputs were complete and in place
+        done = ", ".join(f"'{p}'" for p in COMMITTED)
+        line = f"{what} after the run wrote {done} (complete)"
+    else:
+        line = f"{what}; no output was written or changed"
+    if not _flags["stopped"]:
+        _flags["stopped"] = True
+        stderr_console().print(line, soft_wrap=True)
     return interrupts.exit_code(exc)
+
+
+def stopped_outside_run(status: object) -> int | None:
+    """The exit status for a signal that Typer itself caught (turning it into a silent 130).
+
+    A signal can land outside :func:`run`: while Typer parses, or while a command imports its
+    module. Returns ``None`` when ``status`` is no such case.
+    """
+    signum = interrupts.received()
+    if signum is None or status != 128 + signal.SIGINT:
+        return None
+    return stopped(interrupts.Interrupted(signum))
 
 
 def report(summary: dict[str, Any], *, as_json: bool, title: str) -> None:

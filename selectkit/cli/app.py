@@ -776,7 +776,7 @@ app.add_typer(_al_app, name="al")
 
 def entrypoint() -> None:
     """Console-script entry point: signals unwind like Ctrl-C; usage errors exit 2."""
-    from selectkit.cli._run import stopped
+    from selectkit.cli._run import stopped, stopped_outside_run
     from selectkit.io.provenance import set_invocation
 
     interrupts.install()
@@ -786,6 +786,11 @@ def entrypoint() -> None:
             app(["--help"], standalone_mode=False)
             sys.exit(2)
         app()
+    except SystemExit as exc:
+        code = stopped_outside_run(exc.code)
+        if code is None:
+            raise
+        sys.exit(code)
     except SelectkitUsageError as exc:  # pragma: no cover - run() already handles these
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -17,6 +17,7 @@ import multiprocessing as mp
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing import resource_tracker
 from typing import Any
 
 from selectkit import interrupts
@@ -40,9 +41,11 @@ class Executor:
             saved = os.environ.get("POLARS_MAX_THREADS")
             os.environ["POLARS_MAX_THREADS"] = "1"
             try:
-                self._pool = mp.get_context("spawn").Pool(
-                    workers, initializer=interrupts.ignore_in_worker
-                )
+                with interrupts.spawning():
+                    resource_tracker.ensure_running()
+                    self._pool = mp.get_context("spawn").Pool(
+                        workers, initializer=interrupts.ignore_in_worker
+                    )
             finally:
                 if saved is None:
                     os.environ.pop("POLARS_MAX_THREADS", None)

@@ -48,6 +48,8 @@ def check_output_path(output: str | Path, inputs: Sequence[str | Path]) -> None:
 
 #: temporary outputs are named ``.NAME.PID-RANDOM.sk-tmp`` next to ``NAME``
 TMP_SUFFIX = ".sk-tmp"
+#: outputs this process committed, in order: a signal after them must not say "nothing written"
+COMMITTED: list[str] = []
 _group: contextvars.ContextVar[list[tuple[Path, Path]] | None] = contextvars.ContextVar(
     "selectkit_output_group", default=None
 )
@@ -134,6 +136,7 @@ def _commit(staged: list[tuple[Path, Path]]) -> None:
             return  # leaving the block delivers the signal
         for tmp, out in staged:
             os.replace(tmp, out)
+            COMMITTED.append(str(out))
         for folder in {out.resolve().parent for _, out in staged}:
             _fsync_folder(folder)
 
