@@ -94,28 +94,17 @@ def deferred(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-@contextlib.contextmanager
-def spawning() -> Iterator[None]:
-    """Start helper processes inside this block: they are born ignoring SIGINT and SIGHUP.
+def spawning() -> contextlib.AbstractContextManager[None]:
+    """Start helper processes inside this block: they are born with SIGINT and SIGHUP blocked.
 
-    A terminal's Ctrl-C or hang-up reaches the whole process group; a worker still importing
+    A terminal's Ctrl-C or hang-up reaches the whole process group: a worker still importing
     would die with a traceback, and multiprocessing's resource tracker (which ignores SIGINT and
-    SIGTERM but not SIGHUP) would die and leak the pool's semaphores. Ignored signals stay ignored
-    through fork and exec, so the children inherit that; in this process the two are held meanwhile
-    and delivered after the block. SIGTERM is left alone so the parent can terminate its workers.
+    SIGTERM but not SIGHUP) would die and leak the pool's semaphores. A blocked mask is inherited
+    through fork and exec, so the children are born deaf to both (workers then ignore them for
+    good, :func:`ignore_in_worker`). This process keeps its handlers, so a signal that arrives
+    meanwhile is delivered, never lost. SIGTERM stays open: the parent terminates its workers.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = (signal.SIGINT, signal.SIGHUP)
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    old_handlers = {sig: signal.signal(sig, signal.SIG_IGN) for sig in held}
-    try:
-        yield
-    finally:
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return deferred((signal.SIGINT, signal.SIGHUP))
 
 
 def pending() -> bool:

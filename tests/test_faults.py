@@ -26,6 +26,7 @@ from tests.conftest import RT
 pytestmark = pytest.mark.slow
 
 OLD = b"an existing output that must survive\n"
+COPIES = 8  # copies of the 3,000-row corpus in the long-running inputs
 SELECTKIT = [sys.executable, "-m", "selectkit"]
 
 
@@ -68,16 +69,16 @@ def work(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def big(work) -> Path:
-    """Long-running inputs from the real corpus: 20 copies of it (distinct ids)."""
+    """Long-running inputs from the real corpus: COPIES copies of it (distinct ids)."""
     rows = [json.loads(line) for line in RT.read_text().splitlines()]
     with open(work / "big.jsonl", "w") as f:
-        for copy in range(20):
+        for copy in range(COPIES):
             for row in rows:
                 f.write(json.dumps({**row, "id": f"{row['id']}-{copy}"}) + "\n")
     emb = pl.read_parquet(work / "emb.parquet")
-    pl.concat([emb.with_columns(pl.col("id") + f"-{copy}") for copy in range(20)]).write_parquet(
-        work / "big.parquet"
-    )
+    pl.concat(
+        [emb.with_columns(pl.col("id") + f"-{copy}") for copy in range(COPIES)]
+    ).write_parquet(work / "big.parquet")
     r = cli("select", "big.parquet", "-s", "random", "-b", "40%", "-o", "bigm.parquet", cwd=work)
     assert r.returncode == 0, r.stderr
     return work
@@ -296,31 +297,44 @@ def _interrupt(args, folder, cwd, sig, to_group, delay):
 @pytest.mark.parametrize("case", sorted(SIGNAL_CASES))
 def test_signal_stops_cleanly(case, signame, point, big, durations, tmp_path):
     sig, to_group = SIGNALS[signame]
-    args = SIGNAL_CASES[case]
-    for name in _outputs(args):
-        (tmp_path / name).write_bytes(OLD)
-    args = [str(tmp_path / a) if a in _outputs(args) else a for a in args]
+    names = _outputs(SIGNAL_CASES[case])
+    args = [str(tmp_path / a) if a in names else a for a in SIGNAL_CASES[case]]
+    outputs = [tmp_path / name for name in names]
     sems = _orphan_semaphores()
     delay = point * durations[case]
-    result = _interrupt(args, tmp_path, big, sig, to_group, delay)
-    if result is None:  # finished early on a quiet machine: try once, sooner
-        result = _interrupt(args, tmp_path, big, sig, to_group, delay / 3)
-    assert result is not None, f"{case} finished before {signame} at {delay:.1f} s"
+    for _attempt in range(3):  # a shared machine may run faster than when it was timed
+        for path in outputs:
+            path.write_bytes(OLD)
+        result = _interrupt(args, tmp_path, big, sig, to_group, delay)
+        if result is not None and not _ran_to_the_end(result, sig, outputs):
+            break
+        delay /= 3
+    else:
+        pytest.fail(f"{case} always finished before {signame} took effect")
     rc, err, took = result
     assert rc == 128 + sig, (case, signame, rc, err)
     assert took < 10, f"{case} took {took:.1f} s to stop after {signame}"
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"stopped by {signame}"), err
-    outputs = [tmp_path / name for name in _outputs(SIGNAL_CASES[case])]
-    if "after the run wrote" in lines[0]:  # the signal came after the commit: all are new, whole
-        assert all(str(p) in lines[0] and p.read_bytes() != OLD for p in outputs), err
-        assert pl.read_parquet(outputs[0]).height > 0 if outputs[0].suffix == ".parquet" else 1
-    else:
-        for path in outputs:
-            assert path.read_bytes() == OLD, f"{case}/{signame}: {path.name} changed"
+    assert lines == [f"stopped by {signame}; no output was written or changed"], err
+    for path in outputs:
+        assert path.read_bytes() == OLD, f"{case}/{signame}: {path.name} changed"
     assert leftovers(tmp_path) == []
     leaked = _orphan_semaphores() - sems
     assert not leaked, f"{case}/{signame} leaked {leaked}"
+
+
+def _ran_to_the_end(result, sig, outputs) -> bool:
+    """Whether the signal only landed after the work was done; then every output must be new.
+
+    Late signals: exit 0 (the run ended first), the signal's own status (it came while Python
+    shut down, which restores the default handlers), or our line saying the outputs are complete.
+    """
+    rc, err, _ = result
+    late = rc in (0, -sig) or "after the run wrote" in err
+    if late:
+        assert all(p.read_bytes() != OLD for p in outputs), (rc, err)
+        assert leftovers(outputs[0].parent) == []
+    return late
 
 
 def test_sigkill_leftovers_are_cleaned_by_the_next_run(big, tmp_path):
@@ -383,3 +397,35 @@ def test_exit_codes(args, code, work):
     r = subprocess.run([*SELECTKIT, *args], cwd=work, capture_output=True, text=True, timeout=120)
     assert r.returncode == code, (args, r.returncode, r.stderr)
     assert not (work / "x.parquet").exists()
+
+
+# the output on the full disk is written after the other one: the other is staged, then dropped
+GROUP_CASES = {
+    "cluster": ["cluster", "emb.parquet", "-k", "20", "-o", "ROOM", "--centroids", "FULL"],
+    "select": [
+        "select", "emb.parquet", "cl.parquet", "-s", "semdedup", "--threshold", "0.5",
+        "--emit-dropped", "ROOM", "-o", "FULL",
+    ],
+    "al-simulate": [
+        "al", "simulate", "lab.parquet", "-s", "random", "--rounds", "2", "--batch", "20",
+        "-o", "ROOM", "--summary", "FULL",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(GROUP_CASES))
+def test_outputs_of_one_run_commit_together(case, work, full_disk, tmp_path):
+    """One output fits (another disk), the next does not: neither is replaced."""
+    room, full = tmp_path / "room.parquet", full_disk / "full.parquet"
+    if case == "al-simulate":
+        full = full_disk / "full.csv"
+    for path in (room, full):
+        path.write_bytes(OLD)
+    _fill(full_disk)
+    args = [
+        str(room) if a == "ROOM" else str(full) if a == "FULL" else a for a in GROUP_CASES[case]
+    ]
+    r = cli(*args, cwd=work)
+    assert r.returncode == 1 and f"cannot write '{full}'" in r.stderr, r.stderr
+    assert room.read_bytes() == OLD and full.read_bytes() == OLD
+    assert leftovers(tmp_path) == [] and leftovers(full_disk) == []

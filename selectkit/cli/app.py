@@ -21,7 +21,9 @@ app = typer.Typer(
     help="Pick the subset of a corpus worth labelling, training on or evaluating with.\n\n"
     "Typical pipeline:  embed -> select -> apply.  Every command reads .parquet, .jsonl, .csv, "
     ".npy or '-' (stdin, JSON Lines) and writes by the output's extension ('-o -' = JSON Lines "
-    "on stdout). Exit codes: 0 ok, 1 bad data or impossible request, 2 usage error, 130 Ctrl-C.",
+    "on stdout). Exit codes: 0 ok, 1 bad data or impossible request, 2 usage error, 70 internal error, "
+    "130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; a failed or stopped run leaves existing outputs as "
+    "they were.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -41,8 +41,10 @@ class Executor:
             saved = os.environ.get("POLARS_MAX_THREADS")
             os.environ["POLARS_MAX_THREADS"] = "1"
             try:
+                # two blocks: starting the tracker unblocks SIGINT again on its way out
                 with interrupts.spawning():
                     resource_tracker.ensure_running()
+                with interrupts.spawning():
                     self._pool = mp.get_context("spawn").Pool(
                         workers, initializer=interrupts.ignore_in_worker
                     )
