@@ -195,6 +195,30 @@ class Pool:
             )
         return idx
 
+    def in_id_order(self) -> tuple[Pool, np.ndarray | None]:
+        """This pool with its rows sorted by id, and the permutation used (``sorted.row(i)`` is
+        ``self.row(perm[i])``), or (self, None) when the rows are already in id order.
+
+        The canonical order that makes a selection independent of the order and sharding of the
+        input: every strategy run on it sees the same rows in the same order, so its random
+        draws, k-means samples and positional tie-breaks are the same. Ids are unique, so the
+        order is total. Cost: one O(n log n) sort of the ids; when the rows are out of order, a
+        copy of every column and matrix (memory-mapped embeddings included) in the new order.
+        """
+        ids = self.ids
+        if ids.is_sorted():
+            return self, None
+        perm = ids.arg_sort().to_numpy().astype(np.int64)
+        arrays = {name: np.ascontiguousarray(m[perm]) for name, m in self.arrays.items()}
+        pool = Pool(
+            frame=self.frame[perm],
+            columns=self.columns,
+            arrays=arrays,
+            sources=self.sources,
+            use_labels=self.use_labels,
+        )
+        return pool, perm
+
     @classmethod
     def from_arrays(
         cls,
