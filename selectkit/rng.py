@@ -127,3 +127,19 @@ def id_uniforms(ids: object, salt: int) -> np.ndarray:
 def id_gumbels(ids: object, salt: int) -> np.ndarray:
     """Standard Gumbel variates, one per id (``-log(-log(u))`` of ``id_uniforms``)."""
     return -np.log(-np.log(id_uniforms(ids, salt)))
+
+
+def smallest_keys(keys: np.ndarray, count: int) -> np.ndarray:
+    """Positions of the ``count`` smallest ``keys``, smallest first; O(n + count log count).
+
+    Hashes of distinct ids are distinct for integer ids and almost surely for strings; a tie is
+    broken by position, which callers make canonical (``select`` runs on the rows in id order).
+    """
+    if count <= 0:
+        return np.empty(0, dtype=np.int64)
+    if count >= keys.size:
+        return np.argsort(keys, kind="stable")
+    part = np.argpartition(keys, count - 1)[:count]
+    bound = keys[part].max()
+    part = np.flatnonzero(keys <= bound)  # every row tied with the bound: resolve ties exactly
+    return part[np.argsort(keys[part], kind="stable")][:count]

@@ -307,3 +307,24 @@ def test_id_variates_are_uniform_and_salted():
 def test_id_hashes_refuse_other_types():
     with pytest.raises(TypeError, match="integers or strings"):
         id_hashes([1.5, 2.5], 0)
+
+
+@pytest.mark.parametrize(
+    "extra", [["-k", "20"], ["-k", "20", "--fit-sample", "150"], ["--levels", "30,5"]]
+)
+def test_cluster_labels_follow_the_ids(cli, rt_emb, tmp_path, extra):
+    """`selectkit cluster` fits on the rows in id order (a sample: the smallest id hashes), so a
+    shuffled copy gets the same clusters per id; `distance` may differ in its last bit (faiss
+    computes it in batches whose make-up follows the input order)."""
+    shuffled = tmp_path / "shuffled.parquet"
+    _shuffled(pl.read_parquet(rt_emb), 6).write_parquet(shuffled)
+    frames = []
+    for i, path in enumerate((rt_emb, shuffled)):
+        out = tmp_path / f"c{i}.parquet"
+        result = cli("cluster", path, *extra, "-o", out)
+        assert result.exit_code == 0, result.output
+        frames.append(pl.read_parquet(out).sort("id"))
+    a, b = frames
+    labels = [c for c in a.columns if c.startswith("cluster")]
+    assert a.select("id", *labels).equals(b.select("id", *labels))
+    assert np.allclose(a.get_column("distance"), b.get_column("distance"), rtol=1e-5, atol=1e-6)

@@ -5,22 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from selectkit.pool import Pool
-from selectkit.rng import id_hashes, salt_of
+from selectkit.rng import id_hashes, salt_of, smallest_keys
 from selectkit.strategies.base import Selection, register_strategy
-
-
-def smallest_keys(keys: np.ndarray, count: int) -> np.ndarray:
-    """Positions of the ``count`` smallest ``keys``, smallest first; O(n + count log count).
-
-    Keys of distinct ids are distinct for integer ids and almost surely for strings; a tie is
-    broken by position, which callers make canonical (``select`` runs on the rows in id order).
-    """
-    if count >= keys.size:
-        return np.argsort(keys, kind="stable")
-    part = np.argpartition(keys, count - 1)[:count]
-    bound = keys[part].max()
-    part = np.flatnonzero(keys <= bound)  # every row tied with the bound: resolve ties exactly
-    return part[np.argsort(keys[part], kind="stable")][:count]
 
 
 @register_strategy(
