@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -203,17 +203,17 @@ class Pool:
         input: every strategy run on it sees the same rows in the same order, so its random
         draws, k-means samples and positional tie-breaks are the same. Ids are unique, so the
         order is total. Cost: one O(n log n) sort of the ids; when the rows are out of order, a
-        copy of every column and matrix (memory-mapped embeddings included) in the new order.
+        copy of the frame's columns in the new order, and of each matrix kept outside it
+        (memory-mapped embeddings included) when first read.
         """
         ids = self.ids
         if ids.is_sorted():
             return self, None
         perm = ids.arg_sort().to_numpy().astype(np.int64)
-        arrays = {name: np.ascontiguousarray(m[perm]) for name, m in self.arrays.items()}
         pool = Pool(
             frame=self.frame[perm],
             columns=self.columns,
-            arrays=arrays,
+            arrays=_GatheredRows(self.arrays, perm),  # type: ignore[arg-type]
             sources=self.sources,
             use_labels=self.use_labels,
         )
@@ -264,6 +264,29 @@ class Pool:
                 )
             arrays["embedding"] = matrix
         return cls(frame=frame, arrays=arrays)
+
+
+class _GatheredRows(Mapping):
+    """Matrices by name, seen through a row permutation: each is gathered (copied in the new row
+    order) when first read, so a strategy that never reads a matrix never pays for its copy."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], perm: np.ndarray) -> None:
+        self._arrays, self._perm = arrays, perm
+        self._gathered: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._gathered:
+            self._gathered[name] = np.ascontiguousarray(self._arrays[name][self._perm])
+        return self._gathered[name]
+
+    def __contains__(self, name: object) -> bool:  # Mapping's default would gather the matrix
+        return name in self._arrays
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
 
 
 def _first_len(*things: object) -> int:

@@ -225,6 +225,19 @@ def test_selection_indices_index_the_pool_as_given(digits):
     assert same.equals(manifest)
 
 
+def test_id_order_copies_a_matrix_only_when_read():
+    """Pool.in_id_order gathers matrices kept outside the table lazily, in the right order."""
+    x = np.arange(10.0).reshape(5, 2)
+    pool, perm = Pool.from_arrays(x, ids=[3, 1, 2, 5, 4]).in_id_order()
+    assert perm.tolist() == [1, 2, 0, 4, 3]
+    assert pool.has("embedding") and not pool.arrays._gathered  # checking does not copy
+    assert pool.ids.to_list() == [1, 2, 3, 4, 5]
+    assert np.array_equal(pool.embeddings, x[perm])
+    same = Pool.from_arrays(x)
+    unchanged, no_perm = same.in_id_order()
+    assert unchanged is same and no_perm is None  # already in id order: no copy at all
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 200), data=st.data())
 def test_random_ignores_any_permutation(n, data):
