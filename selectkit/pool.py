@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -195,6 +195,30 @@ class Pool:
             )
         return idx
 
+    def in_id_order(self) -> tuple[Pool, np.ndarray | None]:
+        """This pool with its rows sorted by id, and the permutation used (``sorted.row(i)`` is
+        ``self.row(perm[i])``), or (self, None) when the rows are already in id order.
+
+        The canonical order that makes a selection independent of the order and sharding of the
+        input: every strategy run on it sees the same rows in the same order, so its random
+        draws, k-means samples and positional tie-breaks are the same. Ids are unique, so the
+        order is total. Cost: one O(n log n) sort of the ids; when the rows are out of order, a
+        copy of the frame's columns in the new order, and of each matrix kept outside it
+        (memory-mapped embeddings included) when first read.
+        """
+        ids = self.ids
+        if ids.is_sorted():
+            return self, None
+        perm = ids.arg_sort().to_numpy().astype(np.int64)
+        pool = Pool(
+            frame=self.frame[perm],
+            columns=self.columns,
+            arrays=_GatheredRows(self.arrays, perm),  # type: ignore[arg-type]
+            sources=self.sources,
+            use_labels=self.use_labels,
+        )
+        return pool, perm
+
     @classmethod
     def from_arrays(
         cls,
@@ -240,6 +264,29 @@ class Pool:
                 )
             arrays["embedding"] = matrix
         return cls(frame=frame, arrays=arrays)
+
+
+class _GatheredRows(Mapping):
+    """Matrices by name, seen through a row permutation: each is gathered (copied in the new row
+    order) when first read, so a strategy that never reads a matrix never pays for its copy."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], perm: np.ndarray) -> None:
+        self._arrays, self._perm = arrays, perm
+        self._gathered: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._gathered:
+            self._gathered[name] = np.ascontiguousarray(self._arrays[name][self._perm])
+        return self._gathered[name]
+
+    def __contains__(self, name: object) -> bool:  # Mapping's default would gather the matrix
+        return name in self._arrays
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
 
 
 def _first_len(*things: object) -> int:

@@ -54,6 +54,10 @@ def select(
     ``stochastic`` = softmax | power | softrank samples the batch with coldness
     ``stochastic_beta`` instead of taking the top-k; ``subpool='anchoral'`` scores only the
     AnchorAL subpool, tuned by ``subpool_options`` (anchors, neighbours, subpool_size).
+
+    Order: the strategy runs on the rows sorted by id (``Pool.in_id_order``), so the same rows in
+    any order give the same manifest (unless the strategy reads row order, e.g. semdedup
+    ``--order input``); ``selection.indices`` index ``pool`` as given.
     """
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
@@ -81,6 +85,10 @@ def select(
     if pool.has("cluster"):
         pool.cluster_labels  # noqa: B018  (validates the column before any work)
     count = None if budget is None else parse_budget(budget, len(pool.candidates))
+    # the same rows in any order or sharding give the same selection: run on the id order
+    perm = None
+    if not spec.keeps_input_order(resolved):
+        pool, perm = pool.in_id_order()
     rng = derive_rng(seed, "select", spec.name)
     # threadpoolctl scans the loaded libraries on entry (~20 ms): only when a limit is asked for
     limit = nullcontext() if threads is None else threadpool_limits(limits=threads)
@@ -102,7 +110,10 @@ def select(
                     derive_rng(seed, "select", "metrics"),
                 )
             )
-    return build_manifest(pool, selection), selection
+    manifest = build_manifest(pool, selection)
+    if perm is not None:  # the returned selection indexes the pool as the caller gave it
+        selection.indices = perm[selection.indices]
+    return manifest, selection
 
 
 def modifiers_for(

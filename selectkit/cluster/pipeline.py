@@ -24,7 +24,7 @@ from selectkit.io import (
 )
 from selectkit.io.tables import DEFAULT_ID, check_unique_ids
 from selectkit.io.vector_source import open_vectors
-from selectkit.rng import DEFAULT_SEED, derive_rng
+from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 
 
 def parse_levels(text: str, option: str = "--levels") -> list[int]:
@@ -36,6 +36,23 @@ def parse_levels(text: str, option: str = "--levels") -> list[int]:
     if not levels or min(levels) < 1:
         raise SelectkitUsageError(f"{option} {text!r} must list positive integers")
     return levels
+
+
+def _fit_matrix(vs, fit_rows: int, seed: int) -> np.ndarray:
+    """The rows k-means is fitted on, in id order: every row, or the ``fit_rows`` rows with the
+    smallest seeded hashes of their ids. Both the sample and the order follow the ids, never the
+    rows' positions, so the same rows in another order fit the same centroids (and so get the
+    same clusters). Cost: the ids in memory; a copy of the fit rows when they are out of order."""
+    ids = vs.ids()
+    if fit_rows < vs.n:
+        keys = id_hashes(ids, derive_salt(seed, "cluster", "fit-sample"))
+        rows = np.sort(smallest_keys(keys, fit_rows))  # sorted positions: one pass to read them
+        x_fit, ids = vs.take(rows), ids.gather(rows)
+    else:
+        x_fit = vs.load()
+    if ids.is_sorted():
+        return x_fit
+    return np.ascontiguousarray(x_fit[ids.arg_sort().to_numpy()])
 
 
 def cluster_file(
@@ -65,6 +82,8 @@ def cluster_file(
 
     With ``fit_sample`` the model is fitted on that many uniformly sampled rows and every row is
     then assigned in a stream of batches, so memory is O(fit_sample * d + batch), not O(n * d).
+    The fit sample and its order derive from the seed and the ids (``_fit_matrix``), so the same
+    rows in any order get the same clusters.
     With ``levels`` (finest first) a hierarchical k-means is fitted and the output gets one
     ``cluster_level<i>`` column per extra level. ``centroids_out`` receives cluster, centroid,
     size (and level, parent for a hierarchy). Returns the provenance written.
@@ -110,13 +129,7 @@ def cluster_file(
         )
     with threadpool_limits(limits=threads):
         prov.start("read")
-        if fit_rows < vs.n:
-            rows = np.sort(
-                derive_rng(seed, "cluster", "fit-sample").choice(vs.n, fit_rows, replace=False)
-            )
-            x_fit = vs.take(rows)
-        else:
-            x_fit = vs.load()
+        x_fit = _fit_matrix(vs, fit_rows, seed)
         prov.stop("read")
         common = dict(
             seeding=seeding,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +106,36 @@ class ModelPool(Pool):
     (models x samples x classes) probabilities aligned with ``frame``'s rows."""
 
     predictions: Predictions | None = None
+
+    def in_id_order(self) -> tuple[Pool, np.ndarray | None]:
+        """``Pool.in_id_order`` for the samples, with the models sorted by name too: guiding
+        models are drawn by position, so their order must not follow the input's either."""
+        pool, perm = super().in_id_order()
+        preds = self.predictions
+        if preds is None:
+            return pool, perm
+        by_name = np.argsort(np.array(preds.models, dtype=object), kind="stable")
+        if perm is None and np.array_equal(by_name, np.arange(by_name.size)):
+            return self, None
+        samples = np.arange(preds.n_samples) if perm is None else perm
+        canonical = replace(
+            preds,
+            models=[preds.models[i] for i in by_name],
+            ids=preds.ids.gather(samples),
+            proba=np.ascontiguousarray(preds.proba[by_name][:, samples]),
+            groups=None if preds.groups is None else preds.groups[samples],
+            labels=None if preds.labels is None else preds.labels[samples],
+            correct=None if preds.correct is None else preds.correct[by_name][:, samples],
+        )
+        sorted_pool = ModelPool(
+            frame=pool.frame,
+            columns=pool.columns,
+            arrays=pool.arrays,
+            sources=pool.sources,
+            use_labels=pool.use_labels,
+            predictions=canonical,
+        )
+        return sorted_pool, perm
 
 
 def read_long_table(

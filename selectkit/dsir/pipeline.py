@@ -364,7 +364,7 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
                 settings.min_tokens,
                 noise,
                 seed,
-                (chunk.file, chunk.index),
+                _doc_ids(chunk),
                 thresholds(),
             )
 
@@ -378,12 +378,14 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
             for j in range(n_targets):
                 ok = np.isfinite(res.keys[j])
                 if buffers is not None:
-                    buffers[j].add(res.keys[j][ok], grow[ok], res.tokens[ok], res.logw[j][ok])
+                    buffers[j].add(
+                        res.keys[j][ok], grow[ok], res.tokens[ok], res.logw[j][ok], res.ties[ok]
+                    )
                 elif reservoirs[j] is not None:
                     rng = derive_rng(seed, "dsir", "draws", j, chunk.file, chunk.index)
                     placed.append(reservoirs[j].add(res.logw[j][ok], grow[ok], res.tokens[ok], rng))
             ok = np.isfinite(res.keys[-1])
-            baseline.add(res.keys[-1][ok], grow[ok], res.tokens[ok], res.logw[-1][ok])
+            baseline.add(res.keys[-1][ok], grow[ok], res.tokens[ok], res.logw[-1][ok], res.ties[ok])
             # keep ids and n-grams only of rows that can still end up selected
             keep = res.keys[-1] >= baseline.threshold
             if buffers is not None:
@@ -426,6 +428,14 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
         "_baseline_counts": base_counts,
     }
     return rows, ids_out, scores, weights, target, metrics
+
+
+def _doc_ids(chunk) -> object:
+    """What a document's noise and tie-break derive from: its id, or without ids its global row
+    number (which is also its manifest id)."""
+    if chunk.ids is not None:
+        return chunk.ids
+    return np.arange(chunk.row0, chunk.row0 + chunk.texts.len(), dtype=np.int64)
 
 
 def _counts(store: _Store, rows: np.ndarray, weights: np.ndarray, buckets: int) -> np.ndarray:

@@ -1,13 +1,15 @@
 """Exact streaming selection from per-document log-weights.
 
 - ``TopKBuffer``: the top documents by key (log-weight, plus Gumbel noise for sampling without
-  replacement), kept over a stream of batches. Ties are broken by the global row number (earlier
-  first), so merging per-shard top lists gives exactly the global top list whatever the shards.
+  replacement), kept over a stream of batches. Ties are broken by a seeded hash of the document's
+  id (then by global row number, for equal hashes), so merging per-shard top lists gives exactly
+  the global top list whatever the shards and their order.
   The budget is a document count or a token total (the shortest prefix of the ranking whose
   tokens reach it). Memory O(budget + one batch).
 - ``Reservoir``: k draws *with* replacement, each document drawn with probability proportional to
   exp(log-weight), over a stream: k independent weighted reservoirs of size one, updated per batch
   (a batch holding mass M of the running total Z takes Binomial(k, M / Z) of the slots). Memory O(k).
+  Its draws are sequential over the batches, so they depend on the batches' order (documented).
 """
 
 from __future__ import annotations
@@ -46,15 +48,26 @@ class TopKBuffer:
         self.rows = np.empty(0, np.int64)
         self.tokens = np.empty(0, np.int64)
         self.scores = np.empty(0, np.float64)
+        self.ties = np.empty(0, np.uint64)
         self._pending: list[tuple[np.ndarray, ...]] = []
         self._pending_rows = 0
         self.threshold = -np.inf
 
-    def add(self, keys: np.ndarray, rows: np.ndarray, tokens: np.ndarray, scores: np.ndarray):
-        """Offer documents (any order); keys below ``threshold`` may be dropped by the caller."""
+    def add(
+        self,
+        keys: np.ndarray,
+        rows: np.ndarray,
+        tokens: np.ndarray,
+        scores: np.ndarray,
+        ties: np.ndarray | None = None,
+    ):
+        """Offer documents (any order); keys below ``threshold`` may be dropped by the caller.
+        ``ties``: uint64 per document ordering equal keys (smaller first; default all equal, so
+        the row number decides)."""
         if keys.size == 0:
             return
-        self._pending.append((keys, rows, tokens, scores))
+        ties = np.zeros(keys.size, np.uint64) if ties is None else ties
+        self._pending.append((keys, rows, tokens, scores, ties))
         self._pending_rows += keys.size
         if self._pending_rows >= max(self.keys.size, _MIN_PRUNE):
             self.prune()
@@ -63,10 +76,10 @@ class TopKBuffer:
         """Keep only the prefix the budget can still use; update ``threshold``."""
         if not self._pending:
             return
-        parts = [(self.keys, self.rows, self.tokens, self.scores), *self._pending]
-        keys, rows, tokens, scores = (np.concatenate(p) for p in zip(*parts, strict=False))
+        parts = [(self.keys, self.rows, self.tokens, self.scores, self.ties), *self._pending]
+        keys, rows, tokens, scores, ties = (np.concatenate(p) for p in zip(*parts, strict=True))
         self._pending, self._pending_rows = [], 0
-        order = np.lexsort((rows, -keys))
+        order = np.lexsort((rows, ties, -keys))
         tokens = tokens[order]
         if self.count is None and self.need_tokens is None:
             keep = order.size
@@ -74,6 +87,7 @@ class TopKBuffer:
             keep = prefix_length(tokens, self.count, self.need_tokens)
         order = order[:keep]
         self.keys, self.rows, self.scores = keys[order], rows[order], scores[order]
+        self.ties = ties[order]
         self.tokens = tokens[:keep]
         full = (self.count is not None and keep >= self.count) or (
             self.need_tokens is not None and self.tokens.sum() >= self.need_tokens

@@ -141,14 +141,17 @@ class FileChunks:
 
 @dataclass
 class FrameChunks:
-    """Documents of an in-memory text column (the Python API's Pool), ids = positions."""
+    """Documents of an in-memory text column (the Python API's Pool). ``ids``: their ids (noise
+    and tie-breaks derive from them, as from files' ids); None = positions are the ids."""
 
     texts: pl.Series
     sources: list[Source] = field(default_factory=list)
+    ids: pl.Series | None = None
 
     def chunks(self) -> Iterator[Chunk]:
         for ci, start in enumerate(range(0, self.texts.len(), CHUNK_ROWS)):
-            yield Chunk(0, ci, start, self.texts.slice(start, CHUNK_ROWS), None)
+            ids = None if self.ids is None else self.ids.slice(start, CHUNK_ROWS)
+            yield Chunk(0, ci, start, self.texts.slice(start, CHUNK_ROWS), ids)
 
     def close(self) -> None:
         pass

@@ -12,8 +12,7 @@ import numpy as np
 import polars as pl
 
 from selectkit.dsir.features import hash_features
-from selectkit.dsir.resample import gumbel_keys
-from selectkit.rng import derive_rng
+from selectkit.rng import derive_salt, id_gumbels, id_hashes
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,16 @@ class Weighed:
 
     ``rows``: their positions in the batch; ``logw`` and ``keys``: (J, n) log-importance weights
     and ranking keys per target (keys are -inf where a row is below that target's threshold);
-    ``tokens``; ``feat_ptr``/``feat_bucket``: their n-gram buckets as CSR rows (for the KL of the
-    final selection); ``batch_rows`` and ``batch_tokens``: the whole batch's size and token total.
+    ``tokens``; ``ties``: uint64 seeded hashes of their ids, which break ties of the keys (so a
+    tie goes the same way whatever the shard order); ``feat_ptr``/``feat_bucket``: their n-gram
+    buckets as CSR rows (for the KL of the final selection); ``batch_rows``: the batch's size.
     """
 
     rows: np.ndarray
     logw: np.ndarray
     keys: np.ndarray
     tokens: np.ndarray
+    ties: np.ndarray
     feat_ptr: np.ndarray
     feat_bucket: np.ndarray
     batch_rows: int
@@ -57,15 +58,17 @@ def weigh_chunk(
     min_tokens: int,
     noise: str,
     seed: int,
-    shard: tuple[int, int],
+    ids: pl.Series | np.ndarray,
     thresholds: np.ndarray,
     baseline: bool = True,
 ) -> Weighed:
     """Weigh one batch against every target and keep the rows that can still be picked.
 
-    ``noise``: ``gumbel`` adds Gumbel(0, 1) noise per target drawn from ``derive_rng(seed, 'dsir',
-    'noise', target, file, batch)`` (``shard`` = (file, batch)), so keys never depend on which
-    process runs the batch; ``none`` ranks by the log-weight itself. Rows with fewer than
+    ``ids``: each document's id (the input's ids, or its global row number when there are none).
+    ``noise``: ``gumbel`` adds Gumbel(0, 1) noise per target and document derived from (``seed``,
+    target, document id) by hashing (``selectkit.rng.id_gumbels``), so a document's key depends
+    neither on the process that runs its batch nor on where its shard or batch falls in the
+    input; ``none`` ranks by the log-weight itself. Rows with fewer than
     ``min_tokens`` tokens, or whose key is below the caller's current threshold for every target,
     are dropped here (they cannot enter the top list); ``thresholds`` of -inf keep everything.
     With ``baseline`` a last row ranks by noise alone (a uniform random sample of the same size,
@@ -82,7 +85,7 @@ def weigh_chunk(
     keys = logw.copy()
     for j in range(keys.shape[0]):
         if noise == "gumbel" or (baseline and j == keys.shape[0] - 1):
-            keys[j] = gumbel_keys(logw[j], derive_rng(seed, "dsir", "noise", j, *shard))
+            keys[j] += id_gumbels(ids, derive_salt(seed, "dsir", "noise", j))
     eligible = f.tokens >= min_tokens
     alive = (keys >= thresholds[:, None]) & eligible[None, :]
     keys[~alive] = -np.inf
@@ -99,6 +102,7 @@ def weigh_chunk(
         logw=logw[:, rows],
         keys=keys[:, rows],
         tokens=f.tokens[rows],
+        ties=id_hashes(ids, derive_salt(seed, "dsir", "ties"))[rows],
         feat_ptr=np.concatenate(([0], np.cumsum(per_doc))).astype(np.int64),
         feat_bucket=bucket[order].astype(dtype),
         batch_rows=n,

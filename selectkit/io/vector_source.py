@@ -82,6 +82,17 @@ class VectorSource:
         except _READ_ERRORS as exc:
             raise _read_error(self.path, "parquet", exc) from None
 
+    def ids(self) -> pl.Series:
+        """Every row's id, in row order (row numbers when the file has none); O(n) memory."""
+        if self._ids is not None:
+            return self._ids
+        if not self._has_parquet_ids:
+            return pl.Series(self.id_col, np.arange(self.n, dtype=np.int64))
+        try:
+            return pl.from_arrow(self._parquet.read(columns=[self.id_col])).get_column(self.id_col)
+        except _READ_ERRORS as exc:
+            raise _read_error(self.path, "parquet", exc) from None
+
     def take(self, rows: np.ndarray, batch_size: int = 65536) -> np.ndarray:
         """The float32 rows at sorted positions ``rows``; one pass over the file for Parquet."""
         rows = np.asarray(rows, dtype=np.int64)

@@ -142,6 +142,14 @@ class Strategy:
     # Scored strategies (selectkit.strategies.scored) also expose their per-row scorer, which
     # the acquisition modifiers (stochastic sampling, AnchorAL subpools) work on.
     scorer: Callable[..., np.ndarray] | None = None
+    # Row order is data for some strategies under some parameters (semdedup --order input): for
+    # those params this returns True and ``select`` hands the rows over as given; otherwise it
+    # hands them over sorted by id, so the selection does not depend on the input's order.
+    reads_row_order: Callable[[dict[str, Any]], bool] | None = None
+
+    def keeps_input_order(self, params: dict[str, Any]) -> bool:
+        """Whether, under the resolved ``params``, this strategy reads the input's row order."""
+        return self.reads_row_order is not None and bool(self.reads_row_order(params))
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
@@ -178,6 +186,7 @@ def register_strategy(
     stream: Callable[..., Any] | None = None,
     layout: str = "wide",
     scorer: Callable[..., np.ndarray] | None = None,
+    reads_row_order: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
@@ -189,7 +198,9 @@ def register_strategy(
     larger than memory (dsir): ``select_files`` then hands it the input paths instead of loading
     a Pool, as ``stream(inputs, budget, seed, params, columns, input_format) ->
     StreamedSelection``; ``fn`` still serves in-memory Pools. ``scorer`` marks a scored
-    strategy (use ``register_scored_strategy`` rather than this).
+    strategy (use ``register_scored_strategy`` rather than this). ``reads_row_order(params)``
+    is True where the strategy's result is meant to depend on the input's row order (semdedup
+    ``--order input``); everywhere else ``select`` runs strategies on the rows sorted by id.
     """
     if layout not in ("wide", "long"):
         raise ValueError(f"layout must be 'wide' or 'long', not {layout!r}")
@@ -210,6 +221,7 @@ def register_strategy(
             layout=layout,
             stream=stream,
             scorer=scorer,
+            reads_row_order=reads_row_order,
         )
         return fn
 

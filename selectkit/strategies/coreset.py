@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from selectkit.pool import Pool
+from selectkit.rng import id_hashes, salt_of
 from selectkit.strategies.base import Param, Selection, register_strategy
 from selectkit.strategies.kcenter import greedy_kcenter, kcenter
 
@@ -47,7 +48,12 @@ def pcoreset(pool: Pool, budget: int, rng: np.random.Generator) -> Selection:
     selectable = np.zeros(len(pool), dtype=bool)
     selectable[pool.candidates] = True
     picks, gains, radius_sq = greedy_kcenter(
-        pool.proba, budget, rng, selectable=selectable, covered=labelled if labelled.any() else None
+        pool.proba,
+        budget,
+        rng,
+        selectable=selectable,
+        covered=labelled if labelled.any() else None,
+        first_keys=id_hashes(pool.ids, salt_of(rng)),
     )
     return Selection(
         indices=picks, scores=np.sqrt(gains), metrics={"covering_radius": float(np.sqrt(radius_sq))}

@@ -158,7 +158,9 @@ def dsir(pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any
     settings = settings_from(params, pool.columns, None)
     candidates = pool.candidates
     texts = pool.frame.get_column(pool.columns.text).gather(candidates)
-    res = run_dsir(FrameChunks(texts), budget, _base_seed(rng), settings)
+    # the pool's ids, as the file interface reads them: the same rows get the same noise
+    ids = pool.ids.gather(candidates)
+    res = run_dsir(FrameChunks(texts, ids=ids), budget, _base_seed(rng), settings)
     return Selection(
         indices=candidates[res.rows],
         scores=res.scores,

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from selectkit.console import progress_bar
 from selectkit.linalg import column_mean, squared_norms, unit_rows
 from selectkit.pool import Pool
+from selectkit.rng import id_hashes, salt_of
 from selectkit.strategies.base import Param, Selection, register_strategy
 
 CHUNK_ROWS = 1 << 16
@@ -138,6 +139,7 @@ def greedy_kcenter(
     *,
     selectable: np.ndarray | None = None,
     covered: np.ndarray | None = None,
+    first_keys: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Greedy k-center on the rows of ``x`` (float32 array or memmap).
 
@@ -146,8 +148,11 @@ def greedy_kcenter(
     pick is uniform among the selectable ones. Returns (picked row indices in order, the squared
     distance of each pick to the nearest earlier centre, NaN for a random first pick, and the
     final covering radius squared over the selectable rows). Rows that are not selectable do not
-    count towards the radius. O(n d budget) time at worst, less on clustered data (see
-    ``_Cover``); O(n) extra memory plus one chunk of rows.
+    count towards the radius. ``first_keys`` (uint64 per row, e.g. seeded hashes of the row ids)
+    makes the random first pick the selectable row with the smallest key, so it follows the row
+    and not its position. Later ties of the argmax go to the earliest row, which ``select`` makes
+    canonical by running strategies on the rows in id order. O(n d budget) time at worst, less on
+    clustered data (see ``_Cover``); O(n) extra memory plus one chunk of rows.
     """
     n = x.shape[0]
     selectable = np.ones(n, dtype=bool) if selectable is None else selectable
@@ -159,7 +164,11 @@ def greedy_kcenter(
     if covered_rows.size:
         cover.seed_with(covered_rows)
     else:
-        first = int(rng.choice(np.flatnonzero(selectable)))
+        allowed = np.flatnonzero(selectable)
+        if first_keys is None:
+            first = int(rng.choice(allowed))
+        else:
+            first = int(allowed[np.argmin(first_keys[allowed])])
         picks[0], gains[0] = first, np.nan
         cover.add(first)
         start = 1
@@ -204,7 +213,12 @@ def kcenter(pool: Pool, budget: int, rng: np.random.Generator, metric: str = "l2
     selectable = np.zeros(len(pool), dtype=bool)
     selectable[pool.candidates] = True
     picks, gains, radius_sq = greedy_kcenter(
-        x, budget, rng, selectable=selectable, covered=labelled if labelled.any() else None
+        x,
+        budget,
+        rng,
+        selectable=selectable,
+        covered=labelled if labelled.any() else None,
+        first_keys=id_hashes(pool.ids, salt_of(rng)),
     )
     return Selection(
         indices=picks,

@@ -124,6 +124,7 @@ def greedy_keep(
     cost="O(sum over clusters of |cluster| * kept in it * d) time; O(n + 16M) memory.",
     self_sized=True,
     emits=("dropped",),
+    reads_row_order=lambda params: params.get("order") == "input",
 )
 def semdedup(
     pool: Pool,
