@@ -58,7 +58,8 @@ def install() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in STOP_SIGNALS:
-        signal.signal(sig, _raise)
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # `nohup selectkit ...` keeps SIGHUP off
+            signal.signal(sig, _raise)
 
 
 def ignore_in_worker() -> None:
@@ -108,5 +109,6 @@ def spawning() -> contextlib.AbstractContextManager[None]:
 
 
 def pending() -> bool:
-    """Whether a stop signal is blocked and waiting (inside :func:`deferred`)."""
-    return bool(set(signal.sigpending()) & set(STOP_SIGNALS))
+    """Whether a stop signal that this process does not ignore is held and waiting."""
+    waiting = set(signal.sigpending()) & set(STOP_SIGNALS)
+    return any(signal.getsignal(sig) is not signal.SIG_IGN for sig in waiting)

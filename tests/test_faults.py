@@ -32,7 +32,7 @@ SELECTKIT = [sys.executable, "-m", "selectkit"]
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary files of ours (or anything with .tmp) left in ``folder``."""
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".sk-tmp", ".tmp")))
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".sk-tmp", ".tmp", ".old")))
 
 
 def cli(*args: object, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -64,7 +64,37 @@ def work(tmp_path_factory) -> Path:
     assert r.returncode == 0, r.stderr
     r = cli("cluster", "emb.parquet", "-k", "20", "-o", "cl.parquet", cwd=root)
     assert r.returncode == 0, r.stderr
+    _model_zoo(root)
+    r = cli("select", "zoo.parquet", "-s", "disco", "-b", "30", "-o", "anchors.parquet", cwd=root)
+    assert r.returncode == 0, r.stderr
     return root
+
+
+def _model_zoo(root: Path) -> None:
+    """Eight real classifiers' predictions on held-out digits (DISCO's long layout)."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_digits(return_X_y=True)
+    x = x / 16.0
+    frames, acc = [], []
+    for i, (c, n) in enumerate([(c, n) for c in (0.01, 0.1, 1.0, 10.0) for n in (60, 400)]):
+        model = LogisticRegression(C=c, max_iter=300).fit(x[:n], y[:n])
+        proba = model.predict_proba(x[900:]).astype("float32")
+        correct = proba.argmax(axis=1) == y[900:]
+        frames.append(
+            pl.DataFrame(
+                {
+                    "model": f"m{i}",
+                    "id": list(range(900, len(y))),
+                    "proba": proba.tolist(),
+                    "correct": correct,
+                }
+            )
+        )
+        acc.append({"model": f"m{i}", "accuracy": float(correct.mean())})
+    pl.concat(frames).write_parquet(root / "zoo.parquet")
+    pl.DataFrame(acc).write_parquet(root / "acc.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +160,13 @@ DISK_FULL_CASES = {
         "al", "simulate", "lab.parquet", "-s", "random", "--rounds", "2", "--batch", "20",
         "-o", "OUT.parquet", "--summary", "OUT2.csv",
     ],
+    "disco-fit (folder)": [
+        "disco", "fit", "zoo.parquet", "acc.parquet", "--anchors", "anchors.parquet",
+        "-o", "OUT.pred",
+    ],
+    "disco-predict": [
+        "disco", "predict", "pred", "zoo.parquet", "-o", "OUT.csv",
+    ],
     "dsir": [
         "select", "rt.jsonl", "-s", "dsir", "--target", "target.jsonl", "-b", "2900",
         "-o", "OUT.csv",
@@ -142,7 +179,10 @@ def test_disk_full_leaves_existing_outputs_untouched(case, work, full_disk):
     args = DISK_FULL_CASES[case]
     outputs = [a for a in args if a.startswith(("OUT.", "OUT2."))]
     for name in outputs:
-        (full_disk / name).write_bytes(OLD)
+        _put_old(full_disk / name)
+    if case == "disco-predict" and not (work / "pred").exists():
+        fit = ["disco", "fit", "zoo.parquet", "acc.parquet", "--anchors", "anchors.parquet"]
+        assert cli(*fit, "-o", "pred", cwd=work).returncode == 0
     _fill(full_disk)
     args = [str(full_disk / a) if a in outputs else a for a in args]
     r = cli(*args, cwd=work)
@@ -151,8 +191,27 @@ def test_disk_full_leaves_existing_outputs_untouched(case, work, full_disk):
     assert len(lines) == 1 and lines[0].startswith("error: cannot write"), r.stderr
     assert "No space left" in lines[0] and str(full_disk) in lines[0], lines[0]
     for name in outputs:
-        assert (full_disk / name).read_bytes() == OLD, f"{case}: {name} was changed"
+        assert _is_old(full_disk / name), f"{case}: {name} was changed"
     assert leftovers(full_disk) == []
+
+
+def _put_old(path: Path) -> None:
+    """An existing output: a file, or for a folder output (.pred) an earlier predictor's files."""
+    if path.suffix == ".pred":
+        path.mkdir()
+        for name in ("predictor.json", "arrays.npz"):
+            (path / name).write_bytes(OLD)
+    else:
+        path.write_bytes(OLD)
+
+
+def _is_old(path: Path) -> bool:
+    if path.is_dir():
+        files = sorted(p.name for p in path.iterdir())
+        return files == ["arrays.npz", "predictor.json"] and all(
+            (path / f).read_bytes() == OLD for f in files
+        )
+    return path.read_bytes() == OLD
 
 
 def test_disk_full_then_room_writes_normally(work, full_disk):

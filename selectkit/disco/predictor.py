@@ -29,10 +29,7 @@ share and to load from an untrusted source.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +42,7 @@ from selectkit._version import __version__
 from selectkit.console import warn
 from selectkit.disco.data import Predictions
 from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.io.write import atomic_folder
 
 FORMAT = "selectkit-disco-predictor"
 FORMAT_VERSION = 1
@@ -433,7 +431,7 @@ def predict_accuracy(predictor: Predictor, preds: Predictions) -> pl.DataFrame:
 
 def save_predictor(predictor: Predictor, folder: str | Path) -> Path:
     """Write ``predictor`` to ``folder`` (JSON + npz, no pickle), atomically: files go to a
-    temporary folder that replaces ``folder`` only when complete. An existing ``folder`` is
+    temporary folder that replaces ``folder`` only when complete (:func:`atomic_folder`). An existing ``folder`` is
     replaced only if it is empty or an earlier predictor."""
     out = Path(folder)
     if out.exists():
@@ -463,8 +461,7 @@ def save_predictor(predictor: Predictor, folder: str | Path) -> Path:
         "models": predictor.models,
         **{k: v for k, v in predictor.meta.items() if k not in _RESERVED},
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-    try:
+    with atomic_folder(out) as tmp:
         np.savez(
             tmp / ARRAYS_FILE,
             accuracy=predictor.accuracy,
@@ -488,18 +485,6 @@ def save_predictor(predictor: Predictor, folder: str | Path) -> Path:
             ),
         )
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        tmp.chmod(0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(tmp)
-        raise
     return out
 
 

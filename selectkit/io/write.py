@@ -8,6 +8,7 @@ import errno
 import glob
 import gzip
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -90,6 +91,46 @@ def atomic_path(output: str | Path) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        if isinstance(exc, OSError) and exc.errno != errno.EPIPE:
+            raise _write_error(out, exc) from exc
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(output: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``output``; swap it in for ``output`` only on success.
+
+    The folder's files are fsynced first; the swap (the old folder moved aside, the new one
+    renamed in, the old one removed) runs with the stop signals held. Errors and signals remove
+    the temporary folder and leave an existing ``output`` as it was. Stale temporary folders of
+    killed runs are removed first, like :func:`atomic_path`'s files.
+    """
+    out = Path(output)
+    folder = out.resolve().parent
+    remove_stale_temporaries(folder, out.name)
+    try:
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}-", suffix=TMP_SUFFIX, dir=folder)
+        )
+    except OSError as exc:
+        raise _write_error(out, exc) from None
+    try:
+        yield tmp
+        for path in tmp.iterdir():
+            _fsync(path)
+        os.chmod(tmp, 0o777 & ~_umask())
+        aside = folder / f".{out.name}.{os.getpid()}-old{TMP_SUFFIX}"
+        with interrupts.deferred():
+            if interrupts.pending():
+                return  # leaving the block delivers the signal; the except below cleans up
+            if out.exists():
+                os.replace(out, aside)
+            os.replace(tmp, out)
+            COMMITTED.append(str(out))
+            _fsync_folder(folder)
+        shutil.rmtree(aside, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and exc.errno != errno.EPIPE:
             raise _write_error(out, exc) from exc
         raise
@@ -188,7 +229,10 @@ def remove_stale_temporaries(folder: Path, name: str) -> int:
         if not pid_text.isdigit() or _writer_alive(int(pid_text), path):
             continue
         with contextlib.suppress(OSError):
-            path.unlink()
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
             removed += 1
     return removed
 
