@@ -268,3 +268,16 @@ def test_stdin_parquet_streams(tmp_path, rt_small):
         source, batches = iter_batches("-", columns=["id", "text"], input_format="parquet", stdin=f)
         assert pl.concat(list(batches)).equals(frame.select("id", "text"))
     assert source.rows == 400
+
+
+def test_provenance_is_in_the_arrow_schema_too(cli, tmp_path, rt_emb):
+    """pyarrow's read_schema / read_table (what pandas and Ray read) see the provenance."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "m.parquet"
+    assert cli("select", rt_emb, "-s", "random", "-b", "5", "-o", out).exit_code == 0
+    from_schema = json.loads(pq.read_schema(out).metadata[b"selectkit"])
+    from_table = json.loads(pq.read_table(out).schema.metadata[b"selectkit"])
+    from_footer = json.loads(pq.ParquetFile(out).metadata.metadata[b"selectkit"])
+    assert from_schema == from_table == from_footer and from_schema["command"] == "select"
+    assert pl.read_parquet(out).height == 5

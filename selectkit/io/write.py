@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
 import errno
@@ -382,7 +383,9 @@ class TableWriter:
             if self._parquet is None:
                 raise SelectkitError("nothing to write: the result has no rows")
             if self.provenance is not None:
-                self._parquet.add_key_value_metadata({METADATA_KEY: self.provenance.to_json()})
+                self._parquet.add_key_value_metadata(
+                    _provenance_metadata(self._parquet, self.provenance)
+                )
             self._parquet.close()
             return
         if self._text is None:
@@ -395,6 +398,19 @@ class TableWriter:
         self._text.close()  # gzip's trailer is written here
         if self._raw is not None:
             self._raw.close()
+
+
+def _provenance_metadata(writer: pq.ParquetWriter, provenance: Provenance) -> dict[str, str]:
+    """The footer's key-value metadata: the provenance, also inside the stored Arrow schema.
+
+    The Arrow schema is serialised when the writer opens, before the run's provenance exists;
+    pyarrow's ``read_schema(f).metadata`` and ``read_table(f).schema.metadata`` (what pandas
+    and Ray read) look only there, so it is stored again with the key added.
+    """
+    text = provenance.to_json()
+    schema = writer.schema.with_metadata({**(writer.schema.metadata or {}), METADATA_KEY: text})
+    stored = base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
+    return {METADATA_KEY: text, "ARROW:schema": stored}
 
 
 def write_table(
