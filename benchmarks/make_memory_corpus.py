@@ -73,7 +73,9 @@ def main() -> None:
     for rows in (int(s) for s in args.sizes.split(",")):
         path = out / f"memory_{rows}.jsonl"
         write_corpus(path, docs, rows)
-        print(f"{path}: {rows} rows ({rows / len(docs):.1f} copies), {path.stat().st_size >> 20} MiB")
+        print(
+            f"{path}: {rows} rows ({rows / len(docs):.1f} copies), {path.stat().st_size >> 20} MiB"
+        )
     target = [(f"jargon:{i}", e.strip()) for i, e in enumerate(dict_entries("jargon")) if e.strip()]
     write_corpus(out / "memory_target.jsonl", target, len(target))
     print(f"{out / 'memory_target.jsonl'}: {len(target)} rows (the Jargon File)")

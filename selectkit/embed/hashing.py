@@ -151,8 +151,8 @@ class HashingEmbedder:
         char_sizes: tuple[int, ...] = (3, 4),
         char_weight: float = 1.0,
         pca_rows: int = 5_000,
-        chunk_rows: int = 2048,
-        chunk_bytes: int = 2 << 20,
+        chunk_rows: int = 512,
+        chunk_bytes: int = 512 << 10,
     ) -> None:
         if dim < 2:
             raise ValueError(f"dim must be at least 2, got {dim}")
@@ -279,8 +279,11 @@ class HashingEmbedder:
         return words.astype(np.float32)
 
     def _sketch_all(self, texts: pl.Series) -> np.ndarray:
-        parts = [self._sketch_chunk(texts.slice(i, rows)) for i, rows in self._chunks(texts)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.sketch_dim), np.float32)
+        # filled in place: a list of chunks plus their concatenation would hold it twice
+        out = np.empty((texts.len(), self.sketch_dim), dtype=np.float32)
+        for i, rows in self._chunks(texts):
+            out[i : i + rows] = self._sketch_chunk(texts.slice(i, rows))
+        return out
 
     def embed(self, texts: Sequence[str] | pl.Series) -> np.ndarray:
         """Return the (len(texts), dim) float32 embeddings; rows have unit norm (0 if empty).
