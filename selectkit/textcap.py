@@ -43,8 +43,8 @@ class TextCap:
     def apply(
         self, texts: pl.Series, *, where: str, row0: int = 0, ids: pl.Series | None = None
     ) -> pl.Series:
-        """``texts`` with every text cut to ``max_chars`` characters (a no-op copy-free return
-        when none is longer); with ``on_long="error"`` a long text raises ``SelectkitError``
+        """``texts`` with every text cut to ``max_chars`` characters (``texts`` itself when none
+        is longer); with ``on_long="error"`` a long text raises ``SelectkitError``
         naming ``where``, its row (``row0`` + position) and id, and its length."""
         lengths = texts.str.len_chars()
         over = lengths > self.max_chars
@@ -60,21 +60,20 @@ class TextCap:
                 "to truncate it"
             )
         self.truncated += n_over
-        # only the long texts are rebuilt; polars slices by characters, as Python does
-        return (
-            pl.select(pl.when(over).then(texts.str.slice(0, self.max_chars)).otherwise(texts))
-            .to_series()
-            .alias(texts.name)
-        )
+        # polars slices by characters (code points), as Python's text[:max_chars] does
+        return texts.str.slice(0, self.max_chars)
 
     def report(self) -> None:
         """One warning line on stderr when texts were truncated."""
-        if self.truncated:
-            warn(
-                f"truncated {self.truncated:,} text{'s' if self.truncated != 1 else ''} longer "
-                f"than {self.max_chars} characters (--max-chars)"
-            )
+        warn_truncated(self.truncated, self.max_chars)
 
     def record(self) -> dict[str, Any]:
-        """The parameters and the count, for provenance."""
+        """The cap's parameters, for provenance (the count goes into the run's metrics)."""
         return {"max_chars": self.max_chars, "on_long": self.on_long}
+
+
+def warn_truncated(count: int, max_chars: int) -> None:
+    """``warning: truncated N texts longer than M characters`` on stderr, when N > 0."""
+    if count:
+        plural = "s" if count != 1 else ""
+        warn(f"truncated {count:,} text{plural} longer than {max_chars} characters (--max-chars)")

@@ -25,7 +25,7 @@ from selectkit.dsir.sources import CHUNK_ROWS, FileChunks, FrameChunks
 from selectkit.dsir.weigh import FeatureConfig, fit_chunk, weigh_chunk
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.rng import derive_rng
-from selectkit.textcap import MAX_CHARS, TextCap
+from selectkit.textcap import MAX_CHARS, TextCap, warn_truncated
 
 INLINE_BELOW_BYTES = 4 << 20  # smaller inputs run in this process: spawning costs more
 
@@ -304,9 +304,7 @@ def run_dsir(
         }
     )
     # one line for both: the corpus counts one pass (both passes cut the same texts)
-    TextCap(
-        settings.max_chars, settings.on_long, source.cap.truncated + target_cap.truncated
-    ).report()
+    warn_truncated(source.cap.truncated + target_cap.truncated, settings.max_chars)
     params = {
         "ngrams": cfg.ngrams,
         "buckets": cfg.buckets,
