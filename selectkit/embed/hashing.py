@@ -151,8 +151,8 @@ class HashingEmbedder:
         char_sizes: tuple[int, ...] = (3, 4),
         char_weight: float = 1.0,
         pca_rows: int = 5_000,
-        chunk_rows: int = 512,
-        chunk_bytes: int = 512 << 10,
+        chunk_rows: int = 1024,
+        chunk_bytes: int = 1 << 20,
     ) -> None:
         if dim < 2:
             raise ValueError(f"dim must be at least 2, got {dim}")
