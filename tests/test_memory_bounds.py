@@ -60,7 +60,7 @@ def corpus(tmp_path_factory) -> tuple[Path, list[int]]:
 
 
 def test_embed_truncates_counts_on_stderr_and_records_the_cap(tmp_path, corpus):
-    path, long_rows = corpus
+    path, _ = corpus
     out = tmp_path / "emb.parquet"
     r = cli("embed", path, "-o", out, "--max-chars", CAP)
     assert r.returncode == 0, r.stderr
