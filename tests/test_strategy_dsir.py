@@ -390,3 +390,28 @@ def test_gzip_input_and_text_col(tmp_path, corpus):
     plain, _ = run(corpus, tmp_path, budget=20, name="plain.parquet")
     assert pl.read_parquet(out).equals(plain)
     assert json.loads(json.dumps(read_provenance(out)["inputs"]))[0]["path"] == str(path)
+
+
+def test_max_chars_cuts_long_texts_and_on_long_refuses_them(corpus, tmp_path):
+    """The cap on a Pool (the file interface: test_memory_bounds): a cut text weighs as its
+    prefix does, so the selection equals the one from the pre-truncated texts."""
+    _raw, target, frame = corpus
+    texts = frame.get_column("text").head(200).to_list()
+    texts[5] = "\n".join(frame.get_column("text").head(40).to_list())
+    ids = list(range(200))
+    pool = Pool(frame=pl.DataFrame({"id": ids, "text": texts}), columns=Columns())
+    cut = Pool(
+        frame=pl.DataFrame({"id": ids, "text": [t[:3000] for t in texts]}), columns=Columns()
+    )
+    params = {"target": [str(target)], "max_chars": 3000}
+    a, sel = select(pool, "dsir", 20, seed=3, params=params)
+    b, other = select(cut, "dsir", 20, seed=3, params=params)  # the target is cut alike
+    assert a.get_column("id").to_list() == b.get_column("id").to_list()
+    assert sel.metrics["truncated_texts"] == 1 and other.metrics["truncated_texts"] == 0
+    assert sel.metrics["truncated_target_texts"] == other.metrics["truncated_target_texts"]
+    with pytest.raises(SelectkitError, match=f"row 5 has {len(texts[5]):,} characters"):
+        select(pool, "dsir", 20, seed=3, params={**params, "on_long": "error"})
+    with pytest.raises(SelectkitUsageError, match="on_long"):
+        select(pool, "dsir", 20, params={**params, "on_long": "skip"})
+    with pytest.raises(SelectkitUsageError, match="max_chars"):
+        select(pool, "dsir", 20, params={**params, "max_chars": 0})

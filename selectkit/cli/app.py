@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from selectkit import interrupts
+from selectkit import interrupts, textcap
 from selectkit._version import __version__
 from selectkit.cli._run import check_json_stdout, configure, report, run
 from selectkit.cli.disco import app as disco_app
@@ -43,6 +43,10 @@ Seed = Annotated[
 Threads = Annotated[
     Optional[int], typer.Option("--threads", min=1, help="BLAS threads (default: all cores).")
 ]
+MaxChars = Annotated[
+    int, typer.Option("--max-chars", min=1, help=textcap.MAX_CHARS_HELP, show_default=True)
+]
+OnLong = Annotated[str, typer.Option("--on-long", help=textcap.ON_LONG_HELP)]
 InputFormat = Annotated[
     Optional[str],
     typer.Option(
@@ -106,6 +110,8 @@ def embed(
     fit_rows: Annotated[
         int, typer.Option("--fit-rows", min=1, help="hashing: fit IDF/PCA on the first N rows.")
     ] = 100_000,
+    max_chars: MaxChars = textcap.MAX_CHARS,
+    on_long: OnLong = textcap.ON_LONG[0],
     input_format: InputFormat = None,
     threads: Threads = None,
     as_json: Json = False,
@@ -135,6 +141,8 @@ def embed(
             fit_rows=fit_rows,
             threads=threads,
             keep_columns=keep or (),
+            max_chars=max_chars,
+            on_long=on_long,
         )
     )
     rate = prov.metrics["rows"] / max(prov.timings.get("embed_s", 0.0), 1e-9)

@@ -25,6 +25,7 @@ from selectkit.dsir.sources import CHUNK_ROWS, FileChunks, FrameChunks
 from selectkit.dsir.weigh import FeatureConfig, fit_chunk, weigh_chunk
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.rng import derive_rng
+from selectkit.textcap import MAX_CHARS, TextCap, warn_truncated
 
 INLINE_BELOW_BYTES = 4 << 20  # smaller inputs run in this process: spawning costs more
 
@@ -46,6 +47,12 @@ class DsirSettings:
     text_col: str = "text"
     id_col: str = "id"
     input_format: str | None = None
+    max_chars: int = MAX_CHARS
+    on_long: str = "truncate"
+
+    def text_cap(self) -> TextCap:
+        """A fresh ``--max-chars`` cap (one per corpus, so each counts its own truncations)."""
+        return TextCap(self.max_chars, self.on_long)
 
 
 @dataclass
@@ -64,9 +71,13 @@ class DsirResult:
     timings: dict[str, float]
 
 
-def fit_target(paths: list[str], settings: DsirSettings) -> tuple[np.ndarray, int]:
-    """n-gram counts (B,) and token total of the target files, in this process."""
+def fit_target(
+    paths: list[str], settings: DsirSettings, cap: TextCap | None = None
+) -> tuple[np.ndarray, int]:
+    """n-gram counts (B,) and token total of the target files, in this process; texts longer
+    than ``settings.max_chars`` are cut (counted in ``cap`` when given)."""
     src = FileChunks(paths, settings.text_col, settings.id_col)  # format by extension
+    src.cap = cap if cap is not None else settings.text_cap()
     counts = np.zeros(settings.features.buckets, dtype=np.int64)
     tokens = 0
     try:
@@ -84,13 +95,18 @@ def fit_target(paths: list[str], settings: DsirSettings) -> tuple[np.ndarray, in
     return counts, tokens
 
 
-def _target_model(settings: DsirSettings) -> tuple[np.ndarray, list[str], np.ndarray]:
+def _target_model(settings: DsirSettings, cap: TextCap) -> tuple[np.ndarray, list[str], np.ndarray]:
     if not settings.targets:
         raise SelectkitUsageError(
             "strategy 'dsir' needs a target corpus: add --target FILE (repeatable), or a saved "
             "model with --model FILE.npz"
         )
-    fitted = [fit_target([t], settings) for t in settings.targets]
+    fitted = []
+    truncated = 0
+    for target in settings.targets:  # each target is read once: its truncations add up
+        fitted.append(fit_target([target], settings, cap))
+        truncated += cap.truncated
+    cap.truncated = truncated
     counts = np.stack([c for c, _ in fitted]).astype(np.float64)
     tokens = np.array([t for _, t in fitted], dtype=np.int64)
     names = list(settings.targets)
@@ -195,13 +211,15 @@ def run_dsir(
             "--with-replacement draws a number of documents: use --budget, not --budget-tokens"
         )
     t0 = time.perf_counter()
+    target_cap = settings.text_cap()
+    source.cap = settings.text_cap()
     if settings.model:
         model = DsirModel.load(settings.model)
         cfg = FeatureConfig(model.ngrams, model.buckets, model.hash_name)
         if settings.targets:
             raise SelectkitUsageError("give either --model (a saved fit) or --target, not both")
     else:
-        counts, names, tokens = _target_model(settings)
+        counts, names, tokens = _target_model(settings, target_cap)
         model = DsirModel(
             cfg.ngrams,
             cfg.buckets,
@@ -281,8 +299,12 @@ def run_dsir(
             "target_tokens": [int(t) for t in model.target_tokens],
             "raw_ngrams": int(model.raw_counts.sum()),
             "docs_per_s": round(total_rows / max(elapsed, 1e-9), 1),
+            "truncated_texts": source.cap.truncated,
+            "truncated_target_texts": target_cap.truncated,
         }
     )
+    # one line for both: the corpus counts one pass (both passes cut the same texts)
+    warn_truncated(source.cap.truncated + target_cap.truncated, settings.max_chars)
     params = {
         "ngrams": cfg.ngrams,
         "buckets": cfg.buckets,
@@ -291,6 +313,7 @@ def run_dsir(
         "quotas_resolved": [round(float(s), 6) for s in shares],
         "workers_resolved": workers,
         "targets": model.target_names,
+        **source.cap.record(),
     }
     return DsirResult(
         rows_out,

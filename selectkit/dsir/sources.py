@@ -4,6 +4,8 @@ Both yield ``Chunk``s of exactly ``CHUNK_ROWS`` rows (the last of each file may 
 whatever the files' own batch or row-group layout: batches are the unit of the seeded noise, so
 fixed batches make a selection independent of the file layout and of the number of workers.
 Standard input is spooled to a temporary file first, because DSIR reads its input twice.
+Texts longer than the ``cap`` (``--max-chars``) are cut before anything hashes them; a source
+holds one batch at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import polars as pl
 from selectkit.errors import SelectkitError
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.tables import Source, expand_inputs, iter_batches
+from selectkit.textcap import TextCap
 
 CHUNK_ROWS = 8192
 
@@ -66,6 +69,7 @@ class FileChunks:
     _spool: dict[str, str] = field(default_factory=dict)
     _spool_format: str | None = None
     _has_ids: bool | None = None
+    cap: TextCap | None = None  # the --max-chars cap; its count restarts with every pass
 
     def __post_init__(self) -> None:
         self.paths = expand_inputs(self.paths)
@@ -93,6 +97,8 @@ class FileChunks:
         """Yield every document in fixed batches; one streamed read of every file."""
         row = 0
         sources = []
+        if self.cap is not None:
+            self.cap.truncated = 0
         for fi, path in enumerate(self.paths):
             readable, fmt = self._readable(path)
             source, batches = iter_batches(
@@ -102,11 +108,14 @@ class FileChunks:
                 batch_size=CHUNK_ROWS,
             )
             where = "stdin" if path == STDIO else f"'{path}'"
+            file_row = 0
             for ci, frame in enumerate(_rechunk(self._checked(batches, where), CHUNK_ROWS)):
                 ids = frame.get_column(self.id_col) if self.id_col in frame.columns else None
                 self._check_ids(ids, where)
-                yield Chunk(fi, ci, row, frame.get_column(self.text_col), ids)
+                texts = _capped(self.cap, frame.get_column(self.text_col), where, file_row, ids)
+                yield Chunk(fi, ci, row, texts, ids)
                 row += frame.height
+                file_row += frame.height
             source.path = path
             sources.append(source)
         self.sources = sources
@@ -147,11 +156,21 @@ class FrameChunks:
     texts: pl.Series
     sources: list[Source] = field(default_factory=list)
     ids: pl.Series | None = None
+    cap: TextCap | None = None
 
     def chunks(self) -> Iterator[Chunk]:
+        if self.cap is not None:
+            self.cap.truncated = 0
         for ci, start in enumerate(range(0, self.texts.len(), CHUNK_ROWS)):
             ids = None if self.ids is None else self.ids.slice(start, CHUNK_ROWS)
-            yield Chunk(0, ci, start, self.texts.slice(start, CHUNK_ROWS), ids)
+            texts = _capped(self.cap, self.texts.slice(start, CHUNK_ROWS), "the pool", start, ids)
+            yield Chunk(0, ci, start, texts, ids)
 
     def close(self) -> None:
         pass
+
+
+def _capped(
+    cap: TextCap | None, texts: pl.Series, where: str, row0: int, ids: pl.Series | None
+) -> pl.Series:
+    return texts if cap is None else cap.apply(texts, where=where, row0=row0, ids=ids)

@@ -18,7 +18,7 @@ Cost: O(total bytes) time per batch, O(batch bytes + batch * dim) memory, plus a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +136,8 @@ class HashingEmbedder:
     ``sketch_dim``-wide count sketch on the first ``pca_rows`` of them (randomized SVD);
     ``embed(texts)`` returns an (n, dim) float32 array. Once fitted, texts are embedded
     independently, so batches can run anywhere in any order. Memory while embedding:
-    O(chunk_rows * sketch_dim) floats plus the (sketch_dim, dim) projection.
+    O(chunk_rows * sketch_dim) floats plus ~100 bytes per byte of a chunk (at most
+    ``chunk_bytes``, or one text if it is longer), plus the (sketch_dim, dim) projection.
     """
 
     name = "hashing"
@@ -150,7 +151,8 @@ class HashingEmbedder:
         char_sizes: tuple[int, ...] = (3, 4),
         char_weight: float = 1.0,
         pca_rows: int = 5_000,
-        chunk_rows: int = 2048,
+        chunk_rows: int = 1024,
+        chunk_bytes: int = 1 << 20,
     ) -> None:
         if dim < 2:
             raise ValueError(f"dim must be at least 2, got {dim}")
@@ -161,6 +163,7 @@ class HashingEmbedder:
         self.char_weight = char_weight
         self.pca_rows = pca_rows
         self.chunk_rows = chunk_rows
+        self.chunk_bytes = chunk_bytes
         self.idf_words: np.ndarray | None = None
         self.idf_chars: np.ndarray | None = None
         self.mean: np.ndarray | None = None
@@ -190,6 +193,23 @@ class HashingEmbedder:
                 h.update(part.tobytes())
         return h.hexdigest()
 
+    def _chunks(self, texts: pl.Series) -> Iterator[tuple[int, int]]:
+        """(start, rows) of consecutive slices of at most ``chunk_rows`` texts and, unless one
+        text alone is longer, at most ``chunk_bytes`` bytes. Hashing needs ~100 bytes of
+        temporaries per text byte, so a row count alone would let a batch of long texts take
+        gigabytes; texts are embedded independently, so the slicing never changes a vector."""
+        n = texts.len()
+        if n == 0:
+            return
+        ends = np.cumsum(texts.str.len_bytes().fill_null(0).to_numpy(), dtype=np.int64)
+        start = 0
+        while start < n:
+            before = ends[start - 1] if start else 0
+            fit = int(np.searchsorted(ends, before + self.chunk_bytes, side="right")) - start
+            rows = max(1, min(self.chunk_rows, fit))
+            yield start, rows
+            start += rows
+
     def _bucket(self, hashes: np.ndarray) -> np.ndarray:
         return ((hashes >> np.uint64(32)) % np.uint64(self.n_buckets)).astype(np.int64)
 
@@ -216,8 +236,8 @@ class HashingEmbedder:
             raise ValueError("cannot fit the hashing embedder on zero texts")
         df_words = np.zeros(self.n_buckets, dtype=np.int64)
         df_chars = np.zeros(self.n_buckets, dtype=np.int64)
-        for start in range(0, series.len(), self.chunk_rows):
-            batch = _prepare(series.slice(start, self.chunk_rows))
+        for start, rows in self._chunks(series):
+            batch = _prepare(series.slice(start, rows))
             df_words += self._doc_freq(*_word_features(batch))
             df_chars += self._doc_freq(*_char_features(batch, self.char_sizes))
         self.idf_words = self._idf(df_words, series.len())
@@ -259,11 +279,11 @@ class HashingEmbedder:
         return words.astype(np.float32)
 
     def _sketch_all(self, texts: pl.Series) -> np.ndarray:
-        parts = [
-            self._sketch_chunk(texts.slice(i, self.chunk_rows))
-            for i in range(0, texts.len(), self.chunk_rows)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, self.sketch_dim), np.float32)
+        # filled in place: a list of chunks plus their concatenation would hold it twice
+        out = np.empty((texts.len(), self.sketch_dim), dtype=np.float32)
+        for i, rows in self._chunks(texts):
+            out[i : i + rows] = self._sketch_chunk(texts.slice(i, rows))
+        return out
 
     def embed(self, texts: Sequence[str] | pl.Series) -> np.ndarray:
         """Return the (len(texts), dim) float32 embeddings; rows have unit norm (0 if empty).
@@ -274,8 +294,8 @@ class HashingEmbedder:
             raise RuntimeError("HashingEmbedder.embed called before fit(texts)")
         series = _as_series(texts)
         out = np.empty((series.len(), self.dim), dtype=np.float32)
-        for i in range(0, series.len(), self.chunk_rows):
-            sketch = self._sketch_chunk(series.slice(i, self.chunk_rows))
+        for i, rows in self._chunks(series):
+            sketch = self._sketch_chunk(series.slice(i, rows))
             if self.components is not None:
                 empty = ~sketch.any(axis=1)
                 sketch -= self.mean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,10 +13,12 @@ from threadpoolctl import threadpool_limits
 
 from selectkit.console import progress_bar
 from selectkit.embed.hashing import HashingEmbedder
+from selectkit.embed.ids import IdHashes
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches
-from selectkit.io.tables import check_row_number_ids, check_unique_ids
+from selectkit.io.tables import check_row_number_ids
 from selectkit.pool import MADE_BY
+from selectkit.textcap import MAX_CHARS, TextCap
 
 EMBEDDERS = {
     "hashing": "built-in hashed word+char n-gram TF-IDF with PCA; no download, no torch (default)",
@@ -107,15 +110,21 @@ def embed_file(
     fit_rows: int = 100_000,
     threads: int | None = None,
     keep_columns: Sequence[str] = (),
+    max_chars: int = MAX_CHARS,
+    on_long: str = "truncate",
 ) -> Provenance:
     """Embed the ``text_col`` of a table into ``output`` (id, embedding[, kept columns]).
 
-    Streams: memory is O(fit_rows texts + batch_size * dim), not O(corpus). The hashing embedder
-    fits its IDF and PCA on the first ``fit_rows`` rows. Rows without ``id_col`` get row numbers.
-    Null texts, a missing text column or duplicate ids fail the run with no output written.
-    Returns the provenance stored in the output.
+    Streams: what is held is the first ``fit_rows`` texts (until the fit is done and they are
+    embedded), one batch, the writer's one row group and 8 bytes per row for the duplicate-id
+    check; not the corpus. The hashing embedder fits its IDF and PCA on the first ``fit_rows``
+    rows. Texts longer than ``max_chars`` characters are truncated (counted on stderr and in the
+    provenance) or, with ``on_long="error"``, fail the run (see ``selectkit.textcap``). Rows
+    without ``id_col`` get row numbers. Null texts, a missing text column or duplicate ids fail
+    the run with no output written. Returns the provenance stored in the output.
     """
     check_output_path(output, [input_path])
+    cap = TextCap(max_chars, on_long)
     # embedders are deterministic; 0 is the fixed seed of the hashing embedder's randomized SVD
     prov = Provenance(command="embed", seed=0)
     prov.start("load_model")
@@ -130,7 +139,8 @@ def embed_file(
         schema_overrides={text_col: pl.String},
     )
     where = "stdin" if str(input_path) == "-" else f"'{input_path}'"
-    id_chunks: list[pl.Series] = []
+    # stdin cannot be read twice to name a duplicate, so its ids are kept as they are
+    ids_seen = IdHashes(id_col, exact=str(input_path) == "-")
     offset = 0
 
     def prepared(batch: pl.DataFrame) -> pl.DataFrame:
@@ -154,8 +164,12 @@ def embed_file(
             batch = batch.with_columns(
                 pl.Series(id_col, np.arange(offset, offset + batch.height, dtype=np.int64))
             )
+        else:  # row numbers are unique by construction; only given ids need the check
+            ids_seen.add(batch.get_column(id_col))
+        capped = cap.apply(texts, where=where, row0=offset, ids=batch.get_column(id_col))
+        if capped is not texts:
+            batch = batch.with_columns(capped)
         offset += batch.height
-        id_chunks.append(batch.get_column(id_col))
         return batch
 
     with threadpool_limits(limits=threads), TableWriter(output) as writer:
@@ -164,12 +178,12 @@ def embed_file(
         head = [prepared(b) for b in head]
         if not head or sum(b.height for b in head) == 0:
             raise SelectkitError(f"{where} has no rows; give a corpus with at least one text")
-        fit_texts = pl.concat([b.get_column(text_col) for b in head]).head(fit_rows)
-        model.fit(fit_texts)
+        model.fit(pl.concat([b.get_column(text_col) for b in head]).head(fit_rows))
         prov.stop("fit")
         prov.start("embed")
         with progress_bar("embed", None) as bar:
-            for batch in _chain(head, (prepared(b) for b in rest)):
+            # _drain hands the fit batches over one by one, so none outlives its own embedding
+            for batch in itertools.chain(_drain(head), (prepared(b) for b in rest)):
                 vectors = model.embed(batch.get_column(text_col))
                 out = pl.DataFrame(
                     [batch.get_column(id_col), pl.Series("embedding", vectors)]
@@ -178,20 +192,36 @@ def embed_file(
                 writer.write(out)
                 bar.advance(batch.height)
         prov.stop("embed")
-        check_unique_ids(pl.concat(id_chunks), where)
+        ids_seen.check(where, lambda: _reread_ids(input_path, id_col, input_format, batch_size))
         prov.params = {
             **model.config(),
             "text_col": text_col,
             "id_col": id_col,
             "batch_size": batch_size,
             "keep_columns": list(keep_columns),
+            **cap.record(),
         }
         prov.inputs = [source.as_dict()]
-        prov.metrics = {"rows": writer.rows}
+        prov.metrics = {"rows": writer.rows, "truncated_texts": cap.truncated}
         writer.provenance = prov
+    cap.report()
     return prov
 
 
-def _chain(head: list[pl.DataFrame], rest: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-    yield from head
-    yield from rest
+def _drain(batches: list[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    """Yield and forget the batches of ``batches`` (the list is emptied as it goes)."""
+    batches.reverse()
+    while batches:
+        yield batches.pop()
+
+
+def _reread_ids(
+    path: str | Path, id_col: str, input_format: str | None, batch_size: int
+) -> Iterator[pl.Series]:
+    """The id column of ``path`` again, batch by batch (only to name a duplicate id)."""
+    _source, batches = iter_batches(
+        path, columns=[id_col], input_format=input_format, batch_size=batch_size
+    )
+    for batch in batches:
+        if id_col in batch.columns:
+            yield batch.get_column(id_col)

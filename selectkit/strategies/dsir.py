@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from selectkit import textcap
 from selectkit.dsir.features import HASHES
 from selectkit.dsir.pipeline import DsirSettings, run_dsir
 from selectkit.dsir.sources import FileChunks, FrameChunks
@@ -48,6 +49,8 @@ PARAMS = {
     "workers": Param(int, AUTO, "Processes for hashing (auto: all cores for inputs >= 4 MiB)."),
     "model": Param(str, "", "Weigh with a model saved by --save-model (no fitting, no --target)."),
     "save_model": Param(str, "", "Write the fitted distributions to this .npz file."),
+    "max_chars": Param(int, textcap.MAX_CHARS, textcap.MAX_CHARS_HELP, low=1),
+    "on_long": Param(str, textcap.ON_LONG[0], textcap.ON_LONG_HELP, textcap.ON_LONG),
 }
 
 
@@ -91,6 +94,8 @@ def settings_from(
         text_col=columns.text,
         id_col=columns.id,
         input_format=input_format,
+        max_chars=params["max_chars"],
+        on_long=params["on_long"],
     )
 
 
