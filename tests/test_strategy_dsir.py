@@ -409,7 +409,7 @@ def test_max_chars_cuts_long_texts_and_on_long_refuses_them(corpus, tmp_path):
     assert a.get_column("id").to_list() == b.get_column("id").to_list()
     assert sel.metrics["truncated_texts"] == 1 and other.metrics["truncated_texts"] == 0
     assert sel.metrics["truncated_target_texts"] == other.metrics["truncated_target_texts"]
-    with pytest.raises(SelectkitError, match=f"row 5 has {len(texts[5]):,} characters"):
+    with pytest.raises(SelectkitError, match=rf"row 5 \(id 5\) has {len(texts[5]):,} characters"):
         select(pool, "dsir", 20, seed=3, params={**params, "on_long": "error"})
     with pytest.raises(SelectkitUsageError, match="on_long"):
         select(pool, "dsir", 20, params={**params, "on_long": "skip"})
