@@ -1,21 +1,28 @@
 """The reproducible pool-based active-learning simulation (``selectkit al simulate``).
 
-For each repeat r (all randomness from the master seed through ``derive_rng``):
+The rows are first put in id order (``Pool.in_id_order``, as ``select`` does), then for each
+repeat r (all randomness from the master seed and the row ids, never a row's position):
 
-1. split: a held-out test set (``test_size`` of the rows, stratified by class) and the pool;
-2. initial set: ``init`` pool rows drawn uniformly, shared by every strategy of repeat r;
+1. split: a held-out test set (``test_size`` of the rows, stratified by class): per class, the
+   rows with the smallest ``id_hashes`` under a salt keyed by r; the rest is the pool;
+2. initial set: the ``init`` pool rows with the smallest id hashes under another salt keyed by
+   r (a uniform draw), shared by every strategy of repeat r;
 3. for each strategy and round t = 0..R: refit the model (a fresh one) on the labelled rows,
    score it on the test set (accuracy, macro-F1), log the round; then (t < R) run the strategy
    through the same ``select`` API as the CLI on an in-memory pool (embedding, labels revealed
    so far, the model's ``proba`` and, when needed, ``proba_mc``), and reveal the picks' labels.
 
-Model and query seeds are keyed by (repeat, strategy, round), so a strategy's curve does not
-depend on which other strategies ran or in which order. Cost per round: one model fit (times
-``mc_members`` for BALD, except with ``rf``) plus the strategy's cost on the pool.
+So the same rows in any order give the same curves: the split and initial set depend on (seed,
+r, id) alone, and every fit and selection sees the rows in id order. Model and query seeds are
+keyed by (repeat, strategy, round), so a strategy's curve does not depend on which other
+strategies ran or in which order. Cost per round: one model fit (times ``mc_members`` for BALD,
+except with ``rf``) plus the strategy's cost on the pool; once per run, one sort of the ids
+(and a copy of the vectors in id order when they were not).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +41,7 @@ from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.io.formats import detect_format
 from selectkit.pool import Columns, Pool, load_pool
-from selectkit.rng import DEFAULT_SEED, derive_rng
+from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 from selectkit.select import modifiers_for, select
 from selectkit.strategies import get_strategy
 from selectkit.strategies.scored import STOCHASTIC, SUBPOOLS
@@ -90,19 +97,47 @@ def _seed(seed: int, *keys: str | int) -> int:
     return int(derive_rng(seed, "al", *keys).integers(0, 2**31 - 1))
 
 
-def split(y: np.ndarray, test_size: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+def split(
+    y: np.ndarray, ids: pl.Series, test_size: float, salt: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (pool rows, test rows), both ascending: each class gives round(test_size * its
-    count) rows to the test set, at least one when it has two or more rows. O(n)."""
+    count) rows to the test set, at least one when it has two or more rows: its rows with the
+    smallest ``id_hashes(ids, salt)``, so a row's side depends on the salt and the ids of its
+    class, not on positions. O(n C) for the class masks plus O(n) per class."""
+    keys = id_hashes(ids, salt)
     test = []
     for c in np.unique(y):
         rows = np.flatnonzero(y == c)
         k = round(test_size * rows.size)
         k = min(max(k, 1 if rows.size > 1 else 0), rows.size - 1)
-        test.append(rng.choice(rows, size=k, replace=False))
+        test.append(rows[smallest_keys(keys[rows], k)])
     test_rows = np.sort(np.concatenate(test))
     mask = np.ones(y.size, dtype=bool)
     mask[test_rows] = False
     return np.flatnonzero(mask), test_rows
+
+
+def initial_set(ids: pl.Series, pool_rows: np.ndarray, init: int, salt: int) -> np.ndarray:
+    """Positions in ``pool_rows`` (ascending) of the ``init`` pool rows with the smallest
+    ``id_hashes(ids, salt)``: a uniform draw that depends on the salt and the ids alone."""
+    keys = id_hashes(ids.gather(pool_rows), salt)
+    return np.sort(smallest_keys(keys, init))
+
+
+# the provenance lists a repeat's test or initial ids when there are at most this many
+LISTED_IDS = 1000
+
+
+def id_record(ids: pl.Series) -> dict[str, Any]:
+    """How the provenance records a set of ids: their count, ``sha256`` (hex) of the ids sorted
+    ascending, each written as text and followed by a newline, and, when there are at most
+    ``LISTED_IDS`` of them, the ids themselves (ascending). O(k log k)."""
+    values = ids.sort().to_list()
+    digest = hashlib.sha256("".join(f"{v}\n" for v in values).encode()).hexdigest()
+    record: dict[str, Any] = {"count": len(values), "sha256": digest}
+    if len(values) <= LISTED_IDS:
+        record["ids"] = values
+    return record
 
 
 def simulate(
@@ -124,11 +159,14 @@ def simulate(
     """Run the simulation on vectors ``x`` (n, d) with labels ``y`` (any values, no nulls).
 
     ``strategies``: names, optionally with modifiers (``entropy+power``, ``bald+power=2``,
-    ``margin+anchoral``; see ``StrategySpec``).
+    ``margin+anchoral``; see ``StrategySpec``). ``ids``: one unique integer or string id per
+    row (default: the row numbers); the splits, initial sets and picks derive from them and the
+    seed, so the same (id, vector, label) rows in any order give the same result.
     Returns the learning curves (repeat, strategy, round, n_labelled, accuracy, macro_f1,
     fit_s, select_s, selected ids) and their summary (``curves.summarise``: AULC mean/std, gain
-    over random). Memory: O(n d) for the data plus the strategies' own; time: repeats x
-    strategies x rounds x (one fit + one selection).
+    over random); ``info["splits"]`` records each repeat's test and initial ids (``id_record``).
+    Memory: O(n d) for the data (twice when the rows are not in id order) plus the strategies'
+    own; time: repeats x strategies x rounds x (one fit + one selection).
     """
     check_model(model)
     specs = [StrategySpec.parse(s) for s in strategies]
@@ -147,23 +185,38 @@ def simulate(
     n = x.shape[0]
     if y_enc.size != n:
         raise SelectkitError(f"{n} vectors but {y_enc.size} labels")
-    ids_arr = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids)
+    # the canonical order: rows sorted by id, as ``select`` runs strategies (ids checked unique)
+    if ids is not None and len(ids) != n:
+        raise SelectkitError(f"{n} vectors but {len(ids)} ids")
+    ordered, perm = Pool.from_arrays(ids=np.arange(n) if ids is None else ids).in_id_order()
+    if perm is not None:
+        x, y_enc = np.ascontiguousarray(x[perm]), y_enc[perm]
+    id_series = ordered.ids
+    ids_arr = id_series.to_numpy()
     params = strategy_params or {}
     rows: list[dict[str, Any]] = []
+    splits: list[dict[str, Any]] = []
     total = repeats * len(specs) * (rounds + 1)
     # small fits and selections: BLAS threads only add overhead (17x slower lbfgs on 2 busy
     # cores, measured), see DESIGN.md §5
     with progress_bar("simulate", total) as bar, threadpool_limits(limits=1):
         for r in range(repeats):
-            pool_rows, test_rows = split(y_enc, test_size, derive_rng(seed, "al", "split", r))
+            pool_rows, test_rows = split(
+                y_enc, id_series, test_size, derive_salt(seed, "al", "split", r)
+            )
             need = init + batch * rounds
             if need > pool_rows.size:
                 raise SelectkitError(
                     f"--init {init} + --batch {batch} x --rounds {rounds} = {need} labels, more "
                     f"than the {pool_rows.size} pool rows; lower them or --test-size"
                 )
-            start = np.sort(
-                derive_rng(seed, "al", "init", r).choice(pool_rows.size, init, replace=False)
+            start = initial_set(id_series, pool_rows, init, derive_salt(seed, "al", "init", r))
+            splits.append(
+                {
+                    "repeat": r,
+                    "test": id_record(id_series.gather(test_rows)),
+                    "init": id_record(id_series.gather(pool_rows[start])),
+                }
             )
             for spec in specs:
                 rows += _run_strategy(
@@ -184,13 +237,14 @@ def simulate(
                     mc_members,
                     bar,
                 )
-    curves = pl.DataFrame(rows, schema_overrides={"selected": pl.List(_id_dtype(ids_arr))})
-    info = {"classes": [str(c) for c in classes], "rows": n, "test_rows": int(test_rows.size)}
+    curves = pl.DataFrame(rows, schema_overrides={"selected": pl.List(id_series.dtype)})
+    info = {
+        "classes": [str(c) for c in classes],
+        "rows": n,
+        "test_rows": int(test_rows.size),
+        "splits": splits,
+    }
     return Simulation(curves=curves, summary=summarise(curves), info=info)
-
-
-def _id_dtype(ids: np.ndarray) -> pl.DataType:
-    return pl.Series(ids[:1]).dtype
 
 
 def _run_strategy(
@@ -343,7 +397,7 @@ def simulate_file(
         repeats=repeats,
         seed=seed,
         test_size=test_size,
-        ids=pool.ids.to_numpy(),
+        ids=pool.ids,
         strategy_params=strategy_params,
         mc_members=mc_members,
     )
