@@ -128,6 +128,7 @@ def embed_file(
         input_format=input_format,
         batch_size=batch_size,
         schema_overrides={text_col: pl.String},
+        id_col=id_col,  # ids checked batch by batch as `select` checks them (null, type, kinds)
     )
     where = "stdin" if str(input_path) == "-" else f"'{input_path}'"
     id_chunks: list[pl.Series] = []

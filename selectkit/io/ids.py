@@ -91,14 +91,22 @@ def check_json_id_kinds(block: bytes, ids: pl.Series, where: str, row0: int) -> 
     numbers = pl.read_ndjson(
         io.BytesIO(block), schema={ids.name: pl.Float64}, ignore_errors=True
     ).get_column(ids.name)
-    if numbers.null_count() == numbers.len():
+    is_number = numbers.is_not_null()
+    if not is_number.any():
         return
-    row = int(numbers.is_not_null().arg_max())
-    raise_mixed_ids(ids.name, where, row0 + row, ids[row], "a number", "strings")
+    is_text = ids.is_not_null() & ~is_number
+    if not is_text.any():
+        return  # every id is a number: the type check names the float ids
+    num, text = int(is_number.arg_max()), int(is_text.arg_max())
+    raise SelectkitError(
+        f"{where}: column '{ids.name}' mixes id kinds: row {row0 + num} is {ids[num]} (a number) "
+        f"but row {row0 + text} is {ids[text]!r} (a string); write every id the same way (all "
+        "integers, or all quoted strings)"
+    )
 
 
 def raise_mixed_ids(name: str, where: str, row: int, value: object, kind: str, others: str):
-    """The one message for ids of two kinds in one input."""
+    """The message for a batch whose ids are of another kind than earlier batches' ids."""
     raise SelectkitError(
         f"{where}: column '{name}' mixes id kinds: row {row} has {value!r} ({kind}) but other ids "
         f"are {others}; write every id the same way (all integers, or all quoted strings)"

@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.io.formats import STDIO, detect_format, known_suffix
 from selectkit.io.ids import (
@@ -327,16 +328,14 @@ def iter_batches(
     fingerprint filled in when the stream is exhausted.
     """
     path = str(path)
-    if not check_exists(path, allow_empty=allow_empty):
-        fmt = detect_format(path, input_format) if input_format or known_suffix(path) else "jsonl"
-        return Source(path, fmt, 0, fingerprint_file(path)), iter(())
     where = where_of(path)
+    if not check_exists(path, allow_empty=allow_empty):
+        return _empty_shard(path, input_format), iter(())
     try:
         inp, fmt = _open(path, input_format, stdin)
     except SelectkitError:
-        if allow_empty and path != STDIO and is_stream(path) is False:
-            fmt = detect_format(path, input_format) if known_suffix(path) else "jsonl"
-            return Source(path, fmt, 0, fingerprint_file(path)), iter(())
+        if allow_empty and not is_stream(path):  # only blank lines
+            return _empty_shard(path, input_format), iter(())
         raise
     if fmt == "npy":
         inp.close()
@@ -358,8 +357,27 @@ def iter_batches(
                 raise _read_error(where, fmt, exc) from None
             source.rows = rows
             source.fingerprint = inp.fingerprint() if is_stream(path) else fingerprint_file(path)
+        if rows == 0 and allow_empty:
+            _note_empty(where)
 
     return source, generate()
+
+
+_noted_empty: set[str] = set()
+
+
+def _note_empty(where: str) -> None:
+    """Say once per input that an empty shard was skipped (DSIR reads its shards twice)."""
+    if where not in _noted_empty:
+        _noted_empty.add(where)
+        warn(f"{where} is empty (no rows); skipped")
+
+
+def _empty_shard(path: str, input_format: str | None) -> Source:
+    """The source of an empty shard (Spark and friends write empty part files): no rows."""
+    _note_empty(where_of(path))
+    fmt = detect_format(path, input_format) if input_format or known_suffix(path) else "jsonl"
+    return Source(path, fmt, 0, fingerprint_file(path))
 
 
 def _table_batches(
@@ -371,7 +389,7 @@ def _table_batches(
     id_col: str | None,
     where: str,
 ) -> Iterator[pl.DataFrame]:
-    """Batches of one opened input, conformed to one schema and id-checked; empty ones dropped."""
+    """Batches of one opened input, conformed to one schema and id-checked."""
     if fmt == "parquet":
         raw: Iterator[tuple[pl.DataFrame, bytes | None]] = _parquet_batches(
             inp, path, columns, batch_size
@@ -383,13 +401,11 @@ def _table_batches(
     locked = _Schema(fmt, id_col, where)
     rows = 0
     for frame, block in raw:
-        if frame.height == 0:
-            continue
+        if block is not None and id_col in frame.columns:  # before conform: it names both rows
+            check_json_id_kinds(block, frame.get_column(id_col), where, rows)
         frame = locked.conform(frame, rows)
         if id_col is not None and id_col in frame.columns:
             check_id_values(frame.get_column(id_col), where, rows)
-            if block is not None:
-                check_json_id_kinds(block, frame.get_column(id_col), where, rows)
         rows += frame.height
         yield frame
 
@@ -401,7 +417,8 @@ def _parquet_batches(
     pf = pq.ParquetFile(io.BytesIO(inp.stream.read()) if in_memory else path)
     present = _present(columns, pf.schema_arrow.names)
     for rb in pf.iter_batches(batch_size=batch_size, columns=present):
-        yield pl.from_arrow(rb), None
+        if rb.num_rows:
+            yield pl.from_arrow(rb), None
 
 
 def _plain_file(path: str, inp: Input) -> bool:
@@ -435,7 +452,8 @@ def _jsonl_batches(
                 frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
         except _READ_ERRORS as exc:
             raise _jsonl_error(block, line, where, exc) from None
-        yield frame.select(_present(columns, frame.columns)), data
+        if frame.height:  # a block of blank lines has no rows
+            yield frame.select(_present(columns, frame.columns)), data
         line += len(block)
 
 
@@ -565,7 +583,8 @@ class _Schema:
         if is_id:
             row = _first_value(frame, name)
             kind = "a string" if have == pl.String else f"{have}"
-            raise_mixed_ids(name, self.where, row0 + row, col[row], kind, f"{want} in earlier rows")
+            was = "strings" if want == pl.String else f"{want}"
+            raise_mixed_ids(name, self.where, row0 + row, col[row], kind, f"{was} in earlier rows")
         if want == pl.String and not have.is_nested():
             return col.cast(pl.String)
         row = _first_value(frame, name)
