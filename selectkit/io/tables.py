@@ -521,8 +521,11 @@ def _csv_batches(
     decided: bool | None = int_ids if _plain_file(path, inp) else None
     pending: list[pl.DataFrame] = []
     held = 0
+    rows = 0
     for record_batch in reader:
         frame = pl.from_arrow(record_batch).select(present)
+        _refuse_binary(frame, inp.where, rows)
+        rows += frame.height
         if id_col in frame.columns:
             if decided is None:
                 decided = canonical_ints(frame.get_column(id_col))
@@ -537,6 +540,28 @@ def _csv_batches(
             pending, held = ([rest], rest.height) if rest.height else ([], 0)
     if held:
         yield pl.concat(pending, how="vertical_relaxed"), None
+
+
+def _refuse_binary(frame: pl.DataFrame, where: str, row0: int) -> None:
+    """pyarrow reads a CSV column that is not UTF-8 as bytes: name it and its first bad row."""
+    for name, dtype in frame.schema.items():
+        if dtype == pl.Binary:
+            row = row0 + _first_not_utf8(frame.get_column(name).to_list())
+            raise SelectkitError(
+                f"{where}: column '{name}' is not UTF-8 text (first at row {row}); re-encode the "
+                "file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+            )
+
+
+def _first_not_utf8(values: list[bytes | None]) -> int:
+    """Index of the first value that is not UTF-8 (the error path only, so a plain loop)."""
+    for i, value in enumerate(values):
+        try:
+            if value is not None:
+                value.decode("utf-8")
+        except UnicodeDecodeError:
+            return i
+    return 0
 
 
 class _Schema:
