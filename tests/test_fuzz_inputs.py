@@ -25,7 +25,20 @@ from typer.testing import CliRunner
 from selectkit.cli import app
 
 ID_KINDS = ("int", "str", "missing", "duplicate", "null", "float", "bool", "mixed")
-COLUMN_KINDS = ("int", "float", "str", "bool", "null", "null-then-str", "list", "dict", "mixed")
+COLUMN_KINDS = (
+    "int",
+    "float",
+    "str",
+    "bool",
+    "null",
+    "null-then-str",
+    "int-then-float",
+    "sparse",
+    "list",
+    "dict",
+    "mixed",
+)
+MISSING = object()  # a key left out of a JSON Lines row (null in CSV and Parquet)
 # what the last run saw: (command, outcome) -> count; scripts read it to report the fuzzing
 OUTCOMES: collections.Counter[tuple[str, str]] = collections.Counter()
 
@@ -53,6 +66,8 @@ def _column(kind: str, n: int) -> list[object]:
         "bool": lambda i: i % 2 == 1,
         "null": lambda i: None,
         "null-then-str": lambda i: None if i < n - 2 else f"late{i}",
+        "int-then-float": lambda i: i if i < n - 2 else i + 0.5,
+        "sparse": lambda i: MISSING if i % 3 else f"s{i}",
         "list": lambda i: [float(i), 1.0],
         "dict": lambda i: {"a": i},
         "mixed": lambda i: i if i % 2 else f"m{i}",
@@ -66,10 +81,10 @@ def tables(draw) -> dict:
     fmt = draw(st.sampled_from(["jsonl", "csv", "parquet"]))
     n = draw(st.integers(0, 25))
     columns: dict[str, list[object]] = {}
-    ids = _ids(draw(st.sampled_from(ID_KINDS)), n)
+    ids = _ids(draw(st.sampled_from(("int", "str", "missing", *ID_KINDS))), n)  # good ids often
     if ids is not None:
         columns["id"] = ids
-    text = draw(st.sampled_from(["str", "str", "missing", "null", "int", "latin-1"]))
+    text = draw(st.sampled_from(["str", "str", "str", "missing", "null", "int", "latin-1"]))
     if text != "missing":
         columns["text"] = {
             "str": [f"some words {i} é ü" for i in range(n)],
@@ -87,16 +102,22 @@ def tables(draw) -> dict:
         "bom": draw(st.booleans()) and fmt != "parquet",
         "gzip": draw(st.booleans()) and fmt != "parquet",
         "truncate": draw(st.sampled_from([None, None, None, 0.1, 0.5, 0.93])),
+        # tiny batches make a small table cross batches: the schema must hold across them
+        "batch": draw(st.sampled_from(["4", "8192"])),
+        "stdin": draw(st.booleans()) and fmt != "parquet",
     }
 
 
-def _rows(spec: dict) -> list[dict]:
+def _rows(spec: dict, *, drop_missing: bool = False) -> list[dict]:
     names = list(spec["columns"])
-    return [{k: spec["columns"][k][i] for k in names} for i in range(spec["n"])]
+    rows = [{k: spec["columns"][k][i] for k in names} for i in range(spec["n"])]
+    if drop_missing:
+        return [{k: v for k, v in row.items() if v is not MISSING} for row in rows]
+    return [{k: None if v is MISSING else v for k, v in row.items()} for row in rows]
 
 
 def _jsonl_bytes(spec: dict) -> bytes:
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _rows(spec))
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _rows(spec, drop_missing=True))
     return text.encode("latin-1" if spec["latin1"] else "utf-8", errors="replace")
 
 
@@ -113,6 +134,7 @@ def _csv_bytes(spec: dict) -> bytes:
 def _parquet_bytes(spec: dict) -> bytes:
     data = {}
     for name, values in spec["columns"].items():
+        values = [None if v is MISSING else v for v in values]
         kinds = {type(v) for v in values if v is not None}
         if len(kinds) > 1 or dict in kinds:  # one Parquet column holds one type
             values = [None if v is None else str(v) for v in values]
@@ -168,12 +190,18 @@ def test_every_command_succeeds_or_fails_cleanly(spec):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path = materialise(spec, folder)
+        # stdin gets the same bytes (compressed or not); its format is named, as users must
+        source, stdin = str(path), None
+        if spec["stdin"]:
+            source, stdin = "-", path.read_bytes()
+        fmt = ["--input-format", spec["fmt"]] if spec["stdin"] else []
         emb = folder / "emb.parquet"
-        check("embed", runner.invoke(app, ["-q", "embed", str(path), "-o", str(emb)]), emb)
+        args = ["-q", "embed", source, "-o", str(emb), "--batch-size", spec["batch"], *fmt]
+        check("embed", runner.invoke(app, args, input=stdin), emb)
         man = folder / "man.parquet"
         args = ["-q", "select", str(path), "-s", "random", "-b", "3", "-o", str(man)]
         if not check("select", runner.invoke(app, args), man):
             pl.DataFrame({"id": [0, 1, 2], "rank": [0, 1, 2]}).write_parquet(man)
         sub = folder / "subset.jsonl"
-        args = ["-q", "apply", str(man), str(path), "-o", str(sub)]
-        check("apply", runner.invoke(app, args), sub)
+        args = ["-q", "apply", str(man), source, "-o", str(sub), *fmt]
+        check("apply", runner.invoke(app, args, input=stdin), sub)
