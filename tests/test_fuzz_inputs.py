@@ -179,7 +179,7 @@ def check(command: str, result, out: Path) -> bool:
 
 
 @settings(
-    max_examples=80,
+    max_examples=60,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
