@@ -12,7 +12,7 @@ import polars as pl
 from selectkit.errors import SelectkitError
 
 DEFAULT_ID = "id"
-_CANONICAL_INT = r"^-?(0|[1-9][0-9]{0,17})$"
+CANONICAL_INT = r"^-?(0|[1-9][0-9]{0,17})$"
 _NUMERIC = r"^-?[0-9]"
 
 
@@ -69,7 +69,7 @@ def ensure_ids(frame: pl.DataFrame, id_col: str, where: str) -> pl.DataFrame:
 
 def canonical_ints(ids: pl.Series) -> bool:
     """True when every text id is written as a plain integer (no leading zeros, no '+')."""
-    return bool(ids.str.contains(_CANONICAL_INT).fill_null(False).all())
+    return bool(ids.str.contains(CANONICAL_INT).fill_null(False).all())
 
 
 def integer_ids_if_canonical(frame: pl.DataFrame, id_col: str) -> pl.DataFrame:

@@ -27,6 +27,7 @@ from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.io.formats import STDIO, detect_format, known_suffix
 from selectkit.io.ids import (
+    CANONICAL_INT,
     DEFAULT_ID,
     canonical_ints,
     check_id_values,
@@ -241,7 +242,11 @@ def read_table(
                 arrays[vector_col] = matrix
                 frame = pl.DataFrame({id_col: np.arange(matrix.shape[0], dtype=np.int64)})
             else:
-                frames = list(_table_batches(inp, path, fmt, columns, 65536, id_col, where))
+                # read whole anyway: a stream's bytes are held, so its types cover every row too
+                data = inp.stream.read() if in_memory else None
+                frames = list(
+                    _table_batches(inp, path, fmt, columns, 65536, id_col, where, data=data)
+                )
                 frame = _concat(frames, where)
         except SelectkitError:
             raise
@@ -388,16 +393,20 @@ def _table_batches(
     batch_size: int,
     id_col: str | None,
     where: str,
+    *,
+    data: bytes | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Batches of one opened input, conformed to one schema and id-checked."""
+    """Batches of one opened input, conformed to one schema and id-checked. ``data``: the
+    input's decompressed bytes when the caller already holds them all (``read_table``)."""
+    whole = _Whole(path, inp, data)
     if fmt == "parquet":
         raw: Iterator[tuple[pl.DataFrame, bytes | None]] = _parquet_batches(
             inp, path, columns, batch_size
         )
     elif fmt == "csv":
-        raw = _csv_batches(inp, path, columns, batch_size, id_col)
+        raw = _csv_batches(whole, columns, batch_size, id_col)
     else:
-        raw = _jsonl_batches(inp, path, columns, batch_size, where)
+        raw = _jsonl_batches(whole, columns, batch_size, where)
     locked = _Schema(fmt, id_col, where)
     rows = 0
     for frame, block in raw:
@@ -421,27 +430,46 @@ def _parquet_batches(
             yield pl.from_arrow(rb), None
 
 
-def _plain_file(path: str, inp: Input) -> bool:
-    """True for a regular, uncompressed file: polars can infer its schema over every row."""
-    return not is_stream(path) and inp.compression is None
+@dataclass
+class _Whole:
+    """An input as polars can scan it whole (a plain file's path, or bytes already in memory) for
+    a first pass that infers types over every row, plus the stream the batches come from."""
+
+    path: str
+    inp: Input
+    data: bytes | None
+
+    @property
+    def scannable(self) -> str | io.BytesIO | None:
+        """What a schema pass reads, or None for a stream (its first batch fixes the types)."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if not is_stream(self.path) and self.inp.compression is None:
+            return self.path
+        return None
+
+    @property
+    def stream(self) -> BinaryIO:
+        return io.BytesIO(self.data) if self.data is not None else self.inp.stream
 
 
-def _jsonl_schema(path: str, inp: Input) -> pl.Schema | None:
-    """The types of a plain JSON Lines file inferred over all its rows (one fast native pass), so
+def _jsonl_schema(whole: _Whole) -> pl.Schema | None:
+    """The types of a JSON Lines input inferred over all its rows (one fast native pass), so
     that a column null in the first batch and text later is text everywhere."""
-    if not _plain_file(path, inp):
+    source = whole.scannable
+    if source is None:
         return None
     try:
-        return pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
+        return pl.scan_ndjson(source, infer_schema_length=None).collect_schema()
     except Exception:  # a bad line is found, with its number, by the batch reader
         return None
 
 
 def _jsonl_batches(
-    inp: Input, path: str, columns: list[str] | None, batch_size: int, where: str
+    whole: _Whole, columns: list[str] | None, batch_size: int, where: str
 ) -> Iterator[tuple[pl.DataFrame, bytes]]:
-    schema = _jsonl_schema(path, inp)
-    lines = iter(inp.stream)
+    schema = _jsonl_schema(whole)
+    lines = iter(whole.stream)
     line = 0
     while block := list(itertools.islice(lines, batch_size)):
         data = b"".join(block)
@@ -484,23 +512,24 @@ def _jsonl_error(block: list[bytes], line0: int, where: str, exc: BaseException)
     return _read_error(where, "jsonl", exc)
 
 
-def _csv_plan(path: str, inp: Input, id_col: str | None) -> tuple[dict[str, pa.DataType], bool]:
+def _csv_plan(whole: _Whole, id_col: str | None) -> tuple[dict[str, pa.DataType], bool | None]:
     """Arrow types for a CSV's columns and whether its ids are integers.
 
     A plain file gets its types inferred over all its rows by polars (ids as text, integers only
     when every id is written as one); a stream gets pyarrow's inference on its first block, with
-    ids as text decided on the first batch."""
+    ids as text decided on the first batch (None: not decided yet)."""
     types: dict[str, pa.DataType] = {id_col: pa.string()} if id_col else {}
-    if not _plain_file(path, inp):
-        return types, False
+    source = whole.scannable
+    if source is None:
+        return types, None
     try:
         lazy = pl.scan_csv(
-            path, infer_schema_length=None, schema_overrides=types and {id_col: pl.String}
+            source, infer_schema_length=None, schema_overrides=types and {id_col: pl.String}
         )
         schema = lazy.collect_schema()
         int_ids = id_col in schema and canonical_ints(lazy.select(id_col).collect().to_series())
     except Exception:  # pyarrow reports the bad row when it reads the file
-        return types, False
+        return types, None
     arrow = pl.DataFrame(schema=schema).to_arrow().schema
     for fld in arrow:
         types.setdefault(fld.name, pa.string() if pa.types.is_null(fld.type) else fld.type)
@@ -508,29 +537,29 @@ def _csv_plan(path: str, inp: Input, id_col: str | None) -> tuple[dict[str, pa.D
 
 
 def _csv_batches(
-    inp: Input, path: str, columns: list[str] | None, batch_size: int, id_col: str | None
+    whole: _Whole, columns: list[str] | None, batch_size: int, id_col: str | None
 ) -> Iterator[tuple[pl.DataFrame, None]]:
     """Stream CSV with pyarrow's incremental reader, re-cut to ``batch_size`` rows."""
     import pyarrow.csv as pacsv
 
-    types, int_ids = _csv_plan(path, inp, id_col)
+    types, decided = _csv_plan(whole, id_col)
     convert = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True)
-    reader = pacsv.open_csv(inp.stream, convert_options=convert)
+    reader = pacsv.open_csv(whole.stream, convert_options=convert)
+    where = whole.inp.where
     names = reader.schema.names
     present = _present(columns, names)
-    decided: bool | None = int_ids if _plain_file(path, inp) else None
     pending: list[pl.DataFrame] = []
     held = 0
     rows = 0
     for record_batch in reader:
         frame = pl.from_arrow(record_batch).select(present)
-        _refuse_binary(frame, inp.where, rows)
+        _refuse_binary(frame, where, rows)
         rows += frame.height
         if id_col in frame.columns:
-            if decided is None:
-                decided = canonical_ints(frame.get_column(id_col))
+            ids = frame.get_column(id_col)
+            decided = canonical_ints(ids) if decided is None else decided
             if decided:
-                frame = frame.with_columns(pl.col(id_col).cast(pl.Int64, strict=False))
+                frame = frame.with_columns(_integer_ids(ids, where, rows - frame.height))
         pending.append(frame)
         held += frame.height
         while held >= batch_size:
@@ -540,6 +569,15 @@ def _csv_batches(
             pending, held = ([rest], rest.height) if rest.height else ([], 0)
     if held:
         yield pl.concat(pending, how="vertical_relaxed"), None
+
+
+def _integer_ids(ids: pl.Series, where: str, row0: int) -> pl.Series:
+    """A stream's text ids as integers, once its first batch had only integer ids."""
+    bad = ~ids.str.contains(CANONICAL_INT).fill_null(True)  # null ids are named later
+    if not bad.any():
+        return ids.cast(pl.Int64)
+    row = int(bad.arg_max())
+    raise_mixed_ids(ids.name, where, row0 + row, ids[row], "text", "integers in earlier rows")
 
 
 def _refuse_binary(frame: pl.DataFrame, where: str, row0: int) -> None:
