@@ -14,11 +14,12 @@ import csv
 import gzip
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -79,12 +80,17 @@ def _column(kind: str, n: int) -> list[object]:
 def tables(draw) -> dict:
     """A random table description: format, rows, columns and how it is damaged."""
     fmt = draw(st.sampled_from(["jsonl", "csv", "parquet"]))
-    n = draw(st.integers(0, 25))
+    # half the tables are valid but odd (BOM, gzip, sparse keys, nulls first, tiny batches):
+    # they must succeed; the other half are also damaged and must fail cleanly
+    valid = draw(st.booleans())
+    n = draw(st.integers(3 if valid else 0, 25))  # select picks 3
     columns: dict[str, list[object]] = {}
-    ids = _ids(draw(st.sampled_from(("int", "str", "missing", *ID_KINDS))), n)  # good ids often
+    id_kinds = ("int", "str", "missing") if valid else ID_KINDS
+    ids = _ids(draw(st.sampled_from(id_kinds)), n)
     if ids is not None:
         columns["id"] = ids
-    text = draw(st.sampled_from(["str", "str", "str", "missing", "null", "int", "latin-1"]))
+    text_kinds = ["str", "int"] if valid else ["str", "missing", "null", "int", "latin-1"]
+    text = draw(st.sampled_from(text_kinds))
     if text != "missing":
         columns["text"] = {
             "str": [f"some words {i} é ü" for i in range(n)],
@@ -95,13 +101,14 @@ def tables(draw) -> dict:
     for j in range(draw(st.integers(0, 3))):
         columns[f"c{j}"] = _column(draw(st.sampled_from(COLUMN_KINDS)), n)
     return {
+        "valid": valid,
         "fmt": fmt,
         "n": n,
         "columns": columns,
         "latin1": text == "latin-1",
         "bom": draw(st.booleans()) and fmt != "parquet",
         "gzip": draw(st.booleans()) and fmt != "parquet",
-        "truncate": draw(st.sampled_from([None, None, None, 0.1, 0.5, 0.93])),
+        "truncate": None if valid else draw(st.sampled_from([None, 0.1, 0.5, 0.93])),
         # tiny batches make a small table cross batches: the schema must hold across them
         "batch": draw(st.sampled_from(["4", "8192"])),
         "stdin": draw(st.booleans()) and fmt != "parquet",
@@ -159,8 +166,14 @@ def materialise(spec: dict, folder: Path) -> Path:
     return path
 
 
-def check(command: str, result, out: Path) -> bool:
-    """Assert the contract for one run; record its outcome; True when it succeeded."""
+# the one documented way a valid table can fail: a stream (stdin, .gz) whose first batch fixed a
+# column's type or set of columns that a later batch breaks (docs/io.md, "One schema")
+STREAM_SCHEMA = re.compile(r"first appears at row|in the first rows but")
+
+
+def check(command: str, result, out: Path, spec: dict | None = None) -> bool:
+    """Assert the contract for one run; record its outcome; True when it succeeded. With
+    ``spec`` of a valid table the run must succeed (but for the stream limit above)."""
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(
         result.exception
     )
@@ -172,6 +185,9 @@ def check(command: str, result, out: Path) -> bool:
     assert result.exit_code in (1, 2), (result.exit_code, result.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "internal error" not in lines[0]
+    if spec is not None and spec["valid"]:
+        streamed = spec["stdin"] or spec["gzip"]
+        assert streamed and STREAM_SCHEMA.search(lines[0]), f"{command} refused a valid table"
     assert not out.exists(), f"{command} failed but left {out.name}"
     assert not list(out.parent.glob("*.tmp")), f"{command} left a temporary file"
     OUTCOMES[(command, f"exit {result.exit_code}")] += 1
@@ -181,9 +197,11 @@ def check(command: str, result, out: Path) -> bool:
 @settings(
     max_examples=60,
     deadline=None,
-    derandomize=True,
+    derandomize=False,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+@seed(20261201)  # a fixed sequence in CI; the explore script in the docs varies it
 @given(spec=tables())
 def test_every_command_succeeds_or_fails_cleanly(spec):
     runner = CliRunner()
@@ -197,11 +215,11 @@ def test_every_command_succeeds_or_fails_cleanly(spec):
         fmt = ["--input-format", spec["fmt"]] if spec["stdin"] else []
         emb = folder / "emb.parquet"
         args = ["-q", "embed", source, "-o", str(emb), "--batch-size", spec["batch"], *fmt]
-        check("embed", runner.invoke(app, args, input=stdin), emb)
+        check("embed", runner.invoke(app, args, input=stdin), emb, spec)
         man = folder / "man.parquet"
         args = ["-q", "select", str(path), "-s", "random", "-b", "3", "-o", str(man)]
-        if not check("select", runner.invoke(app, args), man):
+        if not check("select", runner.invoke(app, args), man, spec):
             pl.DataFrame({"id": [0, 1, 2], "rank": [0, 1, 2]}).write_parquet(man)
         sub = folder / "subset.jsonl"
         args = ["-q", "apply", str(man), source, "-o", str(sub), *fmt]
-        check("apply", runner.invoke(app, args, input=stdin), sub)
+        check("apply", runner.invoke(app, args, input=stdin), sub, spec)
