@@ -1,6 +1,6 @@
 """Open an input as a stream of bytes: files, FIFOs, ``<(...)``, stdin; compression told by content.
 
-Every table reader goes through ``open_input`` so that each command sees the same bytes: gzip, bz2
+Every table reader opens its input as an ``Input`` so that each command sees the same bytes: gzip, bz2
 and xz are recognised by their magic bytes (a ``.gz`` name is not needed, and stdin may be
 compressed), a UTF-8 byte-order mark is dropped, and a truncated or corrupt archive is one clear
 error naming the file. FIFOs and character devices are read once, front to back, never sized or

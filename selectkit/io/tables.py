@@ -247,7 +247,7 @@ def read_table(
                 frames = list(
                     _table_batches(inp, path, fmt, columns, 65536, id_col, where, data=data)
                 )
-                frame = _concat(frames, where)
+                frame = _concat(frames)
         except SelectkitError:
             raise
         except _READ_ERRORS as exc:
@@ -262,11 +262,11 @@ def read_table(
     return Table(frame=frame, source=source, arrays=arrays)
 
 
-def _concat(frames: list[pl.DataFrame], where: str) -> pl.DataFrame:
-    frames = [f for f in frames if f.width] or frames
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """One frame of conformed batches; chunks are kept (no copy: peak memory stays ~1x)."""
     if not frames:
         return pl.DataFrame()
-    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical", rechunk=False)
 
 
 def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
