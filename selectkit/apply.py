@@ -10,7 +10,7 @@ import polars as pl
 
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, iter_batches, read_table, write_table
-from selectkit.io.tables import Source, check_row_number_ids, expand_inputs
+from selectkit.io.tables import Source, check_row_number_ids, check_unique_ids, expand_inputs
 
 ORDERS = ("rank", "original")
 MANIFEST_EXTRAS = ("rank", "score", "weight")
@@ -58,8 +58,15 @@ def apply_manifest(
     offset = 0
     extras: list[str] | None = None
     sources: list[Source] = []
+    shards = len(tables) > 1
     for path in tables:
-        source, batches = iter_batches(path, input_format=input_format, batch_size=batch_size)
+        source, batches = iter_batches(
+            path,
+            input_format=input_format,
+            batch_size=batch_size,
+            id_col=id_col,
+            allow_empty=shards,
+        )
         sources.append(source)
         for batch in batches:
             if id_col not in batch.columns:
@@ -79,10 +86,14 @@ def apply_manifest(
             right = right.select([id_col, pl.col("rank").alias("__rank"), *extras])
             kept.append(batch.join(right, on=id_col, how="inner", maintain_order="left"))
     if offset == 0:
-        raise SelectkitError(f"{where} has no rows")
+        every = "every input" if shards else "the input"
+        raise SelectkitError(f"{where}: {every} is empty (no rows); give a table with rows")
     if numbered and len(sources) > 1:
         check_shard_order(manifest_path, sources)
     result = pl.concat(kept, how="vertical_relaxed")
+    # a picked id found twice: the corpus repeats it (ids the manifest does not pick may repeat
+    # without harm, and checking only these keeps memory O(selected rows))
+    check_unique_ids(result.get_column(id_col), where)
     if result.height != picks.height:
         found = set(result.get_column(id_col).to_list())
         missing = [i for i in picks.get_column(id_col).to_list() if i not in found]

@@ -13,8 +13,6 @@ some ids (reported with how many rows they lack; ``drop_incomplete`` drops them 
 
 from __future__ import annotations
 
-import io
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,12 +24,9 @@ from selectkit.console import warn
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.tables import (
-    _READ_ERRORS,
     Source,
-    _read_error,
     check_exists,
-    fingerprint_bytes,
-    fingerprint_file,
+    iter_batches,
 )
 from selectkit.pool import Columns, Pool
 
@@ -162,27 +157,16 @@ def read_long_table(
                 f"'{where}' is {fmt}; predictions need a list column 'proba', so give Parquet or "
                 "JSON Lines"
             )
-        if path == STDIO:
-            data = sys.stdin.buffer.read()
-            if not data.strip():
-                raise SelectkitError("stdin is empty; pipe a JSON Lines table into the command")
-            handle: str | io.BytesIO = io.BytesIO(data)
-            fingerprint = fingerprint_bytes(data)
-        else:
-            handle, fingerprint = path, fingerprint_file(path)
-        try:
-            if fmt == "parquet":
-                frame = pl.read_parquet(handle)
-            else:
-                frame = pl.read_ndjson(handle, infer_schema_length=None)
-        except _READ_ERRORS as exc:
-            raise _read_error(where, fmt, exc) from None
+        # the shared reader: compression by content, BOM, FIFOs, bad lines named by number
+        source, batches = iter_batches(path, input_format=fmt, batch_size=65536)
+        parts = list(batches)
+        frame = pl.concat(parts, how="vertical") if parts else pl.DataFrame()
         if columns:
             frame = frame.select([c for c in columns if c in frame.columns])
         if frame.height == 0:
             raise SelectkitError(f"'{where}' has no rows; give a table with at least one row")
         frames.append(frame)
-        sources.append(Source(path=path, format=fmt, rows=frame.height, fingerprint=fingerprint))
+        sources.append(source)
     frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
     return frame, sources
 

@@ -106,6 +106,7 @@ class FileChunks:
                 columns=[self.text_col, self.id_col],
                 input_format=fmt,
                 batch_size=CHUNK_ROWS,
+                allow_empty=len(self.paths) > 1,  # an empty part file among shards is skipped
             )
             where = "stdin" if path == STDIO else f"'{path}'"
             file_row = 0

@@ -137,6 +137,7 @@ def embed_file(
         input_format=input_format,
         batch_size=batch_size,
         schema_overrides={text_col: pl.String},
+        id_col=id_col,  # ids checked batch by batch as `select` checks them (null, type, kinds)
     )
     where = "stdin" if str(input_path) == "-" else f"'{input_path}'"
     # stdin cannot be read twice to name a duplicate, so its ids are kept as they are

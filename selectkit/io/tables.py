@@ -1,14 +1,18 @@
-"""Read input tables: Parquet, JSON Lines, CSV, .npy and stdin, whole or as a stream of batches."""
+"""Read input tables: Parquet, JSON Lines, CSV, .npy, stdin and FIFOs, whole or as batches.
+
+Every command reads through one path: ``read_table`` collects the same batches ``iter_batches``
+streams, so every input gets the same checks (ids, one schema across batches, UTF-8 with the line
+at fault, compression told by content, FIFOs read as streams, empty shards).
+"""
 
 from __future__ import annotations
 
 import glob
-import gzip
 import hashlib
 import io
 import itertools
+import json
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +23,40 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from selectkit.console import warn
 from selectkit.errors import SelectkitError
-from selectkit.io.formats import STDIO, detect_format, is_gzip
+from selectkit.io.formats import STDIO, detect_format, known_suffix
+from selectkit.io.ids import (
+    CANONICAL_INT,
+    DEFAULT_ID,
+    canonical_ints,
+    check_id_values,
+    check_json_id_kinds,
+    check_row_number_ids,
+    check_unique_ids,
+    ensure_ids,
+    integer_ids_if_canonical,
+    raise_mixed_ids,
+)
+from selectkit.io.streams import Input, is_stream, sniff_format, where_of
 from selectkit.io.vectors import check_finite
+
+__all__ = [
+    "DEFAULT_ID",
+    "Source",
+    "Table",
+    "check_exists",
+    "check_row_number_ids",
+    "check_unique_ids",
+    "ensure_ids",
+    "expand_inputs",
+    "fingerprint_bytes",
+    "fingerprint_file",
+    "integer_ids_if_canonical",
+    "iter_batches",
+    "open_parquet",
+    "read_table",
+]
 
 _HASH_CHUNK = 1 << 23
 _GLOB_CHARS = set("*?[")
@@ -106,16 +141,26 @@ def fingerprint_bytes(data: bytes) -> str:
     return "blake2b-128:" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def check_exists(path: str) -> None:
+def check_exists(path: str, *, allow_empty: bool = False) -> bool:
+    """Raise for a missing input, a folder or an empty file; True when there is something to read.
+
+    FIFOs, ``<(...)`` and devices are never sized (their size says nothing about their content).
+    With ``allow_empty`` a 0-byte file (an empty shard) returns False instead of raising.
+    """
     if path == STDIO:
-        return
+        return True
     p = Path(path)
     if not p.exists():
         raise SelectkitError(f"input file '{path}' does not exist; check the path")
     if p.is_dir():
         raise SelectkitError(f"input '{path}' is a folder, not a file")
+    if is_stream(path):
+        return True
     if p.stat().st_size == 0:
+        if allow_empty:
+            return False
         raise SelectkitError(f"input file '{path}' is empty (0 bytes)")
+    return True
 
 
 def _first_line(exc: BaseException) -> str:
@@ -125,12 +170,13 @@ def _first_line(exc: BaseException) -> str:
 
 def _read_error(path: str, fmt: str, exc: BaseException) -> SelectkitError:
     what = {"parquet": "a readable Parquet file", "jsonl": "valid JSON Lines", "csv": "valid CSV"}
+    name = path if path == "stdin" or path.startswith("'") else f"'{path}'"
     return SelectkitError(
-        f"'{path}' is not {what.get(fmt, fmt)} ({_first_line(exc)}); check or re-create the file"
+        f"{name} is not {what.get(fmt, fmt)} ({_first_line(exc)}); check or re-create the file"
     )
 
 
-_READ_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError)
+_READ_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, OSError, ValueError, EOFError)
 
 
 def open_parquet(path: str | Path) -> pq.ParquetFile:
@@ -139,6 +185,27 @@ def open_parquet(path: str | Path) -> pq.ParquetFile:
         return pq.ParquetFile(str(path))
     except Exception as exc:  # pyarrow raises several types for a corrupt footer
         raise _read_error(str(path), "parquet", exc) from None
+
+
+def input_format_of(path: str, override: str | None, head: bytes) -> str:
+    """The format named by ``--input-format``, else by the extension, else by the content (for
+    ``<(...)``, ``/dev/stdin`` and other names without one); stdin defaults to JSON Lines."""
+    if override or (path != STDIO and known_suffix(path)):
+        return detect_format(path, override)
+    return sniff_format(head) or detect_format(path)
+
+
+def _open(path: str, input_format: str | None, stdin: BinaryIO | None) -> tuple[Input, str]:
+    inp = Input(path, stdin)
+    try:
+        head = inp.head()
+        if not head.strip():
+            what = "stdin is empty" if path == STDIO else f"input '{path}' is empty"
+            raise SelectkitError(f"{what}; give a table with at least one row")
+        return inp, input_format_of(path, input_format, head)
+    except BaseException:
+        inp.close()
+        raise
 
 
 def read_table(
@@ -153,50 +220,41 @@ def read_table(
     """Read a whole table, validate it and give it an id column.
 
     A table without ``id_col`` gets row numbers (int64) as ids. ``.npy`` inputs are memory-mapped
-    and exposed as ``arrays[vector_col]``. Raises ``SelectkitError`` naming the file for a missing,
-    empty, corrupt or duplicate-id input. Costs one read of the file plus one hashing pass.
+    and exposed as ``arrays[vector_col]``. JSON Lines and CSV go through the same batch reader as
+    ``iter_batches`` (same checks, same types). Raises ``SelectkitError`` naming the file for a
+    missing, empty, corrupt or duplicate-id input. Costs one read of the file plus one hashing
+    pass (streams: one read).
     """
     path = str(path)
     check_exists(path)
-    fmt = detect_format(path, input_format)
+    where = where_of(path)
     arrays: dict[str, np.ndarray] = {}
-    if path == STDIO:
-        data = (stdin or sys.stdin.buffer).read()
-        if not data.strip():
-            raise SelectkitError("stdin is empty; pipe a JSON Lines table into the command")
-        fingerprint = fingerprint_bytes(data)
-        handle: str | io.BytesIO = io.BytesIO(data)
-    elif is_gzip(path):
-        fingerprint = fingerprint_file(path)
-        handle = io.BytesIO(_gunzip(path))
-    else:
-        fingerprint = fingerprint_file(path)
-        handle = path
-    where = "stdin" if path == STDIO else f"'{path}'"
-    try:
-        if fmt == "parquet":
-            frame = pl.read_parquet(handle, columns=columns)
-        elif fmt == "jsonl":
-            frame = pl.read_ndjson(handle, infer_schema_length=None)
-        elif fmt == "csv":
-            # ids as text first: inference would turn '00048' into 48 and break joins
-            frame = pl.read_csv(
-                handle,
-                infer_schema_length=10000,
-                columns=columns,
-                schema_overrides={id_col: pl.Utf8},
-            )
-            frame = integer_ids_if_canonical(frame, id_col)
-        else:
-            matrix = _load_npy(path if path != STDIO else handle, where)
-            arrays[vector_col] = matrix
-            frame = pl.DataFrame({id_col: np.arange(matrix.shape[0], dtype=np.int64)})
-    except SelectkitError:
-        raise
-    except _READ_ERRORS as exc:
-        raise _read_error(where.strip("'"), fmt, exc) from None
-    if columns and fmt == "jsonl":
-        frame = frame.select([c for c in columns if c in frame.columns])
+    inp, fmt = _open(path, input_format, stdin)
+    with inp:
+        in_memory = is_stream(path) or inp.compression is not None
+        try:
+            if fmt == "parquet":
+                frame = pl.read_parquet(
+                    io.BytesIO(inp.stream.read()) if in_memory else path, columns=columns
+                )
+            elif fmt == "npy":
+                matrix = _load_npy(io.BytesIO(inp.stream.read()) if in_memory else path, where)
+                arrays[vector_col] = matrix
+                frame = pl.DataFrame({id_col: np.arange(matrix.shape[0], dtype=np.int64)})
+            else:
+                # read whole anyway: a stream's bytes are held, so its types cover every row too
+                data = inp.stream.read() if in_memory else None
+                frames = list(
+                    _table_batches(inp, path, fmt, columns, 65536, id_col, where, data=data)
+                )
+                frame = _concat(frames)
+        except SelectkitError:
+            raise
+        except _READ_ERRORS as exc:
+            raise _read_error(where, fmt, exc) from None
+        fingerprint = inp.fingerprint() if is_stream(path) else fingerprint_file(path)
+    if fmt == "csv":
+        frame = integer_ids_if_canonical(frame, id_col)
     if frame.height == 0:
         raise SelectkitError(f"{where} has no rows; give a table with at least one row")
     frame = ensure_ids(frame, id_col, where)
@@ -204,24 +262,11 @@ def read_table(
     return Table(frame=frame, source=source, arrays=arrays)
 
 
-def integer_ids_if_canonical(frame: pl.DataFrame, id_col: str) -> pl.DataFrame:
-    """Cast a text id column to Int64 when every id is written as a plain integer (no leading
-    zeros, no sign but '-'), as a CSV of integer ids is; ids like '00048' stay text."""
-    if id_col not in frame.columns or frame.schema[id_col] != pl.Utf8:
-        return frame
-    ids = frame.get_column(id_col)
-    canonical = ids.str.contains(r"^-?(0|[1-9][0-9]{0,17})$").fill_null(False).all()
-    return frame.with_columns(ids.cast(pl.Int64)) if canonical else frame
-
-
-def _gunzip(path: str) -> bytes:
-    try:
-        with gzip.open(path, "rb") as f:
-            return f.read()
-    except (OSError, EOFError) as exc:
-        raise SelectkitError(
-            f"'{path}' is not a readable gzip file ({exc}); re-create it"
-        ) from None
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """One frame of conformed batches; chunks are kept (no copy: peak memory stays ~1x)."""
+    if not frames:
+        return pl.DataFrame()
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical", rechunk=False)
 
 
 def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
@@ -240,9 +285,13 @@ def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
         )
     if matrix.shape[0] == 0:
         raise SelectkitError(f"{where} has no rows; give a matrix with at least one row")
-    check_finite(matrix, where, "vectors")
+    if not np.issubdtype(matrix.dtype, np.number):
+        raise SelectkitError(f"{where} holds {matrix.dtype}, not numbers; save a float array")
     if matrix.dtype != np.float32:
-        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        # checked after the cast: 1e39 is finite in float64 but inf in float32
+        with np.errstate(over="ignore", invalid="ignore"):
+            matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    check_finite(matrix, where, "vectors")
     return matrix
 
 
@@ -260,52 +309,6 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[str]:
     return out
 
 
-DEFAULT_ID = "id"
-
-
-def check_row_number_ids(id_col: str, where: str, columns: list[str] | None = None) -> None:
-    """A table without the default id column gets row numbers; a named one must exist."""
-    if id_col != DEFAULT_ID:
-        raise SelectkitError(
-            f"{where} has no id column '{id_col}'; name an existing column with --id-col, "
-            "or drop --id-col to use row numbers"
-        )
-
-
-def ensure_ids(frame: pl.DataFrame, id_col: str, where: str) -> pl.DataFrame:
-    """Return ``frame`` with a unique, non-null ``id_col``; row numbers (int64) when the table has
-    no ``id`` column. A non-default ``id_col`` that is missing is an error."""
-    if id_col not in frame.columns:
-        check_row_number_ids(id_col, where, frame.columns)
-        return frame.with_row_index(id_col).with_columns(pl.col(id_col).cast(pl.Int64))
-    ids = frame.get_column(id_col)
-    if ids.null_count():
-        first = int(ids.is_null().arg_max())
-        raise SelectkitError(
-            f"{where}: column '{id_col}' is null in {ids.null_count()} rows (first at row {first}); "
-            "every row needs an id"
-        )
-    if not (ids.dtype.is_integer() or ids.dtype == pl.String):
-        raise SelectkitError(
-            f"{where}: column '{id_col}' has type {ids.dtype}; ids must be integers or strings"
-        )
-    check_unique_ids(ids, where)
-    return frame
-
-
-def check_unique_ids(ids: pl.Series, where: str) -> None:
-    """Raise naming one duplicated id and how often it occurs; O(n) hashing."""
-    if ids.n_unique() == ids.len():
-        return
-    counts = ids.value_counts(sort=True)
-    dup, times = counts.row(0)
-    n_dup = int((counts.get_column(counts.columns[1]) > 1).sum())
-    raise SelectkitError(
-        f"{where}: column '{ids.name}' has duplicate ids ({n_dup} ids repeat; {dup!r} appears "
-        f"{times} times); ids must be unique"
-    )
-
-
 def iter_batches(
     path: str | Path,
     *,
@@ -314,120 +317,376 @@ def iter_batches(
     batch_size: int = 8192,
     stdin: BinaryIO | None = None,
     schema_overrides: dict[str, pl.DataType] | None = None,
+    id_col: str | None = None,
+    allow_empty: bool = False,
 ) -> tuple[Source, Iterator[pl.DataFrame]]:
     """Stream a table as polars frames of at most ``batch_size`` rows with only ``columns`` (all
     columns when None).
 
-    Columns missing from the file are absent from the batches (the caller decides whether that is
-    an error). Memory is O(batch_size) rows. The returned ``Source`` gets its row count and
+    Every batch has the same schema: a plain JSON Lines or CSV file has its types inferred over
+    the whole file first; for streams and compressed files the first batch fixes them (a column
+    null throughout it is read as text) and a later batch that cannot follow is a clear error
+    naming its row. With ``id_col``, ids are checked batch by batch (null, type, mixed kinds);
+    uniqueness needs all ids and is the caller's. With ``allow_empty`` an empty input (0 bytes,
+    or no rows) yields no batches instead of failing. Columns missing from the file are absent
+    from the batches. Memory is O(batch_size) rows. The returned ``Source`` gets its row count and
     fingerprint filled in when the stream is exhausted.
     """
     path = str(path)
-    check_exists(path)
-    fmt = detect_format(path, input_format)
+    where = where_of(path)
+    if not check_exists(path, allow_empty=allow_empty):
+        return _empty_shard(path, input_format), iter(())
+    try:
+        inp, fmt = _open(path, input_format, stdin)
+    except SelectkitError:
+        if allow_empty and not is_stream(path):  # only blank lines
+            return _empty_shard(path, input_format), iter(())
+        raise
     if fmt == "npy":
-        raise SelectkitError(f"'{path}' is a .npy matrix; this command needs a table with columns")
+        inp.close()
+        raise SelectkitError(f"{where} is a .npy matrix; this command needs a table with columns")
     source = Source(path=path, format=fmt)
-    where = "stdin" if path == STDIO else path
     overrides = schema_overrides or {}
 
     def generate() -> Iterator[pl.DataFrame]:
-        hasher = hashlib.blake2b(digest_size=16)
         rows = 0
-        try:
-            for batch in _raw_batches(path, fmt, columns, batch_size, stdin, hasher, overrides):
-                rows += batch.height
-                yield batch
-        except SelectkitError:
-            raise
-        except _READ_ERRORS as exc:
-            raise _read_error(where, fmt, exc) from None
-        source.rows = rows
-        if path == STDIO:
-            source.fingerprint = "blake2b-128:" + hasher.hexdigest()
-        else:
-            source.fingerprint = fingerprint_file(path)
+        with inp:
+            try:
+                for batch in _table_batches(inp, path, fmt, columns, batch_size, id_col, where):
+                    batch = _cast(batch, overrides, where, rows)
+                    rows += batch.height
+                    yield batch
+            except SelectkitError:
+                raise
+            except _READ_ERRORS as exc:
+                raise _read_error(where, fmt, exc) from None
+            source.rows = rows
+            source.fingerprint = inp.fingerprint() if is_stream(path) else fingerprint_file(path)
+        if rows == 0 and allow_empty:
+            _note_empty(where)
 
     return source, generate()
 
 
-def _raw_batches(
+_noted_empty: set[str] = set()
+
+
+def _note_empty(where: str) -> None:
+    """Say once per input that an empty shard was skipped (DSIR reads its shards twice)."""
+    if where not in _noted_empty:
+        _noted_empty.add(where)
+        warn(f"{where} is empty (no rows); skipped")
+
+
+def _empty_shard(path: str, input_format: str | None) -> Source:
+    """The source of an empty shard (Spark and friends write empty part files): no rows."""
+    _note_empty(where_of(path))
+    fmt = detect_format(path, input_format) if input_format or known_suffix(path) else "jsonl"
+    return Source(path, fmt, 0, fingerprint_file(path))
+
+
+def _table_batches(
+    inp: Input,
     path: str,
     fmt: str,
     columns: list[str] | None,
     batch_size: int,
-    stdin: BinaryIO | None,
-    hasher: hashlib._Hash,
-    overrides: dict[str, pl.DataType],
+    id_col: str | None,
+    where: str,
+    *,
+    data: bytes | None = None,
 ) -> Iterator[pl.DataFrame]:
+    """Batches of one opened input, conformed to one schema and id-checked. ``data``: the
+    input's decompressed bytes when the caller already holds them all (``read_table``)."""
+    whole = _Whole(path, inp, data)
     if fmt == "parquet":
-        if path == STDIO:
-            data = (stdin or sys.stdin.buffer).read()
-            hasher.update(data)
-            pf = pq.ParquetFile(io.BytesIO(data))
-        else:
-            pf = pq.ParquetFile(path)
-        present = _present(columns, pf.schema_arrow.names)
-        for rb in pf.iter_batches(batch_size=batch_size, columns=present):
-            yield _cast(pl.from_arrow(rb), overrides)
-        return
-    if fmt == "csv" and path != STDIO:
-        yield from _csv_batches(path, columns, batch_size, overrides)
-        return
-    if path == STDIO:
-        stream = stdin or sys.stdin.buffer
+        raw: Iterator[tuple[pl.DataFrame, bytes | None]] = _parquet_batches(
+            inp, path, columns, batch_size
+        )
+    elif fmt == "csv":
+        raw = _csv_batches(whole, columns, batch_size, id_col)
     else:
-        stream = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")  # noqa: SIM115
+        raw = _jsonl_batches(whole, columns, batch_size, where)
+    locked = _Schema(fmt, id_col, where)
+    rows = 0
+    for frame, block in raw:
+        if block is not None and id_col in frame.columns:  # before conform: it names both rows
+            check_json_id_kinds(block, frame.get_column(id_col), where, rows)
+        frame = locked.conform(frame, rows)
+        if id_col is not None and id_col in frame.columns:
+            check_id_values(frame.get_column(id_col), where, rows)
+        rows += frame.height
+        yield frame
+
+
+def _parquet_batches(
+    inp: Input, path: str, columns: list[str] | None, batch_size: int
+) -> Iterator[tuple[pl.DataFrame, None]]:
+    in_memory = is_stream(path) or inp.compression is not None
+    pf = pq.ParquetFile(io.BytesIO(inp.stream.read()) if in_memory else path)
+    present = _present(columns, pf.schema_arrow.names)
+    for rb in pf.iter_batches(batch_size=batch_size, columns=present):
+        if rb.num_rows:
+            yield pl.from_arrow(rb), None
+
+
+@dataclass
+class _Whole:
+    """An input as polars can scan it whole (a plain file's path, or bytes already in memory) for
+    a first pass that infers types over every row, plus the stream the batches come from."""
+
+    path: str
+    inp: Input
+    data: bytes | None
+
+    @property
+    def scannable(self) -> str | io.BytesIO | None:
+        """What a schema pass reads, or None for a stream (its first batch fixes the types)."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if not is_stream(self.path) and self.inp.compression is None:
+            return self.path
+        return None
+
+    @property
+    def stream(self) -> BinaryIO:
+        return io.BytesIO(self.data) if self.data is not None else self.inp.stream
+
+
+def _jsonl_schema(whole: _Whole) -> pl.Schema | None:
+    """The types of a JSON Lines input inferred over all its rows (one fast native pass), so
+    that a column null in the first batch and text later is text everywhere."""
+    source = whole.scannable
+    if source is None:
+        return None
     try:
-        if fmt == "csv":
-            data = stream.read()
-            hasher.update(data)
-            frame = pl.read_csv(io.BytesIO(data), schema_overrides=overrides)
-            frame = frame.select(_present(columns, frame.columns))
-            yield from frame.iter_slices(batch_size)
-            return
-        lines = (line for line in stream if line.strip())
-        while block := list(itertools.islice(lines, batch_size)):
-            data = b"".join(block)
-            hasher.update(data)
-            frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
-            yield _cast(frame.select(_present(columns, frame.columns)), overrides)
-    finally:
-        if stream is not (stdin or sys.stdin.buffer):
-            stream.close()
+        return pl.scan_ndjson(source, infer_schema_length=None).collect_schema()
+    except Exception:  # a bad line is found, with its number, by the batch reader
+        return None
+
+
+def _jsonl_batches(
+    whole: _Whole, columns: list[str] | None, batch_size: int, where: str
+) -> Iterator[tuple[pl.DataFrame, bytes]]:
+    schema = _jsonl_schema(whole)
+    lines = iter(whole.stream)
+    line = 0
+    while block := list(itertools.islice(lines, batch_size)):
+        data = b"".join(block)
+        try:
+            if schema is not None:
+                frame = pl.read_ndjson(io.BytesIO(data), schema=schema)
+            else:
+                frame = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
+        except _READ_ERRORS as exc:
+            raise _jsonl_error(block, line, where, exc) from None
+        if frame.height:  # a block of blank lines has no rows
+            yield frame.select(_present(columns, frame.columns)), data
+        line += len(block)
+
+
+def _jsonl_error(block: list[bytes], line0: int, where: str, exc: BaseException) -> SelectkitError:
+    """Name the first bad line of a block that polars refused (the error path only)."""
+    for i, raw in enumerate(block):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as bad:
+            return SelectkitError(
+                f"{where} line {line0 + i + 1}: byte 0x{raw[bad.start]:02x} at column "
+                f"{bad.start + 1} is not UTF-8; re-encode the file as UTF-8 (e.g. iconv -f latin1 "
+                "-t utf-8)"
+            )
+        except json.JSONDecodeError as bad:
+            return SelectkitError(
+                f"{where} line {line0 + i + 1} is not valid JSON Lines ({bad.msg} at column "
+                f"{bad.colno}); fix or drop that line"
+            )
+        if not isinstance(value, dict):
+            return SelectkitError(
+                f"{where} line {line0 + i + 1} is not valid JSON Lines: not a JSON object "
+                f"({type(value).__name__}); "
+                "every line must be one {...} row"
+            )
+    return _read_error(where, "jsonl", exc)
+
+
+def _csv_plan(whole: _Whole, id_col: str | None) -> tuple[dict[str, pa.DataType], bool | None]:
+    """Arrow types for a CSV's columns and whether its ids are integers.
+
+    A plain file gets its types inferred over all its rows by polars (ids as text, integers only
+    when every id is written as one); a stream gets pyarrow's inference on its first block, with
+    ids as text decided on the first batch (None: not decided yet)."""
+    types: dict[str, pa.DataType] = {id_col: pa.string()} if id_col else {}
+    source = whole.scannable
+    if source is None:
+        return types, None
+    try:
+        lazy = pl.scan_csv(
+            source, infer_schema_length=None, schema_overrides=types and {id_col: pl.String}
+        )
+        schema = lazy.collect_schema()
+        int_ids = id_col in schema and canonical_ints(lazy.select(id_col).collect().to_series())
+    except Exception:  # pyarrow reports the bad row when it reads the file
+        return types, None
+    arrow = pl.DataFrame(schema=schema).to_arrow().schema
+    for fld in arrow:
+        types.setdefault(fld.name, pa.string() if pa.types.is_null(fld.type) else fld.type)
+    return types, bool(int_ids)
 
 
 def _csv_batches(
-    path: str, columns: list[str] | None, batch_size: int, overrides: dict[str, pl.DataType]
-) -> Iterator[pl.DataFrame]:
-    """Stream a CSV file with pyarrow's incremental reader, re-cut to ``batch_size`` rows."""
+    whole: _Whole, columns: list[str] | None, batch_size: int, id_col: str | None
+) -> Iterator[tuple[pl.DataFrame, None]]:
+    """Stream CSV with pyarrow's incremental reader, re-cut to ``batch_size`` rows."""
     import pyarrow.csv as pacsv
 
-    with gzip.open(path, "rb") if is_gzip(path) else open(path, "rb") as f:
-        header = f.readline().decode("utf-8", "replace").rstrip("\r\n")
-    names = pl.read_csv(io.StringIO(header + "\n"), n_rows=0).columns
-    convert = pacsv.ConvertOptions(include_columns=_present(columns, names))
-    stream = pa.input_stream(path, compression="gzip" if is_gzip(path) else None)
-    reader = pacsv.open_csv(stream, convert_options=convert)
+    types, decided = _csv_plan(whole, id_col)
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True)
+    reader = pacsv.open_csv(whole.stream, convert_options=convert)
+    where = whole.inp.where
+    names = reader.schema.names
+    present = _present(columns, names)
     pending: list[pl.DataFrame] = []
     held = 0
+    rows = 0
     for record_batch in reader:
-        frame = _cast(pl.from_arrow(record_batch), overrides)
+        frame = pl.from_arrow(record_batch).select(present)
+        _refuse_binary(frame, where, rows)
+        rows += frame.height
+        if id_col in frame.columns:
+            ids = frame.get_column(id_col)
+            decided = canonical_ints(ids) if decided is None else decided
+            if decided:
+                frame = frame.with_columns(_integer_ids(ids, where, rows - frame.height))
         pending.append(frame)
         held += frame.height
         while held >= batch_size:
             merged = pl.concat(pending, how="vertical_relaxed")
-            yield merged.head(batch_size)
+            yield merged.head(batch_size), None
             rest = merged.slice(batch_size)
             pending, held = ([rest], rest.height) if rest.height else ([], 0)
     if held:
-        yield pl.concat(pending, how="vertical_relaxed")
+        yield pl.concat(pending, how="vertical_relaxed"), None
+
+
+def _integer_ids(ids: pl.Series, where: str, row0: int) -> pl.Series:
+    """A stream's text ids as integers, once its first batch had only integer ids."""
+    bad = ~ids.str.contains(CANONICAL_INT).fill_null(True)  # null ids are named later
+    if not bad.any():
+        return ids.cast(pl.Int64)
+    row = int(bad.arg_max())
+    raise_mixed_ids(ids.name, where, row0 + row, ids[row], "text", "integers in earlier rows")
+
+
+def _refuse_binary(frame: pl.DataFrame, where: str, row0: int) -> None:
+    """pyarrow reads a CSV column that is not UTF-8 as bytes: name it and its first bad row."""
+    for name, dtype in frame.schema.items():
+        if dtype == pl.Binary:
+            row = row0 + _first_not_utf8(frame.get_column(name).to_list())
+            raise SelectkitError(
+                f"{where}: column '{name}' is not UTF-8 text (first at row {row}); re-encode the "
+                "file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+            )
+
+
+def _first_not_utf8(values: list[bytes | None]) -> int:
+    """Index of the first value that is not UTF-8 (the error path only, so a plain loop)."""
+    for i, value in enumerate(values):
+        try:
+            if value is not None:
+                value.decode("utf-8")
+        except UnicodeDecodeError:
+            return i
+    return 0
+
+
+class _Schema:
+    """The schema the first batch fixed; later batches are cast to it or refused by row."""
+
+    def __init__(self, fmt: str, id_col: str | None, where: str) -> None:
+        self.fmt = fmt
+        self.id_col = id_col
+        self.where = where
+        self.types: dict[str, pl.DataType] | None = None
+
+    def conform(self, frame: pl.DataFrame, row0: int) -> pl.DataFrame:
+        """Return ``frame`` with the fixed schema's columns and types; ``row0`` names rows."""
+        if self.types is None:
+            # a column null throughout the first batch is read as text: the most general type
+            nulls = [pl.col(c).cast(pl.String) for c, t in frame.schema.items() if t == pl.Null]
+            frame = frame.with_columns(nulls) if nulls else frame
+            self.types = dict(frame.schema)
+            return frame
+        if dict(frame.schema) == self.types:
+            return frame
+        for name in frame.columns:
+            if name not in self.types:
+                raise SelectkitError(
+                    f"{self.where}: column '{name}' first appears at row "
+                    f"{row0 + _first_value(frame, name)}, after the first batch; give the file "
+                    "uncompressed (its schema is then read over every row) or put the column "
+                    "in the first rows"
+                )
+        return frame.select([self._column(frame, n, t, row0) for n, t in self.types.items()])
+
+    def _column(self, frame: pl.DataFrame, name: str, want: pl.DataType, row0: int) -> pl.Series:
+        if name not in frame.columns:
+            return pl.Series(name, [None] * frame.height, dtype=want)
+        col = frame.get_column(name)
+        have = col.dtype
+        if have == want:
+            return col
+        if have == pl.Null or (have.is_integer() and want.is_integer()):
+            return _strict_cast(col, want, self.where, row0)
+        is_id = name == self.id_col
+        if is_id and self.fmt == "csv" and want == pl.String:
+            return col.cast(pl.String)
+        if is_id:
+            row = _first_value(frame, name)
+            kind = "a string" if have == pl.String else f"{have}"
+            was = "strings" if want == pl.String else f"{want}"
+            raise_mixed_ids(name, self.where, row0 + row, col[row], kind, f"{was} in earlier rows")
+        if want == pl.String and not have.is_nested():
+            return col.cast(pl.String)
+        row = _first_value(frame, name)
+        raise SelectkitError(
+            f"{self.where}: column '{name}' holds {want} in the first rows but {have} from row "
+            f"{row0 + row} ({col[row]!r}); write every row's value with one type"
+        )
+
+
+def _first_value(frame: pl.DataFrame, name: str) -> int:
+    col = frame.get_column(name)
+    return int(col.is_not_null().arg_max()) if col.null_count() < col.len() else 0
+
+
+def _strict_cast(col: pl.Series, want: pl.DataType, where: str, row0: int) -> pl.Series:
+    try:
+        return col.cast(want, strict=True)
+    except pl.exceptions.PolarsError:
+        raise SelectkitError(
+            f"{where}: column '{col.name}' does not fit {want} after row {row0}; write every "
+            "row's value with one type"
+        ) from None
 
 
 def _present(wanted: list[str] | None, available: list[str]) -> list[str]:
     return list(available) if wanted is None else [c for c in wanted if c in available]
 
 
-def _cast(frame: pl.DataFrame, overrides: dict[str, pl.DataType]) -> pl.DataFrame:
-    casts = [pl.col(c).cast(t) for c, t in overrides.items() if c in frame.columns]
-    return frame.with_columns(casts) if casts else frame
+def _cast(
+    frame: pl.DataFrame, overrides: dict[str, pl.DataType], where: str, row0: int
+) -> pl.DataFrame:
+    """Cast the columns a caller needs as one type (embed's texts are text, whatever they hold)."""
+    for name, want in overrides.items():
+        if name in frame.columns and frame.schema[name] != want:
+            col = frame.get_column(name)
+            if col.dtype.is_nested():
+                row = _first_value(frame, name)
+                raise SelectkitError(
+                    f"{where}: column '{name}' holds {col.dtype} (row {row0 + row}), not {want}"
+                )
+            frame = frame.with_columns(col.cast(want))
+    return frame

@@ -15,7 +15,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from selectkit.errors import SelectkitError
-from selectkit.io.formats import STDIO, detect_format
+from selectkit.io.formats import detect_format, known_suffix
+from selectkit.io.streams import is_stream
 from selectkit.io.tables import (
     _READ_ERRORS,
     DEFAULT_ID,
@@ -133,9 +134,10 @@ def open_vectors(
     or string). Other formats and stdin are read whole."""
     path = str(path)
     check_exists(path)
-    fmt = detect_format(path, input_format)
+    # names without a known extension (``<(...)``) and streams are read whole, format by content
+    fmt = detect_format(path, input_format) if input_format or known_suffix(path) else None
     where = f"'{path}'"
-    if fmt == "parquet" and path != STDIO:
+    if fmt == "parquet" and not is_stream(path):
         pf = open_parquet(path)
         names = pf.schema_arrow.names
         if embedding_col not in names:
@@ -160,7 +162,7 @@ def open_vectors(
         matrix = as_matrix(table.frame.get_column(embedding_col), where)
     else:
         raise _no_column(where, embedding_col)
-    if fmt != "npy":
+    if table.source.format != "npy":
         check_finite(matrix, where, embedding_col)
     ids = table.frame.get_column(id_col)
     return VectorSource(

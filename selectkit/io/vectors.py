@@ -58,7 +58,8 @@ def as_matrix(series: pl.Series, where: str, *, dtype: type = np.float32) -> np.
             f"{where}: column '{name}' has type {dt}, not a list of floats per row; "
             "make it with `selectkit embed`"
         )
-    mat = np.ascontiguousarray(mat, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported just below
+        mat = np.ascontiguousarray(mat, dtype=dtype)
     check_finite(mat, where, name)
     return mat
 
@@ -77,8 +78,8 @@ def check_finite(mat: np.ndarray, where: str, name: str, chunk_rows: int = 65536
         if not ok.all():
             row = start + int(np.argmin(ok))
             raise SelectkitError(
-                f"{where}: '{name}' has NaN or infinite values (first at row {row}); "
-                "drop or repair those rows"
+                f"{where}: '{name}' has NaN or infinite values (first at row {row}); drop or "
+                "repair those rows (float32 vectors hold at most ±3.4e38)"
             )
 
 
