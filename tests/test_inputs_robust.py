@@ -237,3 +237,32 @@ def test_a_bad_line_is_reported_at_its_line_number(tmp_path, bad_line, message):
     out = tmp_path / "e.parquet"
     line = assert_one_error(sk("embed", src, "-o", out), "bad.jsonl", out)
     assert message in line
+
+
+def test_a_bytes_column_to_text_output_is_refused_before_writing(tmp_path):
+    """polars panics when asked to write raw bytes as JSON: refuse it naming the column."""
+    table = tmp_path / "blobs.parquet"
+    pl.DataFrame(
+        {"id": [0, 1, 2], "text": ["a b", "c d", "e f"], "blob": [b"\x00\xff", b"x", b"y"]}
+    ).write_parquet(table)
+    manifest = tmp_path / "m.parquet"
+    pl.DataFrame({"id": [0, 2], "rank": [0, 1]}).write_parquet(manifest)
+    out = tmp_path / "subset.jsonl"
+    out.write_text("old\n")
+    result = sk("apply", manifest, table, "-o", out)
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr.decode()
+    assert "column 'blob' holds raw bytes" in lines[0] and "panicked" not in lines[0]
+    assert out.read_text() == "old\n"
+
+
+def test_json_summaries_are_valid_json_whatever_the_numbers(capsys):
+    """JSON has no Infinity or NaN: such values become null, never invalid output."""
+    from selectkit.cli._run import report
+
+    report(
+        {"a": float("inf"), "b": [1.0, float("nan")], "c": {"d": -float("inf")}},
+        as_json=True,
+        title="x",
+    )
+    assert json.loads(capsys.readouterr().out) == {"a": None, "b": [1.0, None], "c": {"d": None}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from polars.exceptions import PanicException  # a BaseException: a bug in polars or in our use
 from rich.table import Table
 from rich.text import Text
 
@@ -69,7 +71,7 @@ def run(fn: Callable[[], T]) -> T:
     except MemoryError:
         console.print(_error_line("error:", "out of memory; use a smaller batch or input"))
         raise typer.Exit(1) from None
-    except Exception as exc:  # an internal bug: say so, and how to get the traceback
+    except (Exception, PanicException) as exc:  # a bug: say so, and how to get the traceback
         if _flags["debug"]:
             traceback.print_exc()
         else:
@@ -111,7 +113,8 @@ def stopped_outside_run(status: object) -> int | None:
 def report(summary: dict[str, Any], *, as_json: bool, title: str) -> None:
     """Print a run summary: JSON on stdout with --json, else a table on stderr (if a terminal)."""
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        text = json.dumps(_finite(summary), indent=2, sort_keys=True, default=str, allow_nan=False)
+        sys.stdout.write(text + "\n")
         return
     console = stderr_console()
     if is_quiet() or not sys.stderr.isatty():
@@ -120,6 +123,17 @@ def report(summary: dict[str, Any], *, as_json: bool, title: str) -> None:
     for key, value in _flatten(summary):
         table.add_row(key, str(value))
     console.print(table)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -305,6 +305,13 @@ class TableWriter:
                 f"CSV cannot hold the list column '{_vector_columns(batch)[0]}'; "
                 "write .parquet or .jsonl instead"
             )
+        if self.format != "parquet":
+            binary = [c for c, t in batch.schema.items() if t == pl.Binary]
+            if binary:
+                raise SelectkitUsageError(
+                    f"'{self.output}': column '{binary[0]}' holds raw bytes, which "
+                    f"{self.format.upper()} cannot hold; write .parquet instead"
+                )
         self.rows += batch.height
         if self.format == "parquet":
             self._pending.append(batch)
