@@ -48,6 +48,11 @@ class Executor:
                     self._pool = mp.get_context("spawn").Pool(
                         workers, initializer=interrupts.ignore_in_worker
                     )
+            except BaseException:
+                # a signal held while the workers started is delivered as the block ends:
+                # stop them here, before their semaphores go (no caller will close us)
+                self.close()
+                raise
             finally:
                 if saved is None:
                     os.environ.pop("POLARS_MAX_THREADS", None)
@@ -70,9 +75,11 @@ class Executor:
             yield window.popleft().get()
 
     def close(self) -> None:
+        """Terminate the workers (SIGTERM) and wait for them; a second Ctrl-C waits too."""
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            with interrupts.deferred():
+                self._pool.terminate()
+                self._pool.join()
             self._pool = None
 
     def __enter__(self) -> Executor:
