@@ -38,10 +38,15 @@ class Interrupted(KeyboardInterrupt):
 
 
 _received: list[int] = []
+_held: list[int] = []  # stop signals that arrived inside deferred(), raised at its end
+_holding = [0]  # nesting depth of deferred()
 
 
 def _raise(signum: int, _frame: object) -> None:
     _received.append(signum)
+    if _holding[0]:
+        _held.append(signum)
+        return
     raise Interrupted(signum)
 
 
@@ -79,12 +84,29 @@ def exit_code(exc: BaseException) -> int:
 
 
 @contextlib.contextmanager
-def deferred(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[None]:
-    """Hold ``signals`` for the block's duration; one that arrived meanwhile raises after.
+def deferred() -> Iterator[None]:
+    """Hold the stop signals for the block; one that arrived meanwhile raises at its end.
 
-    For short critical sections (renaming finished outputs into place) that must run whole or not
-    at all. :func:`pending` tells whether one is waiting, so the block can decline to start.
+    For short critical sections (renaming finished outputs into place, stopping workers) that
+    must run whole or not at all. The handler itself holds them: masking the main thread alone
+    is not enough, since the kernel may hand a signal to any thread (polars', OpenMP's) and
+    Python then runs the handler in the main thread anyway. The mask is set as well, for a
+    process without :func:`install`'s handler. :func:`pending` tells whether one is waiting.
     """
+    with _masked(STOP_SIGNALS):
+        _holding[0] += 1
+        try:
+            yield
+        finally:
+            _holding[0] -= 1
+    if not _holding[0] and _held:
+        signum = _held[0]
+        _held.clear()
+        raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _masked(signals: tuple[int, ...]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -105,10 +127,12 @@ def spawning() -> contextlib.AbstractContextManager[None]:
     good, :func:`ignore_in_worker`). This process keeps its handlers, so a signal that arrives
     meanwhile is delivered, never lost. SIGTERM stays open: the parent terminates its workers.
     """
-    return deferred((signal.SIGINT, signal.SIGHUP))
+    return _masked((signal.SIGINT, signal.SIGHUP))
 
 
 def pending() -> bool:
-    """Whether a stop signal that this process does not ignore is held and waiting."""
+    """Whether a stop signal (that this process does not ignore) is held and waiting."""
+    if _held:
+        return True
     waiting = set(signal.sigpending()) & set(STOP_SIGNALS)
     return any(signal.getsignal(sig) is not signal.SIG_IGN for sig in waiting)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing import resource_tracker
@@ -29,6 +30,14 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+STOP_TIMEOUT_S = 5.0
+
+
+def _terminate(pool: Any) -> None:
+    pool.terminate()
+    pool.join()
 
 
 class Executor:
@@ -75,12 +84,23 @@ class Executor:
             yield window.popleft().get()
 
     def close(self) -> None:
-        """Terminate the workers (SIGTERM) and wait for them; a second Ctrl-C waits too."""
-        if self._pool is not None:
-            with interrupts.deferred():
-                self._pool.terminate()
-                self._pool.join()
-            self._pool = None
+        """Terminate the workers (SIGTERM) and wait for them, at most a few seconds.
+
+        ``Pool.terminate`` first takes the task queue's lock, which an idle worker can hold while
+        it waits for a task; if that does not finish in time the workers are killed outright.
+        Stop signals wait meanwhile, so the clean-up is never cut in half.
+        """
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        with interrupts.deferred():
+            stopper = threading.Thread(target=_terminate, args=(pool,), daemon=True)
+            stopper.start()
+            stopper.join(STOP_TIMEOUT_S)
+            if stopper.is_alive():
+                for child in mp.active_children():
+                    child.kill()
+                stopper.join(STOP_TIMEOUT_S)
 
     def __enter__(self) -> Executor:
         return self
