@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
@@ -327,6 +328,27 @@ def load_pool(
     return join_tables(tables, cols, use_labels=use_labels)
 
 
+def check_named_columns(present: Sequence[str], columns: Columns, paths: Sequence[str]) -> None:
+    """Refuse a column named for a role (``--label-col lable``) that no input has.
+
+    Only names that differ from a role's default are checked: the defaults are conventions that
+    an input may or may not follow, but a name the user gave is a request. The id column is left
+    out, since a table without one uses row numbers. Cost: O(roles x columns).
+    """
+    default = Columns()
+    for role in Columns.roles():
+        name = columns.name(role)
+        if role == "id" or name == default.name(role) or name in present:
+            continue
+        close = difflib.get_close_matches(name, list(present), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        where = ", ".join(f"'{p}'" for p in paths)
+        raise SelectkitError(
+            f"column '{name}' (the {role.replace('_', ' ')} column) is in none of {where}; "
+            f"columns there: {', '.join(present)}{hint}"
+        )
+
+
 def join_tables(tables: Sequence[Table], columns: Columns, *, use_labels: bool = True) -> Pool:
     """Left-join ``tables`` on ``columns.id`` in the first table's row order; see ``load_pool``."""
     first = tables[0]
@@ -361,6 +383,7 @@ def join_tables(tables: Sequence[Table], columns: Columns, *, use_labels: bool =
             if name not in dupes:
                 arrays[name] = matrix if identity else np.ascontiguousarray(matrix[rows])
         frame = joined.drop("__row")
+    check_named_columns([*frame.columns, *arrays], columns, [t.source.path for t in tables])
     return Pool(
         frame=frame,
         columns=columns,

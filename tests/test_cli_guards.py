@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
 
 def test_al_simulate_refuses_csv_curves_before_running(cli, tmp_path, digits):
@@ -88,3 +89,25 @@ def test_dsir_min_tokens_above_every_document_is_named(cli, tmp_path, rt_small):
     r = cli("select", rt_small, "-s", "dsir", "--target", rt_small, "--min-tokens", "100000",
             "-b", "5", "-o", tmp_path / "m.parquet")  # fmt: skip
     assert r.exit_code == 1 and "lower --min-tokens" in r.output
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "hint"),
+    [
+        ("--label-col", "lable", "label"),
+        ("--score-col", "nope", None),
+        ("--group-col", "grop", None),
+    ],
+)
+def test_a_named_column_that_no_input_has_is_an_error(cli, tmp_path, rt_path, flag, name, hint):
+    """`--label-col lable` used to be ignored (every row unlabelled): now it names the columns."""
+    table = tmp_path / "lab.parquet"
+    r = cli("embed", rt_path, "--keep", "label", "-o", table)
+    assert r.exit_code == 0, r.stderr
+    out = tmp_path / "m.parquet"
+    r = cli("select", table, "-s", "kcenter", "-b", "5", flag, name, "-o", out)
+    assert r.exit_code == 1, r.stderr
+    line = r.stderr.strip()
+    assert f"column '{name}'" in line and "columns there: id, embedding, label" in line, line
+    assert (f"did you mean '{hint}'" in line) if hint else "did you mean" not in line
+    assert not out.exists()
