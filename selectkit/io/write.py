@@ -57,8 +57,7 @@ _group: contextvars.ContextVar[list[tuple[Path, Path]] | None] = contextvars.Con
 )
 
 
-@contextlib.contextmanager
-def atomic_path(output: str | Path) -> Iterator[Path]:
+def atomic_path(output: str | Path) -> contextlib.AbstractContextManager[Path]:
     """Yield a temporary path next to ``output``; move it over ``output`` only on success.
 
     The finished file is fsynced before the rename and the folder after it, so a crash right
@@ -68,70 +67,42 @@ def atomic_path(output: str | Path) -> Iterator[Path]:
     ``SelectkitError`` that names ``output``. Inside :func:`output_group` the rename waits for
     the group's end. Stale temporary files of ``output`` left by killed runs are removed first.
     """
-    out = Path(output)
-    folder = out.resolve().parent
-    remove_stale_temporaries(folder, out.name)
-    try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{out.name}.{os.getpid()}-", suffix=TMP_SUFFIX, dir=folder
-        )
-    except OSError as exc:
-        raise _write_error(out, exc) from None
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        _fsync(tmp_path)
-        # mkstemp makes the file 0600; give it the mode a plain open() would (0666 & ~umask)
-        os.chmod(tmp_path, 0o666 & ~_umask())
-        group = _group.get()
-        if group is None:
-            _commit([(tmp_path, out)])
-        else:
-            group.append((tmp_path, out))
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        if isinstance(exc, OSError) and exc.errno != errno.EPIPE:
-            raise _write_error(out, exc) from exc
-        raise
+    return _staged(output, folder_output=False)
+
+
+def atomic_folder(output: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """Like :func:`atomic_path` for a folder output: the old folder is swapped out whole."""
+    return _staged(output, folder_output=True)
 
 
 @contextlib.contextmanager
-def atomic_folder(output: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to ``output``; swap it in for ``output`` only on success.
-
-    The folder's files are fsynced first; the swap (the old folder moved aside, the new one
-    renamed in, the old one removed) runs with the stop signals held. Errors and signals remove
-    the temporary folder and leave an existing ``output`` as it was. Stale temporary folders of
-    killed runs are removed first, like :func:`atomic_path`'s files.
-    """
+def _staged(output: str | Path, *, folder_output: bool) -> Iterator[Path]:
     out = Path(output)
     folder = out.resolve().parent
     remove_stale_temporaries(folder, out.name)
+    naming = dict(prefix=f".{out.name}.{os.getpid()}-", suffix=TMP_SUFFIX, dir=folder)
     try:
-        tmp = Path(
-            tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}-", suffix=TMP_SUFFIX, dir=folder)
-        )
+        if folder_output:
+            tmp = Path(tempfile.mkdtemp(**naming))
+        else:
+            fd, name = tempfile.mkstemp(**naming)
+            os.close(fd)
+            tmp = Path(name)
     except OSError as exc:
         raise _write_error(out, exc) from None
     try:
         yield tmp
-        for path in tmp.iterdir():
+        for path in tmp.iterdir() if folder_output else [tmp]:
             _fsync(path)
-        os.chmod(tmp, 0o777 & ~_umask())
-        aside = folder / f".{out.name}.{os.getpid()}-old{TMP_SUFFIX}"
-        with interrupts.deferred():
-            if interrupts.pending():
-                return  # leaving the block delivers the signal; the except below cleans up
-            if out.exists():
-                os.replace(out, aside)
-            os.replace(tmp, out)
-            COMMITTED.append(str(out))
-            _fsync_folder(folder)
-        shutil.rmtree(aside, ignore_errors=True)
+        # mkstemp/mkdtemp make 0600/0700; give the mode a plain open()/mkdir() would
+        os.chmod(tmp, (0o777 if folder_output else 0o666) & ~_umask())
+        group = _group.get()
+        if group is None:
+            _commit([(tmp, out)])
+        else:
+            group.append((tmp, out))
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(tmp)
         if isinstance(exc, OSError) and exc.errno != errno.EPIPE:
             raise _write_error(out, exc) from exc
         raise
@@ -156,8 +127,7 @@ def output_group() -> Iterator[None]:
         _commit(staged)
     except BaseException:
         for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            _discard(tmp)
         raise
     finally:
         if token is not None:
@@ -167,20 +137,34 @@ def output_group() -> Iterator[None]:
 def _commit(staged: list[tuple[Path, Path]]) -> None:
     """Rename finished temporaries over their outputs with the stop signals held.
 
-    A signal that already arrived cancels the commit (the outputs stay as they were); one that
-    arrives during the renames waits until all are done, so a group is never half-committed.
+    A signal that already arrived cancels the commit: it is raised as the block ends and the
+    caller removes the temporaries. One that arrives during the renames waits until all are
+    done, so a group is never half-committed. An existing folder output is moved aside first
+    (a folder cannot be renamed over a full one) and removed after.
     """
+    aside: list[Path] = []
     with interrupts.deferred():
         if interrupts.pending():
-            for tmp, _ in staged:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-            return  # leaving the block delivers the signal
+            return
         for tmp, out in staged:
+            if tmp.is_dir() and out.exists():
+                aside.append(out.with_name(f".{out.name}.{os.getpid()}-old{TMP_SUFFIX}"))
+                os.replace(out, aside[-1])
             os.replace(tmp, out)
             COMMITTED.append(str(out))
         for folder in {out.resolve().parent for _, out in staged}:
             _fsync_folder(folder)
+    for old in aside:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _discard(path: Path) -> None:
+    """Remove a temporary file or folder, if it is still there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _fsync(path: Path) -> None:
@@ -229,12 +213,8 @@ def remove_stale_temporaries(folder: Path, name: str) -> int:
         pid_text = path.name[len(name) + 2 :].split("-", 1)[0]
         if not pid_text.isdigit() or _writer_alive(int(pid_text), path):
             continue
-        with contextlib.suppress(OSError):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-            removed += 1
+        _discard(path)
+        removed += 1
     return removed
 
 
