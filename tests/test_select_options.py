@@ -31,7 +31,7 @@ def files(tmp_path_factory, digits):
         (["--beta", "1.5"], "beta=.* must lie in"),
         (["--hard", "medium"], "must be one of"),
         (["--strata", "2.5"], "is not a int"),
-        (["-q"], "global options such as -q"),
+        (["-x"], "no such option .-x. for `select`"),
         (["--stratta", "3"], "no such option '--stratta': did you mean --strata"),
     ],
 )
