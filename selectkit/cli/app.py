@@ -395,9 +395,19 @@ def select(
         str,
         typer.Option(
             "--label-col",
-            help="Label column (non-null = already labelled, never picked); 'none' ignores labels.",
+            help='Label column (null = unlabelled; -1 and "" are labels). Acquisition '
+            "strategies never pick labelled rows; those that use labels as data may pick any "
+            "(see `selectkit strategies`). 'none' ignores labels.",
         ),
     ] = "label",
+    labelled_col: Annotated[
+        Optional[str],
+        typer.Option(
+            "--labelled-col",
+            help="Rows where this column is non-null are already labelled: never picked, by "
+            "any strategy (e.g. to prune a labelled set with ccs while keeping some rows out).",
+        ),
+    ] = None,
     cluster_col: Annotated[str, typer.Option("--cluster-col", help="Cluster column.")] = "cluster",
     score_col: Annotated[
         str,
@@ -422,12 +432,11 @@ def select(
             "power or softrank (Kirsch et al. 2023).",
         ),
     ] = None,
-    beta: Annotated[
+    coldness: Annotated[
         Optional[float],
         typer.Option(
-            "--beta",
-            help="With --stochastic: its coldness β (> 0, default 1; large = close to top-k). "
-            "Otherwise the strategy's own beta (ccs: the hard-cutoff fraction).",
+            "--coldness",
+            help="With --stochastic: its coldness β (> 0, default 1; large = close to top-k).",
         ),
     ] = None,
     subpool: Annotated[
@@ -454,9 +463,12 @@ def select(
 ) -> None:
     """Pick --budget rows with a strategy and write a manifest (id, rank, score, weight[, cluster]).
 
-    Rows with a non-null label are treated as already labelled: never picked, but strategies
-    such as kcenter count them as covered. The manifest records the strategy, parameters, seed,
-    inputs (with fingerprints), timings and metrics; see `selectkit inspect`.
+    Acquisition strategies (kcenter, margin, ...) treat rows with a non-null label as already
+    labelled: never picked, but counted as covered. Strategies that use labels as data (ccs,
+    sensitivity, topk, stratified, disco, ...) may pick any row; --labelled-col marks rows to
+    keep out for any strategy; `selectkit strategies` shows which is which. The manifest
+    records the strategy, parameters, seed, inputs (with fingerprints), timings and metrics;
+    see `selectkit inspect`.
 
     Examples:
 
@@ -470,7 +482,7 @@ def select(
 
     Active learning (a pool with your model's proba column):
 
-        selectkit select pool.parquet -s margin -b 100 --stochastic power -o batch.parquet
+        selectkit select pool.parquet -s margin -b 100 --stochastic power --coldness 2 -o batch.parquet
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
@@ -478,14 +490,6 @@ def select(
     check_json_stdout(as_json, output)
     tables, options = run(lambda: split_strategy_options(inputs, strategy))
     params = {**options, **_parse_params(param)}
-    if beta is not None and not stochastic:  # without --stochastic, --beta is the strategy's own
-        from selectkit.strategies import get_strategy
-
-        if "beta" not in run(lambda: get_strategy(strategy)).params:
-            raise typer.BadParameter(
-                "--beta needs --stochastic (or a strategy with a beta, ccs)", param_hint="--beta"
-            )
-        params.setdefault("beta", str(beta))
     use_labels = label_col.lower() != "none"
     columns = Columns().with_overrides(
         id=id_col,
@@ -517,8 +521,9 @@ def select(
             threads=threads,
             emit={"dropped": emit_dropped},
             metrics=metrics,
+            labelled_col=labelled_col,
             stochastic=stochastic,
-            stochastic_beta=1.0 if beta is None else beta,
+            coldness=coldness,
             subpool=subpool,
             subpool_options={
                 "anchors": anchors,
@@ -698,6 +703,8 @@ def strategies(
             },
             "summary": s.summary,
             "cost": s.cost,
+            "labels": s.labels,
+            "input": s.inputs.name,
         }
         for s in specs
     ]
@@ -707,7 +714,7 @@ def strategies(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("strategy", "needs", "parameters", "what it does", show_lines=True)
+    table = Table("strategy", "needs", "labels", "parameters", "what it does", show_lines=True)
     for r in rows:
         params = "\n".join(
             f"--{k.replace('_', '-')} {v['default']}: {v['help']}" for k, v in r["params"].items()
@@ -715,7 +722,10 @@ def strategies(
         needs = ", ".join(r["needs"]) or "-"
         if r["optional"]:
             needs += f"\n(optional: {', '.join(r['optional'])})"
-        table.add_row(r["name"], needs, params or "-", f"{r['summary']}\nCost: {r['cost']}")
+        if r["input"] != "wide":
+            needs += f"\n(input: {r['input']})"
+        labels = "as data" if r["labels"] == "data" else "labelled set"
+        table.add_row(r["name"], needs, labels, params or "-", f"{r['summary']}\nCost: {r['cost']}")
     Console().print(table)
 
 
