@@ -121,8 +121,11 @@ def prepare_pool(
     """The pool ``spec`` runs on: its labelled set marked (``labelled_col``, else the label column
     unless the strategy's labels are data), then shaped by the strategy's input adapter (needed
     columns checked, DISCO's long table pivoted). Idempotent; cost: the adapter's."""
-    pool = pool.marking_labelled(labelled_col, labels_as_data=spec.labels == LABELS_AS_DATA)
-    return spec.inputs.prepare(pool, spec.needs, f"strategy '{spec.name}'", params)
+    as_data = spec.labels == LABELS_AS_DATA
+    pool = pool.marking_labelled(labelled_col, labels_as_data=as_data)  # a pivot carries it
+    pool = spec.inputs.prepare(pool, spec.needs, f"strategy '{spec.name}'", params)
+    # and again: an adapter that builds a new Pool must not lose the labelled set
+    return pool.marking_labelled(labelled_col, labels_as_data=as_data)
 
 
 def modifiers_for(
