@@ -542,7 +542,7 @@ def pivot_pool(
     mark = pool.labelled_col
     if mark is not None and mark not in data:
         marked = pool.frame.filter(pl.col(mark).is_not_null()).get_column(cols.id)
-        data[mark] = preds.ids.is_in(marked.unique()).cast(pl.Int8).replace(0, None)
+        data[mark] = preds.ids.is_in(marked.unique().implode()).cast(pl.Int8).replace(0, None)
     return ModelPool(
         frame=pl.DataFrame(data),
         columns=cols,
