@@ -298,3 +298,17 @@ def test_strategies_json_is_valid_json_with_labels(cli):
     out = cli("strategies", "--json")
     assert out.exit_code == 0
     assert all("labels" in r and "input" in r for r in json.loads(out.stdout))
+
+
+def test_al_simulate_never_relabels_rows_with_a_data_strategy(digits):
+    """al simulate marks the rows labelled so far as the labelled set for every strategy, so a
+    strategy with labels as data (balanced) never picks an initial or earlier row again."""
+    from selectkit.al import simulate
+
+    x, y = digits
+    sim = simulate(x[:600], y[:600], strategies=["balanced"], model="logreg", init=10, batch=20,
+                   rounds=4, repeats=1, seed=7)  # fmt: skip
+    init = set(sim.info["splits"][0]["init"]["ids"])
+    picked = [i for ids in sim.curves.sort("round")["selected"].to_list() for i in ids]
+    assert len(picked) == 80 == len(set(picked))
+    assert not init & set(picked)
