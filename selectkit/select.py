@@ -43,9 +43,10 @@ def select(
     """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
 
     ``budget`` is a count, a fraction or a percentage string of the selectable rows (those not
-    already labelled); self-sized strategies (semdedup) take none. The strategy's needed columns are checked before
-    any work. The manifest has ``id``, ``rank`` (0 = picked first), ``score`` (null where the
-    strategy has none), ``weight`` (1.0 where unweighted) and ``cluster`` when the pool has one.
+    already labelled); self-sized strategies (semdedup) take none. The strategy's needed
+    columns are checked before any work. The manifest has ``id``, ``rank`` (0 = picked first),
+    ``score`` (null where the strategy has none), ``weight`` (1.0 where unweighted) and
+    ``cluster`` when the pool has one.
     With ``metrics`` and embeddings, ``selection.metrics`` also gets the coverage of the pool by
     the selection (``coverage_mean_distance``: mean distance from a pool row to its nearest pick)
     and, for weighted picks, ``weighted_cost_ratio``. Cost: the strategy's (``selectkit
@@ -59,8 +60,8 @@ def select(
 
     Modifiers of scored strategies (margin, entropy, ...; a usage error for the others):
     ``stochastic`` = softmax | power | softrank samples the batch with ``coldness`` β (default
-    1; only with ``stochastic``) instead of taking the top-k; ``subpool='anchoral'`` scores only the
-    AnchorAL subpool, tuned by ``subpool_options`` (anchors, neighbours, subpool_size).
+    1; only with ``stochastic``) instead of taking the top-k; ``subpool='anchoral'`` scores only
+    the AnchorAL subpool, tuned by ``subpool_options`` (anchors, neighbours, subpool_size).
 
     Order: the strategy runs on the rows sorted by id (``Pool.in_id_order``), so the same rows in
     any order give the same manifest (unless the strategy reads row order, e.g. semdedup

@@ -684,7 +684,11 @@ def _print_inspect(info: dict) -> None:
 def strategies(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List every strategy, the columns it needs, its parameters and its cost."""
+    """List every strategy, the columns it needs, what labels mean to it, its parameters and cost.
+
+    labels: "labelled set" (rows with a label are never picked) or "as data" (every row may be
+    picked; --labelled-col on `select` keeps marked rows out).
+    """
     from selectkit.strategies import list_strategies
 
     specs = run(list_strategies)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -29,6 +30,9 @@ from selectkit.io.tables import (
     iter_batches,
 )
 from selectkit.pool import Columns, Pool
+
+if TYPE_CHECKING:  # the adapter protocol lives beside the strategies, which import this module
+    from selectkit.strategies.inputs import FileInputs
 
 # rows are rescaled to sum to 1; a warning names rows further than this from 1
 SUM_TOLERANCE = 1e-3
@@ -576,14 +580,16 @@ class LongInput:
 
     name = "long"
 
-    def load(self, files, params: dict) -> Pool:  # files: selectkit.strategies.inputs.FileInputs
+    def load(self, files: FileInputs, params: dict[str, Any]) -> Pool:
         """The stacked long table as a pool (not yet pivoted); cost: reading the files."""
         frame, sources = read_long_table(files.paths, input_format=files.input_format)
         return Pool(
             frame=frame, columns=files.columns, sources=sources, use_labels=files.use_labels
         )
 
-    def prepare(self, pool: Pool, needs: Sequence[str], purpose: str, params: dict) -> ModelPool:
+    def prepare(
+        self, pool: Pool, needs: Sequence[str], purpose: str, params: dict[str, Any]
+    ) -> ModelPool:
         """The pool pivoted to one row per sample (``pivot_pool``); a ModelPool unchanged."""
         return pivot_pool(
             pool,
