@@ -63,8 +63,12 @@ class Pool:
     """Rows to select from, joined on id, with typed access to embeddings, labels, ...
 
     ``frame`` holds the scalar and list columns; ``arrays`` holds matrices kept outside polars
-    (memory-mapped ``.npy`` inputs), already aligned with ``frame``'s rows. Rows whose label is
-    non-null are *labelled*: never selected, but strategies such as kcenter treat them as covered.
+    (memory-mapped ``.npy`` inputs), already aligned with ``frame``'s rows.
+
+    The *labelled set* (rows never selected, which strategies such as kcenter treat as covered):
+    the rows where ``labelled_col`` is non-null when it is given; otherwise, unless
+    ``labels_as_data`` (strategies that prune labelled data) or not ``use_labels``, the rows
+    whose label is non-null. Null marks an unlabelled row; ``-1`` and ``""`` are labels.
     """
 
     frame: pl.DataFrame
@@ -72,6 +76,8 @@ class Pool:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)
     use_labels: bool = True
+    labelled_col: str | None = None
+    labels_as_data: bool = False
 
     def __len__(self) -> int:
         return self.frame.height
@@ -178,23 +184,53 @@ class Pool:
         check_probabilities(mat.reshape(-1, mat.shape[-1]), self.where, name, per_row=mat.shape[1])
         return mat
 
+    @property
+    def labelled_column(self) -> str | None:
+        """The column whose non-null rows are the labelled set, or None when no row is."""
+        if self.labelled_col is not None:
+            return self.labelled_col
+        if self.labels_as_data or not self.use_labels:
+            return None
+        return self.columns.label
+
     @cached_property
     def labelled_mask(self) -> np.ndarray:
-        """Boolean (n,) mask of rows that already carry a label; all False without labels."""
-        if not self.use_labels or self.columns.label not in self.frame.columns:
+        """Boolean (n,) mask of the labelled set (see the class doc); all False without one."""
+        name = self.labelled_column
+        if name is None or name not in self.frame.columns:
             return np.zeros(len(self), dtype=bool)
-        return self.frame.get_column(self.columns.label).is_not_null().to_numpy()
+        return self.frame.get_column(name).is_not_null().to_numpy()
 
     @cached_property
     def candidates(self) -> np.ndarray:
-        """Row indices (int64, ascending) that may be selected: the unlabelled rows."""
+        """Row indices (int64, ascending) that may be selected: those not in the labelled set."""
         idx = np.flatnonzero(~self.labelled_mask).astype(np.int64)
         if idx.size == 0:
+            name = self.labelled_column
             raise SelectkitError(
-                f"every row of {self.where} has a label in column '{self.columns.label}', so "
-                "nothing is left to select; pass --label-col none to ignore labels"
+                f"every row of {self.where} is already labelled: column '{name}' is non-null "
+                f'in all {len(self)} rows (null = unlabelled; -1 and "" are labels), so nothing '
+                "is left to select; name the column that marks the rows already labelled "
+                "('--labelled-col' / labelled_col=), or ignore labels ('--label-col none' / "
+                "use_labels=False)"
             )
         return idx
+
+    def marking_labelled(self, column: str | None, *, labels_as_data: bool = False) -> Pool:
+        """This pool with its labelled set marked by ``column`` (non-null = already labelled)
+        or, without one, by the label column unless ``labels_as_data``; ``self`` when that is
+        already so. Refuses a ``column`` the pool lacks. O(1): the frame is shared."""
+        if column is not None and column not in self.frame.columns:
+            present = list(self.frame.columns)
+            close = difflib.get_close_matches(column, present, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SelectkitError(
+                f"column '{column}' (the labelled-set column, '--labelled-col' / labelled_col=) "
+                f"is not in {self.where}; columns there: {', '.join(present)}{hint}"
+            )
+        if column == self.labelled_col and labels_as_data == self.labels_as_data:
+            return self
+        return replace(self, labelled_col=column, labels_as_data=labels_as_data)
 
     def in_id_order(self) -> tuple[Pool, np.ndarray | None]:
         """This pool with its rows sorted by id, and the permutation used (``sorted.row(i)`` is
@@ -217,6 +253,8 @@ class Pool:
             arrays=_GatheredRows(self.arrays, perm),  # type: ignore[arg-type]
             sources=self.sources,
             use_labels=self.use_labels,
+            labelled_col=self.labelled_col,
+            labels_as_data=self.labels_as_data,
         )
         return pool, perm
 

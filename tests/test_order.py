@@ -100,7 +100,7 @@ def _select(cli, path: Path, out: Path, name: str, extra: list[str]) -> pl.DataF
 
 
 def _check_same(cli, layouts, tmp_path, name: str, extra: list[str]) -> None:
-    layout = get_strategy(name).layout
+    layout = "long" if get_strategy(name).inputs.name == "long" else "wide"
     given, shuffled, resharded = layouts[layout]
     a = _select(cli, given, tmp_path / "a.parquet", name, extra)
     b = _select(cli, shuffled, tmp_path / "b.parquet", name, extra)

@@ -46,7 +46,7 @@ def pool_of(frame: pl.DataFrame, name: str | None = None) -> Pool:
     """The pool a strategy sees: long-layout strategies (one row per model and id) get it
     pivoted to one row per sample id, as ``select`` does."""
     pool = Pool(frame=frame, columns=Columns())
-    if name is not None and get_strategy(name).layout == "long":
+    if name is not None and get_strategy(name).inputs.name == "long":
         pool = pivot_pool(pool)
     return pool
 
@@ -55,7 +55,7 @@ def pool_of(frame: pl.DataFrame, name: str | None = None) -> Pool:
 def frame_for(full_frame, long_frame):
     """The template's input for a strategy: ``full_frame`` (one row per id), or for strategies
     with ``layout="long"`` the same digits as real models' long-format predictions."""
-    return lambda name: long_frame if get_strategy(name).layout == "long" else full_frame
+    return lambda name: long_frame if get_strategy(name).inputs.name == "long" else full_frame
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +143,15 @@ def test_one_row_pool_and_budget_equal_to_pool(frame_for, name):
 def test_labelled_rows_are_never_picked(frame_for, name):
     frame = frame_for(name)
     pool = pool_of(with_sample_labels(frame, lambda i: 0 if i % 3 else None), name)
-    _manifest, sel = select(pool, name, budget_for(name, 40), seed=0)
+    marked = {"labelled_col": "label"}  # the labelled set, also for strategies with labels as data
+    _manifest, sel = select(pool, name, budget_for(name, 40), seed=0, **marked)
     assert not pool.labelled_mask[sel.indices].any()
     if name not in SELF_SIZED:
         with pytest.raises(SelectkitError, match="larger than the pool"):
-            select(pool, name, int((~pool.labelled_mask).sum()) + 1, seed=0)
+            select(pool, name, int((~pool.labelled_mask).sum()) + 1, seed=0, **marked)
     all_labelled = pool_of(with_sample_labels(frame, lambda i: 1), name)
     with pytest.raises(SelectkitError, match="--label-col none"):
-        select(all_labelled, name, budget_for(name, 1), seed=0)
+        select(all_labelled, name, budget_for(name, 1), seed=0, **marked)
 
 
 @pytest.mark.parametrize("name", STRATEGIES)

@@ -59,29 +59,31 @@ class Simulation:
 @dataclass(frozen=True)
 class StrategySpec:
     """One entry of ``strategies``: a strategy name with optional modifiers, written
-    ``entropy+power`` (β = 1), ``bald+power=2`` (β = 2) or ``margin+anchoral`` (AnchorAL subpool
+    ``entropy+power`` (coldness β = 1), ``bald+power=2`` (β = 2) or ``margin+anchoral`` (AnchorAL subpool
     with its defaults); the full text labels its curve."""
 
     label: str
     name: str
     needs: tuple[str, ...]
     stochastic: str | None = None
-    beta: float = 1.0
+    coldness: float | None = None
     subpool: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> StrategySpec:
         name, *mods = [part.strip() for part in text.split("+")]
         spec = get_strategy(name)
-        stochastic, beta, subpool = None, 1.0, None
+        stochastic, coldness, subpool = None, None, None
         for mod in mods:
             key, _, value = mod.partition("=")
             if key in STOCHASTIC:
                 stochastic = key
                 try:
-                    beta = float(value) if value else 1.0
+                    coldness = float(value) if value else None
                 except ValueError:
-                    raise SelectkitUsageError(f"{text!r}: beta {value!r} is not a number") from None
+                    raise SelectkitUsageError(
+                        f"{text!r}: coldness {value!r} is not a number"
+                    ) from None
             elif key in SUBPOOLS and not value:
                 subpool = key
             else:
@@ -89,8 +91,8 @@ class StrategySpec:
                     f"{text!r}: unknown modifier {mod!r}; use one of "
                     f"{', '.join(STOCHASTIC + SUBPOOLS)} (e.g. entropy+power=2, margin+anchoral)"
                 )
-        modifiers_for(spec, stochastic, beta, subpool, None)  # usage error if not scored
-        return cls(text, spec.name, spec.needs, stochastic, beta, subpool)
+        modifiers_for(spec, stochastic, coldness, subpool, None)  # usage error if not scored
+        return cls(text, spec.name, spec.needs, stochastic, coldness, subpool)
 
 
 def _seed(seed: int, *keys: str | int) -> int:
@@ -314,8 +316,9 @@ def _run_strategy(
                 batch,
                 seed=_seed(seed, "query", repeat, name, t),
                 params=params,
+                labelled_col="label",  # the rows labelled so far, whatever the strategy's labels
                 stochastic=spec.stochastic,
-                stochastic_beta=spec.beta,
+                coldness=spec.coldness,
                 subpool=spec.subpool,
             )
             labelled[sel.indices] = True

@@ -45,7 +45,7 @@ def simulate(
             "--strategies",
             "-s",
             help="Comma-separated strategies, e.g. random,margin,badge; a scored one may take "
-            "modifiers: entropy+power, bald+power=2 (beta), margin+anchoral.",
+            "modifiers: entropy+power, bald+power=2 (coldness 2), margin+anchoral.",
         ),
     ] = "random,margin",
     model: Annotated[

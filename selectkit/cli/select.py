@@ -174,6 +174,14 @@ def select(
     id_col: IdCol = "id",
     embedding_col: EmbeddingCol = "embedding",
     label_col: LabelCol = "label",
+    labelled_col: Annotated[
+        Optional[str],
+        typer.Option(
+            "--labelled-col",
+            help="Rows where this column is non-null are already labelled: never picked, by "
+            "any strategy (e.g. to prune a labelled set with ccs while keeping some rows out).",
+        ),
+    ] = None,
     cluster_col: ClusterCol = "cluster",
     score_col: ScoreCol = "score",
     proba_col: ProbaCol = "proba",
@@ -189,12 +197,11 @@ def select(
             "power or softrank (Kirsch et al. 2023).",
         ),
     ] = None,
-    beta: Annotated[
+    coldness: Annotated[
         Optional[float],
         typer.Option(
-            "--beta",
-            help="With --stochastic: its coldness β (> 0, default 1; large = close to top-k). "
-            "Otherwise the strategy's own beta (ccs: the hard-cutoff fraction).",
+            "--coldness",
+            help="With --stochastic: its coldness β (> 0, default 1; large = close to top-k).",
         ),
     ] = None,
     subpool: Annotated[
@@ -221,9 +228,12 @@ def select(
 ) -> None:
     """Pick --budget rows with a strategy and write a manifest (id, rank, score, weight[, cluster]).
 
-    Rows with a non-null label are treated as already labelled: never picked, but strategies
-    such as kcenter count them as covered. The manifest records the strategy, parameters, seed,
-    inputs (with fingerprints), timings and metrics; see `selectkit inspect`.
+    Acquisition strategies (kcenter, margin, ...) treat rows with a non-null label as already
+    labelled: never picked, but counted as covered. Strategies that use labels as data (ccs,
+    sensitivity, topk, stratified, disco, ...) may pick any row; --labelled-col marks rows to
+    keep out for any strategy; `selectkit strategies` shows which is which. The manifest
+    records the strategy, parameters, seed, inputs (with fingerprints), timings and metrics;
+    see `selectkit inspect`.
 
     Examples:
 
@@ -237,7 +247,7 @@ def select(
 
     Active learning (a pool with your model's proba column):
 
-        selectkit select pool.parquet -s margin -b 100 --stochastic power -o batch.parquet
+        selectkit select pool.parquet -s margin -b 100 --stochastic power --coldness 2 -o batch.parquet
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
@@ -245,12 +255,6 @@ def select(
     check_json_stdout(as_json, output)
     tables, options = split_strategy_options(inputs, strategy)
     params = {**options, **_parse_params(param)}
-    if beta is not None and not stochastic:  # without --stochastic, --beta is the strategy's own
-        from selectkit.strategies import get_strategy
-
-        if "beta" not in get_strategy(strategy).params:
-            raise SelectkitUsageError("--beta needs --stochastic (or a strategy with a beta, ccs)")
-        params.setdefault("beta", str(beta))
     use_labels = label_col.lower() != "none"
     columns = Columns().with_overrides(
         id=id_col,
@@ -281,8 +285,9 @@ def select(
         threads=threads,
         emit={"dropped": emit_dropped},
         metrics=metrics,
+        labelled_col=labelled_col,
         stochastic=stochastic,
-        stochastic_beta=1.0 if beta is None else beta,
+        coldness=coldness,
         subpool=subpool,
         subpool_options={
             "anchors": anchors,

@@ -13,7 +13,10 @@ from selectkit.cli._options import AsJson
 def strategies(
     as_json: AsJson = False,
 ) -> None:
-    """List every strategy, the columns it needs, its parameters and its cost.
+    """List every strategy, the columns it needs, what labels mean to it, its parameters and cost.
+
+    labels: "labelled set" (rows with a label are never picked) or "as data" (every row may be
+    picked; --labelled-col on `select` keeps marked rows out).
 
     On a terminal: a table. Piped: plain text, one line per fact, never wrapped (grep-able).
     """
@@ -44,6 +47,8 @@ def describe(spec: Any) -> dict[str, Any]:
         },
         "summary": spec.summary,
         "cost": spec.cost,
+        "labels": spec.labels,
+        "input": spec.inputs.name,
     }
 
 
@@ -62,7 +67,10 @@ def plain_text(rows: list[dict[str, Any]]) -> str:
         needs = ", ".join(r["needs"]) or "-"
         if r["optional"]:
             needs += f" (optional: {', '.join(r['optional'])})"
+        if r["input"] != "wide":
+            needs += f" (input: {r['input']})"
         out.append(f"  needs: {needs}")
+        out.append(f"  labels: {_labels(r)}")
         out.extend(f"  {line}" for line in option_lines(r))
         out.append(f"  cost: {r['cost']}")
         out.append("")
@@ -73,11 +81,18 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("strategy", "needs", "parameters", "what it does", show_lines=True)
+    table = Table("strategy", "needs", "labels", "parameters", "what it does", show_lines=True)
     for r in rows:
         needs = ", ".join(r["needs"]) or "-"
         if r["optional"]:
             needs += f"\n(optional: {', '.join(r['optional'])})"
+        if r["input"] != "wide":
+            needs += f"\n(input: {r['input']})"
         params = "\n".join(option_lines(r))
-        table.add_row(r["name"], needs, params or "-", f"{r['summary']}\nCost: {r['cost']}")
+        summary = f"{r['summary']}\nCost: {r['cost']}"
+        table.add_row(r["name"], needs, _labels(r), params or "-", summary)
     Console().print(table)
+
+
+def _labels(row: dict[str, Any]) -> str:
+    return "as data" if row["labels"] == "data" else "labelled set"

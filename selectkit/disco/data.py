@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -29,6 +30,9 @@ from selectkit.io.tables import (
     iter_batches,
 )
 from selectkit.pool import Columns, Pool
+
+if TYPE_CHECKING:  # the adapter protocol lives beside the strategies, which import this module
+    from selectkit.strategies.inputs import FileInputs
 
 # rows are rescaled to sum to 1; a warning names rows further than this from 1
 SUM_TOLERANCE = 1e-3
@@ -128,6 +132,8 @@ class ModelPool(Pool):
             arrays=pool.arrays,
             sources=pool.sources,
             use_labels=pool.use_labels,
+            labelled_col=pool.labelled_col,
+            labels_as_data=pool.labels_as_data,
             predictions=canonical,
         )
         return sorted_pool, perm
@@ -451,6 +457,13 @@ def _labels(col: pl.Series, layout: _Layout, c: int, where: str, ids: pl.Series)
             f"{where}: column '{col.name}' (label) holds {col.dtype}; DISCO needs the true class "
             "as an integer index into proba"
         )
+    negative = col.fill_null(0) < 0
+    if negative.any():  # -1 is a label, never a stand-in for null: refuse, do not drop it
+        row = int(negative.arg_max())
+        raise SelectkitError(
+            f"{where}: label {col[row]} is not a class index in [0, {c}) (the length of proba); "
+            "leave the label null where a sample has none"
+        )
     values = _per_sample(col.fill_null(-1).cast(pl.Int64), layout, where, "label", ids)
     values = values.astype(np.int64)
     bad = values >= c
@@ -507,8 +520,9 @@ def pivot_pool(
     """Turn a pool holding a long table into a ``ModelPool`` with one row per sample id.
 
     The long table must have the column roles ``needs`` (checked first, before any work). The
-    frame keeps ``id``, and ``group`` and ``label`` where present (so labelled samples stay out
-    of the selection, as everywhere in selectkit). Already pivoted pools come back unchanged.
+    frame keeps ``id``, and ``group`` and ``label`` where present, and the pool's labelled-set
+    column (``labelled_col``: non-null on a sample's row of any model marks the sample labelled).
+    Already pivoted pools come back unchanged.
     """
     if isinstance(pool, ModelPool):
         return pool
@@ -529,11 +543,17 @@ def pivot_pool(
     if pool.use_labels and cols.label in pool.frame.columns:
         labels = preds.labels if preds.labels is not None else np.full(preds.n_samples, -1)
         data[cols.label] = pl.Series(labels, dtype=pl.Int64).replace(-1, None)
+    mark = pool.labelled_col
+    if mark is not None and mark not in data:
+        marked = pool.frame.filter(pl.col(mark).is_not_null()).get_column(cols.id)
+        data[mark] = preds.ids.is_in(marked.unique().implode()).cast(pl.Int8).replace(0, None)
     return ModelPool(
         frame=pl.DataFrame(data),
         columns=cols,
         sources=pool.sources,
         use_labels=pool.use_labels,
+        labelled_col=pool.labelled_col,
+        labels_as_data=pool.labels_as_data,
         predictions=preds,
     )
 
@@ -550,3 +570,33 @@ def load_long_pool(
     frame, sources = read_long_table(paths, input_format=input_format)
     pool = Pool(frame=frame, columns=columns or Columns(), sources=sources, use_labels=use_labels)
     return pivot_pool(pool, drop_incomplete=drop_incomplete)
+
+
+class LongInput:
+    """DISCO's input adapter (``selectkit.strategies.inputs.InputAdapter``): one row per (model,
+    id) with ``proba``, stacked from every file, pivoted to one row per sample id before the
+    strategy runs, so the budget counts samples. The strategy's ``drop_incomplete`` parameter
+    tunes the pivot."""
+
+    name = "long"
+
+    def load(self, files: FileInputs, params: dict[str, Any]) -> Pool:
+        """The stacked long table as a pool (not yet pivoted); cost: reading the files."""
+        frame, sources = read_long_table(files.paths, input_format=files.input_format)
+        return Pool(
+            frame=frame, columns=files.columns, sources=sources, use_labels=files.use_labels
+        )
+
+    def prepare(
+        self, pool: Pool, needs: Sequence[str], purpose: str, params: dict[str, Any]
+    ) -> ModelPool:
+        """The pool pivoted to one row per sample (``pivot_pool``); a ModelPool unchanged."""
+        return pivot_pool(
+            pool,
+            drop_incomplete=bool(params.get("drop_incomplete", False)),
+            needs=needs,
+            purpose=purpose,
+        )
+
+
+LONG = LongInput()

@@ -18,7 +18,7 @@ from selectkit.errors import SelectkitError
 from selectkit.linalg import group_means, squared_distances_to
 from selectkit.pool import Pool
 from selectkit.strategies.allocation import draw_within_groups, water_fill
-from selectkit.strategies.base import AUTO, Param, Selection, register_strategy
+from selectkit.strategies.base import AUTO, LABELS_AS_DATA, Param, Selection, register_strategy
 
 
 def tree_from_pool(pool: Pool) -> list[np.ndarray]:
@@ -107,6 +107,7 @@ def balanced_counts(levels: list[np.ndarray], budget: int, rng: np.random.Genera
             ("random", "closest"),
         ),
     },
+    labels=LABELS_AS_DATA,  # curating a corpus: every row may be picked
     cost="k-means: about (1 + resample_steps) n k d per level and Lloyd iteration; sampling "
     "O(n log n); memory O(n + k d).",
 )

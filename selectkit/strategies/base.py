@@ -20,9 +20,21 @@ import polars as pl
 
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.pool import Pool
+from selectkit.strategies.inputs import WIDE, InputAdapter
 
 ENTRY_POINT_GROUP = "selectkit.strategies"
 AUTO = "auto"  # a parameter default meaning "the strategy chooses; the choice is recorded"
+
+# What a strategy makes of the label column (null = unlabelled; -1 and "" are labels). Shown by
+# `selectkit strategies`; docs/strategies.md says why each strategy is which.
+LABELLED_SET = "labelled-set"  # acquisition: labelled rows are never picked, count as covered
+LABELS_AS_DATA = "data"  # pruning/weighing labelled data: every row may be picked
+LABEL_USES = {
+    LABELLED_SET: "labelled rows are the labelled set: never picked (AL strategies count them "
+    "as covered)",
+    LABELS_AS_DATA: "labels are data: every row may be picked, unless --labelled-col marks the "
+    "rows already labelled",
+}
 
 
 @dataclass
@@ -135,10 +147,11 @@ class Strategy:
     cost: str = ""
     self_sized: bool = False
     emits: tuple[str, ...] = ()
-    stream: Callable[..., Any] | None = None
-    # "wide": one row per id (the default). "long": one row per (model, id) with `proba`;
-    # `select` pivots such tables to one row per id (selectkit.disco.data.pivot_pool) first.
-    layout: str = "wide"
+    # reads the input files and shapes the pool (selectkit.strategies.inputs): WIDE by default,
+    # DISCO's LONG (pivoted to one row per id), DSIR's STREAMED (files read as a stream)
+    inputs: InputAdapter = WIDE
+    # LABELLED_SET or LABELS_AS_DATA: whether rows with a label are the labelled set by default
+    labels: str = LABELLED_SET
     # Scored strategies (selectkit.strategies.scored) also expose their per-row scorer, which
     # the acquisition modifiers (stochastic sampling, AnchorAL subpools) work on.
     scorer: Callable[..., np.ndarray] | None = None
@@ -183,8 +196,8 @@ def register_strategy(
     cost: str = "",
     self_sized: bool = False,
     emits: tuple[str, ...] = (),
-    stream: Callable[..., Any] | None = None,
-    layout: str = "wide",
+    inputs: InputAdapter = WIDE,
+    labels: str = LABELLED_SET,
     scorer: Callable[..., np.ndarray] | None = None,
     reads_row_order: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
@@ -193,17 +206,20 @@ def register_strategy(
     ``self_sized`` strategies (such as semdedup) decide how many rows they keep: they take no
     budget and ``fn`` receives ``budget=None``. ``emits`` names the side tables the strategy can
     write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``.
-    ``layout="long"``: the input has one row per (model, id) and is pivoted to one row per id
-    before the strategy runs (see ``Strategy.layout``). ``stream`` marks a strategy for corpora
-    larger than memory (dsir): ``select_files`` then hands it the input paths instead of loading
-    a Pool, as ``stream(inputs, budget, seed, params, columns, input_format) ->
-    StreamedSelection``; ``fn`` still serves in-memory Pools. ``scorer`` marks a scored
+    ``inputs`` is the strategy's input adapter (``selectkit.strategies.inputs``): how files are
+    read and a pool shaped for it (``WIDE``, one row per id, by default). ``labels`` says what
+    the label column means to it: ``"labelled-set"`` (the default; acquisition: rows with a
+    non-null label are already labelled, never picked) or ``"data"`` (labels are data, every
+    row may be picked); ``select(..., labelled_col=)`` marks the labelled set for either.
+    ``scorer`` marks a scored
     strategy (use ``register_scored_strategy`` rather than this). ``reads_row_order(params)``
     is True where the strategy's result is meant to depend on the input's row order (semdedup
     ``--order input``); everywhere else ``select`` runs strategies on the rows sorted by id.
     """
-    if layout not in ("wide", "long"):
-        raise ValueError(f"layout must be 'wide' or 'long', not {layout!r}")
+    if labels not in LABEL_USES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_USES)}, not {labels!r}")
+    if not isinstance(inputs, InputAdapter):
+        raise ValueError(f"inputs must be an input adapter (load, prepare), not {inputs!r}")
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
@@ -218,8 +234,8 @@ def register_strategy(
             cost,
             self_sized=self_sized,
             emits=emits,
-            layout=layout,
-            stream=stream,
+            inputs=inputs,
+            labels=labels,
             scorer=scorer,
             reads_row_order=reads_row_order,
         )

@@ -16,7 +16,7 @@ from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.pool import Pool
 from selectkit.strategies.allocation import draw_within_groups, fill_smallest_first
-from selectkit.strategies.base import AUTO, Param, Selection, register_strategy
+from selectkit.strategies.base import AUTO, LABELS_AS_DATA, Param, Selection, register_strategy
 
 # Score names where a high value means a hard example (matched as whole words of the column
 # name, e.g. `el2n` or `train_loss`); for the rest (AUM, margins, `score`) low means hard.
@@ -76,6 +76,7 @@ def equal_width_strata(scores: np.ndarray, strata: int) -> np.ndarray:
             choices=(AUTO, "low", "high"),
         ),
     },
+    labels=LABELS_AS_DATA,  # pruning labelled training data: every row competes
     cost="O(n log n) time, O(n) memory.",
 )
 def ccs(

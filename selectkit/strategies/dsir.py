@@ -9,8 +9,6 @@ from a Pool (Python API) it reads the pool's text column. The core lives in ``se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +23,15 @@ from selectkit.errors import SelectkitUsageError
 from selectkit.io.tables import check_unique_ids
 from selectkit.pool import Columns, Pool
 from selectkit.rng import derive_rng
-from selectkit.strategies.base import AUTO, Param, Selection, StreamedSelection, register_strategy
+from selectkit.strategies.base import (
+    AUTO,
+    LABELS_AS_DATA,
+    Param,
+    Selection,
+    StreamedSelection,
+    register_strategy,
+)
+from selectkit.strategies.inputs import FileInputs, StreamedInput
 
 PARAMS = {
     "target": Param(
@@ -104,18 +110,17 @@ def _base_seed(rng: np.random.Generator) -> int:
 
 
 def dsir_stream(
-    inputs: Sequence[str | Path],
+    files: FileInputs,
     budget: int | float | str | None,
     seed: int,
     params: dict[str, Any],
-    columns: Columns,
-    input_format: str | None,
 ) -> StreamedSelection:
-    """Stream ``inputs`` through DSIR and return the manifest: id (the input's ids, or the global
+    """Stream ``files`` through DSIR and return the manifest: id (the input's ids, or the global
     row number in input order when it has none), rank, score (log-importance weight), weight
     (1, or the number of draws with replacement), and target (with several targets)."""
+    columns, input_format = files.columns, files.input_format
     settings = settings_from(params, columns, input_format)
-    source = FileChunks(list(map(str, inputs)), columns.text, columns.id, input_format)
+    source = FileChunks(list(map(str, files.paths)), columns.text, columns.id, input_format)
     res = run_dsir(source, budget, _base_seed(derive_rng(seed, "select", "dsir")), settings)
     ids = pl.Series("id", res.ids) if res.ids is not None else pl.Series("id", res.rows)
     # ids are not collected for the whole corpus (memory): the selection's must be unique
@@ -140,6 +145,10 @@ def dsir_stream(
     )
 
 
+# from files, DSIR reads the corpus itself in at most two streamed passes; a Pool is wide
+STREAMED = StreamedInput(dsir_stream)
+
+
 @register_strategy(
     "dsir",
     summary="Importance resampling towards target corpora on hashed n-grams (DSIR, Xie et al. "
@@ -147,7 +156,8 @@ def dsir_stream(
     needs=("text",),
     params=PARAMS,
     cost="2 streamed passes, O(characters) on all cores; memory O(buckets x targets + budget)",
-    stream=dsir_stream,
+    inputs=STREAMED,
+    labels=LABELS_AS_DATA,  # a corpus to resample; the streamed path reads no labels at all
 )
 def dsir(pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any) -> Selection:
     """DSIR on an in-memory pool's text column (unlabelled rows only); see the module doc."""

@@ -42,14 +42,15 @@ Scorer = Callable[..., np.ndarray]
 class Acquisition:
     """Modifiers of a scored strategy's pick (defaults: plain top-k on the whole pool).
 
-    ``stochastic``: None, softmax, power or softrank; ``beta``: its coldness β (> 0; larger is
-    closer to top-k). ``subpool``: None or anchoral; ``anchors``: anchors per class (A, default
-    10 as in the official AnchorAL code); ``neighbours``: unlabelled neighbours retrieved per
-    anchor (K, 50); ``subpool_size``: rows kept in the subpool (M, 10,000).
+    ``stochastic``: None, softmax, power or softrank; ``coldness``: its coldness β (> 0; larger
+    is closer to top-k; recorded as ``coldness``). ``subpool``: None or anchoral; ``anchors``:
+    anchors per class (A, default 10 as in the official AnchorAL code); ``neighbours``:
+    unlabelled neighbours retrieved per anchor (K, 50); ``subpool_size``: rows kept in the
+    subpool (M, 10,000).
     """
 
     stochastic: str | None = None
-    beta: float = 1.0
+    coldness: float = 1.0
     subpool: str | None = None
     anchors: int = 10
     neighbours: int = 50
@@ -60,8 +61,10 @@ class Acquisition:
             raise SelectkitUsageError(
                 f"--stochastic {self.stochastic!r} is unknown; choose one of {', '.join(STOCHASTIC)}"
             )
-        if not (np.isfinite(self.beta) and self.beta > 0):
-            raise SelectkitUsageError(f"--beta {self.beta} must be a positive number")
+        if not (np.isfinite(self.coldness) and self.coldness > 0):
+            raise SelectkitUsageError(
+                f"the coldness ('--coldness' / coldness=) {self.coldness} must be a positive number"
+            )
         if self.subpool is not None and self.subpool not in SUBPOOLS:
             raise SelectkitUsageError(
                 f"--subpool {self.subpool!r} is unknown; choose one of {', '.join(SUBPOOLS)}"
@@ -78,7 +81,7 @@ class Acquisition:
         """The modifiers in effect, for provenance."""
         out: dict[str, Any] = {}
         if self.stochastic:
-            out.update(stochastic=self.stochastic, beta=self.beta)
+            out.update(stochastic=self.stochastic, coldness=self.coldness)
         if self.subpool:
             out.update(
                 subpool=self.subpool,
@@ -196,19 +199,19 @@ def pick(
     if mods.stochastic is None:
         return top_k(pool, rows, scores, k)
     if mods.stochastic == "softmax":
-        keys = mods.beta * scores
+        keys = mods.coldness * scores
     elif mods.stochastic == "power":
         if (scores < 0).any():
             raise SelectkitUsageError(
                 "--stochastic power needs non-negative scores; use softmax or softrank"
             )
         with np.errstate(divide="ignore"):
-            keys = mods.beta * np.log(scores)  # a zero score gets -inf: drawn only when needed
+            keys = mods.coldness * np.log(scores)  # a zero score gets -inf: drawn only when needed
     else:  # softrank: rank 1 = the best row in the deterministic order
         order = top_k(pool, rows, scores, scores.size)
         rank = np.empty(scores.size, dtype=np.float64)
         rank[order] = np.arange(1, scores.size + 1)
-        keys = -mods.beta * np.log(rank)
+        keys = -mods.coldness * np.log(rank)
     keys = keys + rng.gumbel(size=keys.size)  # Gumbel-top-k = sampling without replacement
     return top_k(pool, rows, keys, k)
 

@@ -5,7 +5,7 @@ by its representative's loss plus lambda times its squared distance to the repre
 are sampled in proportion to that bound (mixed with a uniform floor so no weight explodes) and
 weighted by the inverse of their sampling probability, so that
 
-    sum over picks of weight * loss  ~  sum over all unlabelled rows of loss
+    sum over picks of weight * loss  ~  sum over all selectable rows of loss
 
 is an unbiased estimate. The representatives are always picked (weight 1) and the sample is
 drawn from the other rows. Without a loss column the classic k-means sensitivity bound
@@ -22,7 +22,7 @@ from selectkit.console import warn
 from selectkit.errors import SelectkitError
 from selectkit.linalg import group_means, squared_distances_to
 from selectkit.pool import Pool
-from selectkit.strategies.base import AUTO, Param, Selection, register_strategy
+from selectkit.strategies.base import AUTO, LABELS_AS_DATA, Param, Selection, register_strategy
 
 MIN_PILOT = 10  # rows with a known loss needed to estimate lambda from the data
 
@@ -136,6 +136,7 @@ def loss_column(pool: Pool, loss: str) -> str | None:
             ("replacement", "pps"),
         ),
     },
+    labels=LABELS_AS_DATA,  # estimating the loss of labelled data: every row may be picked
     cost="O(n d) time, O(n) memory (one pass for cluster means, one for distances).",
 )
 def sensitivity(
