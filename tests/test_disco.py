@@ -293,13 +293,19 @@ def test_fit_reports_incomplete_models(cli, zoo, tmp_path):
 
 
 def test_evaluate_cli_and_api(cli, zoo, tmp_path):
+    from typer.testing import CliRunner
+
+    from selectkit.cli import app
+
     out = tmp_path / "eval.parquet"
-    result = cli(
-        "disco", "evaluate", zoo["dir"] / "preds.parquet", zoo["dir"] / "acc.parquet",
-        "--budgets", "10,40", "--seeds", "3", "-o", out,
-    )  # fmt: skip
+    # without -q: the table is for people, on stderr; stdout is data only (issue 12 item 8)
+    result = CliRunner().invoke(app, [
+        "disco", "evaluate", str(zoo["dir"] / "preds.parquet"), str(zoo["dir"] / "acc.parquet"),
+        "--budgets", "10,40", "--seeds", "3", "-o", str(out),
+    ])  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert "disco+ridge" in result.stdout and "random+naive" in result.stdout
+    assert "disco+ridge" in result.stderr and "random+naive" in result.stderr
+    assert result.stdout == ""
     rows = pl.read_parquet(out)
     assert rows.height == 3 * 2 * 4
     assert set(rows.get_column("method")) == {
@@ -326,7 +332,7 @@ def test_evaluate_cli_and_api(cli, zoo, tmp_path):
     )  # fmt: skip
     assert piped.exit_code == 0, piped.stderr
     lines = [json.loads(line) for line in piped.stdout.splitlines()]
-    assert len(lines) == 2 * 4 and "disco+ridge" in piped.stderr
+    assert len(lines) == 2 * 4 and "disco+ridge" not in piped.stderr  # -q: no table
     # another seed splits the models differently
     other = disco.evaluate(preds, acc, budgets=(10, 40), seeds=3, seed=1)
     assert not other.get_column("mae").equals(rows.get_column("mae"))
@@ -534,7 +540,7 @@ def test_anchor_accuracy_feature_regressors_and_round_trip(zoo, tmp_path):
     np.savez(tmp_path / "knn" / ARRAYS_FILE, **arrays)
     with pytest.raises(SelectkitError, match="train_anchor_accuracy"):
         disco.load_predictor(tmp_path / "knn")
-    with pytest.raises(sk.SelectkitUsageError, match="unknown features"):
+    with pytest.raises(sk.SelectkitUsageError, match="features=.accuracy. must be one of"):
         disco.fit_predictor(preds, acc, rows, features="accuracy")
 
 
@@ -579,7 +585,7 @@ def test_cli_anchor_accuracy_feature_needs_correctness(cli, zoo, tmp_path):
         "disco", "fit", no_correct, zoo["dir"] / "acc.parquet", "--anchors", anchors,
         "--features", "accuracy", "-o", tmp_path / "p3",
     )  # fmt: skip
-    assert result.exit_code == 2 and "unknown features" in result.stderr
+    assert result.exit_code == 2 and "--features / features=" in result.stderr
     # evaluate takes it too, records it, and reports the same methods
     out3 = tmp_path / "eval.parquet"
     result = cli(

@@ -22,7 +22,6 @@ except with ``rf``) plus the strategy's cost on the pool; once per run, one sort
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from selectkit.console import progress_bar, warn
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.io.formats import detect_format
+from selectkit.io.provenance import fingerprint_ids
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 from selectkit.select import modifiers_for, select
@@ -132,11 +132,9 @@ def id_record(ids: pl.Series) -> dict[str, Any]:
     """How the provenance records a set of ids: their count, ``sha256`` (hex) of the ids sorted
     ascending, each written as text and followed by a newline, and, when there are at most
     ``LISTED_IDS`` of them, the ids themselves (ascending). O(k log k)."""
-    values = ids.sort().to_list()
-    digest = hashlib.sha256("".join(f"{v}\n" for v in values).encode()).hexdigest()
-    record: dict[str, Any] = {"count": len(values), "sha256": digest}
-    if len(values) <= LISTED_IDS:
-        record["ids"] = values
+    record: dict[str, Any] = {"count": ids.len(), "sha256": fingerprint_ids(ids)}
+    if ids.len() <= LISTED_IDS:
+        record["ids"] = ids.sort().to_list()
     return record
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Optional
 
 import typer
@@ -142,6 +141,14 @@ def predict(
         str, typer.Option("-o", "--output", help="Output (model, predicted_accuracy) or '-'.")
     ],
     drop_incomplete: DropIncomplete = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Predict even when the predictions look like another benchmark than the "
+            "predictor's (other sample ids, or other true labels or groups on the anchors).",
+        ),
+    ] = False,
     model_col: ModelCol = "model",
     id_col: IdCol = "id",
     proba_col: ProbaCol = "proba",
@@ -153,6 +160,8 @@ def predict(
 
     Refuses predictions that lack some anchors or have another number of classes, and, for a
     predictor fitted with --features signature+accuracy, predictions without `correct`/`label`.
+    Refuses, unless --force, predictions on another benchmark: more or other sample ids than
+    the predictor was fitted on, or other true labels or groups on the anchors.
 
     Example:  selectkit disco predict predictor/ new_model_preds.parquet -o predicted.parquet
     """
@@ -162,7 +171,12 @@ def predict(
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
     _, prov = run(
         lambda: predict_files(
-            predictor, predictions, output, columns=cols, drop_incomplete=drop_incomplete
+            predictor,
+            predictions,
+            output,
+            columns=cols,
+            drop_incomplete=drop_incomplete,
+            force=force,
         )
     )
     report({"output": output, **prov.metrics}, as_json=as_json, title="disco predict")
@@ -277,12 +291,18 @@ def evaluate(
     if as_json:
         report({"output": output, **prov.metrics, **prov.timings}, as_json=True, title="")
         return
-    _print_summary(summary, prov.metrics, to_stderr=output == "-")
+    _print_summary(summary, prov.metrics)
 
 
-def _print_summary(summary, metrics: dict, *, to_stderr: bool) -> None:
-    from rich.console import Console
+def _print_summary(summary, metrics: dict) -> None:
     from rich.table import Table
+
+    from selectkit.console import is_quiet, stderr_console
+
+    # stdout is data only (the rows with -o -, the summary with --json): the table is for people,
+    # on stderr, also when stderr is a file (`2> table.txt`); -q silences it
+    if is_quiet():
+        return
 
     table = Table(
         "budget",
@@ -304,6 +324,4 @@ def _print_summary(summary, metrics: dict, *, to_stderr: bool) -> None:
             f"{r['median_ae_mean']:.2f}",
             f"{r['spearman_mean']:.3f} ± {rho_sd:.3f}",
         )
-    # the table is the command's result, like `strategies`: stdout, also when piped, unless the
-    # rows themselves go to stdout (-o -)
-    Console(file=sys.stderr if to_stderr else sys.stdout, highlight=False, width=120).print(table)
+    stderr_console().print(table)

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from selectkit.disco.data import Predictions, load_predictions
-from selectkit.disco.evaluate import DEFAULT_BUDGETS, evaluate, summarise
+from selectkit.disco.evaluate import DEFAULT_BUDGETS, evaluate, split_notes, summarise
 from selectkit.disco.predictor import (
     DEFAULT_ALPHA,
     DEFAULT_PCA,
@@ -157,17 +157,21 @@ def predict_files(
     *,
     columns: Columns | None = None,
     drop_incomplete: bool = False,
+    force: bool = False,
 ) -> tuple[pl.DataFrame, Provenance]:
     """Predict the full-benchmark accuracy of every model in ``predictions`` (which need rows for
-    the predictor's anchors only) and write ``model, predicted_accuracy`` to ``output``."""
+    the predictor's anchors only) and write ``model, predicted_accuracy`` to ``output``.
+    Predictions on another benchmark than the predictor's are refused unless ``force``
+    (``selectkit.disco.predictor.check_benchmark``)."""
     paths = [predictions] if isinstance(predictions, (str, Path)) else list(predictions)
     check_output_path(output, paths)
     prov = Provenance(command="disco predict")
     predictor = load_predictor(predictor_dir)
     preds = load_predictions(paths, columns=columns, drop_incomplete=drop_incomplete)
-    frame = predict_accuracy(predictor, preds)
+    frame = predict_accuracy(predictor, preds, force=force)
     prov.params = {
         "predictor": str(predictor_dir),
+        "force": force,
         "regressor": predictor.regressor,
         "features": predictor.features,
     }
@@ -232,6 +236,8 @@ def evaluate_files(
         "samples": preds.n_samples,
         "classes": preds.n_classes,
         "dropped_models": preds.dropped,
+        "distinct_splits": int(rows.get_column("split").n_unique()),
+        "warnings": split_notes(rows),
         "summary": summary.to_dicts(),
     }
     write_table(rows, output, provenance=prov)
