@@ -611,3 +611,39 @@ def test_summary_leaves_undefined_spearman_out():
     row = disco.summarise(results).row(0, named=True)
     assert row["mae_mean"] == 3.0 and row["spearman_mean"] == 0.5
     assert row["spearman_seeds"] == 1 and row["seeds"] == 2
+
+
+def test_evaluate_warns_when_seeds_repeat_splits_or_test_outnumbers_source(
+    cli, zoo, tmp_path, capsys, monkeypatch
+):
+    """Issue 12 item 10: `± sd over seeds` must not hide that the seeds repeated a split."""
+    from selectkit import console
+
+    out = tmp_path / "e.parquet"
+    # 18 models under the iid split: k = 2, so 3 seeds hold out only 2 distinct model sets
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--split", "iid", "--budgets", "10",
+        "--seeds", "3", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    prov = read_provenance(out)
+    assert prov["metrics"]["distinct_splits"] == 2
+    assert len(prov["metrics"]["warnings"]) == 1
+    assert "3 seeds held out only 2 distinct sets" in prov["metrics"]["warnings"][0]
+    rows = pl.read_parquet(out)
+    assert rows.group_by("seed").agg(pl.col("split").first()).get_column("split").n_unique() == 2
+    # the same from Python, on stderr
+    monkeypatch.setitem(console._state, "quiet", False)
+    preds = disco.load_predictions(zoo["dir"] / "preds.parquet")
+    disco.evaluate(preds, preds.accuracy(), budgets=(10,), seeds=3, split="iid")
+    assert "warning: the 3 seeds held out only 2 distinct sets" in capsys.readouterr().err
+    # two seeds: distinct splits, no warning
+    disco.evaluate(preds, preds.accuracy(), budgets=(10,), seeds=2, split="iid")
+    assert "warning" not in capsys.readouterr().err
+    # 60% held out: 11 test models learn from 7 source models
+    rows = disco.evaluate(preds, preds.accuracy(), budgets=(10,), seeds=2, test_fraction=0.6)
+    err = capsys.readouterr().err
+    assert "2 of the 2 seeds test more models than they learn from" in err
+    assert "11 test, 7 source" in err
+    assert disco.split_notes(rows) == [line.removeprefix("warning: ") for line in
+                                       err.strip().splitlines()]  # fmt: skip
