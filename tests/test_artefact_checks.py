@@ -255,7 +255,11 @@ def test_predict_refuses_more_or_other_sample_ids(cli, bench, fitted, tmp_path):
     r = cli("disco", "predict", fitted, renamed, "-o", tmp_path / "p.parquet")
     assert r.exit_code == 1 and "897 sample ids, as many as that benchmark" in r.stderr
     bigger = tmp_path / "bigger.parquet"  # the benchmark plus samples it never had
-    extra = bench["new"].filter(pl.col("id") == spare).with_columns(pl.lit(9000, dtype=pl.Int64).alias("id"))
+    extra = (
+        bench["new"]
+        .filter(pl.col("id") == spare)
+        .with_columns(pl.lit(9000, dtype=pl.Int64).alias("id"))
+    )
     pl.concat([bench["new"], extra]).write_parquet(bigger)
     with pytest.raises(SelectkitMismatchError, match="898 sample ids, more than the 897"):
         disco.predict_files(fitted, bigger, tmp_path / "p.parquet")

@@ -540,7 +540,7 @@ def test_anchor_accuracy_feature_regressors_and_round_trip(zoo, tmp_path):
     np.savez(tmp_path / "knn" / ARRAYS_FILE, **arrays)
     with pytest.raises(SelectkitError, match="train_anchor_accuracy"):
         disco.load_predictor(tmp_path / "knn")
-    with pytest.raises(sk.SelectkitUsageError, match="features=.accuracy. must be one of"):
+    with pytest.raises(sk.SelectkitUsageError, match=r"features='accuracy' must be one of"):
         disco.fit_predictor(preds, acc, rows, features="accuracy")
 
 
