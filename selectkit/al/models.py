@@ -32,7 +32,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import LinearSVC
 
-from selectkit.bounds import Bound, check_bounds
+from selectkit.bounds import Bound
 from selectkit.errors import SelectkitUsageError
 
 
@@ -160,7 +160,11 @@ def model_param(model: str | ClassifierMixin, params: Mapping[str, Any] | None) 
         raise SelectkitUsageError(
             f"model parameter {spec.name}={raw!r} of {model!r} is not {kind}"
         ) from None
-    check_bounds({spec.name: spec.bound}, **{spec.name: value})
+    if not spec.bound.holds(value):
+        raise SelectkitUsageError(
+            f"model parameter {spec.name}={value!r} of {model!r} ('--model-param' / "
+            f"model_params=) must be {spec.bound.describe()}"
+        )
     return value
 
 
