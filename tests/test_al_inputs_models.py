@@ -53,6 +53,7 @@ def test_embeddings_and_a_labels_table_are_joined_on_id(cli, tmp_path, split_tab
         [d / "emb.parquet", d / "labels.csv"], tmp_path / "api.parquet",
         strategies=["random", "margin"], init=10, batch=5, rounds=2, repeats=1,
     )  # fmt: skip
+    assert prov.inputs[1]["path"].endswith("labels.csv") and summary.height == 2
     assert (
         pl.read_parquet(tmp_path / "api.parquet")
         .drop(TIMING)
