@@ -373,6 +373,17 @@ def simulate_file(
     parameter or strategy, missing matplotlib for ``plot``) are refused before any work. The
     provenance records each repeat's test and initial ids (``metrics.splits``, ``id_record``)."""
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    # before reading anything (``simulate`` checks the same declaration for API callers)
+    check_bounds(
+        SIMULATE_BOUNDS,
+        init=init,
+        batch=batch,
+        rounds=rounds,
+        repeats=repeats,
+        mc_members=mc_members,
+        seed=seed,
+        test_size=test_size,
+    )
     check_model(model)
     param = model_param(model, model_params)
     for name in strategies:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from selectkit.cli._run import check_json_stdout, report, run
+from selectkit.disco.evaluate import EVALUATE_BOUNDS as BOUNDS  # every bound, declared once
 
 app = typer.Typer(
     name="disco",
@@ -42,10 +43,21 @@ Features = Annotated[
     ),
 ]
 Pca = Annotated[
-    int, typer.Option("--pca", min=1, help="Keep at most this many PCA axes of the signatures.")
+    int,
+    typer.Option(
+        "--pca",
+        min=BOUNDS["pca_dim"].cli_min,
+        help="Keep at most this many PCA axes of the signatures.",
+    ),
 ]
-Alpha = Annotated[float, typer.Option("--alpha", min=0.0, help="ridge: regularisation strength.")]
-Neighbors = Annotated[int, typer.Option("--neighbors", min=1, help="knn: neighbours averaged.")]
+Alpha = Annotated[
+    float,
+    typer.Option("--alpha", min=BOUNDS["alpha"].cli_min, help="ridge: regularisation strength."),
+]
+Neighbors = Annotated[
+    int,
+    typer.Option("--neighbors", min=BOUNDS["neighbors"].cli_min, help="knn: neighbours averaged."),
+]
 DropIncomplete = Annotated[
     bool,
     typer.Option(
@@ -90,7 +102,10 @@ def fit(
     alpha: Alpha = 10.0,
     neighbors: Neighbors = 1,
     seed: Annotated[
-        int, typer.Option("--seed", min=0, help="forest: seeds its bootstrap (recorded).")
+        int,
+        typer.Option(
+            "--seed", min=BOUNDS["seed"].cli_min, help="forest: seeds its bootstrap (recorded)."
+        ),
     ] = 0,
     drop_incomplete: DropIncomplete = False,
     model_col: ModelCol = "model",
@@ -210,10 +225,14 @@ def evaluate(
     seeds: Annotated[
         int,
         typer.Option(
-            "--seeds", min=1, help="Seeds: model splits (random split) and random anchors."
+            "--seeds",
+            min=BOUNDS["seeds"].cli_min,
+            help="Seeds: model splits (random split) and random anchors.",
         ),
     ] = 5,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed (recorded).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=BOUNDS["seed"].cli_min, help="Base seed (recorded).")
+    ] = 0,
     test_fraction: Annotated[
         float,
         typer.Option("--test-fraction", help="Share of models held out as test models per seed."),
@@ -235,7 +254,9 @@ def evaluate(
     guiding_models: Annotated[
         int,
         typer.Option(
-            "--guiding-models", min=0, help="Score over this many source models (0 = all)."
+            "--guiding-models",
+            min=BOUNDS["guiding_models"].cli_min,
+            help="Score over this many source models (0 = all).",
         ),
     ] = 0,
     regressor: Regressor = "ridge",

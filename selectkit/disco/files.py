@@ -9,11 +9,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from selectkit.bounds import check_bounds
 from selectkit.disco.data import Predictions, load_predictions
-from selectkit.disco.evaluate import DEFAULT_BUDGETS, evaluate, split_notes, summarise
+from selectkit.disco.evaluate import (
+    DEFAULT_BUDGETS,
+    EVALUATE_BOUNDS,
+    evaluate,
+    split_notes,
+    summarise,
+)
 from selectkit.disco.predictor import (
     DEFAULT_ALPHA,
     DEFAULT_PCA,
+    FIT_BOUNDS,
     Predictor,
     anchor_rows_of,
     fit_predictor,
@@ -106,6 +114,14 @@ def fit_files(
     ``output``. ``anchors``: a manifest from ``select --strategy disco`` (or any table of ids).
     ``seed`` seeds the forest regressor (unused by ridge and knn). Cost: reading the predictions
     plus O(M^2 k C)."""
+    check_bounds(  # before reading anything
+        FIT_BOUNDS,
+        regressor=regressor,
+        features=features,
+        pca_dim=pca_dim,
+        alpha=alpha,
+        neighbors=neighbors,
+    )
     prov = Provenance(command="disco fit", seed=seed)
     prov.start("read")
     preds = load_predictions(predictions, columns=columns, drop_incomplete=drop_incomplete)
@@ -206,11 +222,6 @@ def evaluate_files(
     return (rows, summary over seeds, provenance)."""
     paths = [predictions] if isinstance(predictions, (str, Path)) else list(predictions)
     check_output_path(output, [*paths, *([accuracy] if accuracy else [])])
-    prov = Provenance(command="disco evaluate", seed=seed)
-    prov.start("read")
-    preds = load_predictions(paths, columns=columns, drop_incomplete=drop_incomplete)
-    acc, acc_from = model_accuracy(preds, accuracy, model_col=(columns or Columns()).model)
-    prov.stop("read")
     params = {
         "budgets": sorted(set(int(b) for b in budgets)),
         "seeds": seeds,
@@ -225,6 +236,15 @@ def evaluate_files(
         "neighbors": neighbors,
         "features": features,
     }
+    # before reading anything; `evaluate` checks the same declaration again for API callers
+    check_bounds(
+        EVALUATE_BOUNDS, seed=seed, **{k: params[k] for k in EVALUATE_BOUNDS if k in params}
+    )
+    prov = Provenance(command="disco evaluate", seed=seed)
+    prov.start("read")
+    preds = load_predictions(paths, columns=columns, drop_incomplete=drop_incomplete)
+    acc, acc_from = model_accuracy(preds, accuracy, model_col=(columns or Columns()).model)
+    prov.stop("read")
     prov.start("evaluate")
     rows = evaluate(preds, acc, seed=seed, **{**params, "budgets": tuple(params["budgets"])})
     prov.stop("evaluate")
