@@ -647,3 +647,36 @@ def test_evaluate_warns_when_seeds_repeat_splits_or_test_outnumbers_source(
     assert "11 test, 7 source" in err
     assert disco.split_notes(rows) == [line.removeprefix("warning: ") for line in
                                        err.strip().splitlines()]  # fmt: skip
+
+
+def test_a_per_sample_labels_table_is_joined_on_id(cli, zoo, tmp_path):
+    """Issue 12 item 5: disco takes the same inputs as every command, e.g. predictions + a
+    labels table (id, label) joined on the id column."""
+    frame = zoo["frame"]
+    bare = tmp_path / "bare.parquet"
+    frame.drop("label", "correct").write_parquet(bare)
+    labels = tmp_path / "labels.csv"
+    frame.select("id", "label").unique("id", maintain_order=True).reverse().write_csv(labels)
+    joined = disco.load_predictions([bare, labels])
+    whole = disco.load_predictions(zoo["dir"] / "preds_label.parquet")
+    np.testing.assert_array_equal(joined.labels, whole.labels)
+    np.testing.assert_array_equal(joined.accuracy(), whole.accuracy())
+    # through the CLI: evaluate computes the accuracies from the joined labels
+    out = tmp_path / "e.parquet"
+    result = cli("disco", "evaluate", bare, labels, "--budgets", "10", "--seeds", "1", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    ref = tmp_path / "ref.parquet"
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds_label.parquet", "--budgets", "10", "--seeds",
+        "1", "-o", ref,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert pl.read_parquet(out).equals(pl.read_parquet(ref))
+    assert [i["path"] for i in read_provenance(out)["inputs"]] == [str(bare), str(labels)]
+    # a labels table that misses ids is named
+    short = tmp_path / "short.csv"
+    pl.read_csv(labels).head(800).write_csv(short)
+    result = cli("disco", "evaluate", bare, short, "--budgets", "10", "-o", tmp_path / "x.parquet")
+    assert result.exit_code == 1 and "lacks 97 of the predictions' sample ids" in result.stderr
+    with pytest.raises(SelectkitError, match="none of .* has a model column"):
+        disco.load_predictions([labels])

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -82,13 +82,15 @@ def _columns(model_col: str, id_col: str, proba_col: str, group_col: str, label_
 
 @app.command()
 def fit(
-    predictions: Annotated[str, typer.Argument(help="Source models' predictions (long table).")],
-    accuracy: Annotated[
-        Optional[str],
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            help="Accuracy table (model, accuracy); default: computed from `correct`/`label`."
+            help="Source models' predictions (long tables, stacked), per-sample tables joined "
+            "on the id (e.g. id, label) and, last, an optional accuracy table (model, "
+            "accuracy); default accuracy: computed from `correct`/`label`.",
+            metavar="PREDICTIONS... [ACCURACY]",
         ),
-    ] = None,
+    ],
     anchors: Annotated[
         str,
         typer.Option("--anchors", "-a", help="Anchors: the manifest of `select --strategy disco`."),
@@ -124,8 +126,12 @@ def fit(
     Example:  selectkit disco fit preds.parquet acc.parquet --anchors anchors.parquet -o predictor/
     """
     from selectkit.disco import fit_files
+    from selectkit.disco.files import split_accuracy_table
 
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
+    predictions, accuracy = run(
+        lambda: split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
+    )
     _, prov = run(
         lambda: fit_files(
             predictions,
@@ -209,13 +215,15 @@ def _budgets(text: str) -> list[int]:
 
 @app.command()
 def evaluate(
-    predictions: Annotated[str, typer.Argument(help="All models' predictions (long table).")],
-    accuracy: Annotated[
-        Optional[str],
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            help="Accuracy table (model, accuracy); default: computed from `correct`/`label`."
+            help="All models' predictions (long tables, stacked), per-sample tables joined on "
+            "the id (e.g. id, label) and, last, an optional accuracy table (model, accuracy); "
+            "default accuracy: computed from `correct`/`label`.",
+            metavar="PREDICTIONS... [ACCURACY]",
         ),
-    ] = None,
+    ],
     output: Annotated[
         str, typer.Option("-o", "--output", help="Per-seed results (.parquet, .jsonl, .csv).")
     ] = ...,
@@ -283,9 +291,13 @@ def evaluate(
     Example:  selectkit disco evaluate preds.parquet acc.parquet --budgets 10,30,100 -o eval.parquet
     """
     from selectkit.disco import evaluate_files
+    from selectkit.disco.files import split_accuracy_table
 
     check_json_stdout(as_json, output)
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
+    predictions, accuracy = run(
+        lambda: split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
+    )
     parsed = _budgets(budgets)
     _, summary, prov = run(
         lambda: evaluate_files(

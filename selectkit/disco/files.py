@@ -85,6 +85,26 @@ def model_accuracy(
     return values, f"read from {accuracy_path}"
 
 
+def split_accuracy_table(
+    paths: Sequence[str | Path], *, model_col: str = "model", id_col: str = "id"
+) -> tuple[list[str | Path], str | Path | None]:
+    """The CLI's inputs as (prediction and per-sample tables, accuracy table or None): the last of
+    two or more inputs is the accuracy table when it has columns ``model_col`` and ``accuracy``
+    and no id column (one row per model), so ``disco fit preds.parquet acc.parquet`` keeps
+    working beside ``disco fit preds.parquet labels.csv``. Reads the last table's first batch."""
+    paths = list(paths)
+    if len(paths) < 2 or str(paths[-1]) == "-":
+        return paths, None
+    from selectkit.io import iter_batches
+
+    _, batches = iter_batches(paths[-1], batch_size=1)
+    first = next(iter(batches), None)
+    names = [] if first is None else first.columns
+    if model_col in names and "accuracy" in names and id_col not in names:
+        return paths[:-1], paths[-1]
+    return paths, None
+
+
 def _anchor_ids(anchors_path: str | Path) -> tuple[list[Any], dict[str, Any]]:
     """Anchor ids in rank order from a manifest, and its provenance (may be empty)."""
     table = read_table(anchors_path)
