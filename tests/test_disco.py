@@ -678,5 +678,5 @@ def test_a_per_sample_labels_table_is_joined_on_id(cli, zoo, tmp_path):
     pl.read_csv(labels).head(800).write_csv(short)
     result = cli("disco", "evaluate", bare, short, "--budgets", "10", "-o", tmp_path / "x.parquet")
     assert result.exit_code == 1 and "lacks 97 of the predictions' sample ids" in result.stderr
-    with pytest.raises(SelectkitError, match="none of .* has a model column"):
+    with pytest.raises(SelectkitError, match=r"none of .* has a model column"):
         disco.load_predictions([labels])
