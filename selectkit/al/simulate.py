@@ -59,6 +59,11 @@ SIMULATE_BOUNDS = {
 }
 
 
+def _run_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The bounded parameters among a call's arguments (``locals()``)."""
+    return {name: values[name] for name in SIMULATE_BOUNDS}
+
+
 @dataclass
 class Simulation:
     """Learning curves (one row per repeat, strategy and round) and their summary."""
@@ -182,16 +187,7 @@ def simulate(
     Memory: O(n d) for the data (twice when the rows are not in id order) plus the strategies'
     own; time: repeats x strategies x rounds x (one fit + one selection).
     """
-    check_bounds(
-        SIMULATE_BOUNDS,
-        init=init,
-        batch=batch,
-        rounds=rounds,
-        repeats=repeats,
-        mc_members=mc_members,
-        seed=seed,
-        test_size=test_size,
-    )
+    check_bounds(SIMULATE_BOUNDS, **_run_params(locals()))
     param = model_param(model, model_params)
     specs = [StrategySpec.parse(s) for s in strategies]
     if len({s.label for s in specs}) != len(specs):
@@ -374,16 +370,7 @@ def simulate_file(
     provenance records each repeat's test and initial ids (``metrics.splits``, ``id_record``)."""
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     # before reading anything (``simulate`` checks the same declaration for API callers)
-    check_bounds(
-        SIMULATE_BOUNDS,
-        init=init,
-        batch=batch,
-        rounds=rounds,
-        repeats=repeats,
-        mc_members=mc_members,
-        seed=seed,
-        test_size=test_size,
-    )
+    check_bounds(SIMULATE_BOUNDS, **_run_params(locals()))
     check_model(model)
     param = model_param(model, model_params)
     for name in strategies:
