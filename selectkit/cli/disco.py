@@ -88,7 +88,6 @@ def fit(
             help="Source models' predictions (long tables, stacked), per-sample tables joined "
             "on the id (e.g. id, label) and, last, an optional accuracy table (model, "
             "accuracy); default accuracy: computed from `correct`/`label`.",
-            metavar="PREDICTIONS... [ACCURACY]",
         ),
     ],
     anchors: Annotated[
@@ -221,7 +220,6 @@ def evaluate(
             help="All models' predictions (long tables, stacked), per-sample tables joined on "
             "the id (e.g. id, label) and, last, an optional accuracy table (model, accuracy); "
             "default accuracy: computed from `correct`/`label`.",
-            metavar="PREDICTIONS... [ACCURACY]",
         ),
     ],
     output: Annotated[
