@@ -204,6 +204,7 @@ def evaluate(
                         y[src],
                         anchors,
                         random_state=int(state.integers(2**31 - 1)),
+                        meta={"benchmark": None},  # never saved: nothing to check it against
                         **fit_opts,
                     )
                     # a test model's anchor accuracy is what evaluating it on the anchors gives

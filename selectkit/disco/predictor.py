@@ -369,7 +369,16 @@ def fit_predictor(
         regressor=regressor,
         alpha=float(alpha),
         neighbors=int(neighbors),
-        meta={"benchmark": benchmark_record(preds, anchor_rows), **(meta or {})},
+        # what `predict` checks new predictions against; a caller that never saves the predictor
+        # (evaluate) skips its O(N log N) fingerprint by passing meta={"benchmark": None}
+        meta={
+            **(
+                {}
+                if "benchmark" in (meta or {})
+                else {"benchmark": benchmark_record(preds, anchor_rows)}
+            ),
+            **(meta or {}),
+        },
         forest=forest,
         features=features,
         train_anchor_accuracy=a if uses_acc else None,
