@@ -16,3 +16,9 @@ class SelectkitUsageError(SelectkitError):
     """The command line or the call itself is wrong (exit code 2)."""
 
     exit_code = 2
+
+
+class SelectkitMismatchError(SelectkitError):
+    """An artefact (manifest, predictor) was applied to data other than the data it was made from (exit 1)."""
+
+    exit_code = 1

@@ -22,7 +22,6 @@ except with ``rf``) plus the strategy's cost on the pool; once per run, one sort
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,16 +34,34 @@ from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from selectkit.al.curves import summarise
-from selectkit.al.models import FittedModel, check_model
+from selectkit.al.models import MODEL_PARAMS, FittedModel, check_model, model_label, model_param
+from selectkit.bounds import Bound, check_bounds
 from selectkit.console import progress_bar, warn
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.io.formats import detect_format
+from selectkit.io.provenance import fingerprint_ids
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 from selectkit.select import modifiers_for, select
 from selectkit.strategies import get_strategy
 from selectkit.strategies.scored import STOCHASTIC, SUBPOOLS
+
+# every bound of the simulation's parameters, once: ``simulate`` checks them before any work
+SIMULATE_BOUNDS = {
+    "init": Bound(low=0),
+    "batch": Bound(low=1),
+    "rounds": Bound(low=0),
+    "repeats": Bound(low=1),
+    "mc_members": Bound(low=1),
+    "seed": Bound(low=0),
+    "test_size": Bound(low=0.0, high=1.0, open_low=True, open_high=True),
+}
+
+
+def _run_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The bounded parameters among a call's arguments (``locals()``)."""
+    return {name: values[name] for name in SIMULATE_BOUNDS}
 
 
 @dataclass
@@ -134,11 +151,9 @@ def id_record(ids: pl.Series) -> dict[str, Any]:
     """How the provenance records a set of ids: their count, ``sha256`` (hex) of the ids sorted
     ascending, each written as text and followed by a newline, and, when there are at most
     ``LISTED_IDS`` of them, the ids themselves (ascending). O(k log k)."""
-    values = ids.sort().to_list()
-    digest = hashlib.sha256("".join(f"{v}\n" for v in values).encode()).hexdigest()
-    record: dict[str, Any] = {"count": len(values), "sha256": digest}
-    if len(values) <= LISTED_IDS:
-        record["ids"] = values
+    record: dict[str, Any] = {"count": ids.len(), "sha256": fingerprint_ids(ids)}
+    if ids.len() <= LISTED_IDS:
+        record["ids"] = ids.sort().to_list()
     return record
 
 
@@ -147,7 +162,7 @@ def simulate(
     y: Sequence | np.ndarray,
     *,
     strategies: Sequence[str],
-    model: str = "logreg",
+    model: str | Any = "logreg",
     init: int = 20,
     batch: int = 10,
     rounds: int = 10,
@@ -157,6 +172,7 @@ def simulate(
     ids: Sequence | np.ndarray | None = None,
     strategy_params: dict[str, dict[str, Any]] | None = None,
     mc_members: int = 8,
+    model_params: dict[str, Any] | None = None,
 ) -> Simulation:
     """Run the simulation on vectors ``x`` (n, d) with labels ``y`` (any values, no nulls).
 
@@ -164,23 +180,20 @@ def simulate(
     ``margin+anchoral``; see ``StrategySpec``). ``ids``: one unique integer or string id per
     row (default: the row numbers); the splits, initial sets and picks derive from them and the
     seed, so the same (id, vector, label) rows in any order give the same result.
+    ``model``: a name of ``selectkit.al.models.MODELS`` with its main parameter in
+    ``model_params`` (``{"C": 10}``; see ``MODEL_PARAMS``), or any scikit-learn classifier with
+    ``fit`` and ``predict_proba``, cloned for every fit.
     Returns the learning curves (repeat, strategy, round, n_labelled, accuracy, macro_f1,
     fit_s, select_s, selected ids) and their summary (``curves.summarise``: AULC mean/std, gain
     over random); ``info["splits"]`` records each repeat's test and initial ids (``id_record``).
     Memory: O(n d) for the data (twice when the rows are not in id order) plus the strategies'
     own; time: repeats x strategies x rounds x (one fit + one selection).
     """
-    check_model(model)
+    check_bounds(SIMULATE_BOUNDS, **_run_params(locals()))
+    param = model_param(model, model_params)
     specs = [StrategySpec.parse(s) for s in strategies]
     if len({s.label for s in specs}) != len(specs):
         raise SelectkitUsageError("each strategy may be given once")
-    for name, value, low in (("init", init, 0), ("batch", batch, 1), ("rounds", rounds, 0)):
-        if value < low:
-            raise SelectkitUsageError(f"--{name} must be at least {low}, got {value}")
-    if repeats < 1 or mc_members < 1:
-        raise SelectkitUsageError("--repeats and mc_members must be at least 1")
-    if not 0.0 < test_size < 1.0:
-        raise SelectkitUsageError(f"--test-size {test_size} must be between 0 and 1")
     x = np.ascontiguousarray(x, dtype=np.float32)
     labels = np.asarray(y)
     classes, y_enc = np.unique(labels, return_inverse=True)
@@ -238,6 +251,7 @@ def simulate(
                     params.get(spec.label, params.get(spec.name, {})),
                     mc_members,
                     bar,
+                    param,
                 )
     curves = pl.DataFrame(rows, schema_overrides={"selected": pl.List(id_series.dtype)})
     info = {
@@ -266,6 +280,7 @@ def _run_strategy(
     params: dict[str, Any],
     mc_members: int,
     bar: Any,
+    model_value: Any = None,
 ) -> list[dict[str, Any]]:
     name, needs = spec.label, spec.needs
     x_pool, y_pool, x_test, y_test = x[pool_rows], y[pool_rows], x[test_rows], y[test_rows]
@@ -281,6 +296,7 @@ def _run_strategy(
             y_pool[labelled],
             n_classes,
             _seed(seed, "fit", repeat, name, t),
+            model_value,
         )
         pred = fitted.predict(x_test)
         fit_s = time.perf_counter() - t0
@@ -330,11 +346,11 @@ def _run_strategy(
 
 
 def simulate_file(
-    input: str | Path,
+    inputs: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
     strategies: Sequence[str],
-    model: str = "logreg",
+    model: str | Any = "logreg",
     init: int = 20,
     batch: int = 10,
     rounds: int = 10,
@@ -347,17 +363,24 @@ def simulate_file(
     input_format: str | None = None,
     plot: str | Path | None = None,
     summary_out: str | Path | None = None,
+    model_params: dict[str, Any] | None = None,
 ) -> tuple[Provenance, pl.DataFrame]:
-    """Read a labelled table (embedding + label per row), simulate, write the curves (Parquet,
-    or JSONL by extension) with provenance, and optionally a summary table and a PNG plot.
-    Returns (provenance, summary). Usage problems (unknown model or strategy, missing
-    matplotlib for ``plot``) are refused before any work."""
+    """Read labelled tables (an embedding and a label per row; several tables are joined on the
+    id column, as every command joins them, e.g. embeddings + a labels table), simulate, write
+    the curves (Parquet, or JSONL by extension) with provenance, and optionally a summary table
+    and a PNG plot. Returns (provenance, summary). Usage problems (unknown model, model
+    parameter or strategy, missing matplotlib for ``plot``) are refused before any work. The
+    provenance records each repeat's test and initial ids (``metrics.splits``, ``id_record``)."""
+    paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    # before reading anything (``simulate`` checks the same declaration for API callers)
+    check_bounds(SIMULATE_BOUNDS, **_run_params(locals()))
     check_model(model)
+    param = model_param(model, model_params)
     for name in strategies:
         StrategySpec.parse(name)
     outputs = [output, *(p for p in (plot, summary_out) if p)]
     for path in outputs:
-        check_output_path(path, [input])
+        check_output_path(path, paths)
     if len({str(Path(p).resolve()) for p in outputs}) != len(outputs):
         raise SelectkitUsageError("the curves, summary and plot outputs must be different files")
     # formats are checked before the simulation runs, so a bad name costs nothing and writes
@@ -377,7 +400,7 @@ def simulate_file(
         require_matplotlib()
     prov = Provenance(command="al simulate", seed=seed)
     prov.start("read")
-    pool = load_pool([input], columns=columns, input_format=input_format, use_labels=False)
+    pool = load_pool(paths, columns=columns, input_format=input_format, use_labels=False)
     pool.require(["embedding", "label"], "al simulate")
     label_series = pool.frame.get_column(pool.columns.label)
     if label_series.null_count():
@@ -403,11 +426,14 @@ def simulate_file(
         ids=pool.ids,
         strategy_params=strategy_params,
         mc_members=mc_members,
+        model_params=model_params,
     )
     prov.stop("simulate")
+    label = model_label(model)
     prov.params = {
         "strategies": list(strategies),
-        "model": model,
+        "model": label,
+        "model_params": {} if param is None else {MODEL_PARAMS[model].name: param},
         "init": init,
         "batch": batch,
         "rounds": rounds,
@@ -432,7 +458,7 @@ def simulate_file(
         if plot:
             from selectkit.al.plot import plot_curves
 
-            plot_curves(sim.curves, plot, title=f"{Path(str(input)).name}: {model}")
+            plot_curves(sim.curves, plot, title=f"{Path(str(paths[0])).name}: {label}")
     if sim.curves["n_labelled"].max() == sim.curves["n_labelled"].min():
         warn("every curve has a single point (--rounds 0): the AULC is the accuracy")
     return prov, sim.summary

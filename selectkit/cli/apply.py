@@ -33,6 +33,14 @@ def apply(
         ),
     ] = True,
     input_format: InputFormat = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Apply even when the table's row numbers do not fit the manifest's pool "
+            "(row count, or own ids that are not row numbers).",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Materialise a manifest: the rows of TABLE whose ids the manifest lists.
@@ -50,5 +58,6 @@ def apply(
         id_col=id_col,
         with_manifest_columns=manifest_columns,
         input_format=input_format,
+        force=force,
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="apply")

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from selectkit.cli._run import check_json_stdout, report, run
+from selectkit.disco.evaluate import EVALUATE_BOUNDS as BOUNDS  # every bound, declared once
 
 app = typer.Typer(
     name="disco",
@@ -43,10 +43,21 @@ Features = Annotated[
     ),
 ]
 Pca = Annotated[
-    int, typer.Option("--pca", min=1, help="Keep at most this many PCA axes of the signatures.")
+    int,
+    typer.Option(
+        "--pca",
+        min=BOUNDS["pca_dim"].cli_min,
+        help="Keep at most this many PCA axes of the signatures.",
+    ),
 ]
-Alpha = Annotated[float, typer.Option("--alpha", min=0.0, help="ridge: regularisation strength.")]
-Neighbors = Annotated[int, typer.Option("--neighbors", min=1, help="knn: neighbours averaged.")]
+Alpha = Annotated[
+    float,
+    typer.Option("--alpha", min=BOUNDS["alpha"].cli_min, help="ridge: regularisation strength."),
+]
+Neighbors = Annotated[
+    int,
+    typer.Option("--neighbors", min=BOUNDS["neighbors"].cli_min, help="knn: neighbours averaged."),
+]
 DropIncomplete = Annotated[
     bool,
     typer.Option(
@@ -71,13 +82,14 @@ def _columns(model_col: str, id_col: str, proba_col: str, group_col: str, label_
 
 @app.command()
 def fit(
-    predictions: Annotated[str, typer.Argument(help="Source models' predictions (long table).")],
-    accuracy: Annotated[
-        Optional[str],
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            help="Accuracy table (model, accuracy); default: computed from `correct`/`label`."
+            help="Source models' predictions (long tables, stacked), per-sample tables joined "
+            "on the id (e.g. id, label) and, last, an optional accuracy table (model, "
+            "accuracy); default accuracy: computed from `correct`/`label`.",
         ),
-    ] = None,
+    ],
     anchors: Annotated[
         str,
         typer.Option("--anchors", "-a", help="Anchors: the manifest of `select --strategy disco`."),
@@ -91,7 +103,10 @@ def fit(
     alpha: Alpha = 10.0,
     neighbors: Neighbors = 1,
     seed: Annotated[
-        int, typer.Option("--seed", min=0, help="forest: seeds its bootstrap (recorded).")
+        int,
+        typer.Option(
+            "--seed", min=BOUNDS["seed"].cli_min, help="forest: seeds its bootstrap (recorded)."
+        ),
     ] = 0,
     drop_incomplete: DropIncomplete = False,
     model_col: ModelCol = "model",
@@ -110,8 +125,12 @@ def fit(
     Example:  selectkit disco fit preds.parquet acc.parquet --anchors anchors.parquet -o predictor/
     """
     from selectkit.disco import fit_files
+    from selectkit.disco.files import split_accuracy_table
 
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
+    predictions, accuracy = run(
+        lambda: split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
+    )
     _, prov = run(
         lambda: fit_files(
             predictions,
@@ -142,6 +161,14 @@ def predict(
         str, typer.Option("-o", "--output", help="Output (model, predicted_accuracy) or '-'.")
     ],
     drop_incomplete: DropIncomplete = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Predict even when the predictions look like another benchmark than the "
+            "predictor's (other sample ids, or other true labels or groups on the anchors).",
+        ),
+    ] = False,
     model_col: ModelCol = "model",
     id_col: IdCol = "id",
     proba_col: ProbaCol = "proba",
@@ -153,6 +180,8 @@ def predict(
 
     Refuses predictions that lack some anchors or have another number of classes, and, for a
     predictor fitted with --features signature+accuracy, predictions without `correct`/`label`.
+    Refuses, unless --force, predictions on another benchmark: more or other sample ids than
+    the predictor was fitted on, or other true labels or groups on the anchors.
 
     Example:  selectkit disco predict predictor/ new_model_preds.parquet -o predicted.parquet
     """
@@ -162,7 +191,12 @@ def predict(
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
     _, prov = run(
         lambda: predict_files(
-            predictor, predictions, output, columns=cols, drop_incomplete=drop_incomplete
+            predictor,
+            predictions,
+            output,
+            columns=cols,
+            drop_incomplete=drop_incomplete,
+            force=force,
         )
     )
     report({"output": output, **prov.metrics}, as_json=as_json, title="disco predict")
@@ -180,13 +214,14 @@ def _budgets(text: str) -> list[int]:
 
 @app.command()
 def evaluate(
-    predictions: Annotated[str, typer.Argument(help="All models' predictions (long table).")],
-    accuracy: Annotated[
-        Optional[str],
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            help="Accuracy table (model, accuracy); default: computed from `correct`/`label`."
+            help="All models' predictions (long tables, stacked), per-sample tables joined on "
+            "the id (e.g. id, label) and, last, an optional accuracy table (model, accuracy); "
+            "default accuracy: computed from `correct`/`label`.",
         ),
-    ] = None,
+    ],
     output: Annotated[
         str, typer.Option("-o", "--output", help="Per-seed results (.parquet, .jsonl, .csv).")
     ] = ...,
@@ -196,10 +231,14 @@ def evaluate(
     seeds: Annotated[
         int,
         typer.Option(
-            "--seeds", min=1, help="Seeds: model splits (random split) and random anchors."
+            "--seeds",
+            min=BOUNDS["seeds"].cli_min,
+            help="Seeds: model splits (random split) and random anchors.",
         ),
     ] = 5,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed (recorded).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=BOUNDS["seed"].cli_min, help="Base seed (recorded).")
+    ] = 0,
     test_fraction: Annotated[
         float,
         typer.Option("--test-fraction", help="Share of models held out as test models per seed."),
@@ -221,7 +260,9 @@ def evaluate(
     guiding_models: Annotated[
         int,
         typer.Option(
-            "--guiding-models", min=0, help="Score over this many source models (0 = all)."
+            "--guiding-models",
+            min=BOUNDS["guiding_models"].cli_min,
+            help="Score over this many source models (0 = all).",
         ),
     ] = 0,
     regressor: Regressor = "ridge",
@@ -248,9 +289,13 @@ def evaluate(
     Example:  selectkit disco evaluate preds.parquet acc.parquet --budgets 10,30,100 -o eval.parquet
     """
     from selectkit.disco import evaluate_files
+    from selectkit.disco.files import split_accuracy_table
 
     check_json_stdout(as_json, output)
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
+    predictions, accuracy = run(
+        lambda: split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
+    )
     parsed = _budgets(budgets)
     _, summary, prov = run(
         lambda: evaluate_files(
@@ -277,12 +322,18 @@ def evaluate(
     if as_json:
         report({"output": output, **prov.metrics, **prov.timings}, as_json=True, title="")
         return
-    _print_summary(summary, prov.metrics, to_stderr=output == "-")
+    _print_summary(summary, prov.metrics)
 
 
-def _print_summary(summary, metrics: dict, *, to_stderr: bool) -> None:
-    from rich.console import Console
+def _print_summary(summary, metrics: dict) -> None:
     from rich.table import Table
+
+    from selectkit.console import is_quiet, stderr_console
+
+    # stdout is data only (the rows with -o -, the summary with --json): the table is for people,
+    # on stderr, also when stderr is a file (`2> table.txt`); -q silences it
+    if is_quiet():
+        return
 
     table = Table(
         "budget",
@@ -304,6 +355,4 @@ def _print_summary(summary, metrics: dict, *, to_stderr: bool) -> None:
             f"{r['median_ae_mean']:.2f}",
             f"{r['spearman_mean']:.3f} ± {rho_sd:.3f}",
         )
-    # the table is the command's result, like `strategies`: stdout, also when piped, unless the
-    # rows themselves go to stdout (-o -)
-    Console(file=sys.stderr if to_stderr else sys.stdout, highlight=False, width=120).print(table)
+    stderr_console().print(table)

@@ -28,6 +28,7 @@ from selectkit.io.tables import (
     Source,
     check_exists,
     iter_batches,
+    read_table,
 )
 from selectkit.pool import Columns, Pool
 
@@ -492,6 +493,47 @@ def _correct(col: pl.Series, layout: _Layout, where: str) -> np.ndarray:
     return layout.dense(values.astype(bool), False)
 
 
+def join_per_sample(
+    long: pl.DataFrame, table: pl.DataFrame, id_col: str, where: str
+) -> pl.DataFrame:
+    """Join a per-sample table (one row per id, no model column: e.g. id, label) onto every
+    (model, id) row of ``long``, as other commands join their inputs on the id column.
+
+    Its ids must be unique and cover every id of ``long`` (extra ids are ignored); a column
+    already in ``long`` is kept from ``long`` with a warning. O(rows) hash join."""
+    if id_col not in table.columns:
+        raise SelectkitError(
+            f"{where} has neither a model column nor an id column '{id_col}'; a per-sample table "
+            "(e.g. id, label) is joined on the id, so it needs one"
+        )
+    ids = table.get_column(id_col)
+    if ids.is_duplicated().any():
+        raise SelectkitError(
+            f"{where}: id {ids.filter(ids.is_duplicated())[0]!r} appears more than once; a "
+            "per-sample table has one row per id"
+        )
+    dupes = [c for c in table.columns if c != id_col and c in long.columns]
+    if dupes:
+        warn(f"column(s) {dupes} of {where} ignored; taken from the predictions")
+    left_t, right_t = long.schema[id_col], table.schema[id_col]
+    if left_t != right_t and not (left_t.is_integer() and right_t.is_integer()):
+        raise SelectkitError(
+            f"{where}: ids in column '{id_col}' are {right_t} but the predictions' are {left_t}; "
+            "give both tables ids of one type"
+        )
+    right = table.drop(dupes).with_columns(pl.col(id_col).cast(left_t), pl.lit(True).alias("__hit"))
+    joined = long.join(right, on=id_col, how="left", maintain_order="left")
+    missing = (
+        joined.filter(pl.col("__hit").is_null()).get_column(id_col).unique(maintain_order=True)
+    )
+    if missing.len():
+        raise SelectkitError(
+            f"{where} lacks {missing.len()} of the predictions' sample ids (e.g. {missing[0]!r}); "
+            "give a per-sample table that covers every id"
+        )
+    return joined.drop("__hit")
+
+
 def load_predictions(
     paths: Sequence[str | Path] | str | Path,
     *,
@@ -500,10 +542,32 @@ def load_predictions(
     drop_incomplete: bool = False,
 ) -> Predictions:
     """Read long-format prediction tables (Parquet or JSONL; several are stacked) and pivot them
-    into ``Predictions``. See ``pivot_predictions`` for the checks and the cost."""
+    into ``Predictions``. Tables without the model column are per-sample tables (e.g. ``id,
+    label`` or ``id, group``), joined on the id column (``join_per_sample``), the input contract
+    of every command. See ``pivot_predictions`` for the checks and the cost."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    frame, sources = read_long_table(paths, input_format=input_format)
+    cols = columns or Columns()
+    longs, per_sample, sources = [], [], []
+    for path in paths:  # one read per file, as read_long_table does
+        if detect_format(str(path), input_format) == "csv":  # a per-sample table (id, label)
+            table = read_table(path, id_col=cols.id)
+            frame, source = table.frame, table.source
+        else:
+            frame, (source,) = read_long_table([path], input_format=input_format)
+        (longs if cols.model in frame.columns else per_sample).append((frame, source))
+        sources.append(source)
+    if not longs:
+        raise SelectkitError(
+            f"none of {', '.join(repr(s.path) for s in sources)} has a model column "
+            f"'{cols.model}'; give at least one long table of predictions (one row per model "
+            "and id), or name the column with --model-col"
+        )
+    frame = (
+        pl.concat([f for f, _ in longs], how="diagonal_relaxed") if len(longs) > 1 else longs[0][0]
+    )
+    for table, source in per_sample:
+        frame = join_per_sample(frame, table, cols.id, f"'{source.path}'")
     where = "'" + "' + '".join(s.path for s in sources) + "'"
     return pivot_predictions(
         frame, columns=columns, where=where, drop_incomplete=drop_incomplete, sources=sources
