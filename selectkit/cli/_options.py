@@ -83,3 +83,17 @@ TextCol = Annotated[str, typer.Option("--text-col", help="Column with the text."
 ModelCol = Annotated[str, typer.Option("--model-col", help="Column with model names.")]
 
 GLOBAL_OPTIONS_NOTE = "Global options (-q, --debug) may be written before or after the command."
+
+
+def key_values(items: list[str] | None, flag: str, example: str) -> dict[str, str]:
+    """``KEY=VALUE`` items of a repeatable option as a dict (keys with ``-`` read as ``_``);
+    anything else is a usage error naming ``flag`` and showing ``example``."""
+    from selectkit.errors import SelectkitUsageError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SelectkitUsageError(f"{flag} {item!r} is not KEY=VALUE, e.g. {flag} {example}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out

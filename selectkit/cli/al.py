@@ -6,7 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from selectkit.cli._run import check_json_stdout, report, run
+from selectkit.cli._options import (
+    EmbeddingCol,
+    IdCol,
+    InputFormat,
+    Json,
+    LabelCol,
+    Seed,
+    key_values,
+)
+from selectkit.cli._run import check_json_stdout, guarded, report
+from selectkit.errors import SelectkitUsageError
 
 app = typer.Typer(
     help="Active learning: simulate labelling rounds on a labelled dataset and compare "
@@ -21,23 +31,14 @@ def _strategy_params(items: list[str] | None) -> dict[str, dict[str, str]]:
     for item in items or []:
         key, sep, value = item.partition("=")
         strategy, dot, name = key.partition(".")
-        if not sep or not dot or not strategy or not name:
-            raise typer.BadParameter(f"{item!r} is not STRATEGY.KEY=VALUE", param_hint="--param")
+        if not sep or not dot or not strategy.strip() or not name.strip():
+            raise SelectkitUsageError(
+                f"--param {item!r} is not STRATEGY.KEY=VALUE, e.g. -p typiclust.neighbours=10"
+            )
         out.setdefault(strategy.strip(), {})[name.strip().replace("-", "_")] = value.strip()
     return out
 
 
-def _model_params(items: list[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--model-param")
-        out[key.strip()] = value.strip()
-    return out
-
-
-@app.command()
 def simulate(
     inputs: Annotated[
         list[str],
@@ -105,16 +106,12 @@ def simulate(
         Optional[str],
         typer.Option("--summary", help="Also write the summary table (AULC per strategy) here."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Master seed (recorded; >= 0).")] = 0,
-    id_col: Annotated[str, typer.Option("--id-col", help="Id column.")] = "id",
-    embedding_col: Annotated[
-        str, typer.Option("--embedding-col", help="Embedding column.")
-    ] = "embedding",
-    label_col: Annotated[str, typer.Option("--label-col", help="Label column.")] = "label",
-    input_format: Annotated[
-        Optional[str], typer.Option("--input-format", help="Format of '-' (stdin).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    seed: Seed = 0,
+    id_col: IdCol = "id",
+    embedding_col: EmbeddingCol = "embedding",
+    label_col: LabelCol = "label",
+    input_format: InputFormat = None,
+    as_json: Json = False,
 ) -> None:
     """Simulate pool-based active learning and write learning curves.
 
@@ -134,28 +131,26 @@ def simulate(
     check_json_stdout(as_json, output)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     params = _strategy_params(param)
-    model_params = _model_params(model_param)
+    model_params = key_values(model_param, "--model-param", "C=10")
     columns = Columns().with_overrides(id=id_col, embedding=embedding_col, label=label_col)
-    prov, table = run(
-        lambda: simulate_file(
-            inputs,
-            output,
-            strategies=names,
-            model=model,
-            init=init,
-            batch=batch,
-            rounds=rounds,
-            repeats=repeats,
-            seed=seed,
-            test_size=test_size,
-            strategy_params=params,
-            mc_members=mc_members,
-            columns=columns,
-            input_format=input_format,
-            plot=plot,
-            summary_out=summary,
-            model_params=model_params,
-        )
+    prov, table = simulate_file(
+        inputs,
+        output,
+        strategies=names,
+        model=model,
+        init=init,
+        batch=batch,
+        rounds=rounds,
+        repeats=repeats,
+        seed=seed,
+        test_size=test_size,
+        strategy_params=params,
+        mc_members=mc_members,
+        columns=columns,
+        input_format=input_format,
+        plot=plot,
+        summary_out=summary,
+        model_params=model_params,
     )
     if as_json:
         report(
@@ -197,3 +192,6 @@ def _print_summary(table) -> None:
             f"{r['select_s_per_repeat']:.2f}",
         )
     stderr_console().print(out)
+
+
+app.command("simulate")(guarded(simulate))

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
-from selectkit.cli._run import check_json_stdout, report, run
+from selectkit.cli._options import GroupCol, IdCol, Json, LabelCol, ModelCol, ProbaCol
+from selectkit.cli._run import check_json_stdout, guarded, report
 from selectkit.disco.evaluate import EVALUATE_BOUNDS as BOUNDS  # every bound, declared once
+from selectkit.errors import SelectkitUsageError
 
 app = typer.Typer(
     name="disco",
@@ -56,7 +58,12 @@ Alpha = Annotated[
 ]
 Neighbors = Annotated[
     int,
-    typer.Option("--neighbors", min=BOUNDS["neighbors"].cli_min, help="knn: neighbours averaged."),
+    typer.Option(
+        "--neighbours",
+        "--neighbors",
+        min=BOUNDS["neighbors"].cli_min,
+        help="knn: neighbours averaged.",
+    ),
 ]
 DropIncomplete = Annotated[
     bool,
@@ -65,11 +72,6 @@ DropIncomplete = Annotated[
         help="Drop (with a warning) models that lack rows for some ids instead of failing.",
     ),
 ]
-ModelCol = Annotated[str, typer.Option("--model-col", help="Model column.")]
-IdCol = Annotated[str, typer.Option("--id-col", help="Sample id column.")]
-ProbaCol = Annotated[str, typer.Option("--proba-col", help="Class-probability list column.")]
-GroupCol = Annotated[str, typer.Option("--group-col", help="Sub-benchmark column.")]
-LabelCol = Annotated[str, typer.Option("--label-col", help="True class column (per id).")]
 
 
 def _columns(model_col: str, id_col: str, proba_col: str, group_col: str, label_col: str):
@@ -80,7 +82,6 @@ def _columns(model_col: str, id_col: str, proba_col: str, group_col: str, label_
     )
 
 
-@app.command()
 def fit(
     inputs: Annotated[
         list[str],
@@ -114,7 +115,7 @@ def fit(
     proba_col: ProbaCol = "proba",
     group_col: GroupCol = "group",
     label_col: LabelCol = "label",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Fit a predictor from the source models' outputs on the anchors to their accuracy.
 
@@ -128,29 +129,24 @@ def fit(
     from selectkit.disco.files import split_accuracy_table
 
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
-    predictions, accuracy = run(
-        lambda: split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
-    )
-    _, prov = run(
-        lambda: fit_files(
-            predictions,
-            accuracy,
-            anchors,
-            output,
-            regressor=regressor,
-            pca_dim=pca,
-            alpha=alpha,
-            neighbors=neighbors,
-            seed=seed,
-            features=features,
-            columns=cols,
-            drop_incomplete=drop_incomplete,
-        )
+    predictions, accuracy = split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
+    _, prov = fit_files(
+        predictions,
+        accuracy,
+        anchors,
+        output,
+        regressor=regressor,
+        pca_dim=pca,
+        alpha=alpha,
+        neighbors=neighbors,
+        seed=seed,
+        features=features,
+        columns=cols,
+        drop_incomplete=drop_incomplete,
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="disco fit")
 
 
-@app.command()
 def predict(
     predictor: Annotated[str, typer.Argument(help="Predictor folder from `disco fit`.")],
     predictions: Annotated[
@@ -174,7 +170,7 @@ def predict(
     proba_col: ProbaCol = "proba",
     group_col: GroupCol = "group",
     label_col: LabelCol = "label",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Predict the full-benchmark accuracy of new models from their outputs on the anchors.
 
@@ -189,15 +185,13 @@ def predict(
 
     check_json_stdout(as_json, output)
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
-    _, prov = run(
-        lambda: predict_files(
-            predictor,
-            predictions,
-            output,
-            columns=cols,
-            drop_incomplete=drop_incomplete,
-            force=force,
-        )
+    _, prov = predict_files(
+        predictor,
+        predictions,
+        output,
+        columns=cols,
+        drop_incomplete=drop_incomplete,
+        force=force,
     )
     report({"output": output, **prov.metrics}, as_json=as_json, title="disco predict")
 
@@ -206,13 +200,14 @@ def _budgets(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of counts") from None
+        raise SelectkitUsageError(
+            f"--budgets {text!r} is not a comma-separated list of counts, e.g. 10,30,100"
+        ) from None
     if not values or min(values) < 1:
-        raise typer.BadParameter(f"{text!r}: give positive counts such as 10,30,100")
+        raise SelectkitUsageError(f"--budgets {text!r}: give positive counts such as 10,30,100")
     return values
 
 
-@app.command()
 def evaluate(
     inputs: Annotated[
         list[str],
@@ -276,7 +271,7 @@ def evaluate(
     proba_col: ProbaCol = "proba",
     group_col: GroupCol = "group",
     label_col: LabelCol = "label",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Leave-models-out evaluation: MAE (accuracy points) and Spearman of DISCO + predictor,
     random anchors + predictor and naive averaging, over seeds.
@@ -293,31 +288,27 @@ def evaluate(
 
     check_json_stdout(as_json, output)
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
-    predictions, accuracy = run(
-        lambda: split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
-    )
+    predictions, accuracy = split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
     parsed = _budgets(budgets)
-    _, summary, prov = run(
-        lambda: evaluate_files(
-            predictions,
-            accuracy,
-            output,
-            budgets=parsed,
-            seeds=seeds,
-            seed=seed,
-            test_fraction=test_fraction,
-            split=split,
-            disagreement=disagreement,
-            stratify=stratify,
-            guiding_models=guiding_models,
-            regressor=regressor,
-            pca_dim=pca,
-            alpha=alpha,
-            neighbors=neighbors,
-            features=features,
-            columns=cols,
-            drop_incomplete=drop_incomplete,
-        )
+    _, summary, prov = evaluate_files(
+        predictions,
+        accuracy,
+        output,
+        budgets=parsed,
+        seeds=seeds,
+        seed=seed,
+        test_fraction=test_fraction,
+        split=split,
+        disagreement=disagreement,
+        stratify=stratify,
+        guiding_models=guiding_models,
+        regressor=regressor,
+        pca_dim=pca,
+        alpha=alpha,
+        neighbors=neighbors,
+        features=features,
+        columns=cols,
+        drop_incomplete=drop_incomplete,
     )
     if as_json:
         report({"output": output, **prov.metrics, **prov.timings}, as_json=True, title="")
@@ -356,3 +347,8 @@ def _print_summary(summary, metrics: dict) -> None:
             f"{r['spearman_mean']:.3f} ± {rho_sd:.3f}",
         )
     stderr_console().print(table)
+
+
+app.command("fit")(guarded(fit))
+app.command("predict")(guarded(predict))
+app.command("evaluate")(guarded(evaluate))

@@ -30,6 +30,7 @@ from selectkit.cli._options import (
     Seed,
     TextCol,
     Threads,
+    key_values,
 )
 from selectkit.cli._run import check_json_stdout, report
 from selectkit.errors import SelectkitUsageError
@@ -65,16 +66,6 @@ def strategy_options_help() -> str:
         opts = ", ".join(f"--{k.replace('_', '-')} ({p.default})" for k, p in spec.params.items())
         lines.append(f"* **{spec.name}**: {opts or 'none'}")
     return "\n".join(lines)
-
-
-def _parse_params(items: list[str] | None) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SelectkitUsageError(f"--param {item!r} is not KEY=VALUE, e.g. -p beta=0.5")
-        params[key.strip().replace("-", "_")] = value.strip()
-    return params
 
 
 def split_strategy_options(
@@ -220,7 +211,12 @@ def select(
     ] = 10,
     anchor_neighbours: Annotated[
         int,
-        typer.Option("--anchor-neighbours", min=1, help="anchoral: neighbours per anchor (K)."),
+        typer.Option(
+            "--anchor-neighbours",
+            "--anchor-neighbors",
+            min=1,
+            help="anchoral: neighbours per anchor (K).",
+        ),
     ] = 50,
     input_format: InputFormat = None,
     threads: Threads = None,
@@ -254,7 +250,7 @@ def select(
 
     check_json_stdout(as_json, output)
     tables, options = split_strategy_options(inputs, strategy)
-    params = {**options, **_parse_params(param)}
+    params = {**options, **key_values(param, "--param", "beta=0.5")}
     use_labels = label_col.lower() != "none"
     columns = Columns().with_overrides(
         id=id_col,
