@@ -86,7 +86,7 @@ def text(value: object, name: str, *, choices: Sequence[str] | None = None) -> s
         raise SelectkitUsageError(f"{option(name)} must be a string, not {_short(value)}")
     if choices is not None and value not in choices:
         raise SelectkitUsageError(
-            f"{option(name)} {value!r} is not one of: {', '.join(map(str, choices))}"
+            f"unknown {option(name)} {value!r}; choose one of: {', '.join(map(str, choices))}"
         )
     return value
 
