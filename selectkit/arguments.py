@@ -80,13 +80,17 @@ def _in_range(value, name: str, low: float | None, high: float | None, what: str
     return value
 
 
-def text(value: object, name: str, *, choices: Sequence[str] | None = None) -> str:
-    """``value`` as a str, one of ``choices`` if given."""
+def text(
+    value: object, name: str, *, choices: Sequence[str] | None = None, what: str | None = None
+) -> str:
+    """``value`` as a str, one of ``choices`` if given (``what`` names a choice in the error:
+    "unknown embedder 'x' (--embedder)")."""
     if not isinstance(value, str):
         raise SelectkitUsageError(f"{option(name)} must be a string, not {_short(value)}")
     if choices is not None and value not in choices:
+        named = f"{what} {value!r} ({option(name)})" if what else f"{option(name)} {value!r}"
         raise SelectkitUsageError(
-            f"unknown {option(name)} {value!r}; choose one of: {', '.join(map(str, choices))}"
+            f"unknown {named}: not one of {', '.join(map(str, choices))}"
         )
     return value
 
