@@ -134,9 +134,10 @@ def paths(value: object, name: str) -> list[str | Path]:
     return [path(v, name) for v in value]
 
 
-def instance(value: object, cls: type, name: str, example: str) -> Any:
-    """``value`` if it is a ``cls`` (or None); else an error showing ``example`` of one."""
-    if value is not None and not isinstance(value, cls):
+def instance(value: object, cls: type, name: str, example: str, *, optional: bool = True) -> Any:
+    """``value`` if it is a ``cls`` (or None, if ``optional``); else an error showing
+    ``example`` of one."""
+    if (value is not None or not optional) and not isinstance(value, cls):
         raise SelectkitUsageError(
             f"{option(name)} must be a {cls.__name__}, e.g. {example}, not {_short(value)}"
         )
