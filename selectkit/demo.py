@@ -7,9 +7,9 @@ from typing import Any
 
 import polars as pl
 
+from selectkit import arguments
 from selectkit.apply import apply_manifest
 from selectkit.embed import embed_file
-from selectkit import arguments
 from selectkit.errors import SelectkitDataError, option
 from selectkit.metrics import coverage
 from selectkit.pool import load_pool

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from selectkit.console import progress_bar
 from selectkit import arguments
 from selectkit.arguments import Bound, check_bounds
+from selectkit.console import progress_bar
 from selectkit.errors import SelectkitDataError
 from selectkit.io import Provenance, check_output_path, write_table
 from selectkit.pool import Columns, Pool, load_pool

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from selectkit.console import warn
 from selectkit import arguments
+from selectkit.console import warn
 from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io.formats import known_suffix
 from selectkit.io.tables import Source, Table, check_unique_ids, read_table

@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from selectkit.console import warn
 from selectkit.arguments import Bound, check_bounds, text
+from selectkit.console import warn
 from selectkit.errors import SelectkitDataError, option
 
 MAX_CHARS = 100_000  # ~20 pages: far above real documents, far below what exhausts memory

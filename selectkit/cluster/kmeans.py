@@ -16,12 +16,19 @@ import numpy as np
 from selectkit.arguments import Bound, check_bounds
 from selectkit.cluster.seeding import SEED_BOUNDS, check_seed_args, potential, seed_checked
 from selectkit.console import progress_bar
+from selectkit.errors import SelectkitUsageError
 from selectkit.io.vectors import check_finite
 from selectkit.linalg import group_sums, unit_rows
+from selectkit.rng import derive_rng
 
 CHUNK_ROWS = 1 << 16
 #: the one declaration of k-means' bounds (seeding's included); `selectkit cluster` matches it
-KMEANS_BOUNDS = {**SEED_BOUNDS, "iters": Bound(int, 0), "tol": Bound(float, 0.0)}
+KMEANS_BOUNDS = {
+    **SEED_BOUNDS,
+    "iters": Bound(int, 0),
+    "tol": Bound(float, 0.0),
+    "seed": Bound(int, 0),
+}
 
 
 @dataclass
@@ -166,20 +173,29 @@ def kmeans(
     iters: int = 25,
     tol: float = 1e-4,
     spherical: bool = False,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
+    seed: int = 0,
     max_trials: int = 0,
     chain: int = 50,
 ) -> KMeansResult:
     """Seed with ``seeding`` (one of ``SEEDERS``) and refine with ``iters`` Lloyd iterations.
 
     Returns the centroids with every row's cluster (``result.labels``) and squared distance to
-    it (``result.distances``). ``iters=0`` returns the seeds themselves as centroids. Arguments
-    outside ``KMEANS_BOUNDS`` are a ``SelectkitUsageError``; ``k`` above the rows of ``x`` a
+    it (``result.distances``). ``iters=0`` returns the seeds themselves as centroids. ``rng``
+    defaults to a generator derived from ``seed``. Arguments outside ``KMEANS_BOUNDS`` are a ``SelectkitUsageError``; ``k`` above the rows of ``x`` a
     ``SelectkitDataError``. Cost: the seeder's, plus O(iters n k d) for Lloyd; memory
     O(n + k d) beyond ``x``.
     """
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise SelectkitUsageError("x= must be a 2-d numpy array of shape (rows, dim)")
     check_seed_args(x.shape[0], k, seeding, max_trials=max_trials, chain=chain)
-    check_bounds(KMEANS_BOUNDS, iters=iters, tol=tol)
+    check_bounds(KMEANS_BOUNDS, iters=iters, tol=tol, seed=seed)
+    if rng is None:  # the documented Python default: a generator derived from ``seed``
+        rng = derive_rng(seed, "kmeans")
+    elif not isinstance(rng, np.random.Generator):
+        raise SelectkitUsageError(
+            f"rng= must be a numpy Generator (np.random.default_rng(0)), not {type(rng).__name__}"
+        )
     check_finite(x, "the data", "vectors")
     if spherical:  # cosine k-means: unit-norm rows throughout (one float32 copy of x)
         x = unit_rows(x)

@@ -27,7 +27,6 @@ from selectkit.io.tables import DEFAULT_ID, check_unique_ids
 from selectkit.io.vector_source import open_vectors
 from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 
-
 #: the one declaration of `selectkit cluster`'s numeric bounds; its CLI options' min/max match it
 CLUSTER_BOUNDS = {
     **KMEANS_BOUNDS,
@@ -37,7 +36,6 @@ CLUSTER_BOUNDS = {
     "sample_size": Bound(int, 1, optional=True),
     "batch_size": Bound(int, 1),
     "threads": Bound(int, 1, optional=True),
-    "seed": Bound(int, 0),
 }
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from selectkit import arguments
+from selectkit.arguments import Bound, check_bounds
 from selectkit.console import progress_bar
 from selectkit.embed.hashing import BOUNDS as HASHING_BOUNDS
 from selectkit.embed.hashing import HashingEmbedder
 from selectkit.embed.ids import IdHashes
-from selectkit import arguments
-from selectkit.arguments import Bound, check_bounds
 from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches
 from selectkit.io.tables import check_row_number_ids
