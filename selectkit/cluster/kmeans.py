@@ -182,8 +182,8 @@ def kmeans(
 
     Returns the centroids with every row's cluster (``result.labels``) and squared distance to
     it (``result.distances``). ``iters=0`` returns the seeds themselves as centroids. ``rng``
-    defaults to a generator derived from ``seed``. Arguments outside ``KMEANS_BOUNDS`` are a ``SelectkitUsageError``; ``k`` above the rows of ``x`` a
-    ``SelectkitDataError``. Cost: the seeder's, plus O(iters n k d) for Lloyd; memory
+    defaults to a generator derived from ``seed``. Arguments outside ``KMEANS_BOUNDS`` are a
+    ``SelectkitUsageError``; ``k`` above the rows of ``x`` a ``SelectkitDataError``. Cost: the seeder's, plus O(iters n k d) for Lloyd; memory
     O(n + k d) beyond ``x``.
     """
     if not isinstance(x, np.ndarray) or x.ndim != 2:
