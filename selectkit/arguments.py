@@ -19,7 +19,9 @@ from selectkit.errors import SelectkitUsageError, option
 
 
 def _kind(value: object) -> str:
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, (str, Path)) else repr(value)
+    return (
+        f"{type(value).__name__} {value!r}" if not isinstance(value, (str, Path)) else repr(value)
+    )
 
 
 def _short(value: object) -> str:
@@ -64,7 +66,9 @@ def integer(value: object, name: str, *, min: float | None = None, max: float | 
     return _in_range(int(value), name, min, max, "an integer")
 
 
-def number(value: object, name: str, *, min: float | None = None, max: float | None = None) -> float:
+def number(
+    value: object, name: str, *, min: float | None = None, max: float | None = None
+) -> float:
     """``value`` as a float (ints accepted); NaN and values outside [min, max] are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise SelectkitUsageError(f"{option(name)} must be a number, not {_short(value)}")
@@ -89,9 +93,7 @@ def text(
         raise SelectkitUsageError(f"{option(name)} must be a string, not {_short(value)}")
     if choices is not None and value not in choices:
         named = f"{what} {value!r} ({option(name)})" if what else f"{option(name)} {value!r}"
-        raise SelectkitUsageError(
-            f"unknown {named}: not one of {', '.join(map(str, choices))}"
-        )
+        raise SelectkitUsageError(f"unknown {named}: not one of {', '.join(map(str, choices))}")
     return value
 
 

@@ -312,8 +312,7 @@ def _check_array_like(value: object, name: str) -> None:
         return
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
         raise SelectkitUsageError(
-            f"{name}= must be an array or a list with one value per row, not "
-            f"{type(value).__name__}"
+            f"{name}= must be an array or a list with one value per row, not {type(value).__name__}"
         )
 
 

@@ -183,8 +183,8 @@ def kmeans(
     Returns the centroids with every row's cluster (``result.labels``) and squared distance to
     it (``result.distances``). ``iters=0`` returns the seeds themselves as centroids. ``rng``
     defaults to a generator derived from ``seed``. Arguments outside ``KMEANS_BOUNDS`` are a
-    ``SelectkitUsageError``; ``k`` above the rows of ``x`` a ``SelectkitDataError``. Cost: the seeder's, plus O(iters n k d) for Lloyd; memory
-    O(n + k d) beyond ``x``.
+    ``SelectkitUsageError``; ``k`` above the rows of ``x`` a ``SelectkitDataError``.
+    Cost: the seeder's, plus O(iters n k d) for Lloyd; memory O(n + k d) beyond ``x``.
     """
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         raise SelectkitUsageError("x= must be a 2-d numpy array of shape (rows, dim)")

@@ -344,7 +344,9 @@ def iter_batches(
         raise
     if fmt == "npy":
         inp.close()
-        raise SelectkitDataError(f"{where} is a .npy matrix; this command needs a table with columns")
+        raise SelectkitDataError(
+            f"{where} is a .npy matrix; this command needs a table with columns"
+        )
     source = Source(path=path, format=fmt)
     overrides = schema_overrides or {}
 
@@ -485,7 +487,9 @@ def _jsonl_batches(
         line += len(block)
 
 
-def _jsonl_error(block: list[bytes], line0: int, where: str, exc: BaseException) -> SelectkitDataError:
+def _jsonl_error(
+    block: list[bytes], line0: int, where: str, exc: BaseException
+) -> SelectkitDataError:
     """Name the first bad line of a block that polars refused (the error path only)."""
     for i, raw in enumerate(block):
         if not raw.strip():

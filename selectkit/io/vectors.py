@@ -90,7 +90,9 @@ def as_tensor3(series: pl.Series, where: str) -> np.ndarray:
     dt = series.dtype
     if isinstance(dt, pl.Array) and len(dt.shape) == 2:
         if series.null_count():
-            raise SelectkitDataError(f"{where}: column '{name}' is null in {series.null_count()} rows")
+            raise SelectkitDataError(
+                f"{where}: column '{name}' is null in {series.null_count()} rows"
+            )
         mat = np.ascontiguousarray(series.to_numpy(), dtype=np.float32)
     elif isinstance(dt, (pl.List, pl.Array)) and isinstance(dt.inner, (pl.List, pl.Array)):
         passes = series.cast(pl.List(pl.List(pl.Float32)))
