@@ -55,7 +55,7 @@ class TextCap:
             who = f" (id {ids[at]!r})" if ids is not None else ""
             raise SelectkitDataError(
                 f"{where}: the text at row {row0 + at}{who} has {lengths[at]:,} characters, more "
-                f"than {option('max_chars', f'{self.max_chars:,}')}; raise "
+                f"than the {self.max_chars:,} of {option('max_chars')}; raise "
                 f"{option('max_chars')} or drop "
                 f"{option('on_long', 'error', python='on_long=' + repr('error'))} to truncate it"
             )
@@ -76,4 +76,7 @@ def warn_truncated(count: int, max_chars: int) -> None:
     """``warning: truncated N texts longer than M characters`` on stderr, when N > 0."""
     if count:
         plural = "s" if count != 1 else ""
-        warn(f"truncated {count:,} text{plural} longer than {max_chars} characters (--max-chars)")
+        warn(
+            f"truncated {count:,} text{plural} longer than {max_chars} characters "
+            f"({option('max_chars')})"
+        )
