@@ -3,6 +3,7 @@ wrong argument types are selectkit errors, and each bound is declared once and m
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -266,3 +267,31 @@ def test_declared_bounds_refuse_the_same_values_through_python(digits_parquet, t
             sk.cluster_file(digits_parquet, out, k=3, **{name: too_low})
     with pytest.raises(sk.SelectkitUsageError, match="^k= must be an integer >= 1, not 0"):
         sk.cluster_file(digits_parquet, out, k=0)
+
+
+def test_python_api_page_runs_as_written(tmp_path):
+    """Every Python block of docs/python-api.md runs, from a folder holding data_samples/, and
+    prints what its comments say."""
+    import subprocess
+    import sys
+
+    page = (DOCS / "python-api.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) == 2
+    (tmp_path / "data_samples").symlink_to(DOCS.parent / "data_samples")
+    env = {**os.environ, "PYTHONPATH": str(DOCS.parent)}
+    for i, block in enumerate(blocks):
+        script = tmp_path / f"block{i}.py"
+        script.write_text(block)
+        done = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        for match in re.finditer(r"^print\(.*?\)\s+# (.*?)$", block, re.M):
+            want = match.group(1).split(": ")[-1].strip()  # "selectkit inspect: 100" -> "100"
+            assert any(want in line for line in lines), (want, lines)
+        if i == 1:  # the comments of the error block are the messages it prints
+            for want in re.findall(r"# ([a-z_]+= must be [^,(]+)", block):
+                assert any(want in line for line in lines), (want, lines)
+    assert (tmp_path / "api-demo" / "predicted.parquet").is_file()
