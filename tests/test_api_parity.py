@@ -14,13 +14,13 @@ import typer.main
 
 import selectkit as sk
 from selectkit.cli import app
-from selectkit.textcap import BOUNDS as TEXTCAP_BOUNDS
 from selectkit.cluster import assign
 from selectkit.cluster.hierarchical import resampled_kmeans
 from selectkit.cluster.pipeline import CLUSTER_BOUNDS
 from selectkit.dynamics import BOUNDS as SCORES_BOUNDS
 from selectkit.embed.pipeline import EMBED_BOUNDS
 from selectkit.rng import derive_rng
+from selectkit.textcap import BOUNDS as TEXTCAP_BOUNDS
 from tests.conftest import leftovers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -66,7 +66,7 @@ def test_from_arrays_takes_columns(digits):
     labels[labels == -10] = None
     pool = sk.Pool.from_arrays(x, labels=labels, columns=sk.Columns(label="digit"))
     assert "digit" in pool.frame.columns and pool.labelled_mask.sum() == (len(y) + 2) // 3
-    manifest, sel = sk.select(pool, "kcenter", budget=20, seed=0)
+    _manifest, sel = sk.select(pool, "kcenter", budget=20, seed=0)
     assert not pool.labelled_mask[sel.indices].any()
     # a renamed role's column keeps the name given to it
     scored = sk.Pool.from_arrays(x[:50], columns=sk.Columns(score="aum"), aum=np.arange(50.0))
@@ -223,7 +223,7 @@ def test_all_labelled_pool_error_speaks_python(tmp_path, rt_emb, rt_small):
 def test_python_messages_after_a_cli_run_speak_python(cli, tmp_path, digits_parquet):
     # the CLI's rendering is scoped to its run: a later Python call is not affected
     assert cli("cluster", digits_parquet, "-k", "5000", "-o", tmp_path / "c.parquet").exit_code
-    with pytest.raises(sk.SelectkitDataError, match="^k=5000"):
+    with pytest.raises(sk.SelectkitDataError, match=r"^k=5000"):
         sk.cluster_file(digits_parquet, tmp_path / "c.parquet", k=5000)
 
 
@@ -263,9 +263,9 @@ def test_declared_bounds_refuse_the_same_values_through_python(digits_parquet, t
         if name in ("k", "coreset_size", "sample_size") or bound.min is None:
             continue
         too_low = bound.min - 1 if bound.kind is int else -0.5
-        with pytest.raises(sk.SelectkitUsageError, match=f"^{name}= must be"):
+        with pytest.raises(sk.SelectkitUsageError, match=rf"^{name}= must be"):
             sk.cluster_file(digits_parquet, out, k=3, **{name: too_low})
-    with pytest.raises(sk.SelectkitUsageError, match="^k= must be an integer >= 1, not 0"):
+    with pytest.raises(sk.SelectkitUsageError, match=r"^k= must be an integer >= 1, not 0"):
         sk.cluster_file(digits_parquet, out, k=0)
 
 
