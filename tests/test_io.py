@@ -82,7 +82,7 @@ def test_bad_tables_fail_with_the_file_named(tmp_path, name, content, match):
 
 def test_unknown_extension_is_usage_error(tmp_path):
     (tmp_path / "x.txt").write_text("hello")
-    with pytest.raises(SelectkitUsageError, match="--input-format"):
+    with pytest.raises(SelectkitUsageError, match="input_format="):  # Python speaks Python
         read_table(tmp_path / "x.txt")
 
 
