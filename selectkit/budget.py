@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 
 _COUNT = re.compile(r"^\d+$")
 _FRACTION = re.compile(r"^(\d*\.\d+|\d+\.\d*)$")
@@ -18,7 +18,7 @@ def parse_budget(text: str | int | float, pool_size: int) -> int:
     ``"1000"`` or ``1000`` is a count, ``"0.05"`` or ``0.05`` a fraction of the pool and ``"5%"`` a
     percentage; fractions round half up, and a positive fraction selects at least one row.
     Raises ``SelectkitUsageError`` for text that is no budget or a budget of zero, and
-    ``SelectkitError`` for one larger than the pool (that depends on the data).
+    ``SelectkitDataError`` for one larger than the pool (that depends on the data).
     """
     raw = str(text).strip()
     if isinstance(text, bool):
@@ -40,12 +40,13 @@ def parse_budget(text: str | int | float, pool_size: int) -> int:
     else:
         raise SelectkitUsageError(
             f"budget {raw!r} is not a count, a fraction or a percentage; "
-            "use e.g. --budget 1000, --budget 0.05 or --budget 5%"
+            f"use e.g. {option('budget', 1000)}, {option('budget', 0.05)} or "
+            + option("budget", "5%", python="budget='5%'")
         )
     if count <= 0:  # only a literal zero: a positive fraction always selects a row
         raise SelectkitUsageError(f"{what} selects nothing; give a positive count or fraction")
     if count > pool_size:
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{what} is larger than the pool of {pool_size} selectable rows; "
             f"lower it to at most {pool_size} or give a fraction such as 50%"
         )

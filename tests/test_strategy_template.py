@@ -150,7 +150,7 @@ def test_labelled_rows_are_never_picked(frame_for, name):
         with pytest.raises(SelectkitError, match="larger than the pool"):
             select(pool, name, int((~pool.labelled_mask).sum()) + 1, seed=0, **marked)
     all_labelled = pool_of(with_sample_labels(frame, lambda i: 1), name)
-    with pytest.raises(SelectkitError, match="--label-col none"):
+    with pytest.raises(SelectkitError, match="use_labels=False"):  # the CLI: --label-col none
         select(all_labelled, name, budget_for(name, 1), seed=0, **marked)
 
 

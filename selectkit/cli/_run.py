@@ -21,7 +21,12 @@ from rich.text import Text
 from selectkit import interrupts
 from selectkit.cli._click import PASS_THROUGH, get_current_context
 from selectkit.console import is_quiet, set_quiet, stderr_console
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import (
+    SelectkitError,
+    SelectkitInternalError,
+    SelectkitUsageError,
+    cli_messages,
+)
 
 T = TypeVar("T")
 #: exit status of a bug in selectkit (sysexits' EX_SOFTWARE), apart from 1 = the run failed
@@ -52,9 +57,16 @@ def run(fn: Callable[[], T]) -> T:
     """Call ``fn``; turn errors into one line on stderr and the documented exit code."""
     console = stderr_console()
     try:
-        return fn()
+        with cli_messages():  # messages name options as flags (--label-col), not label_col=
+            return fn()
     except PASS_THROUGH:
         raise  # typer's own exits and usage errors: the root group renders them
+    except SelectkitInternalError as exc:  # an invariant of selectkit's own broke: a bug
+        if _flags["debug"]:
+            traceback.print_exc()
+        message = f"{exc} (run with --debug for the traceback and report it)"
+        console.print(_error_line("internal error:", message), soft_wrap=True)
+        raise typer.Exit(INTERNAL_ERROR) from None
     except SelectkitError as exc:
         if _flags["debug"]:
             traceback.print_exc()
