@@ -17,6 +17,8 @@ def parse_budget(text: str | int | float, pool_size: int) -> int:
 
     ``"1000"`` or ``1000`` is a count, ``"0.05"`` or ``0.05`` a fraction of the pool and ``"5%"`` a
     percentage; fractions round half up, and a positive fraction selects at least one row.
+    Written as text, ``"1.0"`` (or ``"1."``) is refused as ambiguous: ``1`` is one row and
+    ``1.0`` would be every row, so write ``1`` or ``100%``; the float ``1.0`` is every row.
     Raises ``SelectkitUsageError`` for text that is no budget or a budget of zero, and
     ``SelectkitDataError`` for one larger than the pool (that depends on the data).
     """
@@ -30,6 +32,11 @@ def parse_budget(text: str | int | float, pool_size: int) -> int:
         what = f"budget {raw}"
     elif isinstance(text, float) or _FRACTION.match(raw) or _PERCENT.match(raw):
         frac = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+        if isinstance(text, str) and not raw.endswith("%") and frac == 1.0:
+            raise SelectkitUsageError(
+                f"budget {raw!r} is ambiguous: {option('budget', 1)} picks one row and "
+                f"{option('budget', '100%', python='budget=1.0')} every row; write the one you mean"
+            )
         if not math.isfinite(frac) or frac > 1.0:
             raise SelectkitUsageError(
                 f"budget {raw!r} is a fraction above 1 (100%); give a count like 1000 "
