@@ -244,6 +244,7 @@ class PageRun:
     json_checked: int = 0
     commands: int = 0
     seconds: list[tuple[float, str]] = field(default_factory=list)  # (seconds, what) per step
+    cpu_s: float = 0.0  # user + system CPU of every process the page started
 
     def slowest(self, n: int = 3) -> str:
         return ", ".join(f"{s:.1f} s {what[:60]!r}" for s, what in sorted(self.seconds)[::-1][:n])
@@ -357,8 +358,11 @@ def run_page(path: Path, root: Path, workdir: Path, python: Path, timeout: float
     Python block that fails, and after the run lists every ``--json`` sample whose keys differ
     from the printed JSON. Costs what the page's commands cost.
     """
+    import resource
+
     blocks = parse_page(path, root)
     env = doc_env(root, python)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = PageRun(path.relative_to(root).as_posix())
     mismatches: list[str] = []
     interpreter: _Python | None = None
@@ -374,7 +378,9 @@ def run_page(path: Path, root: Path, workdir: Path, python: Path, timeout: float
                     interpreter = _Python(python, workdir, env)
                 started = time.perf_counter()
                 error = interpreter.run(block.body, f"{block.page} block {block.number}", timeout)
-                result.seconds.append((time.perf_counter() - started, f"python block {block.number}"))
+                result.seconds.append(
+                    (time.perf_counter() - started, f"python block {block.number}")
+                )
                 if error is not None:
                     raise TranscriptError(f"{block.where()} failed:\n{error}")
             for command in block.commands:
@@ -396,6 +402,10 @@ def run_page(path: Path, root: Path, workdir: Path, python: Path, timeout: float
     finally:
         if interpreter is not None:
             interpreter.close()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result.cpu_s = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
     if mismatches:
-        raise TranscriptError("--json samples that do not match the output:\n" + "\n".join(mismatches))
+        raise TranscriptError(
+            "--json samples that do not match the output:\n" + "\n".join(mismatches)
+        )
     return result

@@ -53,7 +53,7 @@ def test_page_runs_as_written(page, tmp_path):
     print(
         f"{page}: {run.ran} blocks ran ({run.commands} commands, {run.json_checked} JSON samples"
         f" checked), {len(run.skipped)} skipped{' (' + reasons + ')' if reasons else ''},"
-        f" {time.perf_counter() - started:.1f} s; slowest: {run.slowest()}"
+        f" {time.perf_counter() - started:.1f} s wall, {run.cpu_s:.1f} s CPU; slowest: {run.slowest()}"
     )
     assert run.ran > 0 or run.skipped, f"{page} has no block to run"
 
@@ -73,10 +73,10 @@ def test_every_block_is_run_or_marked():
                 ran += 1
             elif block.lang not in SHOWN_ONLY:
                 problems.append(f"{block.where()}: unknown block language {block.lang!r}")
-            if block.lang == "" and any(
-                line.startswith("$ ") for line in block.body.split("\n")
-            ):
-                problems.append(f"{block.where()}: '$ ' commands in an untagged block; tag it console")
+            if block.lang == "" and any(line.startswith("$ ") for line in block.body.split("\n")):
+                problems.append(
+                    f"{block.where()}: '$ ' commands in an untagged block; tag it console"
+                )
             if block.lang in SHELL_LANGS and not block.marked_skip and not block.commands:
                 problems.append(f"{block.where()}: a shell block without a command")
     print(f"doc transcript: {ran} blocks run, {skipped} skipped (each with a reason)")
@@ -117,9 +117,13 @@ def test_transcript_reports_the_failing_command(tmp_path):
 
 def test_json_sample_keys_are_compared():
     printed = '{"a": 1, "b": {"c": 2}, "d": [{"name": "x", "e": 1}]}'
-    assert json_keys_mismatch('{"a": 0, "b": {"c": 0}, "d": [{"name": "x", "e": 5}]}', printed) == []
+    assert (
+        json_keys_mismatch('{"a": 0, "b": {"c": 0}, "d": [{"name": "x", "e": 5}]}', printed) == []
+    )
     assert json_keys_mismatch('{"a": 0, "b": {"c": 0}}', printed)  # d missing from the sample
     assert json_keys_mismatch('{"a": 0, "b": {"z": 0}, "d": []}', printed)  # z is not printed
     assert json_keys_mismatch('{"a": 1, ..., "c": 2}', printed) == []  # abridged: a subset
-    assert json_keys_mismatch('{"a": 1, ..., "zz": 2}', printed) == ["keys shown but not printed: ['zz']"]
+    assert json_keys_mismatch('{"a": 1, ..., "zz": 2}', printed) == [
+        "keys shown but not printed: ['zz']"
+    ]
     assert json_keys_mismatch('{"a": 1}', "not json")
