@@ -38,6 +38,7 @@ def _page_folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_page_runs_as_written(page, tmp_path):
     started = time.perf_counter()
@@ -109,6 +110,10 @@ def test_transcript_reports_the_failing_command(tmp_path):
     page.write_text("```console\n$ true\nerror: this should have failed\n```\n", encoding="utf-8")
     with pytest.raises(TranscriptError, match="the doc shows an error but the command succeeded"):
         run_page(page, tmp_path, work, PYTHON)
+
+    page.write_text("<!-- transcript: skip -->\n\n```bash\nexit 1\n```\n", encoding="utf-8")
+    (block,) = parse_page(page, tmp_path)
+    assert block.marked_skip and block.skip == ""  # test_every_block_is_run_or_marked refuses it
 
     page.write_text("```python\nx = 1\n```\n\n```python\nassert x == 2, 'x is 1'\n```\n")
     with pytest.raises(TranscriptError, match=r"block 2 \(line 5, python\) failed:(.|\n)*x is 1"):
