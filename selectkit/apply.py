@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from selectkit.errors import SelectkitError, SelectkitMismatchError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitMismatchError, SelectkitUsageError, option
 from selectkit.io import (
     Provenance,
     check_output_path,
@@ -51,7 +51,9 @@ def apply_manifest(
     be its row numbers; a mismatch raises ``SelectkitMismatchError`` unless ``force``.
     """
     if order not in ORDERS:
-        raise SelectkitUsageError(f"--order must be one of {', '.join(ORDERS)}, not {order!r}")
+        raise SelectkitUsageError(
+            f"{option('order')} must be one of {', '.join(ORDERS)}, not {order!r}"
+        )
     tables = expand_inputs([table_path] if isinstance(table_path, (str, Path)) else table_path)
     check_output_path(output, [manifest_path, *tables])
     prov = Provenance(command="apply")
@@ -186,7 +188,7 @@ def check_row_numbers(
     pool_rows = (recorded.get("metrics") or {}).get("pool_rows")
     inputs = recorded.get("inputs") or []
     origin = f"'{inputs[0].get('path')}'" if inputs else "its pool"
-    override = "or pass --force (force=True) if you know the row numbers match"
+    override = f"or pass {option('force', python='force=True')} if you know the row numbers match"
     if table_numbered and isinstance(pool_rows, int) and rows != pool_rows:
         raise SelectkitMismatchError(
             f"{where} has no id column, so its row numbers are the ids, but it has {rows} rows "
@@ -228,7 +230,8 @@ def _align_ids(
         return picks.with_columns(pl.col(id_col).cast(dtype))
     raise SelectkitError(
         f"ids of '{manifest_path}' are {have} but {where} has {dtype} ids in column '{id_col}'; "
-        "apply the manifest to the table it was made from (or name its id column with --id-col)"
+        "apply the manifest to the table it was made from (or name its id column with "
+        f"{option('id_col')})"
     )
 
 

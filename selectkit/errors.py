@@ -96,3 +96,12 @@ def option(
     if python is not None:
         return python
     return f"{name}=" if value is _NO_VALUE else f"{name}={value!r}"
+
+
+def param_option(name: str, value: object = _NO_VALUE) -> str:
+    """How a message names the strategy parameter ``name``: ``--min-tokens 5`` on the command
+    line, ``params={'min_tokens': 5}`` from Python (strategy parameters travel in ``params``)."""
+    given = value is not _NO_VALUE
+    flag = "--" + name.replace("_", "-") + (f" {value}" if given else "")
+    shown = repr(value) if given else "..."
+    return option(name, cli=flag, python=f"params={{{name!r}: {shown}}}")

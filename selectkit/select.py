@@ -12,7 +12,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit.budget import parse_budget
-from selectkit.errors import SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.metrics import selection_metrics
 from selectkit.pool import Columns, Pool
@@ -22,6 +22,7 @@ from selectkit.strategies.base import LABELS_AS_DATA, Strategy, check_selection
 from selectkit.strategies.inputs import FileInputs, StreamingAdapter
 from selectkit.strategies.scored import Acquisition, acquire
 
+PERCENT_BUDGET = "budget='5%'"  # how Python writes the CLI's --budget 5%
 MANIFEST_COLUMNS = ("id", "rank", "score", "weight", "cluster")
 
 
@@ -73,15 +74,16 @@ def select(
     if spec.self_sized and budget is not None:
         raise SelectkitUsageError(
             f"strategy '{spec.name}' decides how many rows it keeps and takes no budget; "
-            "drop --budget"
+            f"drop {option('budget', cli='--budget', python='budget=')}"
         )
     if not spec.self_sized and budget is None:
         raise SelectkitUsageError(
-            f"strategy '{spec.name}' needs a budget: give --budget 1000, 0.05 or 5%"
+            f"strategy '{spec.name}' needs a budget: give {option('budget', 1000)}, "
+            f"{option('budget', 0.05)} or {option('budget', '5%', python=PERCENT_BUDGET)}"
         )
     pool = prepare_pool(pool, spec, resolved, labelled_col)
     if mods.subpool:
-        pool.require(["embedding"], f"--subpool {mods.subpool}")
+        pool.require(["embedding"], option("subpool", mods.subpool))
     if pool.has("cluster"):
         pool.cluster_labels  # noqa: B018  (validates the column before any work)
     count = None if budget is None else parse_budget(budget, len(pool.candidates))
@@ -140,8 +142,8 @@ def modifiers_for(
     or a ``coldness`` without ``stochastic`` (it tunes nothing else)."""
     if coldness is not None and stochastic is None:
         raise SelectkitUsageError(
-            "the coldness ('--coldness' / coldness=) tunes stochastic sampling only: add "
-            "--stochastic softmax|power|softrank (stochastic=), or drop it"
+            f"the coldness ({option('coldness')}) tunes stochastic sampling only: add "
+            f"{option('stochastic', 'softmax|power|softrank', python='stochastic=')}, or drop it"
         )
     options = dict(subpool_options or {})
     unknown = sorted(set(options) - {"anchors", "neighbours", "subpool_size"})
@@ -157,7 +159,7 @@ def modifiers_for(
     )
     if mods.active and spec.scorer is None:
         scored = ", ".join(s.name for s in list_strategies() if s.scorer is not None)
-        flag = "--stochastic" if stochastic else "--subpool"
+        flag = option("stochastic") if stochastic else option("subpool")
         raise SelectkitUsageError(
             f"{flag} works only with a scored strategy ({scored}), not '{spec.name}'"
         )
@@ -219,11 +221,13 @@ def select_files(
     emit = {k: v for k, v in (emit or {}).items() if v is not None}
     for name, path in emit.items():
         if name not in spec.emits:
-            offers = ", ".join(f"--emit-{e}" for e in spec.emits)
+            offers = ", ".join(
+                option(f"emit_{e}", python=f"emit={{{e!r}: ...}}") for e in spec.emits
+            )
             offers = f"it offers {offers}" if offers else "it writes none"
             raise SelectkitUsageError(
                 f"strategy '{spec.name}' has no '{name}' table to write ({offers}); "
-                f"drop --emit-{name}"
+                f"drop {option(f'emit_{name}', python=f'emit={{{name!r}: ...}}')}"
             )
         check_output_path(path, [*inputs, output])
     prov = Provenance(command="select", seed=seed)
@@ -233,7 +237,7 @@ def select_files(
         if labelled_col is not None:
             raise SelectkitUsageError(
                 f"strategy '{spec.name}' streams its input files and cannot leave labelled rows "
-                "out; drop the labelled-set column ('--labelled-col' / labelled_col=), or "
+                f"out; drop the labelled-set column ({option('labelled_col')}), or "
                 "filter the files first"
             )
         return _select_streamed(adapter, spec, files, output, prov, budget, resolved)

@@ -37,7 +37,7 @@ from selectkit.al.curves import summarise
 from selectkit.al.models import MODEL_PARAMS, FittedModel, check_model, model_label, model_param
 from selectkit.bounds import Bound, check_bounds
 from selectkit.console import progress_bar, warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.io.formats import detect_format
 from selectkit.io.provenance import fingerprint_ids
@@ -222,8 +222,9 @@ def simulate(
             need = init + batch * rounds
             if need > pool_rows.size:
                 raise SelectkitError(
-                    f"--init {init} + --batch {batch} x --rounds {rounds} = {need} labels, more "
-                    f"than the {pool_rows.size} pool rows; lower them or --test-size"
+                    f"{option('init', init)} + {option('batch', batch)} x "
+                    f"{option('rounds', rounds)} = {need} labels, more than the "
+                    f"{pool_rows.size} pool rows; lower them or {option('test_size')}"
                 )
             start = initial_set(id_series, pool_rows, init, derive_salt(seed, "al", "init", r))
             splits.append(
@@ -393,7 +394,7 @@ def simulate_file(
     if summary_out:
         detect_format(summary_out, output=True)
     if plot and Path(plot).suffix.lower() != ".png":
-        raise SelectkitUsageError(f"--plot '{plot}' must name a .png file")
+        raise SelectkitUsageError(f"{option('plot', str(plot))} must name a .png file")
     if plot:
         from selectkit.al.plot import require_matplotlib
 

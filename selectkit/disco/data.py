@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from selectkit.console import warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitUsageError, option
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.tables import (
     Source,
@@ -30,7 +30,7 @@ from selectkit.io.tables import (
     iter_batches,
     read_table,
 )
-from selectkit.pool import Columns, Pool
+from selectkit.pool import Columns, Pool, column_option
 
 if TYPE_CHECKING:  # the adapter protocol lives beside the strategies, which import this module
     from selectkit.strategies.inputs import FileInputs
@@ -350,7 +350,7 @@ def pivot_predictions(
             raise SelectkitError(
                 f"{where}: {bad.size} of {m} models lack rows for some of the {n} ids ({listed}"
                 f"{more}); give every model a row for every id, or drop those models with "
-                "--drop-incomplete"
+                + option("drop_incomplete", python="drop_incomplete=True")
             )
         if keep.size == 0:
             raise SelectkitError(
@@ -561,7 +561,7 @@ def load_predictions(
         raise SelectkitError(
             f"none of {', '.join(repr(s.path) for s in sources)} has a model column "
             f"'{cols.model}'; give at least one long table of predictions (one row per model "
-            "and id), or name the column with --model-col"
+            f"and id), or name the column with {column_option('model')}"
         )
     frame = (
         pl.concat([f for f, _ in longs], how="diagonal_relaxed") if len(longs) > 1 else longs[0][0]

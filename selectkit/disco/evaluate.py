@@ -42,7 +42,7 @@ from selectkit.disco.predictor import (
     fit_predictor,
     signatures,
 )
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitError, option
 from selectkit.rng import derive_rng
 
 DEFAULT_BUDGETS = (10, 30, 60, 100)
@@ -78,7 +78,7 @@ def split_models(m: int, test_fraction: float, rng: np.random.Generator) -> tupl
         raise SelectkitError(
             f"test fraction {test_fraction} of {m} models leaves {n_test} test and {m - n_test} "
             "source models; evaluation needs at least 2 of each (give more models or another "
-            "--test-fraction)"
+            f"{option('test_fraction')})"
         )
     perm = rng.permutation(m)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
@@ -263,7 +263,7 @@ def split_notes(results: pl.DataFrame) -> list[str]:
         notes.append(
             f"the {seeds} seeds held out only {distinct} distinct sets of test models, so the "
             "± over seeds counts repeats and understates the spread; give more models, fewer "
-            "--seeds, or --split random"
+            f"{option('seeds')}, or {option('split', 'random')}"
         )
     over = per_seed.filter(pl.col("n_test") > pl.col("n_source"))
     if over.height:
@@ -271,7 +271,8 @@ def split_notes(results: pl.DataFrame) -> list[str]:
         notes.append(
             f"{over.height} of the {seeds} seeds test more models than they learn from (e.g. "
             f"seed {first['seed']}: {first['n_test']} test, {first['n_source']} source): the "
-            "predictor is fitted on too few models; give more models or a smaller --test-fraction"
+            "predictor is fitted on too few models; give more models or a smaller "
+            + option("test_fraction")
         )
     return notes
 

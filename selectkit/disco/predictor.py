@@ -42,7 +42,7 @@ from selectkit._version import __version__
 from selectkit.bounds import Bound, check_bounds
 from selectkit.console import warn
 from selectkit.disco.data import Predictions
-from selectkit.errors import SelectkitError, SelectkitMismatchError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitMismatchError, SelectkitUsageError, option
 from selectkit.io.provenance import fingerprint_ids
 from selectkit.io.write import atomic_folder
 
@@ -314,7 +314,8 @@ def fit_predictor(
         )
     if regressor == "knn" and neighbors >= m:
         raise SelectkitUsageError(
-            f"--neighbors {neighbors} averages every one of the {m} source models, so every "
+            f"{option('neighbors', neighbors, cli=f'--neighbours {neighbors}')} averages every "
+            f"one of the {m} source models, so every "
             f"model would get the same prediction; use fewer than {m}"
         )
     y = np.asarray(accuracy, dtype=np.float64)
@@ -448,11 +449,14 @@ def check_benchmark(
     origin = f" ({', '.join(repr(i.get('path')) for i in inputs)})" if inputs else ""
     message = f"{preds.where} is not the benchmark this predictor was fitted on{origin}: {why}"
     if force:
-        warn(f"{message}; predicting anyway (--force), the predictions may be meaningless")
+        warn(
+            f"{message}; predicting anyway ({option('force', python='force=True')}), the "
+            "predictions may be meaningless"
+        )
         return
     raise SelectkitMismatchError(
-        f"{message}; give predictions on that benchmark, or pass --force (force=True) if the "
-        "samples are the same"
+        f"{message}; give predictions on that benchmark, or pass "
+        f"{option('force', python='force=True')} if the samples are the same"
     )
 
 
@@ -502,7 +506,7 @@ def predict_accuracy(
                 f"this predictor was fitted with features signature+accuracy and needs each "
                 f"model's correctness on the anchors, but {preds.where} has neither a 'correct' "
                 "column nor a 'label' column; add one, or use a predictor fitted with "
-                "--features signature"
+                + option("features", "signature")
             )
         anchor_acc = preds.correct[:, rows].mean(axis=1, dtype=np.float64)
     pred = predictor.predict(signatures(preds, rows), anchor_acc)
