@@ -291,7 +291,7 @@ def test_multiple_targets_with_quotas(corpus, tmp_path):
         corpus, tmp_path, name="p.parquet", budget=100, target=targets, quotas="pooled"
     )
     assert "target" not in pooled.columns and len(prov.metrics["kl_target_selected"]) == 1
-    with pytest.raises(SelectkitUsageError, match="one per --target"):
+    with pytest.raises(SelectkitUsageError, match="one per target"):
         run(corpus, tmp_path, target=targets, quotas="1,2,3")
     tok, _ = run(
         corpus, tmp_path, name="t.parquet", budget=None, budget_tokens=4000, target=targets
@@ -307,7 +307,7 @@ def test_with_replacement_weights_count_draws(corpus, tmp_path):
     assert np.all(np.diff(weights) <= 0)
     with pytest.raises(SelectkitUsageError, match="one of --top-k and --with-replacement"):
         run(corpus, tmp_path, top_k=True, with_replacement=True)
-    with pytest.raises(SelectkitUsageError, match="use --budget"):
+    with pytest.raises(SelectkitUsageError, match="use budget=, not params="):
         run(corpus, tmp_path, budget=None, budget_tokens=100, with_replacement=True)
 
 
@@ -350,7 +350,7 @@ def test_errors_name_the_problem(corpus, tmp_path):
     _raw, target, _ = corpus
     no_text = tmp_path / "no_text.jsonl"
     no_text.write_text('{"id": 1, "body": "x"}\n')
-    with pytest.raises(SelectkitError, match=r"no text column 'text'.*--text-col"):
+    with pytest.raises(SelectkitError, match=r"no text column 'text'.*columns=Columns\(text="):
         select_files(
             [no_text],
             tmp_path / "o.parquet",
