@@ -73,7 +73,8 @@ class Param:
                 f"{what} {name}={raw!r} must be one of {', '.join(map(str, self.choices))}"
             )
         if not self.within(value):
-            raise SelectkitUsageError(f"{what} {name}={raw!r} must {self.bounds_text()}")
+            # the typed value: "neighbours=0", not the CLI's string "neighbours='0'"
+            raise SelectkitUsageError(f"{what} {name}={value!r} must {self.bounds_text()}")
         return value
 
     def _convert(self, name: str, raw: Any, what: str) -> Any:
