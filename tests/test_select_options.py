@@ -164,7 +164,7 @@ def test_dsir_bounds_are_declared_not_rechecked(cli, rt_small, tmp_path, args, m
 
 
 def test_python_api_gets_the_same_declared_refusals(digits, long_frame):
-    x, y = digits
+    x, _ = digits
     pool = Pool.from_arrays(x[:200])
     with pytest.raises(SelectkitUsageError, match="neighbours=0 must be at least 1"):
         select(pool, "typiclust", 5, params={"neighbours": 0})
@@ -181,7 +181,7 @@ def test_acquisition_modifiers_are_declared_params(digits):
     x, y = digits
     proba = np.eye(10)[y] * 0.5 + 0.05
     pool = Pool.from_arrays(x, proba=proba)
-    with pytest.raises(SelectkitUsageError, match="modifier beta=0.0 must be greater than 0"):
+    with pytest.raises(SelectkitUsageError, match=r"modifier beta=0\.0 must be greater than 0"):
         select(pool, "margin", 5, stochastic="softmax", stochastic_beta=0.0)
     with pytest.raises(SelectkitUsageError, match="stochastic='hot' must be one of softmax"):
         select(pool, "margin", 5, stochastic="hot")
