@@ -237,3 +237,19 @@ def test_param_vocabulary_bounds_none_lists_and_names():
     with pytest.raises(SelectkitUsageError, match="option rows=0 must be at least 1"):
         check_params({"rows": 0}, declared, owner="command 'x'", what="option")
     assert declared["rows"].describe() == {"type": "int", "default": 10, "bounds": "be at least 1"}
+
+
+def test_strategies_json_shows_each_declared_bound(cli):
+    import json
+
+    r = cli("strategies", "--json")
+    assert r.exit_code == 0, r.output
+    params = {s["name"]: s["params"] for s in json.loads(r.stdout)}
+    assert params["typiclust"]["neighbours"] == {
+        "type": "int",
+        "default": 20,
+        "bounds": "be at least 1",
+        "help": "nearest neighbours in the typicality estimate",
+    }
+    assert params["ccs"]["beta"]["bounds"] == "lie in [0, 1)"
+    assert params["kcenter"]["metric"]["choices"] == ["l2", "cosine"]

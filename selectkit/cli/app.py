@@ -689,11 +689,7 @@ def strategies(
             "needs": list(s.needs),
             "optional": list(s.optional),
             "params": {
-                k: {
-                    "default": p.default,
-                    "help": p.help,
-                    **({"choices": list(p.choices)} if p.choices else {}),
-                }
+                k: {**p.describe(), "help": p.help}  # type, default, choices, bounds
                 for k, p in s.params.items()
             },
             "summary": s.summary,
