@@ -35,7 +35,8 @@ class Param:
     ``choices``: the only values allowed. ``low``/``high``: bounds of a number, inclusive unless
     ``low_open``/``high_open`` (so a fraction in (0, 1) is ``low=0, high=1, low_open=True,
     high_open=True``). ``multiple``: a list of values (the CLI option may repeat), each checked,
-    with at least ``min_items`` of them. A default of ``"auto"`` also accepts ``"auto"`` (the
+    with at least ``min_items`` of them; with ``sep``, a string is split on it first
+    (``"1000,100"`` -> ``[1000, 100]``). A default of ``"auto"`` also accepts ``"auto"`` (the
     strategy then chooses); a default of None also accepts None (unset).
     """
 
@@ -49,22 +50,25 @@ class Param:
     low_open: bool = False
     high_open: bool = False
     min_items: int = 0
+    sep: str | None = None
 
     def parse(self, name: str, raw: Any, *, what: str = "parameter") -> Any:
         """Return ``raw`` (a CLI string or a Python value) converted to this parameter's type
         and checked against its choices and bounds; a ``SelectkitUsageError`` naming
         ``what name=raw`` and the allowed values otherwise. O(1) (O(items) when ``multiple``)."""
+        if self.default == AUTO and _is_auto(raw):
+            return AUTO
         if self.multiple:
             items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
+            if self.sep is not None:  # "1000,100" (or a repeated option of such) -> items
+                items = [part for v in items for part in _split(v, self.sep)]
             if len(items) < self.min_items:
                 raise SelectkitUsageError(
                     f"{what} {name} needs at least {self.min_items} value"
                     f"{'s' if self.min_items > 1 else ''}, got {len(items)}"
                 )
-            one = replace(self, multiple=False, default=None, min_items=0)
+            one = replace(self, multiple=False, default=None, min_items=0, sep=None)
             return [one.parse(name, v, what=what) for v in items]
-        if self.default == AUTO and (raw is None or raw == AUTO):
-            return AUTO
         if self.default is None and raw is None:
             return None
         value = self._convert(name, raw, what)
@@ -123,7 +127,7 @@ class Param:
         if self.bounds_text():
             out["bounds"] = self.bounds_text()
         if self.multiple:
-            out["multiple"] = True
+            out["multiple"] = True if self.sep is None else f"{self.sep}-separated"
         return out
 
     def invalid_values(self) -> list[Any]:
@@ -146,6 +150,20 @@ class Param:
         if self.multiple and self.min_items:
             bad.append([])
         return [v for v in bad if v is not None]
+
+
+def _is_auto(raw: Any) -> bool:
+    """None, "auto" or ["auto"] (a repeatable option given "auto" once)."""
+    if isinstance(raw, (list, tuple)):
+        return len(raw) == 1 and isinstance(raw[0], str) and raw[0] == AUTO
+    return raw is None or (isinstance(raw, str) and raw == AUTO)
+
+
+def _split(value: Any, sep: str) -> list[Any]:
+    """A string's non-empty ``sep``-separated parts, stripped; any other value as it is."""
+    if not isinstance(value, str):
+        return [value]
+    return [part.strip() for part in value.split(sep) if part.strip()]
 
 
 def _outside(choices: tuple[Any, ...]) -> Any:
