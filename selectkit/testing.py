@@ -32,6 +32,16 @@ from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.pool import Columns, Pool
 from selectkit.strategies import Strategy, get_strategy
 
+__all__ = [
+    "CHECKS",
+    "check_strategy",
+    "example_frame",
+    "example_pool",
+    "long_frame",
+    "parametrize_with_checks",
+    "wide_frame",
+]
+
 Check = Callable[[str], None]
 
 
