@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from selectkit import Pool, get_strategy, list_strategies, select
 from selectkit.rng import derive_salt, id_gumbels, id_hashes, id_uniforms
-from tests.test_strategy_template import REQUIRED_PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
 RT = REPO / "data_samples" / "rotten_tomatoes.jsonl"
@@ -82,9 +81,9 @@ def layouts(tmp_path_factory, full_frame, long_frame):
 
 
 def _params(name: str) -> list[str]:
-    """The strategy's required example parameters (as the template test gives them) as options."""
+    """The strategy's registered example parameters (as the contract checks give them) as options."""
     args: list[str] = []
-    for key, value in REQUIRED_PARAMS.get(name, {}).items():
+    for key, value in get_strategy(name).example_params().items():
         for item in value if isinstance(value, list) else [value]:
             args += [f"--{key.replace('_', '-')}", str(item)]
     return args

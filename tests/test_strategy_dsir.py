@@ -364,7 +364,7 @@ def test_errors_name_the_problem(corpus, tmp_path):
         run(corpus, tmp_path, target=[str(empty)])
     with pytest.raises(SelectkitUsageError, match="needs a target"):
         run(corpus, tmp_path, target=[])
-    with pytest.raises(SelectkitUsageError, match="--ngrams must be at least 1"):
+    with pytest.raises(SelectkitUsageError, match="ngrams=0 must be at least 1"):
         run(corpus, tmp_path, ngrams=0)
     with pytest.raises(SelectkitUsageError, match="must be one of"):
         run(corpus, tmp_path, hash="md5")

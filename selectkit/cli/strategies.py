@@ -38,11 +38,7 @@ def describe(spec: Any) -> dict[str, Any]:
         "needs": list(spec.needs),
         "optional": list(spec.optional),
         "params": {
-            k: {
-                "default": p.default,
-                "help": p.help,
-                **({"choices": list(p.choices)} if p.choices else {}),
-            }
+            k: {**p.describe(), "help": p.help}  # type, default, choices, bounds
             for k, p in spec.params.items()
         },
         "summary": spec.summary,

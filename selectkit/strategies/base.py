@@ -10,7 +10,7 @@ point names a module (or callable) whose import registers them.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -19,11 +19,13 @@ import numpy as np
 import polars as pl
 
 from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.params import AUTO as AUTO  # re-exported: strategies import it from here
+from selectkit.params import Param as Param
+from selectkit.params import check_params
 from selectkit.pool import Pool
 from selectkit.strategies.inputs import WIDE, InputAdapter
 
 ENTRY_POINT_GROUP = "selectkit.strategies"
-AUTO = "auto"  # a parameter default meaning "the strategy chooses; the choice is recorded"
 
 # What a strategy makes of the label column (null = unlabelled; -1 and "" are labels). Shown by
 # `selectkit strategies`; docs/strategies.md says why each strategy is which.
@@ -78,59 +80,6 @@ class StreamedSelection:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Param:
-    """A strategy parameter: its type, default and one line of help."""
-
-    type: type
-    default: Any
-    help: str
-    choices: tuple[Any, ...] | None = None
-    multiple: bool = False  # a list of values: the CLI option may repeat (--target a --target b)
-    low: float | None = None  # inclusive bounds of a number, checked as a usage error (exit 2)
-    high: float | None = None
-
-    def parse(self, name: str, raw: Any) -> Any:
-        """Convert ``raw`` (a CLI string or a Python value) to this parameter's type; a parameter
-        whose default is ``"auto"`` also accepts ``"auto"`` (the strategy then chooses). A
-        ``multiple`` parameter takes one value or a list and returns a list."""
-        if self.multiple:
-            items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-            one = Param(self.type, None, self.help, self.choices, low=self.low, high=self.high)
-            return [one.parse(name, v) for v in items]
-        if self.default == AUTO and (raw is None or raw == AUTO):
-            return AUTO
-        try:
-            if self.type is bool and isinstance(raw, str):
-                if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                    raise ValueError(raw)
-                value: Any = raw.lower() in {"true", "1", "yes"}
-            elif self.type in (int, float) and isinstance(raw, bool):
-                raise ValueError(raw)  # True is no number of strata
-            elif self.type is int and isinstance(raw, float) and not raw.is_integer():
-                raise ValueError(raw)  # never truncate 2.7 to 2 silently
-            else:
-                value = self.type(raw)
-            if self.type is float and not np.isfinite(value):
-                raise ValueError(raw)
-        except (TypeError, ValueError, OverflowError):
-            raise SelectkitUsageError(
-                f"parameter {name}={raw!r} is not a {'finite ' if self.type is float else ''}"
-                f"{self.type.__name__}"
-            ) from None
-        if self.choices is not None and value not in self.choices:
-            raise SelectkitUsageError(
-                f"parameter {name}={raw!r} must be one of {', '.join(map(str, self.choices))}"
-            )
-        if (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
-        ):
-            lo = "-inf" if self.low is None else f"{self.low:g}"
-            hi = "inf" if self.high is None else f"{self.high:g}"
-            raise SelectkitUsageError(f"parameter {name}={raw!r} must lie in [{lo}, {hi}]")
-        return value
-
-
 StrategyFn = Callable[..., Selection]
 
 
@@ -159,22 +108,24 @@ class Strategy:
     # those params this returns True and ``select`` hands the rows over as given; otherwise it
     # hands them over sorted by id, so the selection does not depend on the input's order.
     reads_row_order: Callable[[dict[str, Any]], bool] | None = None
+    # Parameters the strategy can run with on example data (a dict, or a function returning
+    # one when building it costs, e.g. a path to a bundled corpus); see ``example_params``.
+    examples: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None
 
     def keeps_input_order(self, params: dict[str, Any]) -> bool:
         """Whether, under the resolved ``params``, this strategy reads the input's row order."""
         return self.reads_row_order is not None and bool(self.reads_row_order(params))
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
-        """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
-        unknown = sorted(set(given) - set(self.params))
-        if unknown:
-            known = ", ".join(sorted(self.params)) or "none"
-            raise SelectkitUsageError(
-                f"strategy '{self.name}' has no parameter {unknown[0]!r}; its parameters: {known}"
-            )
-        resolved = {k: p.default for k, p in self.params.items()}
-        resolved.update({k: self.params[k].parse(k, v) for k, v in given.items()})
-        return resolved
+        """Return every parameter's value: defaults overlaid with ``given``, typed and checked
+        against the declarations (``selectkit.params.check_params``)."""
+        return check_params(given, self.params, owner=f"strategy '{self.name}'")
+
+    def example_params(self) -> dict[str, Any]:
+        """The registration's example parameters (what the contract checks in
+        ``selectkit.testing`` run the strategy with; e.g. dsir's target corpus)."""
+        examples = self.examples() if callable(self.examples) else self.examples
+        return dict(examples or {})
 
     def __call__(
         self, pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any
@@ -200,6 +151,7 @@ def register_strategy(
     labels: str = LABELLED_SET,
     scorer: Callable[..., np.ndarray] | None = None,
     reads_row_order: Callable[[dict[str, Any]], bool] | None = None,
+    examples: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
@@ -215,6 +167,8 @@ def register_strategy(
     strategy (use ``register_scored_strategy`` rather than this). ``reads_row_order(params)``
     is True where the strategy's result is meant to depend on the input's row order (semdedup
     ``--order input``); everywhere else ``select`` runs strategies on the rows sorted by id.
+    ``examples``: parameters the strategy needs to run at all on example data (a dict, or a
+    function returning one), used by ``selectkit.testing``'s contract checks.
     """
     if labels not in LABEL_USES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_USES)}, not {labels!r}")
@@ -238,6 +192,7 @@ def register_strategy(
             labels=labels,
             scorer=scorer,
             reads_row_order=reads_row_order,
+            examples=examples,
         )
         return fn
 

@@ -42,7 +42,7 @@ MAX_LISTED_MODELS = 1000
             STRATIFY,
         ),
         "guiding_models": Param(
-            int, 0, "score disagreement over this many randomly drawn models (0 = all)"
+            int, 0, "score disagreement over this many randomly drawn models (0 = all)", low=0
         ),
         "drop_incomplete": Param(
             bool,
@@ -69,8 +69,6 @@ def disco(
             "strategy 'disco' needs a long table (one row per model and id); call it through "
             "selectkit.select, which pivots the pool"
         )
-    if guiding_models < 0:
-        raise SelectkitError(f"guiding_models={guiding_models} must be 0 (all) or positive")
     anchors = choose_anchors(
         preds,
         budget,

@@ -38,13 +38,18 @@ PARAMS = {
         str, [], "Target corpus file (repeatable: one quota per target).", multiple=True
     ),
     "budget_tokens": Param(
-        int, 0, "Select documents until their tokens reach this total (instead of --budget)."
+        int,
+        0,
+        "Select documents until their tokens reach this total (instead of --budget).",
+        low=0,
     ),
-    "ngrams": Param(int, 2, "Largest n-gram: 1 = unigrams, 2 = unigrams + bigrams, ..."),
-    "buckets": Param(int, 10_000, "Hash buckets of the n-gram features."),
+    "ngrams": Param(int, 2, "Largest n-gram: 1 = unigrams, 2 = unigrams + bigrams, ...", low=1),
+    "buckets": Param(int, 10_000, "Hash buckets of the n-gram features.", low=1),
     "hash": Param(str, "poly64", "poly64 (fast, default) or sha256 (the reference's ids).", HASHES),
-    "smoothing": Param(float, 1.0, "Pseudo-count added to every target bucket (0 = reference)."),
-    "min_tokens": Param(int, 0, "Never pick documents with fewer tokens (reference: 100)."),
+    "smoothing": Param(
+        float, 1.0, "Pseudo-count added to every target bucket (0 = reference).", low=0.0
+    ),
+    "min_tokens": Param(int, 0, "Never pick documents with fewer tokens (reference: 100).", low=0),
     "top_k": Param(bool, False, "Take the highest weights instead of sampling (deterministic)."),
     "with_replacement": Param(
         bool, False, "Draw with replacement; the manifest weight counts the draws."
@@ -52,7 +57,9 @@ PARAMS = {
     "quotas": Param(
         str, "auto", "Budget share per target: auto (token shares), pooled (one target), 0.7,0.3."
     ),
-    "workers": Param(int, AUTO, "Processes for hashing (auto: all cores for inputs >= 4 MiB)."),
+    "workers": Param(
+        int, AUTO, "Processes for hashing (auto: all cores for inputs >= 4 MiB).", low=1
+    ),
     "model": Param(str, "", "Weigh with a model saved by --save-model (no fitting, no --target)."),
     "save_model": Param(str, "", "Write the fitted distributions to this .npz file."),
     "max_chars": Param(int, textcap.MAX_CHARS, textcap.MAX_CHARS_HELP, low=1),
@@ -63,14 +70,8 @@ PARAMS = {
 def settings_from(
     params: dict[str, Any], columns: Columns, input_format: str | None
 ) -> DsirSettings:
-    """DsirSettings from the strategy's resolved parameters; usage errors for impossible values."""
-    for name in ("ngrams", "buckets"):
-        if params[name] < 1:
-            raise SelectkitUsageError(f"--{name} must be at least 1, got {params[name]}")
-    if params["smoothing"] < 0 or params["min_tokens"] < 0 or params["budget_tokens"] < 0:
-        raise SelectkitUsageError(
-            "--smoothing, --min-tokens and --budget-tokens cannot be negative"
-        )
+    """DsirSettings from the strategy's resolved parameters (each value already within its
+    ``Param``); usage errors for combinations that cannot work together."""
     if params["top_k"] and params["with_replacement"]:
         raise SelectkitUsageError("choose one of --top-k and --with-replacement")
     if params["model"]:  # the saved model fixes its features and smoothing
@@ -83,8 +84,6 @@ def settings_from(
                 f"with; drop {', '.join('--' + k for k in fixed)}"
             )
     workers = None if params["workers"] == AUTO else int(params["workers"])
-    if workers is not None and workers < 1:
-        raise SelectkitUsageError(f"--workers must be at least 1, got {workers}")
     mode = "topk" if params["top_k"] else "replace" if params["with_replacement"] else "gumbel"
     return DsirSettings(
         targets=[str(t) for t in params["target"]],
@@ -149,6 +148,13 @@ def dsir_stream(
 STREAMED = StreamedInput(dsir_stream)
 
 
+def example_params() -> dict[str, Any]:
+    """DSIR cannot run without a target: the bundled fortunes corpus serves as one."""
+    from selectkit.demo import bundled_corpus  # lazy: demo imports the select runner
+
+    return {"target": [str(bundled_corpus("fortunes.jsonl"))]}
+
+
 @register_strategy(
     "dsir",
     summary="Importance resampling towards target corpora on hashed n-grams (DSIR, Xie et al. "
@@ -158,6 +164,7 @@ STREAMED = StreamedInput(dsir_stream)
     cost="2 streamed passes, O(characters) on all cores; memory O(buckets x targets + budget)",
     inputs=STREAMED,
     labels=LABELS_AS_DATA,  # a corpus to resample; the streamed path reads no labels at all
+    examples=example_params,
 )
 def dsir(pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any) -> Selection:
     """DSIR on an in-memory pool's text column (unlabelled rows only); see the module doc."""

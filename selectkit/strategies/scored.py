@@ -28,6 +28,7 @@ import numpy as np
 from selectkit.console import warn
 from selectkit.errors import SelectkitError, SelectkitUsageError
 from selectkit.linalg import unit_rows
+from selectkit.params import check_params
 from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
@@ -38,10 +39,30 @@ CHUNK_ROWS = 1 << 16
 Scorer = Callable[..., np.ndarray]
 
 
+# The modifiers' declarations: the same vocabulary (and checks) as a strategy's parameters.
+ACQUISITION_PARAMS = {
+    "stochastic": Param(
+        str, None, "sample the batch instead of the top-k: softmax, power or softrank", STOCHASTIC
+    ),
+    "coldness": Param(
+        float,
+        1.0,
+        "coldness of the stochastic sampling (larger: closer to top-k)",
+        low=0.0,
+        low_open=True,
+    ),
+    "subpool": Param(str, None, "score only a subpool near labelled anchors: anchoral", SUBPOOLS),
+    "anchors": Param(int, 10, "AnchorAL: anchors per class (A)", low=1),
+    "neighbours": Param(int, 50, "AnchorAL: unlabelled neighbours retrieved per anchor (K)", low=1),
+    "subpool_size": Param(int, 10_000, "AnchorAL: rows kept in the subpool (M)", low=1),
+}
+
+
 @dataclass(frozen=True)
 class Acquisition:
     """Modifiers of a scored strategy's pick (defaults: plain top-k on the whole pool).
 
+    Each field is declared in ``ACQUISITION_PARAMS`` and checked there (a usage error otherwise).
     ``stochastic``: None, softmax, power or softrank; ``coldness``: its coldness β (> 0; larger
     is closer to top-k; recorded as ``coldness``). ``subpool``: None or anchoral; ``anchors``:
     anchors per class (A, default 10 as in the official AnchorAL code); ``neighbours``:
@@ -57,21 +78,10 @@ class Acquisition:
     subpool_size: int = 10_000
 
     def __post_init__(self) -> None:
-        if self.stochastic is not None and self.stochastic not in STOCHASTIC:
-            raise SelectkitUsageError(
-                f"--stochastic {self.stochastic!r} is unknown; choose one of {', '.join(STOCHASTIC)}"
-            )
-        if not (np.isfinite(self.coldness) and self.coldness > 0):
-            raise SelectkitUsageError(
-                f"the coldness ('--coldness' / coldness=) {self.coldness} must be a positive number"
-            )
-        if self.subpool is not None and self.subpool not in SUBPOOLS:
-            raise SelectkitUsageError(
-                f"--subpool {self.subpool!r} is unknown; choose one of {', '.join(SUBPOOLS)}"
-            )
-        for name in ("anchors", "neighbours", "subpool_size"):
-            if getattr(self, name) < 1:
-                raise SelectkitUsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+        given = {name: getattr(self, name) for name in ACQUISITION_PARAMS}
+        checked = check_params(given, ACQUISITION_PARAMS, owner="the acquisition", what="modifier")
+        for name, value in checked.items():  # typed values ("3" -> 3) on a frozen dataclass
+            object.__setattr__(self, name, value)
 
     @property
     def active(self) -> bool:
