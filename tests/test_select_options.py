@@ -181,8 +181,8 @@ def test_acquisition_modifiers_are_declared_params(digits):
     x, y = digits
     proba = np.eye(10)[y] * 0.5 + 0.05
     pool = Pool.from_arrays(x, proba=proba)
-    with pytest.raises(SelectkitUsageError, match=r"modifier beta=0\.0 must be greater than 0"):
-        select(pool, "margin", 5, stochastic="softmax", stochastic_beta=0.0)
+    with pytest.raises(SelectkitUsageError, match=r"modifier coldness=0\.0 must be greater than 0"):
+        select(pool, "margin", 5, stochastic="softmax", coldness=0.0)
     with pytest.raises(SelectkitUsageError, match="stochastic='hot' must be one of softmax"):
         select(pool, "margin", 5, stochastic="hot")
     with pytest.raises(SelectkitUsageError, match="subpool='near' must be one of anchoral"):
@@ -196,21 +196,21 @@ def test_acquisition_modifiers_are_declared_params(digits):
         with pytest.raises(SelectkitUsageError, match="is not a int"):
             Acquisition(subpool="anchoral", anchors=bad)
     assert set(ACQUISITION_PARAMS) == {
-        "stochastic", "beta", "subpool", "anchors", "neighbours", "subpool_size"
+        "stochastic", "coldness", "subpool", "anchors", "neighbours", "subpool_size"
     }  # fmt: skip
-    _, sel = select(pool, "margin", 5, stochastic="softmax", stochastic_beta=1e-9, seed=0)
+    _, sel = select(pool, "margin", 5, stochastic="softmax", coldness=1e-9, seed=0)
     assert sel.indices.size == 5  # just above the open bound is allowed
 
 
-def test_stochastic_beta_zero_is_refused_through_the_cli(cli, tmp_path, digits):
+def test_stochastic_coldness_zero_is_refused_through_the_cli(cli, tmp_path, digits):
     x, y = digits
     table = tmp_path / "p.parquet"
     proba = (np.eye(10)[y] * 0.5 + 0.05).tolist()
     pl.DataFrame({"id": np.arange(len(x)), "embedding": x, "proba": proba}).write_parquet(table)
     out = tmp_path / "m.parquet"
-    r = cli("select", table, "-s", "margin", "-b", "5", "--stochastic", "softmax", "--beta", "0",
-            "-o", out)  # fmt: skip
-    assert r.exit_code == 2 and "beta=0.0 must be greater than 0" in r.output, r.output
+    r = cli("select", table, "-s", "margin", "-b", "5", "--stochastic", "softmax", "--coldness",
+            "0", "-o", out)  # fmt: skip
+    assert r.exit_code == 2 and "coldness=0.0 must be greater than 0" in r.output, r.output
     assert not out.exists()
 
 
