@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitInternalError, SelectkitUsageError
 from selectkit.params import AUTO as AUTO  # re-exported: strategies import it from here
 from selectkit.params import Param as Param
 from selectkit.params import check_params
@@ -236,12 +236,14 @@ def check_selection(selection: Selection, pool: Pool, budget: int | None, name: 
     """Guard against a strategy bug: right count, in range, no repeats, never a labelled row."""
     idx = selection.indices
     if budget is not None and idx.shape != (budget,):
-        raise SelectkitError(f"strategy {name!r} returned {idx.size} rows, not the budget {budget}")
+        raise SelectkitInternalError(
+            f"strategy {name!r} returned {idx.size} rows, not the budget {budget}"
+        )
     if idx.size and (idx.min() < 0 or idx.max() >= len(pool)):
-        raise SelectkitError(f"strategy {name!r} returned a row outside the pool")
+        raise SelectkitInternalError(f"strategy {name!r} returned a row outside the pool")
     if np.unique(idx).size != idx.size:
-        raise SelectkitError(f"strategy {name!r} returned the same row twice")
+        raise SelectkitInternalError(f"strategy {name!r} returned the same row twice")
     if pool.labelled_mask[idx].any():
-        raise SelectkitError(f"strategy {name!r} returned an already labelled row")
+        raise SelectkitInternalError(f"strategy {name!r} returned an already labelled row")
     if selection.weights is not None and not np.all(np.isfinite(selection.weights)):
-        raise SelectkitError(f"strategy {name!r} returned non-finite weights")
+        raise SelectkitInternalError(f"strategy {name!r} returned non-finite weights")

@@ -19,7 +19,7 @@ from selectkit.dsir.features import HASHES
 from selectkit.dsir.pipeline import DsirSettings, run_dsir
 from selectkit.dsir.sources import FileChunks, FrameChunks
 from selectkit.dsir.weigh import FeatureConfig
-from selectkit.errors import SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, param_option
 from selectkit.io.tables import check_unique_ids
 from selectkit.pool import Columns, Pool
 from selectkit.rng import derive_rng
@@ -73,15 +73,17 @@ def settings_from(
     """DsirSettings from the strategy's resolved parameters (each value already within its
     ``Param``); usage errors for combinations that cannot work together."""
     if params["top_k"] and params["with_replacement"]:
-        raise SelectkitUsageError("choose one of --top-k and --with-replacement")
+        raise SelectkitUsageError(
+            f"choose one of {param_option('top_k')} and {param_option('with_replacement')}"
+        )
     if params["model"]:  # the saved model fixes its features and smoothing
         fixed = [
             k for k in ("ngrams", "buckets", "hash", "smoothing") if params[k] != PARAMS[k].default
         ]
         if fixed:
             raise SelectkitUsageError(
-                f"--model '{params['model']}' fixes the features and smoothing it was fitted "
-                f"with; drop {', '.join('--' + k for k in fixed)}"
+                f"{param_option('model', params['model'])} fixes the features and smoothing it "
+                f"was fitted with; drop {', '.join(param_option(k) for k in fixed)}"
             )
     workers = None if params["workers"] == AUTO else int(params["workers"])
     mode = "topk" if params["top_k"] else "replace" if params["with_replacement"] else "gumbel"
@@ -170,12 +172,14 @@ def dsir(pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any
     """DSIR on an in-memory pool's text column (unlabelled rows only); see the module doc."""
     if params["with_replacement"]:
         raise SelectkitUsageError(
-            "--with-replacement picks fewer distinct rows than the budget; run it on files "
+            f"{param_option('with_replacement')} picks fewer distinct rows than the budget; "
+            "run it on files "
             "(selectkit select / select_files), whose manifest weights count the draws"
         )
     if params["budget_tokens"]:
         raise SelectkitUsageError(
-            "--budget-tokens needs the file interface (selectkit select / select_files)"
+            f"{param_option('budget_tokens')} needs the file interface "
+            "(selectkit select / select_files)"
         )
     settings = settings_from(params, pool.columns, None)
     candidates = pool.candidates

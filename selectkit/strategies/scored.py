@@ -26,7 +26,7 @@ import faiss
 import numpy as np
 
 from selectkit.console import warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitUsageError, option
 from selectkit.linalg import unit_rows
 from selectkit.params import check_params
 from selectkit.pool import Pool
@@ -213,7 +213,8 @@ def pick(
     elif mods.stochastic == "power":
         if (scores < 0).any():
             raise SelectkitUsageError(
-                "--stochastic power needs non-negative scores; use softmax or softrank"
+                f"{option('stochastic', 'power')} needs non-negative scores; use softmax or "
+                "softrank"
             )
         with np.errstate(divide="ignore"):
             keys = mods.coldness * np.log(scores)  # a zero score gets -inf: drawn only when needed
@@ -238,10 +239,12 @@ def anchoral_subpool(pool: Pool, rng: np.random.Generator, mods: Acquisition) ->
     """
     from selectkit.cluster.seeding import seed_kmeanspp
 
-    pool.require(["embedding"], "--subpool anchoral")
+    pool.require(["embedding"], option("subpool", "anchoral"))
     labelled = np.flatnonzero(pool.labelled_mask)
     if labelled.size == 0:
-        warn("--subpool anchoral: no labelled rows to anchor on; scoring the whole pool")
+        warn(
+            f"{option('subpool', 'anchoral')}: no labelled rows to anchor on; scoring the whole pool"
+        )
         return None
     x = pool.embeddings
     labels = pool.frame.get_column(pool.columns.label).gather(labelled)

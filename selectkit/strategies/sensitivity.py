@@ -19,7 +19,7 @@ import polars as pl
 
 from selectkit.cluster.hierarchical import closest_per_cluster
 from selectkit.console import warn
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitError, param_option
 from selectkit.linalg import group_means, squared_distances_to
 from selectkit.pool import Pool
 from selectkit.strategies.base import AUTO, LABELS_AS_DATA, Param, Selection, register_strategy
@@ -101,7 +101,8 @@ def loss_column(pool: Pool, loss: str) -> str | None:
     if loss not in pool.frame.columns:
         raise SelectkitError(
             f"{pool.where} has no loss column '{loss}'; name an existing column with "
-            "--loss-col, or --loss-col none for the distance-only bound"
+            f"{param_option('loss_col')}, or {param_option('loss_col', 'none')} for the "
+            "distance-only bound"
         )
     return loss
 
@@ -200,7 +201,8 @@ def sensitivity(
         bound = np.maximum(rep_loss[groups], 0.0) + lam_used * d2_rep
         if not np.all(np.isfinite(bound)):
             raise SelectkitError(
-                f"lam={lam_used:g} makes the loss bound overflow; give a smaller --lam"
+                f"lam={lam_used:g} makes the loss bound overflow; give a smaller "
+                + param_option("lam")
             )
     rest = np.setdiff1d(np.arange(candidates.size), reps)
     target = budget - reps.size
