@@ -20,7 +20,17 @@ import os
 # machine. Set before faiss loads; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from selectkit import disco
 from selectkit._version import __version__
+from selectkit.apply import apply_manifest
+from selectkit.budget import parse_budget
+from selectkit.cluster import cluster_file, kmeans
+from selectkit.demo import run_demo
+from selectkit.disco import evaluate_files as disco_evaluate_files
+from selectkit.disco import fit_files as disco_fit_files
+from selectkit.disco import predict_files as disco_predict_files
+from selectkit.dynamics import scores_file, scores_for_pool, training_dynamics
+from selectkit.embed import HashingEmbedder, embed_file, embed_texts, make_embedder
 from selectkit.errors import (
     SelectkitDataError,
     SelectkitError,
@@ -28,45 +38,12 @@ from selectkit.errors import (
     SelectkitMismatchError,
     SelectkitUsageError,
 )
-
-# Every other name loads its module on first use (PEP 562): `import selectkit` and each CLI
-# command then pay only for what they touch (polars, faiss, scikit-learn take seconds together).
-_LAZY = {
-    "Columns": ("selectkit.pool", "Columns"),
-    "HashingEmbedder": ("selectkit.embed", "HashingEmbedder"),
-    "Param": ("selectkit.strategies", "Param"),
-    "Pool": ("selectkit.pool", "Pool"),
-    "Selection": ("selectkit.strategies", "Selection"),
-    "al_simulate": ("selectkit.al.simulate", "simulate"),
-    "al_simulate_file": ("selectkit.al.simulate", "simulate_file"),
-    "apply_manifest": ("selectkit.apply", "apply_manifest"),
-    "build_manifest": ("selectkit.select", "build_manifest"),
-    "cluster_file": ("selectkit.cluster", "cluster_file"),
-    "derive_rng": ("selectkit.rng", "derive_rng"),
-    "disco": ("selectkit.disco", None),
-    "disco_evaluate_files": ("selectkit.disco", "evaluate_files"),
-    "disco_fit_files": ("selectkit.disco", "fit_files"),
-    "disco_predict_files": ("selectkit.disco", "predict_files"),
-    "embed_file": ("selectkit.embed", "embed_file"),
-    "embed_texts": ("selectkit.embed", "embed_texts"),
-    "get_strategy": ("selectkit.strategies", "get_strategy"),
-    "inspect_file": ("selectkit.inspect", "inspect_file"),
-    "kmeans": ("selectkit.cluster", "kmeans"),
-    "list_strategies": ("selectkit.strategies", "list_strategies"),
-    "load_pool": ("selectkit.pool", "load_pool"),
-    "make_embedder": ("selectkit.embed", "make_embedder"),
-    "parse_budget": ("selectkit.budget", "parse_budget"),
-    "read_provenance": ("selectkit.io", "read_provenance"),
-    "read_table": ("selectkit.io", "read_table"),
-    "register_strategy": ("selectkit.strategies", "register_strategy"),
-    "run_demo": ("selectkit.demo", "run_demo"),
-    "scores_file": ("selectkit.dynamics", "scores_file"),
-    "scores_for_pool": ("selectkit.dynamics", "scores_for_pool"),
-    "select": ("selectkit.select", "select"),
-    "select_files": ("selectkit.select", "select_files"),
-    "training_dynamics": ("selectkit.dynamics", "training_dynamics"),
-    "write_table": ("selectkit.io", "write_table"),
-}
+from selectkit.inspect import inspect_file
+from selectkit.io import read_provenance, read_table, write_table
+from selectkit.pool import Columns, Pool, load_pool
+from selectkit.rng import derive_rng
+from selectkit.select import build_manifest, select, select_files
+from selectkit.strategies import Param, Selection, get_strategy, list_strategies, register_strategy
 
 __all__ = [
     "Columns",
@@ -111,18 +88,16 @@ __all__ = [
     "write_table",
 ]
 
+# `al simulate` needs scikit-learn's models (seconds to import): loaded on first use only
+_LAZY = {"al_simulate": "simulate", "al_simulate_file": "simulate_file"}
+
 
 def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'selectkit' has no attribute {name!r}")
-    import importlib
+    if name in _LAZY:
+        import importlib
 
-    module, attr = _LAZY[name]
-    value = importlib.import_module(module)
-    if attr is not None:
-        value = getattr(value, attr)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
+        return getattr(importlib.import_module("selectkit.al.simulate"), _LAZY[name])
+    raise AttributeError(f"module 'selectkit' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

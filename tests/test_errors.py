@@ -99,3 +99,33 @@ def test_usage_errors_exit_2_and_are_usage_errors(cli, tmp_path, digits_parquet)
     assert r.exit_code == 2
     with pytest.raises(sk.SelectkitUsageError):
         sk.cluster_file(digits_parquet, tmp_path / "c.parquet", k=3, seeding="nope")
+
+
+def test_a_strategy_that_breaks_the_contract_is_an_internal_error(cli, tmp_path, digits_npy):
+    from selectkit.strategies.base import _REGISTRY
+
+    @sk.register_strategy("twice", summary="picks row 0 twice (a bug)")
+    def twice(pool, budget, rng):
+        return sk.Selection(indices=[0] * budget)
+
+    try:
+        out = tmp_path / "m.parquet"
+        r = cli("select", digits_npy, "-s", "twice", "-b", "2", "-o", out)
+        assert r.exit_code == INTERNAL_ERROR
+        assert r.stderr.startswith("internal error: strategy 'twice' returned the same row twice")
+        assert not out.exists()
+        pool = sk.load_pool(str(digits_npy))
+        with pytest.raises(sk.SelectkitInternalError, match="same row twice"):
+            sk.select(pool, "twice", 2)
+    finally:
+        _REGISTRY.pop("twice", None)
+
+
+def test_strategy_parameters_are_named_as_params_from_python():
+    from selectkit.errors import param_option
+
+    assert param_option("min_tokens", 5) == "params={'min_tokens': 5}"
+    assert param_option("top_k") == "params={'top_k': ...}"
+    with cli_messages():
+        assert param_option("min_tokens", 5) == "--min-tokens 5"
+        assert param_option("top_k") == "--top-k"
