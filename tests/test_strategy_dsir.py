@@ -305,7 +305,7 @@ def test_with_replacement_weights_count_draws(corpus, tmp_path):
     assert weights.sum() == 300 and manifest.get_column("id").n_unique() == manifest.height
     assert weights.max() > 1  # heavy documents are drawn more than once
     assert np.all(np.diff(weights) <= 0)
-    with pytest.raises(SelectkitUsageError, match="one of --top-k and --with-replacement"):
+    with pytest.raises(SelectkitUsageError, match=r"one of params=\{'top_k'"):
         run(corpus, tmp_path, top_k=True, with_replacement=True)
     with pytest.raises(SelectkitUsageError, match="use budget=, not params="):
         run(corpus, tmp_path, budget=None, budget_tokens=100, with_replacement=True)
@@ -337,7 +337,7 @@ def test_pool_api_matches_the_file_interface(corpus, tmp_path):
     select_files([raw], out, strategy="dsir", budget=40, seed=5, params={"target": [str(target)]})
     assert manifest.get_column("id").to_list() == pl.read_parquet(out).get_column("id").to_list()
     assert sel.metrics["kl_reduction"] > 0
-    with pytest.raises(SelectkitUsageError, match="with-replacement"):
+    with pytest.raises(SelectkitUsageError, match="with_replacement"):
         select(pool, "dsir", 40, params={"target": [str(target)], "with_replacement": True})
     with pytest.raises(SelectkitUsageError, match="file interface"):
         select(pool, "dsir", 40, params={"target": [str(target)], "budget_tokens": 100})
