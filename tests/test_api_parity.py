@@ -88,12 +88,12 @@ def test_from_arrays_takes_columns(digits):
         (lambda x: sk.load_pool("x.parquet", columns={"id": "i"}), "columns= must be a Columns"),
         (lambda x: sk.kmeans(x, "5"), "k= must be an integer, not '5'"),
         (lambda x: sk.kmeans(x, 5, rng=0), "rng= must be a numpy Generator"),
-        (lambda x: sk.kmeans(x, 5, iters=-1), "iters= must be an integer >= 0, not -1"),
+        (lambda x: sk.kmeans(x, 5, iters=-1), "iters=-1 must be at least 0"),
         (lambda x: sk.kmeans(x, 5, seeding="magic"), "unknown seeding= 'magic'"),
         (lambda x: sk.kmeans(x.tolist(), 5), "x= must be a 2-d numpy array"),
         (lambda x: sk.embed_texts("one text"), "texts= must be a list of strings"),
         (lambda x: sk.embed_file(3, "e.parquet"), "input_path= must be a path"),
-        (lambda x: sk.make_embedder("hashing", dim=1), "dim= must be an integer >= 2"),
+        (lambda x: sk.make_embedder("hashing", dim=1), "dim=1 must be at least 2"),
         (lambda x: sk.make_embedder("bert"), "unknown embedder 'bert' (embedder=)"),
         (lambda x: sk.parse_budget("lots", 10), "budget="),
         (lambda x: sk.scores_for_pool(x), "pool= must be a Pool"),
@@ -114,8 +114,8 @@ def test_cluster_file_argument_types(tmp_path, digits_parquet):
         ({"levels": "10,5"}, "levels= must be a list of cluster counts"),
         ({"levels": [5, 10]}, "levels= must decrease"),
         ({"k": 5, "tol": "small"}, "tol= must be a number"),
-        ({"k": 5, "fit_sample": 0}, "fit_sample= must be an integer >= 1, not 0"),
-        ({"k": 5, "sample_size": [2, 0]}, "sample_size= must be an integer >= 1"),
+        ({"k": 5, "fit_sample": 0}, "fit_sample=0 must be at least 1"),
+        ({"k": 5, "sample_size": [2, 0]}, "sample_size=0 must be at least 1"),
         ({"k": 5, "centroids_out": 7}, "centroids_out= must be a path"),
     ]:
         with pytest.raises(sk.SelectkitUsageError, match=re.escape(fragment)):
@@ -255,19 +255,19 @@ def test_cli_option_bounds_match_the_declared_bounds(command, bounds, python_onl
     for name, bound in bounds.items():
         if name in python_only:  # no CLI option, or one parsed from text (--sample-size 10,3)
             continue
-        assert cli_bounds.get(name) == (bound.min, bound.max), name
+        assert cli_bounds.get(name) == (bound.cli_min, bound.cli_max), name
     assert set(cli_bounds) <= set(bounds), set(cli_bounds) - set(bounds)
 
 
 def test_declared_bounds_refuse_the_same_values_through_python(digits_parquet, tmp_path):
     out = tmp_path / "c.parquet"
     for name, bound in CLUSTER_BOUNDS.items():
-        if name in ("k", "coreset_size", "sample_size") or bound.min is None:
+        if name in ("k", "coreset_size", "sample_size") or bound.low is None:
             continue
-        too_low = bound.min - 1 if bound.kind is int else -0.5
-        with pytest.raises(sk.SelectkitUsageError, match=rf"^{name}= must be"):
+        too_low = bound.low - 1 if bound.type is int else -0.5
+        with pytest.raises(sk.SelectkitUsageError, match=rf"^{name}={too_low} must be at least"):
             sk.cluster_file(digits_parquet, out, k=3, **{name: too_low})
-    with pytest.raises(sk.SelectkitUsageError, match=r"^k= must be an integer >= 1, not 0"):
+    with pytest.raises(sk.SelectkitUsageError, match=r"^k=0 must be at least 1$"):
         sk.cluster_file(digits_parquet, out, k=0)
 
 
