@@ -142,10 +142,10 @@ class Param:
                     f"{option(name, value)} must be one of {', '.join(map(str, self.choices))}"
                 )
             return value
-        value = self._strict(name, value)
-        if not self.within(value):
+        checked = self._strict(name, value)
+        if not self.within(checked):  # named as given: test_size=0, not test_size=0.0
             raise SelectkitUsageError(f"{option(name, value)} must {self.bounds_text()}")
-        return value
+        return checked
 
     def _strict(self, name: str, value: Any) -> Any:
         """``value`` as this parameter's type, refusing any conversion a caller did not mean."""
