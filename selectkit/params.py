@@ -1,14 +1,14 @@
-"""One parameter vocabulary: a declared parameter (type, default, bounds, choices) and the one
-function that checks a set of given values against such declarations.
+"""One parameter vocabulary: a declared parameter (type, default, bounds, choices) and the
+functions that check given values against such declarations.
 
 Strategies declare their parameters with ``Param`` (checked by :func:`check_params`); the
 acquisition modifiers do too, and so do the commands' Python functions (``CLUSTER_BOUNDS``,
 ``SIMULATE_BOUNDS``, ``EVALUATE_BOUNDS``, ...; checked by :func:`check_arguments`, whose
-messages name the argument the caller's way: ``--k 0`` on the command line, ``k=0`` from
-Python). Every bound lives in the declaration, so no caller re-checks a value by hand, the CLI
-options take their ``min``/``max`` from it (``Param.cli_min``/``cli_max``), and every refusal is
-the same ``SelectkitUsageError`` (exit 2) with the same wording. Imports only the standard
-library (the CLI reads these declarations at startup).
+messages name the argument the caller's way: ``--test-size 1.5`` on the command line,
+``test_size=1.5`` from Python). Every bound lives in the declaration, so no caller re-checks a
+value by hand, the CLI options take their ``min``/``max`` from it (``Param.cli_min`` and
+``cli_max``), and every refusal is the same ``SelectkitUsageError`` (exit 2) with the same
+wording. Imports only the standard library (the CLI reads these declarations at startup).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class Param:
         """Return ``value``, an argument of a Python call, if it is of this parameter's type
         (strictly: no str for an int, no bool or float for an int, no NaN for a float) and
         within its choices and bounds; a ``SelectkitUsageError`` naming it the caller's way
-        (``--k 0`` on the command line, ``k=0`` from Python) otherwise. O(1)."""
+        (``-k 0`` on the command line, ``k=0`` from Python) otherwise. O(1)."""
         if value is None and self.default is None:
             return None
         if self.choices is not None:
