@@ -2,86 +2,39 @@
 naming the argument (``--k`` on the command line, ``k=`` from Python), never a raw ``TypeError``.
 
 Each public function checks its own arguments once, at its entry, with these helpers; numeric
-bounds are declared once per command in a ``{name: Bound}`` dict (the CLI option's ``min``/``max``
-match it, which the tests verify) and checked by :func:`check_bounds`.
+bounds and choices are declared once per command in a ``{name: Param}`` dict (the CLI option's
+``min``/``max`` match it, which the tests verify) and checked by
+:func:`selectkit.params.check_arguments`.
 """
 
 from __future__ import annotations
 
-import numbers
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from selectkit.errors import SelectkitUsageError, option
+from selectkit.params import REQUIRED, Param
+from selectkit.params import short as _short
 
 
-def _kind(value: object) -> str:
-    return (
-        f"{type(value).__name__} {value!r}" if not isinstance(value, (str, Path)) else repr(value)
-    )
-
-
-def _short(value: object) -> str:
-    text = _kind(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-@dataclass(frozen=True)
-class Bound:
-    """A numeric argument's type and inclusive range; ``optional`` allows ``None``."""
-
-    kind: type = int
-    min: float | None = None
-    max: float | None = None
-    optional: bool = False
-
-    def describe(self) -> str:
-        what = "an integer" if self.kind is int else "a number"
-        if self.min is not None and self.max is not None:
-            return f"{what} from {self.min} to {self.max}"
-        if self.min is not None:
-            return f"{what} >= {self.min}"
-        if self.max is not None:
-            return f"{what} <= {self.max}"
-        return what
-
-
-def check_bounds(bounds: Mapping[str, Bound], **values: Any) -> None:
-    """Refuse any of ``values`` that is not of its ``bounds`` entry's type or range. O(len)."""
-    for name, value in values.items():
-        bound = bounds[name]
-        if value is None and bound.optional:
-            continue
-        checker = integer if bound.kind is int else number
-        checker(value, name, min=bound.min, max=bound.max)
+def _range(kind: type, low: float | None, high: float | None) -> Param:
+    return Param(kind, REQUIRED, "", low=low, high=high)
 
 
 def integer(value: object, name: str, *, min: float | None = None, max: float | None = None) -> int:
-    """``value`` as an int; a bool, float or str is refused, as is a value outside [min, max]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SelectkitUsageError(f"{option(name)} must be an integer, not {_short(value)}")
-    return _in_range(int(value), name, min, max, "an integer")
+    """``value`` as an int; a bool, float or str is refused, as is a value outside [min, max]
+    (checked by a ``Param``, the one vocabulary of bounds: ``selectkit.params``)."""
+    return _range(int, min, max).check(name, value)
 
 
 def number(
     value: object, name: str, *, min: float | None = None, max: float | None = None
 ) -> float:
-    """``value`` as a float (ints accepted); NaN and values outside [min, max] are refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SelectkitUsageError(f"{option(name)} must be a number, not {_short(value)}")
-    if value != value:  # NaN
-        raise SelectkitUsageError(f"{option(name)} must be a number, not NaN")
-    return _in_range(float(value), name, min, max, "a number")
-
-
-def _in_range(value, name: str, low: float | None, high: float | None, what: str):
-    if (low is not None and value < low) or (high is not None and value > high):
-        bound = Bound(int if what == "an integer" else float, low, high)
-        raise SelectkitUsageError(f"{option(name)} must be {bound.describe()}, not {value}")
-    return value
+    """``value`` as a float (ints accepted); NaN and values outside [min, max] are refused
+    (checked by a ``Param``, the one vocabulary of bounds: ``selectkit.params``)."""
+    return _range(float, min, max).check(name, value)
 
 
 def text(

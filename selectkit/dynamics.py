@@ -22,16 +22,19 @@ import numpy as np
 import polars as pl
 
 from selectkit import arguments
-from selectkit.arguments import Bound, check_bounds
 from selectkit.console import progress_bar
 from selectkit.errors import SelectkitDataError
 from selectkit.io import Provenance, check_output_path, write_table
+from selectkit.params import Param, check_arguments
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
 
 MODELS = ("sgd", "mlp")
 #: the one declaration of `selectkit scores`' bounds; its CLI options' min/max match it
-BOUNDS = {"epochs": Bound(int, 1), "seed": Bound(int, 0)}
+BOUNDS = {
+    "epochs": Param(int, 10, "training epochs", low=1),
+    "seed": Param(int, DEFAULT_SEED, "seeds the model and the epochs' order (recorded)", low=0),
+}
 EL2N_EPOCHS = 10
 CHUNK_ROWS = 8192
 
@@ -112,7 +115,7 @@ def training_dynamics(
 def check_args(*, epochs: int, model: str, seed: int = DEFAULT_SEED) -> None:
     """Refuse an unknown model or an epoch count or seed outside ``BOUNDS``, before any work."""
     arguments.text(model, "model", choices=MODELS, what="model")
-    check_bounds(BOUNDS, epochs=epochs, seed=seed)
+    check_arguments(BOUNDS, epochs=epochs, seed=seed)
 
 
 def scores_file(

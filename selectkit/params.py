@@ -1,22 +1,39 @@
-"""One parameter vocabulary: a declared parameter (type, default, bounds, choices) and the one
-function that checks a set of given values against such declarations.
+"""One parameter vocabulary: a declared parameter (type, default, bounds, choices) and the
+functions that check given values against such declarations.
 
-Strategies declare their parameters with ``Param``; the acquisition modifiers do too, and so
-can commands: every bound lives in the declaration, so no caller re-checks a value by hand and
-every refusal is the same ``SelectkitUsageError`` (exit 2) with the same wording.
+Strategies declare their parameters with ``Param`` (checked by :func:`check_params`); the
+acquisition modifiers do too, and so do the commands' Python functions (``CLUSTER_BOUNDS``,
+``SIMULATE_BOUNDS``, ``EVALUATE_BOUNDS``, ...; checked by :func:`check_arguments`, whose
+messages name the argument the caller's way: ``--test-size 1.5`` on the command line,
+``test_size=1.5`` from Python). Every bound lives in the declaration, so no caller re-checks a
+value by hand, the CLI options take their ``min``/``max`` from it (``Param.cli_min`` and
+``cli_max``), and every refusal is the same ``SelectkitUsageError`` (exit 2) with the same
+wording. Imports only the standard library (the CLI reads these declarations at startup).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import numbers
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from selectkit.errors import SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, option
 
 AUTO = "auto"  # a parameter default meaning "the chooser decides; the choice is recorded"
+
+
+class _Required:
+    """The default of an argument that has none (``k`` of ``kmeans``): a value must be given."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
 _TRUE = {"true", "1", "yes"}
 _BOOLS = _TRUE | {"false", "0", "no"}
 
@@ -37,7 +54,8 @@ class Param:
     high_open=True``). ``multiple``: a list of values (the CLI option may repeat), each checked,
     with at least ``min_items`` of them; with ``sep``, a string is split on it first
     (``"1000,100"`` -> ``[1000, 100]``). A default of ``"auto"`` also accepts ``"auto"`` (the
-    strategy then chooses); a default of None also accepts None (unset).
+    strategy then chooses); a default of None also accepts None (unset); ``REQUIRED`` means
+    the argument has no default.
     """
 
     type: type
@@ -101,6 +119,52 @@ class Param:
                 f"{what} {name}={raw!r} is not a {finite}{self.type.__name__}"
             ) from None
 
+    @property
+    def cli_min(self) -> float | None:
+        """The inclusive lower bound a CLI option may enforce itself (``min=``; None when open)."""
+        return None if self.low_open else self.low
+
+    @property
+    def cli_max(self) -> float | None:
+        """The inclusive upper bound a CLI option may enforce itself (``max=``; None when open)."""
+        return None if self.high_open else self.high
+
+    def check(self, name: str, value: Any) -> Any:
+        """Return ``value``, an argument of a Python call, if it is of this parameter's type
+        (strictly: no str for an int, no bool or float for an int, no NaN for a float) and
+        within its choices and bounds; a ``SelectkitUsageError`` naming it the caller's way
+        (``-k 0`` on the command line, ``k=0`` from Python) otherwise. O(1)."""
+        if value is None and self.default is None:
+            return None
+        if self.choices is not None:
+            if isinstance(value, str) != (self.type is str) or value not in self.choices:
+                raise SelectkitUsageError(
+                    f"{option(name, value)} must be one of {', '.join(map(str, self.choices))}"
+                )
+            return value
+        checked = self._strict(name, value)
+        if not self.within(checked):  # named as given: test_size=0, not test_size=0.0
+            raise SelectkitUsageError(f"{option(name, value)} must {self.bounds_text()}")
+        return checked
+
+    def _strict(self, name: str, value: Any) -> Any:
+        """``value`` as this parameter's type, refusing any conversion a caller did not mean."""
+        if self.type is int:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise SelectkitUsageError(f"{option(name)} must be an integer, not {short(value)}")
+            return int(value)
+        if self.type is float:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise SelectkitUsageError(f"{option(name)} must be a number, not {short(value)}")
+            if value != value:
+                raise SelectkitUsageError(f"{option(name)} must be a number, not NaN")
+            return float(value)
+        if not isinstance(value, self.type):
+            raise SelectkitUsageError(
+                f"{option(name)} must be a {self.type.__name__}, not {short(value)}"
+            )
+        return value
+
     def within(self, value: Any) -> bool:
         """Whether a converted ``value`` lies within the declared bounds."""
         above = self.low is None or (value > self.low if self.low_open else value >= self.low)
@@ -121,7 +185,9 @@ class Param:
 
     def describe(self) -> dict[str, Any]:
         """The declaration as plain data (for ``selectkit strategies --json`` and docs)."""
-        out: dict[str, Any] = {"type": self.type.__name__, "default": self.default}
+        out: dict[str, Any] = {"type": self.type.__name__}
+        if self.default is not REQUIRED:
+            out["default"] = self.default
         if self.choices is not None:
             out["choices"] = list(self.choices)
         if self.bounds_text():
@@ -150,6 +216,24 @@ class Param:
         if self.multiple and self.min_items:
             bad.append([])
         return [v for v in bad if v is not None]
+
+
+def short(value: object) -> str:
+    """A value as an error message shows it: ``'5'``, ``float 5.0``, cut to 60 characters."""
+    text = (
+        repr(value)
+        if isinstance(value, (str, os.PathLike))
+        else f"{type(value).__name__} {value!r}"
+    )
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_arguments(declared: Mapping[str, Param], **values: Any) -> dict[str, Any]:
+    """Return ``values`` (arguments of a Python call, by name) each checked by its declared
+    ``Param`` (:meth:`Param.check`): the first of the wrong type or outside its choices or
+    bounds is a ``SelectkitUsageError`` (exit 2) naming it the caller's way. A name that is
+    not declared is a bug of the caller (``KeyError``). O(len(values))."""
+    return {name: declared[name].check(name, value) for name, value in values.items()}
 
 
 def _is_auto(raw: Any) -> bool:

@@ -15,16 +15,17 @@ from typing import Any
 
 import polars as pl
 
-from selectkit.arguments import Bound, check_bounds, text
+from selectkit.arguments import text
 from selectkit.console import warn
 from selectkit.errors import SelectkitDataError, option
+from selectkit.params import Param, check_arguments
 
 MAX_CHARS = 100_000  # ~20 pages: far above real documents, far below what exhausts memory
 ON_LONG = ("truncate", "error")
 MAX_CHARS_HELP = "Cut texts longer than this many characters (counted on stderr, recorded)."
 ON_LONG_HELP = "A text longer than --max-chars: truncate it (default) or error (exit 1)."
 #: the one declaration of the cap's bound; the CLI's --max-chars and DSIR's max_chars match it
-BOUNDS = {"max_chars": Bound(int, 1)}
+BOUNDS = {"max_chars": Param(int, MAX_CHARS, MAX_CHARS_HELP, low=1)}
 
 
 @dataclass
@@ -36,7 +37,7 @@ class TextCap:
     truncated: int = 0
 
     def __post_init__(self) -> None:
-        check_bounds(BOUNDS, max_chars=self.max_chars)
+        check_arguments(BOUNDS, max_chars=self.max_chars)
         text(self.on_long, "on_long", choices=ON_LONG)
 
     def apply(

@@ -112,16 +112,16 @@ def small_digits(digits):
     [
         (
             ["--model-param", "C=0"],
-            "model parameter C=0.0 of 'logreg' ('--model-param' / model_params=) must be in (0, inf)",
+            "model parameter C=0.0 of 'logreg' ('--model-param' / model_params=) must be greater than 0",
         ),
         (["--model-param", "C=abc"], "C='abc' of 'logreg' is not a finite number"),
         (["--model-param", "gamma=1"], "takes the parameter C"),
         (["-m", "knn", "--model-param", "n_neighbors=2.5"], "is not an integer"),
         (["--model-param", "C"], "is not KEY=VALUE"),
-        (["--test-size", "1.5"], "--test-size / test_size=1.5 must be in (0, 1)"),
-        (["--init", "-1"], "--init / init=-1 must be in [0, inf)"),
-        (["--batch", "0"], "--batch / batch=0 must be in [1, inf)"),
-        (["--repeats", "0"], "--repeats / repeats=0 must be in [1, inf)"),
+        (["--test-size", "1.5"], "--test-size 1.5 must lie in (0, 1)"),
+        (["--init", "-1"], "--init -1 must be at least 0"),
+        (["--batch", "0"], "--batch 0 must be at least 1"),
+        (["--repeats", "0"], "--repeats 0 must be at least 1"),
     ],
 )
 def test_bounds_are_usage_errors(cli, tmp_path, split_tables, args, message):
@@ -135,7 +135,7 @@ def test_every_model_declares_a_bounded_main_parameter(small_digits):
     assert set(MODEL_PARAMS) == set(MODELS)
     x, y = small_digits
     for name, spec in MODEL_PARAMS.items():
-        assert spec.bound.holds(spec.default)
+        assert spec.param.within(spec.default)
         with pytest.raises(SelectkitUsageError):
             simulate(x, y, strategies=["random"], model=name, model_params={spec.name: -1},
                      init=10, rounds=0, repeats=1)  # fmt: skip

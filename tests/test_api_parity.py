@@ -3,6 +3,7 @@ wrong argument types are selectkit errors, and each bound is declared once and m
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from pathlib import Path
@@ -13,14 +14,22 @@ import pytest
 import typer.main
 
 import selectkit as sk
+from selectkit.al.simulate import SIMULATE_BOUNDS
 from selectkit.cli import app
 from selectkit.cluster import assign
 from selectkit.cluster.hierarchical import resampled_kmeans
+from selectkit.cluster.kmeans import KMEANS_BOUNDS
 from selectkit.cluster.pipeline import CLUSTER_BOUNDS
+from selectkit.cluster.seeding import SEED_BOUNDS, check_seed_args
+from selectkit.disco.evaluate import EVALUATE_BOUNDS, evaluate
+from selectkit.disco.predictor import FIT_BOUNDS, fit_predictor
 from selectkit.dynamics import BOUNDS as SCORES_BOUNDS
+from selectkit.embed.hashing import BOUNDS as HASHING_BOUNDS
 from selectkit.embed.pipeline import EMBED_BOUNDS
+from selectkit.params import REQUIRED
 from selectkit.rng import derive_rng
 from selectkit.textcap import BOUNDS as TEXTCAP_BOUNDS
+from selectkit.textcap import TextCap
 from tests.conftest import leftovers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -88,12 +97,12 @@ def test_from_arrays_takes_columns(digits):
         (lambda x: sk.load_pool("x.parquet", columns={"id": "i"}), "columns= must be a Columns"),
         (lambda x: sk.kmeans(x, "5"), "k= must be an integer, not '5'"),
         (lambda x: sk.kmeans(x, 5, rng=0), "rng= must be a numpy Generator"),
-        (lambda x: sk.kmeans(x, 5, iters=-1), "iters= must be an integer >= 0, not -1"),
+        (lambda x: sk.kmeans(x, 5, iters=-1), "iters=-1 must be at least 0"),
         (lambda x: sk.kmeans(x, 5, seeding="magic"), "unknown seeding= 'magic'"),
         (lambda x: sk.kmeans(x.tolist(), 5), "x= must be a 2-d numpy array"),
         (lambda x: sk.embed_texts("one text"), "texts= must be a list of strings"),
         (lambda x: sk.embed_file(3, "e.parquet"), "input_path= must be a path"),
-        (lambda x: sk.make_embedder("hashing", dim=1), "dim= must be an integer >= 2"),
+        (lambda x: sk.make_embedder("hashing", dim=1), "dim=1 must be at least 2"),
         (lambda x: sk.make_embedder("bert"), "unknown embedder 'bert' (embedder=)"),
         (lambda x: sk.parse_budget("lots", 10), "budget="),
         (lambda x: sk.scores_for_pool(x), "pool= must be a Pool"),
@@ -114,8 +123,8 @@ def test_cluster_file_argument_types(tmp_path, digits_parquet):
         ({"levels": "10,5"}, "levels= must be a list of cluster counts"),
         ({"levels": [5, 10]}, "levels= must decrease"),
         ({"k": 5, "tol": "small"}, "tol= must be a number"),
-        ({"k": 5, "fit_sample": 0}, "fit_sample= must be an integer >= 1, not 0"),
-        ({"k": 5, "sample_size": [2, 0]}, "sample_size= must be an integer >= 1"),
+        ({"k": 5, "fit_sample": 0}, "fit_sample=0 must be at least 1"),
+        ({"k": 5, "sample_size": [2, 0]}, "sample_size=0 must be at least 1"),
         ({"k": 5, "centroids_out": 7}, "centroids_out= must be a path"),
     ]:
         with pytest.raises(sk.SelectkitUsageError, match=re.escape(fragment)):
@@ -229,8 +238,10 @@ def test_python_messages_after_a_cli_run_speak_python(cli, tmp_path, digits_parq
         sk.cluster_file(digits_parquet, tmp_path / "c.parquet", k=5000)
 
 
-def _cli_bounds(command: str) -> dict[str, tuple]:
-    cmd = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+def _cli_bounds(command: str, renamed: dict[str, str] | None = None) -> dict[str, tuple]:
+    cmd = typer.main.get_command(app)
+    for word in command.split():  # "disco fit": a command of a group
+        cmd = cmd.commands[word]  # type: ignore[attr-defined]
     out = {}
     for param in cmd.params:
         # this Typer keeps min/max on the parameter; Click keeps them on its type
@@ -238,7 +249,7 @@ def _cli_bounds(command: str) -> dict[str, tuple]:
         low = getattr(param, "min", getattr(kind, "min", None))
         high = getattr(param, "max", getattr(kind, "max", None))
         if low is not None or high is not None:
-            out[param.name] = (low, high)
+            out[(renamed or {}).get(param.name, param.name)] = (low, high)
     return out
 
 
@@ -248,26 +259,84 @@ def _cli_bounds(command: str) -> dict[str, tuple]:
         ("cluster", CLUSTER_BOUNDS, {"coreset_size", "sample_size"}),
         ("embed", {**EMBED_BOUNDS, **TEXTCAP_BOUNDS}, set()),
         ("scores", SCORES_BOUNDS, set()),
+        ("disco fit", {**FIT_BOUNDS, "seed": EVALUATE_BOUNDS["seed"]}, set()),
+        ("disco evaluate", EVALUATE_BOUNDS, set()),
+        # these al simulate options carry no min: the declaration's check words the refusal
+        ("al simulate", SIMULATE_BOUNDS, {"init", "batch", "rounds", "repeats", "mc_members"}),
     ],
 )
 def test_cli_option_bounds_match_the_declared_bounds(command, bounds, python_only):
-    cli_bounds = _cli_bounds(command)
+    cli_bounds = _cli_bounds(command, renamed={"pca": "pca_dim"})
     for name, bound in bounds.items():
         if name in python_only:  # no CLI option, or one parsed from text (--sample-size 10,3)
             continue
-        assert cli_bounds.get(name) == (bound.min, bound.max), name
+        # an open bound (test_fraction in (0, 1)) or a choice has no CLI min/max
+        assert cli_bounds.get(name, (None, None)) == (bound.cli_min, bound.cli_max), name
     assert set(cli_bounds) <= set(bounds), set(cli_bounds) - set(bounds)
+
+
+@pytest.mark.parametrize(
+    ("declared", "function", "skip"),
+    [
+        (SEED_BOUNDS, check_seed_args, set()),
+        (KMEANS_BOUNDS, sk.kmeans, {"coreset_size"}),
+        (CLUSTER_BOUNDS, sk.cluster_file, {"coreset_size"}),
+        (EMBED_BOUNDS, sk.embed_file, set()),
+        (HASHING_BOUNDS, sk.HashingEmbedder, set()),
+        (TEXTCAP_BOUNDS, TextCap, set()),
+        (SCORES_BOUNDS, sk.scores_file, set()),
+        (SIMULATE_BOUNDS, sk.al_simulate, set()),
+        (SIMULATE_BOUNDS, sk.al_simulate_file, set()),
+        (FIT_BOUNDS, fit_predictor, set()),
+        (EVALUATE_BOUNDS, evaluate, set()),
+    ],
+)
+def test_declared_defaults_are_the_functions_defaults(declared, function, skip):
+    # a declaration is also the documentation of its arguments: its defaults must not drift
+    signature = inspect.signature(function).parameters
+    for name, param in declared.items():
+        if name in skip:
+            continue
+        default = signature[name].default
+        expected = REQUIRED if default is inspect.Parameter.empty else default
+        assert param.default == expected, (function, name)
+        if param.default not in (None, REQUIRED):
+            assert param.check(name, param.default) == param.default, name
+
+
+def test_declared_bounds_speak_the_callers_language(tmp_path, digits_parquet):
+    x = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    y = np.arange(60) % 3
+    kw = {"strategies": ["random"], "init": 9, "rounds": 0, "repeats": 1}
+    for bad, message in [
+        ({"test_size": 1.5}, r"^test_size=1\.5 must lie in \(0, 1\)$"),
+        ({"test_size": 0}, r"^test_size=0 must lie in \(0, 1\)$"),
+        ({"init": 2.5}, r"^init= must be an integer, not float 2\.5$"),
+        ({"repeats": True}, r"^repeats= must be an integer, not bool True$"),
+        ({"seed": -1}, r"^seed=-1 must be at least 0$"),
+    ]:
+        with pytest.raises(sk.SelectkitUsageError, match=message):
+            sk.al_simulate(x, y, **{**kw, **bad})
+    with pytest.raises(sk.SelectkitUsageError, match=r"^alpha= must be a number, not NaN$"):
+        sk.disco_fit_files(
+            tmp_path / "p.parquet", None, tmp_path / "a", tmp_path / "o", alpha=np.nan
+        )
+    with pytest.raises(sk.SelectkitUsageError, match=r"^regressor=1 must be one of ridge, knn"):
+        sk.disco_fit_files(
+            tmp_path / "p.parquet", None, tmp_path / "a", tmp_path / "o", regressor=1
+        )
+    assert sk.al_simulate(x, y, **kw).curves.height  # the declared defaults themselves pass
 
 
 def test_declared_bounds_refuse_the_same_values_through_python(digits_parquet, tmp_path):
     out = tmp_path / "c.parquet"
     for name, bound in CLUSTER_BOUNDS.items():
-        if name in ("k", "coreset_size", "sample_size") or bound.min is None:
+        if name in ("k", "coreset_size", "sample_size") or bound.low is None:
             continue
-        too_low = bound.min - 1 if bound.kind is int else -0.5
-        with pytest.raises(sk.SelectkitUsageError, match=rf"^{name}= must be"):
+        too_low = bound.low - 1 if bound.type is int else -0.5
+        with pytest.raises(sk.SelectkitUsageError, match=rf"^{name}={too_low} must be at least"):
             sk.cluster_file(digits_parquet, out, k=3, **{name: too_low})
-    with pytest.raises(sk.SelectkitUsageError, match=r"^k= must be an integer >= 1, not 0"):
+    with pytest.raises(sk.SelectkitUsageError, match=r"^k=0 must be at least 1$"):
         sk.cluster_file(digits_parquet, out, k=0)
 
 

@@ -32,19 +32,29 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import LinearSVC
 
-from selectkit.bounds import Bound
 from selectkit.errors import SelectkitUsageError
+from selectkit.params import Param
 
 
 @dataclass(frozen=True)
 class ModelParam:
-    """A named model's main parameter: its scikit-learn name, type, default and bound."""
+    """A named model's main parameter: its scikit-learn name and its declaration (type,
+    default, help and bound, a ``Param``)."""
 
     name: str
-    type: type
-    default: float
-    bound: Bound
-    help: str
+    param: Param
+
+    @property
+    def type(self) -> type:
+        return self.param.type
+
+    @property
+    def default(self) -> Any:
+        return self.param.default
+
+    @property
+    def help(self) -> str:
+        return self.param.help
 
 
 def _linear_svm(seed: int, counts: np.ndarray, c: float) -> ClassifierMixin:
@@ -69,7 +79,7 @@ class _SoftmaxSVM(LinearSVC):
 
 
 Factory = Callable[[int, np.ndarray, Any], ClassifierMixin]
-_POSITIVE = Bound(low=0.0, open_low=True)
+_C = Param(float, 1.0, "inverse regularisation strength", low=0, low_open=True)
 
 MODELS: dict[str, tuple[str, Factory]] = {
     "logreg": (
@@ -101,11 +111,11 @@ MODELS: dict[str, tuple[str, Factory]] = {
 
 # each named model's main parameter, declared once: default, type and bound
 MODEL_PARAMS: dict[str, ModelParam] = {
-    "logreg": ModelParam("C", float, 1.0, _POSITIVE, "inverse regularisation strength"),
-    "linear-svm": ModelParam("C", float, 1.0, _POSITIVE, "inverse regularisation strength"),
-    "knn": ModelParam("n_neighbors", int, 5, Bound(low=1), "neighbours that vote"),
-    "rf": ModelParam("n_estimators", int, 100, Bound(low=1), "trees"),
-    "mlp": ModelParam("alpha", float, 1e-4, Bound(low=0.0), "L2 penalty"),
+    "logreg": ModelParam("C", _C),
+    "linear-svm": ModelParam("C", _C),
+    "knn": ModelParam("n_neighbors", Param(int, 5, "neighbours that vote", low=1)),
+    "rf": ModelParam("n_estimators", Param(int, 100, "trees", low=1)),
+    "mlp": ModelParam("alpha", Param(float, 1e-4, "L2 penalty", low=0)),
 }
 
 
@@ -160,10 +170,10 @@ def model_param(model: str | ClassifierMixin, params: Mapping[str, Any] | None) 
         raise SelectkitUsageError(
             f"model parameter {spec.name}={raw!r} of {model!r} is not {kind}"
         ) from None
-    if not spec.bound.holds(value):
+    if not spec.param.within(value):
         raise SelectkitUsageError(
             f"model parameter {spec.name}={value!r} of {model!r} ('--model-param' / "
-            f"model_params=) must be {spec.bound.describe()}"
+            f"model_params=) must {spec.param.bounds_text()}"
         )
     return value
 

@@ -35,12 +35,12 @@ from threadpoolctl import threadpool_limits
 
 from selectkit.al.curves import summarise
 from selectkit.al.models import MODEL_PARAMS, FittedModel, check_model, model_label, model_param
-from selectkit.bounds import Bound, check_bounds
 from selectkit.console import progress_bar, warn
 from selectkit.errors import SelectkitError, SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.io.formats import detect_format
 from selectkit.io.provenance import fingerprint_ids
+from selectkit.params import Param, check_arguments
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 from selectkit.select import modifiers_for, select
@@ -49,13 +49,21 @@ from selectkit.strategies.scored import STOCHASTIC, SUBPOOLS
 
 # every bound of the simulation's parameters, once: ``simulate`` checks them before any work
 SIMULATE_BOUNDS = {
-    "init": Bound(low=0),
-    "batch": Bound(low=1),
-    "rounds": Bound(low=0),
-    "repeats": Bound(low=1),
-    "mc_members": Bound(low=1),
-    "seed": Bound(low=0),
-    "test_size": Bound(low=0.0, high=1.0, open_low=True, open_high=True),
+    "init": Param(int, 20, "initial labelled rows (random, shared)", low=0),
+    "batch": Param(int, 10, "rows labelled per round", low=1),
+    "rounds": Param(int, 10, "labelling rounds", low=0),
+    "repeats": Param(int, 5, "repeats (new test split and initial set)", low=1),
+    "mc_members": Param(int, 8, "bald: ensemble members", low=1),
+    "seed": Param(int, DEFAULT_SEED, "master seed (recorded)", low=0),
+    "test_size": Param(
+        float,
+        0.25,
+        "held-out test fraction (stratified)",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+    ),
 }
 
 
@@ -189,7 +197,7 @@ def simulate(
     Memory: O(n d) for the data (twice when the rows are not in id order) plus the strategies'
     own; time: repeats x strategies x rounds x (one fit + one selection).
     """
-    check_bounds(SIMULATE_BOUNDS, **_run_params(locals()))
+    check_arguments(SIMULATE_BOUNDS, **_run_params(locals()))
     param = model_param(model, model_params)
     specs = [StrategySpec.parse(s) for s in strategies]
     if len({s.label for s in specs}) != len(specs):
@@ -374,7 +382,7 @@ def simulate_file(
     provenance records each repeat's test and initial ids (``metrics.splits``, ``id_record``)."""
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     # before reading anything (``simulate`` checks the same declaration for API callers)
-    check_bounds(SIMULATE_BOUNDS, **_run_params(locals()))
+    check_arguments(SIMULATE_BOUNDS, **_run_params(locals()))
     check_model(model)
     param = model_param(model, model_params)
     for name in strategies:

@@ -13,21 +13,21 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-from selectkit.arguments import Bound, check_bounds
 from selectkit.cluster.seeding import SEED_BOUNDS, check_seed_args, potential, seed_checked
 from selectkit.console import progress_bar
 from selectkit.errors import SelectkitUsageError
 from selectkit.io.vectors import check_finite
 from selectkit.linalg import group_sums, unit_rows
+from selectkit.params import Param, check_arguments
 from selectkit.rng import derive_rng
 
 CHUNK_ROWS = 1 << 16
 #: the one declaration of k-means' bounds (seeding's included); `selectkit cluster` matches it
 KMEANS_BOUNDS = {
     **SEED_BOUNDS,
-    "iters": Bound(int, 0),
-    "tol": Bound(float, 0.0),
-    "seed": Bound(int, 0),
+    "iters": Param(int, 25, "Lloyd iterations after seeding (0: seeds only)", low=0),
+    "tol": Param(float, 1e-4, "stop when the cost falls by less than this (relative)", low=0),
+    "seed": Param(int, 0, "seeds the seeding and any resampling (recorded)", low=0),
 }
 
 
@@ -189,7 +189,7 @@ def kmeans(
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         raise SelectkitUsageError("x= must be a 2-d numpy array of shape (rows, dim)")
     check_seed_args(x.shape[0], k, seeding, max_trials=max_trials, chain=chain)
-    check_bounds(KMEANS_BOUNDS, iters=iters, tol=tol, seed=seed)
+    check_arguments(KMEANS_BOUNDS, iters=iters, tol=tol, seed=seed)
     if rng is None:  # the documented Python default: a generator derived from ``seed``
         rng = derive_rng(seed, "kmeans")
     elif not isinstance(rng, np.random.Generator):

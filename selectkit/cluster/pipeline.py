@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,6 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit import arguments
-from selectkit.arguments import Bound, check_bounds
 from selectkit.cluster.hierarchical import check_levels, hierarchical_kmeans
 from selectkit.cluster.kmeans import KMEANS_BOUNDS, assign_block, centroid_index
 from selectkit.cluster.seeding import SEEDERS, check_k_fits
@@ -25,17 +25,19 @@ from selectkit.io import (
 )
 from selectkit.io.tables import DEFAULT_ID, check_unique_ids
 from selectkit.io.vector_source import open_vectors
+from selectkit.params import Param, check_arguments
 from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 
 #: the one declaration of `selectkit cluster`'s numeric bounds; its CLI options' min/max match it
 CLUSTER_BOUNDS = {
     **KMEANS_BOUNDS,
-    "k": Bound(int, 1, optional=True),
-    "fit_sample": Bound(int, 1, optional=True),
-    "resample_steps": Bound(int, 0),
-    "sample_size": Bound(int, 1, optional=True),
-    "batch_size": Bound(int, 1),
-    "threads": Bound(int, 1, optional=True),
+    "k": replace(KMEANS_BOUNDS["k"], default=None),  # or levels=
+    "seed": replace(KMEANS_BOUNDS["seed"], default=DEFAULT_SEED),
+    "fit_sample": Param(int, None, "fit on this many sampled rows, assign every row", low=1),
+    "resample_steps": Param(int, 10, "hierarchical: resampling rounds per level", low=0),
+    "sample_size": Param(int, None, "hierarchical: points kept per cluster when resampling", low=1),
+    "batch_size": Param(int, 65536, "rows assigned per batch", low=1),
+    "threads": Param(int, None, "faiss threads (default: all cores)", low=1),
 }
 
 
@@ -121,7 +123,7 @@ def cluster_file(
         check_levels(list(levels))
     ks = list(levels) if levels is not None else [k]
     sizes = sample_size if isinstance(sample_size, list) else [sample_size]
-    check_bounds(
+    check_arguments(
         CLUSTER_BOUNDS,
         k=k,
         iters=iters,
@@ -135,7 +137,7 @@ def cluster_file(
         seed=seed,
     )
     for size in sizes:
-        check_bounds(CLUSTER_BOUNDS, sample_size=size)
+        check_arguments(CLUSTER_BOUNDS, sample_size=size)
     if isinstance(sample_size, list) and len(sample_size) != len(ks):
         raise SelectkitUsageError(
             f"{option('sample_size')} lists {len(sample_size)} values for {len(ks)} levels; give "

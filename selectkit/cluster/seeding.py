@@ -21,18 +21,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from selectkit.arguments import Bound, check_bounds, text
+from selectkit.arguments import text
 from selectkit.errors import SelectkitDataError, option
 from selectkit.linalg import column_mean, squared_norms
+from selectkit.params import REQUIRED, Param, check_arguments
 
 CHUNK_ROWS = 1 << 14  # float64 temporaries: 16 MiB at d = 128
 SEEDERS = ("rs-greedy", "rs", "kmeans++", "greedy", "afkmc2", "random")
 #: the one declaration of the seeding arguments' bounds; `selectkit cluster`'s options match it
 SEED_BOUNDS = {
-    "k": Bound(int, 1),
-    "max_trials": Bound(int, 0),
-    "chain": Bound(int, 1),
-    "coreset_size": Bound(int, 1),
+    "k": Param(int, REQUIRED, "clusters (seeds) to pick", low=1),
+    "max_trials": Param(int, 0, "rs: cap on trials per centre, then uniform (0: no cap)", low=0),
+    "chain": Param(int, 50, "afkmc2: length of each Markov chain", low=1),
+    "coreset_size": Param(int, 16384, "rows of the coreset the seeder works on", low=1),
 }
 
 
@@ -49,7 +50,7 @@ def check_seed_args(
     """Refuse seeding arguments outside ``SEED_BOUNDS`` or ``SEEDERS`` (``SelectkitUsageError``)
     and a ``k`` above the ``n`` rows (``SelectkitDataError``: the data is too small). O(1)."""
     text(method, method_name, choices=SEEDERS)
-    check_bounds(SEED_BOUNDS, k=k, max_trials=max_trials, chain=chain, coreset_size=coreset_size)
+    check_arguments(SEED_BOUNDS, k=k, max_trials=max_trials, chain=chain, coreset_size=coreset_size)
     check_k_fits(k, n)
 
 

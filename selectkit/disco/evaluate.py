@@ -30,7 +30,6 @@ import hashlib
 import numpy as np
 import polars as pl
 
-from selectkit.bounds import Bound, check_bounds
 from selectkit.console import progress_bar, warn
 from selectkit.disco.anchors import STRATIFY, choose_anchors, stratified_top_k
 from selectkit.disco.data import Predictions
@@ -43,6 +42,7 @@ from selectkit.disco.predictor import (
     signatures,
 )
 from selectkit.errors import SelectkitError, option
+from selectkit.params import Param, check_arguments
 from selectkit.rng import derive_rng
 
 DEFAULT_BUDGETS = (10, 30, 60, 100)
@@ -51,13 +51,21 @@ IID_TEST_MODELS = 40
 # every bound of `evaluate`'s parameters, once (the predictor's own come from FIT_BOUNDS)
 EVALUATE_BOUNDS = {
     **FIT_BOUNDS,
-    "disagreement": Bound(choices=METHODS),
-    "stratify": Bound(choices=STRATIFY),
-    "split": Bound(choices=SPLITS),
-    "seeds": Bound(low=1),
-    "seed": Bound(low=0),
-    "test_fraction": Bound(low=0.0, high=1.0, open_low=True, open_high=True),
-    "guiding_models": Bound(low=0),
+    "disagreement": Param(str, "pds", "how anchors are scored: pds or jsd", choices=METHODS),
+    "stratify": Param(str, "auto", "anchors by group: auto, group or none", choices=STRATIFY),
+    "split": Param(str, "random", "how test models are held out", choices=SPLITS),
+    "seeds": Param(int, 5, "seeds: model splits and random anchors", low=1),
+    "seed": Param(int, 0, "base seed (recorded)", low=0),
+    "test_fraction": Param(
+        float,
+        0.2,
+        "share of models held out per seed",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+    ),
+    "guiding_models": Param(int, 0, "score over this many source models (0: all)", low=0),
 }
 
 
@@ -134,7 +142,7 @@ def evaluate(
     Cost per seed: one disagreement pass O(M N C) plus, per budget, two predictor fits
     O(M^2 k C) (a forest: 100 trees each).
     """
-    check_bounds(  # before any work
+    check_arguments(  # before any work
         EVALUATE_BOUNDS,
         regressor=regressor,
         features=features,

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from selectkit.bounds import check_bounds
 from selectkit.disco.data import Predictions, load_predictions
 from selectkit.disco.evaluate import (
     DEFAULT_BUDGETS,
@@ -31,6 +30,7 @@ from selectkit.disco.predictor import (
 )
 from selectkit.errors import SelectkitError
 from selectkit.io import Provenance, check_output_path, read_provenance, read_table, write_table
+from selectkit.params import check_arguments
 from selectkit.pool import Columns
 from selectkit.rng import DEFAULT_SEED, derive_rng
 
@@ -134,7 +134,7 @@ def fit_files(
     ``output``. ``anchors``: a manifest from ``select --strategy disco`` (or any table of ids).
     ``seed`` seeds the forest regressor (unused by ridge and knn). Cost: reading the predictions
     plus O(M^2 k C)."""
-    check_bounds(  # before reading anything
+    check_arguments(  # before reading anything
         FIT_BOUNDS,
         regressor=regressor,
         features=features,
@@ -257,7 +257,7 @@ def evaluate_files(
         "features": features,
     }
     # before reading anything; `evaluate` checks the same declaration again for API callers
-    check_bounds(
+    check_arguments(
         EVALUATE_BOUNDS, seed=seed, **{k: params[k] for k in EVALUATE_BOUNDS if k in params}
     )
     prov = Provenance(command="disco evaluate", seed=seed)

@@ -39,12 +39,12 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit._version import __version__
-from selectkit.bounds import Bound, check_bounds
 from selectkit.console import warn
 from selectkit.disco.data import Predictions
 from selectkit.errors import SelectkitError, SelectkitMismatchError, SelectkitUsageError, option
 from selectkit.io.provenance import fingerprint_ids
 from selectkit.io.write import atomic_folder
+from selectkit.params import Param, check_arguments
 
 FORMAT = "selectkit-disco-predictor"
 FORMAT_VERSION = 1
@@ -58,11 +58,11 @@ FEATURES = ("signature", "signature+accuracy")
 # every bound of the predictor's parameters, once: fit_predictor checks them, the CLI's options
 # take their min/max from here
 FIT_BOUNDS = {
-    "regressor": Bound(choices=REGRESSORS),
-    "features": Bound(choices=FEATURES),
-    "pca_dim": Bound(low=1),
-    "alpha": Bound(low=0.0),
-    "neighbors": Bound(low=1),
+    "regressor": Param(str, "ridge", "ridge, knn or forest", choices=REGRESSORS),
+    "features": Param(str, "signature", "what the regressor sees", choices=FEATURES),
+    "pca_dim": Param(int, DEFAULT_PCA, "PCA axes kept of the signatures, at most", low=1),
+    "alpha": Param(float, DEFAULT_ALPHA, "ridge: regularisation strength", low=0),
+    "neighbors": Param(int, 1, "knn: neighbours averaged", low=1),
 }
 
 
@@ -299,7 +299,7 @@ def fit_predictor(
     model's accuracy on the anchors (needs ``preds.correct``; see the module docstring).
     O(M^2 k C) time, O(M k C) memory; a forest adds 100 trees of O(d M log M) each.
     """
-    check_bounds(
+    check_arguments(
         FIT_BOUNDS,
         regressor=regressor,
         features=features,

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from selectkit.arguments import Bound, check_bounds
 from selectkit.errors import SelectkitDataError
 from selectkit.linalg import normalise_rows_
+from selectkit.params import Param, check_arguments
 
 #: the one declaration of the hashing embedder's bound: a PCA to fewer than 2 dimensions is useless
-BOUNDS = {"dim": Bound(int, 2)}
+BOUNDS = {"dim": Param(int, 256, "output dimensions (a PCA of the sketch)", low=2)}
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(0x100000001B3)  # odd, so it is invertible modulo 2**64
@@ -159,7 +159,7 @@ class HashingEmbedder:
         chunk_rows: int = 1024,
         chunk_bytes: int = 1 << 20,
     ) -> None:
-        check_bounds(BOUNDS, dim=dim)
+        check_arguments(BOUNDS, dim=dim)
         self.dim = dim
         self.sketch_dim = max(sketch_dim, dim)
         self.n_buckets = n_buckets

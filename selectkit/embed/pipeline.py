@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,7 +13,6 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit import arguments
-from selectkit.arguments import Bound, check_bounds
 from selectkit.console import progress_bar
 from selectkit.embed.hashing import BOUNDS as HASHING_BOUNDS
 from selectkit.embed.hashing import HashingEmbedder
@@ -20,6 +20,7 @@ from selectkit.embed.ids import IdHashes
 from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches
 from selectkit.io.tables import check_row_number_ids
+from selectkit.params import Param, check_arguments
 from selectkit.pool import MADE_BY
 from selectkit.textcap import MAX_CHARS, TextCap
 
@@ -32,10 +33,11 @@ EMBEDDERS = {
 
 #: the one declaration of `selectkit embed`'s numeric bounds; its CLI options' min/max match it
 EMBED_BOUNDS = {
-    "dim": Bound(int, HASHING_BOUNDS["dim"].min, optional=True),
-    "batch_size": Bound(int, 1),
-    "fit_rows": Bound(int, 1),
-    "threads": Bound(int, 1, optional=True),
+    # None: the embedder's own dimension; a range checked by each embedder (hashing: >= 2)
+    "dim": replace(HASHING_BOUNDS["dim"], default=None),
+    "batch_size": Param(int, 8192, "texts embedded per batch", low=1),
+    "fit_rows": Param(int, 100_000, "hashing: texts its IDF and PCA are fitted on", low=1),
+    "threads": Param(int, None, "threads of the embedder (default: all cores)", low=1),
 }
 
 
@@ -143,7 +145,7 @@ def embed_file(
     arguments.text(text_col, "text_col")
     arguments.text(id_col, "id_col")
     keep_columns = arguments.texts(keep_columns, "keep_columns")
-    check_bounds(EMBED_BOUNDS, batch_size=batch_size, fit_rows=fit_rows, threads=threads)
+    check_arguments(EMBED_BOUNDS, batch_size=batch_size, fit_rows=fit_rows, threads=threads)
     check_output_path(output, [input_path])
     cap = TextCap(max_chars, on_long)
     # embedders are deterministic; 0 is the fixed seed of the hashing embedder's randomized SVD
