@@ -34,8 +34,11 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check selectkit tests benchmarks scripts
 	$(BIN)/ruff format --check selectkit tests benchmarks
 
+# Two workers, a test file each at a time; the fault tests (real signals, a tmpfs, /dev/shm
+# checks) then run alone, as their timings and leak checks assume an otherwise idle machine.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore=tests/test_faults.py
+	$(BIN)/python -m pytest -q tests/test_faults.py
 
 test-models: $(VENV)/.models
 	$(BIN)/python -m pytest -q -m models

@@ -1,11 +1,16 @@
 """selectkit: data selection and active learning for real corpora.
 
-Python API (every CLI command is a thin shell over these)::
+Python API: every CLI command is a thin shell over one of these calls (docs/python-api.md has
+the table of CLI command -> Python call)::
 
     import selectkit as sk
-    pool = sk.load_pool(["emb.parquet"])               # or sk.Pool.from_arrays(X)
+    sk.embed_file("data_samples/rotten_tomatoes.jsonl", "emb.parquet")
+    pool = sk.load_pool("emb.parquet")                 # or sk.Pool.from_arrays(X, labels=y)
     manifest, selection = sk.select(pool, "kcenter", budget=200, seed=0)
-    preds = sk.disco.load_predictions("preds.parquet")  # DISCO: see docs/disco.md
+    sk.select_files("emb.parquet", "manifest.parquet", strategy="kcenter", budget=200)
+
+Errors are ``SelectkitError`` subclasses (usage, data, mismatch, internal); from Python their
+messages name arguments (``label_col=``), on the command line flags (``--label-col``).
 """
 
 import os
@@ -19,8 +24,20 @@ from selectkit import disco
 from selectkit._version import __version__
 from selectkit.apply import apply_manifest
 from selectkit.budget import parse_budget
+from selectkit.cluster import cluster_file, kmeans
+from selectkit.demo import run_demo
+from selectkit.disco import evaluate_files as disco_evaluate_files
+from selectkit.disco import fit_files as disco_fit_files
+from selectkit.disco import predict_files as disco_predict_files
+from selectkit.dynamics import scores_file, scores_for_pool, training_dynamics
 from selectkit.embed import HashingEmbedder, embed_file, embed_texts, make_embedder
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import (
+    SelectkitDataError,
+    SelectkitError,
+    SelectkitInternalError,
+    SelectkitMismatchError,
+    SelectkitUsageError,
+)
 from selectkit.inspect import inspect_file
 from selectkit.io import read_provenance, read_table, write_table
 from selectkit.pool import Columns, Pool, load_pool
@@ -34,17 +51,27 @@ __all__ = [
     "Param",
     "Pool",
     "Selection",
+    "SelectkitDataError",
     "SelectkitError",
+    "SelectkitInternalError",
+    "SelectkitMismatchError",
     "SelectkitUsageError",
     "__version__",
+    "al_simulate",
+    "al_simulate_file",
     "apply_manifest",
     "build_manifest",
+    "cluster_file",
     "derive_rng",
     "disco",
+    "disco_evaluate_files",
+    "disco_fit_files",
+    "disco_predict_files",
     "embed_file",
     "embed_texts",
     "get_strategy",
     "inspect_file",
+    "kmeans",
     "list_strategies",
     "load_pool",
     "make_embedder",
@@ -52,7 +79,26 @@ __all__ = [
     "read_provenance",
     "read_table",
     "register_strategy",
+    "run_demo",
+    "scores_file",
+    "scores_for_pool",
     "select",
     "select_files",
+    "training_dynamics",
     "write_table",
 ]
+
+# `al simulate` needs scikit-learn's models (seconds to import): loaded on first use only
+_LAZY = {"al_simulate": "simulate", "al_simulate_file": "simulate_file"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module("selectkit.al.simulate"), _LAZY[name])
+    raise AttributeError(f"module 'selectkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

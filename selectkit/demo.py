@@ -7,9 +7,10 @@ from typing import Any
 
 import polars as pl
 
+from selectkit import arguments
 from selectkit.apply import apply_manifest
 from selectkit.embed import embed_file
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitDataError, option
 from selectkit.metrics import coverage
 from selectkit.pool import load_pool
 from selectkit.select import select_files
@@ -23,7 +24,9 @@ def bundled_corpus(name: str = CORPUS) -> Path:
     for candidate in (here / "_data" / name, here.parent / "data_samples" / name):
         if candidate.is_file():
             return candidate
-    raise SelectkitError(f"bundled corpus {name!r} not found; pass --corpus PATH")
+    raise SelectkitDataError(
+        f"bundled corpus {name!r} not found; pass {option('corpus', 'PATH', python='corpus=PATH')}"
+    )
 
 
 def run_demo(
@@ -39,7 +42,10 @@ def run_demo(
     returns a summary: timings, coverage of the pool by each selection (mean/max distance of every
     row to its nearest pick) and the label mix of each.
     """
-    out = Path(out_dir)
+    out = Path(arguments.path(out_dir, "out_dir"))
+    corpus = arguments.optional_path(corpus, "corpus")
+    arguments.integer(budget, "budget", min=1)
+    arguments.integer(seed, "seed", min=0)
     out.mkdir(parents=True, exist_ok=True)
     corpus = Path(corpus) if corpus else bundled_corpus()
     emb = out / "emb.parquet"

@@ -21,13 +21,20 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from selectkit import arguments
 from selectkit.console import progress_bar
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitDataError
 from selectkit.io import Provenance, check_output_path, write_table
+from selectkit.params import Param, check_arguments
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
 
 MODELS = ("sgd", "mlp")
+#: the one declaration of `selectkit scores`' bounds; its CLI options' min/max match it
+BOUNDS = {
+    "epochs": Param(int, 10, "training epochs", low=1),
+    "seed": Param(int, DEFAULT_SEED, "seeds the model and the epochs' order (recorded)", low=0),
+}
 EL2N_EPOCHS = 10
 CHUNK_ROWS = 8192
 
@@ -40,7 +47,7 @@ def _model(name: str, seed: int):
         return SGDClassifier(loss="log_loss", alpha=1e-4, random_state=seed)
     if name == "mlp":
         return MLPClassifier(hidden_layer_sizes=(128,), random_state=seed, learning_rate_init=1e-3)
-    raise SelectkitUsageError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    raise AssertionError(name)  # unreachable: check_args refused it
 
 
 def training_dynamics(
@@ -54,12 +61,10 @@ def training_dynamics(
     """Per-row ``aum``, ``forgetting``, ``el2n`` and ``loss`` of labels ``y`` (any hashable
     values) on vectors ``x``. Cost: ``epochs`` passes of training plus prediction, O(epochs n C d)
     time for ``sgd``; memory O(n C) per prediction chunk, O(n) for the scores."""
-    if epochs < 1:
-        raise SelectkitUsageError(f"epochs={epochs} must be at least 1")
-    _model(model, 0)  # an unknown model is a usage error before any work
+    check_args(epochs=epochs, model=model)
     classes, target = np.unique(y, return_inverse=True)
     if classes.size < 2:
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"training dynamics need at least two distinct labels; all {y.size} labelled rows "
             f"have label {classes[0]!r}"
         )
@@ -107,6 +112,12 @@ def training_dynamics(
     }
 
 
+def check_args(*, epochs: int, model: str, seed: int = DEFAULT_SEED) -> None:
+    """Refuse an unknown model or an epoch count or seed outside ``BOUNDS``, before any work."""
+    arguments.text(model, "model", choices=MODELS, what="model")
+    check_arguments(BOUNDS, epochs=epochs, seed=seed)
+
+
 def scores_file(
     inputs: Sequence[str | Path],
     output: str | Path,
@@ -118,7 +129,11 @@ def scores_file(
     input_format: str | None = None,
 ) -> Provenance:
     """Write id, aum, forgetting, el2n and loss for every labelled row of ``inputs`` (needs an
-    embedding and a label column; unlabelled rows are left out). Returns the provenance."""
+    embedding and a label column; unlabelled rows are left out). ``inputs`` is one path or a
+    list. Returns the provenance. Cost: see ``training_dynamics``."""
+    inputs = arguments.paths(inputs, "inputs")
+    output = arguments.path(output, "output")
+    check_args(epochs=epochs, model=model, seed=seed)
     check_output_path(output, inputs)
     cols = columns or Columns()
     prov = Provenance(command="scores", seed=seed)
@@ -131,13 +146,22 @@ def scores_file(
 
 
 def scores_for_pool(
-    pool: Pool, *, epochs: int, model: str, seed: int, prov: Provenance | None = None
+    pool: Pool,
+    *,
+    epochs: int = 10,
+    model: str = "sgd",
+    seed: int = DEFAULT_SEED,
+    prov: Provenance | None = None,
 ) -> pl.DataFrame:
-    """The scores table of ``scores_file`` for an in-memory pool."""
+    """The scores table of ``scores_file`` (id, aum, forgetting, el2n, loss per labelled row)
+    for an in-memory pool, e.g. ``Pool.from_arrays(x, labels=y)``. Cost: see
+    ``training_dynamics``."""
+    arguments.instance(pool, Pool, "pool", "Pool.from_arrays(x, labels=y)", optional=False)
+    check_args(epochs=epochs, model=model, seed=seed)
     pool.require(["embedding", "label"], "`selectkit scores`")
     rows = np.flatnonzero(pool.labelled_mask)
     if rows.size == 0:
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"column '{pool.columns.label}' of {pool.where} has no labels; training dynamics "
             "need labelled rows"
         )

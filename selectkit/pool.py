@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from selectkit import arguments
 from selectkit.console import warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io.formats import known_suffix
 from selectkit.io.tables import Source, Table, check_unique_ids, read_table
 from selectkit.io.vectors import as_matrix, as_tensor3, check_finite, check_probabilities
@@ -30,6 +31,14 @@ MADE_BY = {
     "group": "your metadata",
     "model": "your evaluation runs",
 }
+
+
+def column_option(role: str, value: str | None = None) -> str:
+    """How a message names the option that renames the ``role`` column: ``--score-col aum`` on
+    the command line, ``columns=Columns(score='aum')`` from Python."""
+    flag = f"--{role.replace('_', '-')}-col" + ("" if value is None else f" {value}")
+    python = f"columns=Columns({role}={'...' if value is None else repr(value)})"
+    return option(f"{role}_col", cli=flag, python=python)
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,12 @@ class Pool:
     """Rows to select from, joined on id, with typed access to embeddings, labels, ...
 
     ``frame`` holds the scalar and list columns; ``arrays`` holds matrices kept outside polars
-    (memory-mapped ``.npy`` inputs), already aligned with ``frame``'s rows. Rows whose label is
-    non-null are *labelled*: never selected, but strategies such as kcenter treat them as covered.
+    (memory-mapped ``.npy`` inputs), already aligned with ``frame``'s rows.
+
+    The *labelled set* (rows never selected, which strategies such as kcenter treat as covered):
+    the rows where ``labelled_col`` is non-null when it is given; otherwise, unless
+    ``labels_as_data`` (strategies that prune labelled data) or not ``use_labels``, the rows
+    whose label is non-null. Null marks an unlabelled row; ``-1`` and ``""`` are labels.
     """
 
     frame: pl.DataFrame
@@ -72,6 +85,8 @@ class Pool:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)
     use_labels: bool = True
+    labelled_col: str | None = None
+    labels_as_data: bool = False
 
     def __len__(self) -> int:
         return self.frame.height
@@ -94,10 +109,10 @@ class Pool:
         for role in roles:
             if not self.has(role):
                 name = self.columns.name(role)
-                flag = "--" + role.replace("_", "-") + "-col"
-                raise SelectkitError(
+                raise SelectkitDataError(
                     f"{purpose} needs column '{name}' ({role}), which {self.where} lacks; "
-                    f"make it with {MADE_BY[role]}, or name another column with {flag}"
+                    f"make it with {MADE_BY[role]}, or name another column with "
+                    + column_option(role)
                 )
 
     @cached_property
@@ -117,18 +132,18 @@ class Pool:
         name = self.columns.name(role) if role in Columns.roles() else role
         if name not in self.frame.columns:
             self.require([role] if role in Columns.roles() else [], "this step")
-            raise SelectkitError(f"{self.where} has no column '{name}'; name one that exists")
+            raise SelectkitDataError(f"{self.where} has no column '{name}'; name one that exists")
         col = self.frame.get_column(name)
         if not col.dtype.is_numeric():
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"column '{name}' of {self.where} holds {col.dtype}, not numbers; "
-                "name a numeric column (e.g. --score-col aum)"
+                f"name a numeric column (e.g. {column_option('score', 'aum')})"
             )
         values = col.cast(pl.Float64).to_numpy()
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"column '{name}' of {self.where} has {int(bad.sum())} null, NaN or infinite "
                 f"values (first at id {self.ids[row]!r}); fill or drop those rows first"
             )
@@ -146,12 +161,13 @@ class Pool:
         ``cluster_level2`` tree level), checked for type and nulls. O(n log n)."""
         col = self.frame.get_column(name)
         if not col.dtype.is_integer():
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"column '{name}' of {self.where} holds {col.dtype}, not integer cluster ids; "
-                "make it with `selectkit cluster` or name another column with --cluster-col"
+                "make it with `selectkit cluster` or name another column with "
+                + column_option("cluster")
             )
         if col.null_count():
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"column '{name}' of {self.where} has {col.null_count()} null cluster ids; "
                 "give every row a cluster (re-run `selectkit cluster` on the same rows)"
             )
@@ -178,23 +194,55 @@ class Pool:
         check_probabilities(mat.reshape(-1, mat.shape[-1]), self.where, name, per_row=mat.shape[1])
         return mat
 
+    @property
+    def labelled_column(self) -> str | None:
+        """The column whose non-null rows are the labelled set, or None when no row is."""
+        if self.labelled_col is not None:
+            return self.labelled_col
+        if self.labels_as_data or not self.use_labels:
+            return None
+        return self.columns.label
+
     @cached_property
     def labelled_mask(self) -> np.ndarray:
-        """Boolean (n,) mask of rows that already carry a label; all False without labels."""
-        if not self.use_labels or self.columns.label not in self.frame.columns:
+        """Boolean (n,) mask of the labelled set (see the class doc); all False without one."""
+        name = self.labelled_column
+        if name is None or name not in self.frame.columns:
             return np.zeros(len(self), dtype=bool)
-        return self.frame.get_column(self.columns.label).is_not_null().to_numpy()
+        return self.frame.get_column(name).is_not_null().to_numpy()
 
     @cached_property
     def candidates(self) -> np.ndarray:
-        """Row indices (int64, ascending) that may be selected: the unlabelled rows."""
+        """Row indices (int64, ascending) that may be selected: those not in the labelled set."""
         idx = np.flatnonzero(~self.labelled_mask).astype(np.int64)
         if idx.size == 0:
-            raise SelectkitError(
-                f"every row of {self.where} has a label in column '{self.columns.label}', so "
-                "nothing is left to select; pass --label-col none to ignore labels"
+            name = self.labelled_column
+            raise SelectkitDataError(
+                f"every row of {self.where} is already labelled: column '{name}' is non-null "
+                f'in all {len(self)} rows (null = unlabelled; -1 and "" are labels), so nothing '
+                "is left to select; name the column that marks the rows already labelled ("
+                + option("labelled_col")
+                + "), or ignore labels ("
+                + option("label_col", "none", python="use_labels=False")
+                + ")"
             )
         return idx
+
+    def marking_labelled(self, column: str | None, *, labels_as_data: bool = False) -> Pool:
+        """This pool with its labelled set marked by ``column`` (non-null = already labelled)
+        or, without one, by the label column unless ``labels_as_data``; ``self`` when that is
+        already so. Refuses a ``column`` the pool lacks. O(1): the frame is shared."""
+        if column is not None and column not in self.frame.columns:
+            present = list(self.frame.columns)
+            close = difflib.get_close_matches(column, present, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SelectkitDataError(
+                f"column '{column}' (the labelled-set column, {option('labelled_col')}) "
+                f"is not in {self.where}; columns there: {', '.join(present)}{hint}"
+            )
+        if column == self.labelled_col and labels_as_data == self.labels_as_data:
+            return self
+        return replace(self, labelled_col=column, labels_as_data=labels_as_data)
 
     def in_id_order(self) -> tuple[Pool, np.ndarray | None]:
         """This pool with its rows sorted by id, and the permutation used (``sorted.row(i)`` is
@@ -217,54 +265,93 @@ class Pool:
             arrays=_GatheredRows(self.arrays, perm),  # type: ignore[arg-type]
             sources=self.sources,
             use_labels=self.use_labels,
+            labelled_col=self.labelled_col,
+            labels_as_data=self.labels_as_data,
         )
         return pool, perm
 
     @classmethod
     def from_arrays(
         cls,
-        embeddings: np.ndarray | None = None,
+        embeddings: np.ndarray | Sequence | None = None,
         *,
         ids: Sequence | np.ndarray | None = None,
         labels: Sequence | np.ndarray | None = None,
+        columns: Columns | None = None,
+        use_labels: bool = True,
         **extra: Sequence | np.ndarray,
     ) -> Pool:
         """Build a pool from in-memory arrays (the Python API's entry point); ids default to 0..n-1.
 
-        ``proba`` (n, C) and ``proba_mc`` (n, T, C) numpy arrays among ``extra`` stay numpy."""
+        ``ids``, ``labels`` and ``embeddings`` become the columns ``columns`` names for their
+        roles (default ``id``, ``label``, ``embedding``); every other keyword is a column under
+        its own name (``score=...``, or ``aum=...`` with ``columns=Columns(score="aum")``).
+        The proba (n, C) and proba_mc (n, T, C) columns stay numpy when given as numpy arrays.
+        ``use_labels=False`` treats every row as unlabelled. Cost: one copy of each array."""
+        cols = arguments.instance(columns, Columns, "columns", "Columns(label='y')") or Columns()
+        if not isinstance(use_labels, bool):
+            raise SelectkitUsageError(f"use_labels= must be True or False, not {use_labels!r}")
+        for name, value in (("embeddings", embeddings), ("ids", ids), ("labels", labels)):
+            _check_array_like(value, name)
+        for name, value in extra.items():
+            _check_array_like(value, name)
+        taken = {cols.id: "ids", cols.label: "labels", cols.embedding: "embeddings"}
+        for name in extra:
+            if name in taken:
+                raise SelectkitUsageError(
+                    f"column '{name}' given twice: as {name}= and as {taken[name]}=; drop one"
+                )
         n = _first_len(embeddings, ids, labels, *extra.values())
-        data: dict[str, object] = {"id": np.arange(n, dtype=np.int64) if ids is None else ids}
+        data: dict[str, object] = {cols.id: np.arange(n, dtype=np.int64) if ids is None else ids}
         if labels is not None:
             # an object array with None for unlabelled rows: let polars infer int/str with nulls
             obj = isinstance(labels, np.ndarray) and labels.dtype == object
             floats = isinstance(labels, np.ndarray) and labels.dtype.kind == "f"
             if floats:  # NaN marks an unlabelled row, as None does
-                data["label"] = pl.Series(labels).fill_nan(None)
+                data[cols.label] = pl.Series(labels).fill_nan(None)
             else:
-                data["label"] = labels.tolist() if obj else labels
+                data[cols.label] = labels.tolist() if obj else labels
         arrays: dict[str, np.ndarray] = {}
-        for role, ndim in (("proba", 2), ("proba_mc", 3)):
-            value = extra.get(role)
+        for name, ndim in ((cols.proba, 2), (cols.proba_mc, 3)):
+            value = extra.get(name)
             if isinstance(value, np.ndarray) and value.ndim == ndim:  # kept outside polars
                 if value.shape[0] != n:
-                    raise SelectkitError(f"{role} has {value.shape[0]} rows but the ids have {n}")
-                arrays[role] = np.ascontiguousarray(extra.pop(role), dtype=np.float32)
+                    raise SelectkitUsageError(
+                        f"{name} has {value.shape[0]} rows but the ids have {n}"
+                    )
+                arrays[name] = np.ascontiguousarray(extra.pop(name), dtype=np.float32)
         data.update(extra)
         for name, value in data.items():
             if len(value) != n:  # type: ignore[arg-type]
-                raise SelectkitError(f"{name} has {len(value)} rows but the first array has {n}")
+                raise SelectkitUsageError(
+                    f"{name} has {len(value)} rows but the first array has {n}"  # type: ignore[arg-type]
+                )
         frame = pl.DataFrame(data, strict=False)
         where = "the given arrays"
-        check_unique_ids(frame.get_column("id"), where)
+        check_unique_ids(frame.get_column(cols.id), where)
         if embeddings is not None:
             matrix = np.ascontiguousarray(embeddings, dtype=np.float32)
+            if matrix.ndim != 2:
+                raise SelectkitUsageError(
+                    f"embeddings= must be a 2-d (rows, dim) array, not one of shape {matrix.shape}"
+                )
             check_finite(matrix, where, "embeddings")
             if matrix.shape[0] != n:
-                raise SelectkitError(
+                raise SelectkitUsageError(
                     f"embeddings have {matrix.shape[0]} rows but the ids/labels have {n}"
                 )
-            arrays["embedding"] = matrix
-        return cls(frame=frame, arrays=arrays)
+            arrays[cols.embedding] = matrix
+        return cls(frame=frame, columns=cols, arrays=arrays, use_labels=use_labels)
+
+
+def _check_array_like(value: object, name: str) -> None:
+    """Refuse what is not a sequence of values (a str, a dict, a number) as a column."""
+    if value is None or isinstance(value, (np.ndarray, pl.Series)):
+        return
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise SelectkitUsageError(
+            f"{name}= must be an array or a list with one value per row, not {type(value).__name__}"
+        )
 
 
 class _GatheredRows(Mapping):
@@ -294,23 +381,29 @@ def _first_len(*things: object) -> int:
     for thing in things:
         if thing is not None:
             return len(thing)  # type: ignore[arg-type]
-    raise SelectkitError("give at least embeddings or ids to build a pool")
+    raise SelectkitUsageError("give at least embeddings or ids to build a pool")
 
 
 def load_pool(
-    paths: Sequence[str | Path],
+    paths: str | Path | Sequence[str | Path],
     *,
     columns: Columns | None = None,
     input_format: str | None = None,
     use_labels: bool = True,
 ) -> Pool:
-    """Read every table in ``paths`` and join them on the id column into one ``Pool``.
+    """Read every table in ``paths`` (one path, or a list) and join them on the id column into
+    one ``Pool``.
 
     The first table fixes the rows and their order; every later table must hold an id for each of
     them (extra rows are ignored). A column present in two tables is taken from the first. Memory:
     the tables themselves; ``.npy`` matrices stay memory-mapped when their order is unchanged.
     """
-    cols = columns or Columns()
+    paths = arguments.paths(paths, "paths")
+    cols = arguments.instance(columns, Columns, "columns", "Columns(label='y')") or Columns()
+    if input_format is not None:
+        arguments.text(input_format, "input_format")
+    if not isinstance(use_labels, bool):
+        raise SelectkitUsageError(f"use_labels= must be True or False, not {use_labels!r}")
     if not paths:
         raise SelectkitUsageError("give at least one input table")
     if sum(str(p) == "-" for p in paths) > 1:
@@ -343,7 +436,7 @@ def check_named_columns(present: Sequence[str], columns: Columns, paths: Sequenc
         close = difflib.get_close_matches(name, list(present), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         where = ", ".join(f"'{p}'" for p in paths)
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"column '{name}' (the {role.replace('_', ' ')} column) is in none of {where}; "
             f"columns there: {', '.join(present)}{hint}"
         )
@@ -359,7 +452,7 @@ def join_tables(tables: Sequence[Table], columns: Columns, *, use_labels: bool =
         where = f"'{table.source.path}'"
         left_t, right_t = frame.schema[id_col], table.frame.schema[id_col]
         if left_t != right_t and not (left_t.is_integer() and right_t.is_integer()):
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: ids in column '{id_col}' are {right_t} but '{first.source.path}' has "
                 f"{left_t}; give both tables ids of one type"
             )
@@ -373,7 +466,7 @@ def join_tables(tables: Sequence[Table], columns: Columns, *, use_labels: bool =
         missing = joined.get_column("__row").null_count()
         if missing:
             example = joined.filter(pl.col("__row").is_null()).get_column(id_col)[0]
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where} lacks {missing} of the {frame.height} ids of '{first.source.path}' "
                 f"(e.g. {example!r}); give tables that cover the same ids"
             )

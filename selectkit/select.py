@@ -12,16 +12,17 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from selectkit.budget import parse_budget
-from selectkit.disco.data import load_long_pool, pivot_pool
-from selectkit.errors import SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.metrics import selection_metrics
-from selectkit.pool import Columns, Pool, load_pool
+from selectkit.pool import Columns, Pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
 from selectkit.strategies import Selection, get_strategy, list_strategies
-from selectkit.strategies.base import Strategy, check_selection
+from selectkit.strategies.base import LABELS_AS_DATA, Strategy, check_selection
+from selectkit.strategies.inputs import FileInputs, StreamingAdapter
 from selectkit.strategies.scored import Acquisition, acquire
 
+PERCENT_BUDGET = "budget='5%'"  # how Python writes the CLI's --budget 5%
 MANIFEST_COLUMNS = ("id", "rank", "score", "weight", "cluster")
 
 
@@ -34,26 +35,34 @@ def select(
     params: dict[str, Any] | None = None,
     threads: int | None = None,
     metrics: bool = True,
+    labelled_col: str | None = None,
     stochastic: str | None = None,
-    stochastic_beta: float = 1.0,
+    coldness: float | None = None,
     subpool: str | None = None,
     subpool_options: dict[str, int] | None = None,
 ) -> tuple[pl.DataFrame, Selection]:
     """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
 
-    ``budget`` is a count, a fraction or a percentage string of the selectable (unlabelled) rows;
-    self-sized strategies (semdedup) take none. The strategy's needed columns are checked before
-    any work. The manifest has ``id``, ``rank`` (0 = picked first), ``score`` (null where the
-    strategy has none), ``weight`` (1.0 where unweighted) and ``cluster`` when the pool has one.
+    ``budget`` is a count, a fraction or a percentage string of the selectable rows (those not
+    already labelled); self-sized strategies (semdedup) take none. The strategy's needed
+    columns are checked before any work. The manifest has ``id``, ``rank`` (0 = picked first),
+    ``score`` (null where the strategy has none), ``weight`` (1.0 where unweighted) and
+    ``cluster`` when the pool has one.
     With ``metrics`` and embeddings, ``selection.metrics`` also gets the coverage of the pool by
     the selection (``coverage_mean_distance``: mean distance from a pool row to its nearest pick)
     and, for weighted picks, ``weighted_cost_ratio``. Cost: the strategy's (``selectkit
     strategies`` lists it) plus at most ~2e9 distance terms for the coverage.
 
+    Already labelled rows (never picked): where ``labelled_col`` is non-null when it is given;
+    otherwise, for strategies whose labels are the labelled set (``labels="labelled-set"``:
+    kcenter, margin, ...), where the label is non-null; strategies whose labels are data (ccs,
+    sensitivity, topk, stratified, disco, ...) may pick every row. Null = unlabelled; -1 and ""
+    are labels.
+
     Modifiers of scored strategies (margin, entropy, ...; a usage error for the others):
-    ``stochastic`` = softmax | power | softrank samples the batch with coldness
-    ``stochastic_beta`` instead of taking the top-k; ``subpool='anchoral'`` scores only the
-    AnchorAL subpool, tuned by ``subpool_options`` (anchors, neighbours, subpool_size).
+    ``stochastic`` = softmax | power | softrank samples the batch with ``coldness`` β (default
+    1; only with ``stochastic``) instead of taking the top-k; ``subpool='anchoral'`` scores only
+    the AnchorAL subpool, tuned by ``subpool_options`` (anchors, neighbours, subpool_size).
 
     Order: the strategy runs on the rows sorted by id (``Pool.in_id_order``), so the same rows in
     any order give the same manifest (unless the strategy reads row order, e.g. semdedup
@@ -61,27 +70,20 @@ def select(
     """
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
-    mods = modifiers_for(spec, stochastic, stochastic_beta, subpool, subpool_options)
+    mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
     if spec.self_sized and budget is not None:
         raise SelectkitUsageError(
             f"strategy '{spec.name}' decides how many rows it keeps and takes no budget; "
-            "drop --budget"
+            f"drop {option('budget', cli='--budget', python='budget=')}"
         )
     if not spec.self_sized and budget is None:
         raise SelectkitUsageError(
-            f"strategy '{spec.name}' needs a budget: give --budget 1000, 0.05 or 5%"
+            f"strategy '{spec.name}' needs a budget: give {option('budget', 1000)}, "
+            f"{option('budget', 0.05)} or {option('budget', '5%', python=PERCENT_BUDGET)}"
         )
-    if spec.layout == "long":  # one row per (model, id): pivot to one row per id first
-        pool = pivot_pool(
-            pool,
-            drop_incomplete=bool(resolved.get("drop_incomplete", False)),
-            needs=spec.needs,
-            purpose=f"strategy '{spec.name}'",
-        )
-    else:
-        pool.require(spec.needs, f"strategy '{spec.name}'")
+    pool = prepare_pool(pool, spec, resolved, labelled_col)
     if mods.subpool:
-        pool.require(["embedding"], f"--subpool {mods.subpool}")
+        pool.require(["embedding"], option("subpool", mods.subpool))
     if pool.has("cluster"):
         pool.cluster_labels  # noqa: B018  (validates the column before any work)
     count = None if budget is None else parse_budget(budget, len(pool.candidates))
@@ -116,24 +118,48 @@ def select(
     return manifest, selection
 
 
+def prepare_pool(
+    pool: Pool, spec: Strategy, params: dict[str, Any], labelled_col: str | None = None
+) -> Pool:
+    """The pool ``spec`` runs on: its labelled set marked (``labelled_col``, else the label column
+    unless the strategy's labels are data), then shaped by the strategy's input adapter (needed
+    columns checked, DISCO's long table pivoted). Idempotent; cost: the adapter's."""
+    as_data = spec.labels == LABELS_AS_DATA
+    pool = pool.marking_labelled(labelled_col, labels_as_data=as_data)  # a pivot carries it
+    pool = spec.inputs.prepare(pool, spec.needs, f"strategy '{spec.name}'", params)
+    # and again: an adapter that builds a new Pool must not lose the labelled set
+    return pool.marking_labelled(labelled_col, labels_as_data=as_data)
+
+
 def modifiers_for(
     spec: Strategy,
     stochastic: str | None,
-    beta: float,
+    coldness: float | None,
     subpool: str | None,
     subpool_options: dict[str, int] | None,
 ) -> Acquisition:
-    """The validated modifiers; a usage error (exit 2) when given to a strategy without scores."""
+    """The validated modifiers; a usage error (exit 2) when given to a strategy without scores,
+    or a ``coldness`` without ``stochastic`` (it tunes nothing else)."""
+    if coldness is not None and stochastic is None:
+        raise SelectkitUsageError(
+            f"the coldness ({option('coldness')}) tunes stochastic sampling only: add "
+            f"{option('stochastic', 'softmax|power|softrank', python='stochastic=')}, or drop it"
+        )
     options = dict(subpool_options or {})
     unknown = sorted(set(options) - {"anchors", "neighbours", "subpool_size"})
     if unknown:
         raise SelectkitUsageError(
             f"unknown subpool option {unknown[0]!r}; use anchors, neighbours or subpool_size"
         )
-    mods = Acquisition(stochastic=stochastic, beta=beta, subpool=subpool, **options)
+    mods = Acquisition(
+        stochastic=stochastic,
+        coldness=1.0 if coldness is None else coldness,
+        subpool=subpool,
+        **options,
+    )
     if mods.active and spec.scorer is None:
         scored = ", ".join(s.name for s in list_strategies() if s.scorer is not None)
-        flag = "--stochastic" if stochastic else "--subpool"
+        flag = option("stochastic") if stochastic else option("subpool")
         raise SelectkitUsageError(
             f"{flag} works only with a scored strategy ({scored}), not '{spec.name}'"
         )
@@ -174,54 +200,49 @@ def select_files(
     threads: int | None = None,
     emit: dict[str, str | Path] | None = None,
     metrics: bool = True,
+    labelled_col: str | None = None,
     stochastic: str | None = None,
-    stochastic_beta: float = 1.0,
+    coldness: float | None = None,
     subpool: str | None = None,
     subpool_options: dict[str, int] | None = None,
 ) -> Provenance:
     """Read ``inputs``, select, and write the manifest with provenance to ``output``.
 
-    ``emit`` maps a side table the strategy offers (e.g. ``dropped`` for semdedup) to a path; each
+    The strategy's input adapter reads the files (one row per id joined on the id column; DISCO:
+    long tables; DSIR: a stream). ``labelled_col``, the modifiers and the other options are
+    ``select``'s. ``emit`` maps a side table the strategy offers (e.g. ``dropped`` for semdedup) to a path; each
     is written atomically before the manifest. Returns the provenance written (parameters, seed,
     inputs, timings, metrics).
     """
     check_output_path(output, inputs)
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
-    mods = modifiers_for(spec, stochastic, stochastic_beta, subpool, subpool_options)
+    mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
     emit = {k: v for k, v in (emit or {}).items() if v is not None}
     for name, path in emit.items():
         if name not in spec.emits:
-            offers = ", ".join(f"--emit-{e}" for e in spec.emits)
+            offers = ", ".join(
+                option(f"emit_{e}", python=f"emit={{{e!r}: ...}}") for e in spec.emits
+            )
             offers = f"it offers {offers}" if offers else "it writes none"
             raise SelectkitUsageError(
                 f"strategy '{spec.name}' has no '{name}' table to write ({offers}); "
-                f"drop --emit-{name}"
+                f"drop {option(f'emit_{name}', python=f'emit={{{name!r}: ...}}')}"
             )
         check_output_path(path, [*inputs, output])
     prov = Provenance(command="select", seed=seed)
-    if spec.stream is not None:
-        return _select_streamed(
-            spec,
-            inputs,
-            output,
-            prov,
-            budget,
-            params=resolved,
-            columns=columns or Columns(),
-            input_format=input_format,
-        )
+    files = FileInputs(inputs, columns or Columns(), input_format, use_labels)
+    adapter = spec.inputs
+    if isinstance(adapter, StreamingAdapter):
+        if labelled_col is not None:
+            raise SelectkitUsageError(
+                f"strategy '{spec.name}' streams its input files and cannot leave labelled rows "
+                f"out; drop the labelled-set column ({option('labelled_col')}), or "
+                "filter the files first"
+            )
+        return _select_streamed(adapter, spec, files, output, prov, budget, resolved)
     prov.start("read")
-    if spec.layout == "long":
-        pool = load_long_pool(
-            inputs,
-            columns=columns,
-            input_format=input_format,
-            use_labels=use_labels,
-            drop_incomplete=bool(resolved.get("drop_incomplete", False)),
-        )
-    else:
-        pool = load_pool(inputs, columns=columns, input_format=input_format, use_labels=use_labels)
+    pool = prepare_pool(adapter.load(files, resolved), spec, resolved, labelled_col)
     prov.stop("read")
     prov.start("select")
     manifest, selection = select(
@@ -232,8 +253,9 @@ def select_files(
         params=resolved,
         threads=threads,
         metrics=metrics,
+        labelled_col=labelled_col,
         stochastic=stochastic,
-        stochastic_beta=stochastic_beta,
+        coldness=coldness,
         subpool=subpool,
         subpool_options=subpool_options,
     )
@@ -246,6 +268,8 @@ def select_files(
         "acquisition": mods.describe(),
         "columns": pool.columns.__dict__,
         "use_labels": use_labels,
+        "labels": spec.labels,
+        "labelled_col": pool.labelled_column,
     }
     prov.inputs = [s.as_dict() for s in pool.sources]
     prov.metrics = {
@@ -261,17 +285,26 @@ def select_files(
     return prov
 
 
-def _select_streamed(spec, inputs, output, prov, budget, *, params, columns, input_format):
-    """A streaming strategy (dsir) reads the inputs itself; we write its manifest."""
+def _select_streamed(
+    adapter: StreamingAdapter,
+    spec: Strategy,
+    files: FileInputs,
+    output: str | Path,
+    prov: Provenance,
+    budget: int | float | str | None,
+    params: dict[str, Any],
+) -> Provenance:
+    """A streaming adapter reads the files and selects itself; we write its manifest."""
     prov.start("select")
-    result = spec.stream(inputs, budget, prov.seed, params, columns, input_format)
+    result = adapter.stream(files, budget, prov.seed, params)
     prov.stop("select")
     prov.params = {
         "strategy": spec.name,
         "budget": None if budget is None else str(budget),
         "budget_rows": int(result.manifest.height),
         "strategy_params": {**params, **result.params},
-        "columns": columns.__dict__,
+        "columns": files.columns.__dict__,
+        "labels": spec.labels,
     }
     prov.inputs = result.inputs
     prov.metrics = result.metrics

@@ -15,13 +15,17 @@ from typing import Any
 
 import polars as pl
 
+from selectkit.arguments import text
 from selectkit.console import warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitDataError, option
+from selectkit.params import Param, check_arguments
 
 MAX_CHARS = 100_000  # ~20 pages: far above real documents, far below what exhausts memory
 ON_LONG = ("truncate", "error")
 MAX_CHARS_HELP = "Cut texts longer than this many characters (counted on stderr, recorded)."
 ON_LONG_HELP = "A text longer than --max-chars: truncate it (default) or error (exit 1)."
+#: the one declaration of the cap's bound; the CLI's --max-chars and DSIR's max_chars match it
+BOUNDS = {"max_chars": Param(int, MAX_CHARS, MAX_CHARS_HELP, low=1)}
 
 
 @dataclass
@@ -33,18 +37,14 @@ class TextCap:
     truncated: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_chars < 1:
-            raise SelectkitUsageError(f"--max-chars must be at least 1, not {self.max_chars}")
-        if self.on_long not in ON_LONG:
-            raise SelectkitUsageError(
-                f"--on-long {self.on_long!r} is not one of {', '.join(ON_LONG)}"
-            )
+        check_arguments(BOUNDS, max_chars=self.max_chars)
+        text(self.on_long, "on_long", choices=ON_LONG)
 
     def apply(
         self, texts: pl.Series, *, where: str, row0: int = 0, ids: pl.Series | None = None
     ) -> pl.Series:
         """``texts`` with every text cut to ``max_chars`` characters (``texts`` itself when none
-        is longer); with ``on_long="error"`` a long text raises ``SelectkitError``
+        is longer); with ``on_long="error"`` a long text raises ``SelectkitDataError``
         naming ``where``, its row (``row0`` + position) and id, and its length."""
         lengths = texts.str.len_chars()
         over = lengths > self.max_chars
@@ -54,10 +54,11 @@ class TextCap:
         if self.on_long == "error":
             at = int(over.arg_max())
             who = f" (id {ids[at]!r})" if ids is not None else ""
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: the text at row {row0 + at}{who} has {lengths[at]:,} characters, more "
-                f"than --max-chars {self.max_chars:,}; raise --max-chars or drop --on-long error "
-                "to truncate it"
+                f"than the {self.max_chars:,} of {option('max_chars')}; raise "
+                f"{option('max_chars')} or drop "
+                f"{option('on_long', 'error', python='on_long=' + repr('error'))} to truncate it"
             )
         self.truncated += n_over
         # polars slices by characters (code points), as Python's text[:max_chars] does
@@ -76,4 +77,7 @@ def warn_truncated(count: int, max_chars: int) -> None:
     """``warning: truncated N texts longer than M characters`` on stderr, when N > 0."""
     if count:
         plural = "s" if count != 1 else ""
-        warn(f"truncated {count:,} text{plural} longer than {max_chars} characters (--max-chars)")
+        warn(
+            f"truncated {count:,} text{plural} longer than {max_chars} characters "
+            f"({option('max_chars')})"
+        )

@@ -106,67 +106,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def full_frame(digits) -> pl.DataFrame:
-    """A pool table with every conventional column, from real data (digits), for the template
-    test: embedding, label (all null = unlabelled), cluster, proba, proba_mc, score, group, model,
-    and text (Rotten Tomatoes snippets)."""
-    from sklearn.linear_model import LogisticRegression
+def full_frame() -> pl.DataFrame:
+    """A pool table with every conventional column, from real data (digits, Rotten Tomatoes
+    text): the example data of ``selectkit.testing`` (see ``wide_frame`` there)."""
+    from selectkit.testing import wide_frame
 
-    x, y = digits
-    texts = pl.read_ndjson(RT).get_column("text").head(len(x))  # real text for dsir
-    model = LogisticRegression(max_iter=500).fit(x[::4], y[::4])
-    proba = model.predict_proba(x).astype(np.float64)
-    rng = np.random.default_rng(0)
-    mc = np.clip(proba[:, None, :] + rng.normal(0, 0.05, (len(x), 4, proba.shape[1])), 1e-6, None)
-    mc /= mc.sum(axis=2, keepdims=True)
-    return pl.DataFrame(
-        {
-            "id": [f"d{i:04d}" for i in range(len(x))],
-            "embedding": x,
-            "label": pl.Series([None] * len(x), dtype=pl.Int64),
-            "cluster": y.astype(np.int32),
-            "proba": proba.tolist(),
-            "proba_mc": mc.tolist(),
-            "score": proba.max(axis=1),
-            "group": [str(v) for v in y],
-            "model": ["m0"] * len(x),
-            "text": texts,
-        }
-    )
+    return wide_frame()
 
 
 @pytest.fixture(scope="session")
-def long_frame(digits) -> pl.DataFrame:
-    """Long-format predictions (one row per model and id) of six real classifiers of different
-    families on all of digits, for strategies with ``layout="long"`` (DISCO): model, id, proba,
-    group (the true digit), label = null (unlabelled, as in ``full_frame``)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.tree import DecisionTreeClassifier
+def long_frame() -> pl.DataFrame:
+    """Long-format predictions (one row per model and id) of six real classifiers on all of
+    digits, label = null: ``selectkit.testing.long_frame``."""
+    from selectkit.testing import long_frame as long_predictions
 
-    x, y = digits
-    ids = [f"d{i:04d}" for i in range(len(x))]
-    zoo = {
-        "logreg_c0.01": (LogisticRegression(C=0.01, max_iter=300), slice(0, None, 5)),
-        "logreg_c1": (LogisticRegression(C=1.0, max_iter=300), slice(1, None, 3)),
-        "gaussnb": (GaussianNB(), slice(2, None, 4)),
-        "tree_d4": (DecisionTreeClassifier(max_depth=4, random_state=0), slice(3, None, 3)),
-        "knn_k5": (KNeighborsClassifier(5), slice(0, None, 7)),
-        "knn_k25": (KNeighborsClassifier(25), slice(4, None, 6)),
-    }
-    frames = []
-    for name, (model, rows) in zoo.items():
-        proba = model.fit(x[rows], y[rows]).predict_proba(x).astype(np.float32)
-        frames.append(
-            pl.DataFrame(
-                {
-                    "model": name,
-                    "id": ids,
-                    "proba": pl.Series(proba.tolist(), dtype=pl.List(pl.Float32)),
-                    "group": [str(v) for v in y],
-                    "label": pl.Series([None] * len(x), dtype=pl.Int64),
-                }
-            )
-        )
-    return pl.concat(frames)
+    return long_predictions()

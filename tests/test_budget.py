@@ -15,7 +15,7 @@ from selectkit.errors import SelectkitError, SelectkitUsageError
         ("5%", 1000, 50),
         (".5", 9, 5),
         ("100%", 7, 7),
-        ("1.0", 7, 7),
+        (1.0, 7, 7),
         ("0.001", 10, 1),
         ("12.5%", 8, 1),
     ],
@@ -28,6 +28,21 @@ def test_budget_forms(text, pool, expected):
 def test_unparsable_budget_is_usage_error(text):
     with pytest.raises(SelectkitUsageError):
         parse_budget(text, 100)
+
+
+@pytest.mark.parametrize("text", ["1.0", "1.", "1.00"])
+def test_one_point_zero_is_ambiguous(text):
+    with pytest.raises(SelectkitUsageError, match="ambiguous: budget=1 picks one row"):
+        parse_budget(text, 100)
+
+
+def test_one_point_zero_on_the_command_line_names_both_spellings(cli, tmp_path, digits_npy):
+    out = tmp_path / "m.parquet"
+    r = cli("select", digits_npy, "-s", "random", "-b", "1.0", "-o", out)
+    assert r.exit_code == 2
+    assert "--budget 1 picks one row and --budget 100% every row" in r.stderr
+    assert not out.exists()
+    assert cli("select", digits_npy, "-s", "random", "-b", "1", "-o", out).exit_code == 0
 
 
 @pytest.mark.parametrize("text", ["0", "0.0", "0%"])

@@ -43,14 +43,18 @@ def test_proba_mc_errors_name_the_table_row(cli, tmp_path):
     assert r.exit_code == 1 and "row 1 pass 1" in r.output
 
 
-def test_beta_without_stochastic_needs_a_strategy_with_beta(cli, tmp_path):
+def test_coldness_needs_stochastic_and_beta_is_only_a_strategy_parameter(cli, tmp_path):
     path = tmp_path / "p.parquet"
     proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.5, 0.5]])
     pl.DataFrame({"id": [0, 1, 2], "proba": proba}).write_parquet(path)
     out = tmp_path / "m.parquet"
-    r = cli("select", path, "-s", "margin", "-b", "1", "--beta", "2", "-o", out)
-    assert r.exit_code == 2 and "--beta needs --stochastic" in r.output
+    r = cli("select", path, "-s", "margin", "-b", "1", "--coldness", "2", "-o", out)
+    assert r.exit_code == 2 and "--stochastic" in r.output and "coldness" in r.output
+    # --beta no longer doubles as the coldness: margin has no beta
     r = cli("select", path, "-s", "margin", "-b", "1", "--beta", "2", "--stochastic", "power",
+            "-o", out)  # fmt: skip
+    assert r.exit_code == 2 and "no such option '--beta'" in r.output
+    r = cli("select", path, "-s", "margin", "-b", "1", "--coldness", "2", "--stochastic", "power",
             "-o", out)  # fmt: skip
     assert r.exit_code == 0, r.output
 

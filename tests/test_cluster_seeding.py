@@ -15,6 +15,7 @@ from selectkit.cluster.seeding import (
     potential,
     seed,
 )
+from selectkit.errors import SelectkitDataError
 from selectkit.rng import derive_rng
 
 
@@ -117,5 +118,5 @@ def test_max_trials_falls_back_to_uniform(digits):
 
 
 def test_k_out_of_range():
-    with pytest.raises(ValueError, match="between 1 and"):
+    with pytest.raises(SelectkitDataError, match="larger than the 3 rows"):
         seed(np.zeros((3, 2), np.float32), 4, derive_rng(0), method="rs")

@@ -293,13 +293,19 @@ def test_fit_reports_incomplete_models(cli, zoo, tmp_path):
 
 
 def test_evaluate_cli_and_api(cli, zoo, tmp_path):
+    from typer.testing import CliRunner
+
+    from selectkit.cli import app
+
     out = tmp_path / "eval.parquet"
-    result = cli(
-        "disco", "evaluate", zoo["dir"] / "preds.parquet", zoo["dir"] / "acc.parquet",
-        "--budgets", "10,40", "--seeds", "3", "-o", out,
-    )  # fmt: skip
+    # without -q: the table is for people, on stderr; stdout is data only (issue 12 item 8)
+    result = CliRunner().invoke(app, [
+        "disco", "evaluate", str(zoo["dir"] / "preds.parquet"), str(zoo["dir"] / "acc.parquet"),
+        "--budgets", "10,40", "--seeds", "3", "-o", str(out),
+    ])  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert "disco+ridge" in result.stdout and "random+naive" in result.stdout
+    assert "disco+ridge" in result.stderr and "random+naive" in result.stderr
+    assert result.stdout == ""
     rows = pl.read_parquet(out)
     assert rows.height == 3 * 2 * 4
     assert set(rows.get_column("method")) == {
@@ -326,7 +332,7 @@ def test_evaluate_cli_and_api(cli, zoo, tmp_path):
     )  # fmt: skip
     assert piped.exit_code == 0, piped.stderr
     lines = [json.loads(line) for line in piped.stdout.splitlines()]
-    assert len(lines) == 2 * 4 and "disco+ridge" in piped.stderr
+    assert len(lines) == 2 * 4 and "disco+ridge" not in piped.stderr  # -q: no table
     # another seed splits the models differently
     other = disco.evaluate(preds, acc, budgets=(10, 40), seeds=3, seed=1)
     assert not other.get_column("mae").equals(rows.get_column("mae"))
@@ -358,14 +364,14 @@ def test_evaluate_options_and_errors(cli, zoo, tmp_path):
         "disco", "evaluate", zoo["dir"] / "preds.parquet", "--regressor", "lasso", "-o",
         tmp_path / "e.parquet",
     )  # fmt: skip
-    assert result.exit_code == 2 and "regressor='lasso' must be one of ridge, knn, forest" in (
+    assert result.exit_code == 2 and "--regressor lasso must be one of ridge, knn, forest" in (
         result.stderr
     )
     result = cli(
         "disco", "evaluate", zoo["dir"] / "preds.parquet", "--split", "date", "-o",
         tmp_path / "e.parquet",
     )  # fmt: skip
-    assert result.exit_code == 2 and "split='date' must be one of random, iid" in result.stderr
+    assert result.exit_code == 2 and "--split date must be one of random, iid" in result.stderr
 
 
 def test_forest_matches_scikit_learn_and_round_trips_without_pickle(cli, zoo, tmp_path):
@@ -534,7 +540,7 @@ def test_anchor_accuracy_feature_regressors_and_round_trip(zoo, tmp_path):
     np.savez(tmp_path / "knn" / ARRAYS_FILE, **arrays)
     with pytest.raises(SelectkitError, match="train_anchor_accuracy"):
         disco.load_predictor(tmp_path / "knn")
-    with pytest.raises(sk.SelectkitUsageError, match="unknown features"):
+    with pytest.raises(sk.SelectkitUsageError, match=r"features='accuracy' must be one of"):
         disco.fit_predictor(preds, acc, rows, features="accuracy")
 
 
@@ -579,7 +585,7 @@ def test_cli_anchor_accuracy_feature_needs_correctness(cli, zoo, tmp_path):
         "disco", "fit", no_correct, zoo["dir"] / "acc.parquet", "--anchors", anchors,
         "--features", "accuracy", "-o", tmp_path / "p3",
     )  # fmt: skip
-    assert result.exit_code == 2 and "unknown features" in result.stderr
+    assert result.exit_code == 2 and "--features accuracy must be one of" in result.stderr
     # evaluate takes it too, records it, and reports the same methods
     out3 = tmp_path / "eval.parquet"
     result = cli(
@@ -605,3 +611,72 @@ def test_summary_leaves_undefined_spearman_out():
     row = disco.summarise(results).row(0, named=True)
     assert row["mae_mean"] == 3.0 and row["spearman_mean"] == 0.5
     assert row["spearman_seeds"] == 1 and row["seeds"] == 2
+
+
+def test_evaluate_warns_when_seeds_repeat_splits_or_test_outnumbers_source(
+    cli, zoo, tmp_path, capsys, monkeypatch
+):
+    """Issue 12 item 10: `± sd over seeds` must not hide that the seeds repeated a split."""
+    from selectkit import console
+
+    out = tmp_path / "e.parquet"
+    # 18 models under the iid split: k = 2, so 3 seeds hold out only 2 distinct model sets
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds.parquet", "--split", "iid", "--budgets", "10",
+        "--seeds", "3", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    prov = read_provenance(out)
+    assert prov["metrics"]["distinct_splits"] == 2
+    assert len(prov["metrics"]["warnings"]) == 1
+    assert "3 seeds held out only 2 distinct sets" in prov["metrics"]["warnings"][0]
+    rows = pl.read_parquet(out)
+    assert rows.group_by("seed").agg(pl.col("split").first()).get_column("split").n_unique() == 2
+    # the same from Python, on stderr
+    monkeypatch.setitem(console._state, "quiet", False)
+    preds = disco.load_predictions(zoo["dir"] / "preds.parquet")
+    disco.evaluate(preds, preds.accuracy(), budgets=(10,), seeds=3, split="iid")
+    assert "warning: the 3 seeds held out only 2 distinct sets" in capsys.readouterr().err
+    # two seeds: distinct splits, no warning
+    disco.evaluate(preds, preds.accuracy(), budgets=(10,), seeds=2, split="iid")
+    assert "warning" not in capsys.readouterr().err
+    # 60% held out: 11 test models learn from 7 source models
+    rows = disco.evaluate(preds, preds.accuracy(), budgets=(10,), seeds=2, test_fraction=0.6)
+    err = capsys.readouterr().err
+    assert "2 of the 2 seeds test more models than they learn from" in err
+    assert "11 test, 7 source" in err
+    assert disco.split_notes(rows) == [line.removeprefix("warning: ") for line in
+                                       err.strip().splitlines()]  # fmt: skip
+
+
+def test_a_per_sample_labels_table_is_joined_on_id(cli, zoo, tmp_path):
+    """Issue 12 item 5: disco takes the same inputs as every command, e.g. predictions + a
+    labels table (id, label) joined on the id column."""
+    frame = zoo["frame"]
+    bare = tmp_path / "bare.parquet"
+    frame.drop("label", "correct").write_parquet(bare)
+    labels = tmp_path / "labels.csv"
+    frame.select("id", "label").unique("id", maintain_order=True).reverse().write_csv(labels)
+    joined = disco.load_predictions([bare, labels])
+    whole = disco.load_predictions(zoo["dir"] / "preds_label.parquet")
+    np.testing.assert_array_equal(joined.labels, whole.labels)
+    np.testing.assert_array_equal(joined.accuracy(), whole.accuracy())
+    # through the CLI: evaluate computes the accuracies from the joined labels
+    out = tmp_path / "e.parquet"
+    result = cli("disco", "evaluate", bare, labels, "--budgets", "10", "--seeds", "1", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    ref = tmp_path / "ref.parquet"
+    result = cli(
+        "disco", "evaluate", zoo["dir"] / "preds_label.parquet", "--budgets", "10", "--seeds",
+        "1", "-o", ref,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert pl.read_parquet(out).equals(pl.read_parquet(ref))
+    assert [i["path"] for i in read_provenance(out)["inputs"]] == [str(bare), str(labels)]
+    # a labels table that misses ids is named
+    short = tmp_path / "short.csv"
+    pl.read_csv(labels).head(800).write_csv(short)
+    result = cli("disco", "evaluate", bare, short, "--budgets", "10", "-o", tmp_path / "x.parquet")
+    assert result.exit_code == 1 and "lacks 97 of the predictions' sample ids" in result.stderr
+    with pytest.raises(SelectkitError, match=r"none of .* has a model column"):
+        disco.load_predictions([labels])

@@ -82,7 +82,7 @@ def test_bad_tables_fail_with_the_file_named(tmp_path, name, content, match):
 
 def test_unknown_extension_is_usage_error(tmp_path):
     (tmp_path / "x.txt").write_text("hello")
-    with pytest.raises(SelectkitUsageError, match="--input-format"):
+    with pytest.raises(SelectkitUsageError, match="input_format="):  # Python speaks Python
         read_table(tmp_path / "x.txt")
 
 
@@ -141,7 +141,8 @@ def test_join_missing_ids_and_type_mismatch(tmp_path):
 def test_missing_column_names_the_command_that_makes_it(tmp_path):
     pl.DataFrame({"id": [1, 2], "text": ["a", "b"]}).write_parquet(tmp_path / "t.parquet")
     pool = load_pool([tmp_path / "t.parquet"])
-    with pytest.raises(SelectkitError, match=r"selectkit embed.*--embedding-col"):
+    # from Python the fix is spelled in Python (the CLI's --embedding-col: tests/test_api_parity.py)
+    with pytest.raises(SelectkitError, match=r"selectkit embed.*columns=Columns\(embedding="):
         pool.require(["embedding"], "strategy 'kcenter'")
     pool = load_pool([tmp_path / "t.parquet"], columns=Columns(embedding="text"))
     assert pool.has("embedding")

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from selectkit import Pool, get_strategy, list_strategies, select
 from selectkit.rng import derive_salt, id_gumbels, id_hashes, id_uniforms
-from tests.test_strategy_template import REQUIRED_PARAMS
 
 REPO = Path(__file__).resolve().parents[1]
 RT = REPO / "data_samples" / "rotten_tomatoes.jsonl"
@@ -82,9 +81,9 @@ def layouts(tmp_path_factory, full_frame, long_frame):
 
 
 def _params(name: str) -> list[str]:
-    """The strategy's required example parameters (as the template test gives them) as options."""
+    """The strategy's registered example parameters (as the contract checks give them) as options."""
     args: list[str] = []
-    for key, value in REQUIRED_PARAMS.get(name, {}).items():
+    for key, value in get_strategy(name).example_params().items():
         for item in value if isinstance(value, list) else [value]:
             args += [f"--{key.replace('_', '-')}", str(item)]
     return args
@@ -100,7 +99,7 @@ def _select(cli, path: Path, out: Path, name: str, extra: list[str]) -> pl.DataF
 
 
 def _check_same(cli, layouts, tmp_path, name: str, extra: list[str]) -> None:
-    layout = get_strategy(name).layout
+    layout = "long" if get_strategy(name).inputs.name == "long" else "wide"
     given, shuffled, resharded = layouts[layout]
     a = _select(cli, given, tmp_path / "a.parquet", name, extra)
     b = _select(cli, shuffled, tmp_path / "b.parquet", name, extra)

@@ -42,9 +42,9 @@ def test_bad_proba_tables_exit_1_naming_the_column(cli, tmp_path, rows, message)
 @pytest.mark.parametrize("mode", ["softmax", "power", "softrank"])
 def test_stochastic_is_reproducible_and_differs_from_top_k(proba, mode):
     pool = Pool.from_arrays(proba=proba)
-    a, sa = select(pool, "entropy", 40, seed=3, stochastic=mode, stochastic_beta=1.0)
-    b, _ = select(pool, "entropy", 40, seed=3, stochastic=mode, stochastic_beta=1.0)
-    c, _ = select(pool, "entropy", 40, seed=4, stochastic=mode, stochastic_beta=1.0)
+    a, sa = select(pool, "entropy", 40, seed=3, stochastic=mode, coldness=1.0)
+    b, _ = select(pool, "entropy", 40, seed=3, stochastic=mode, coldness=1.0)
+    c, _ = select(pool, "entropy", 40, seed=4, stochastic=mode, coldness=1.0)
     top, _ = select(pool, "entropy", 40, seed=3)
     assert a.equals(b) and not a.equals(c)
     assert set(a["id"]) != set(top["id"])
@@ -58,7 +58,7 @@ def test_stochastic_is_reproducible_and_differs_from_top_k(proba, mode):
 def test_large_beta_gives_back_top_k(proba, mode):
     pool = Pool.from_arrays(proba=proba)
     top, _ = select(pool, "margin", 10, seed=0)
-    cold, _ = select(pool, "margin", 10, seed=0, stochastic=mode, stochastic_beta=1e7)
+    cold, _ = select(pool, "margin", 10, seed=0, stochastic=mode, coldness=1e7)
     assert set(cold["id"]) == set(top["id"])
 
 
@@ -80,7 +80,7 @@ def test_stochastic_draws_follow_their_distribution(mode, beta, want):
     pool = Pool.from_arrays(proba=np.full((4, 2), 0.5))
     rows, mods, rng = (
         np.arange(4),
-        Acquisition(stochastic=mode, beta=beta),
+        Acquisition(stochastic=mode, coldness=beta),
         np.random.default_rng(0),
     )
     counts = np.zeros(4)
@@ -138,8 +138,8 @@ def test_power_needs_non_negative_scores(digits):
             {},
             Acquisition(stochastic="power"),
         )
-    with pytest.raises(SelectkitUsageError, match="beta"):
-        Acquisition(stochastic="softmax", beta=0.0)
+    with pytest.raises(SelectkitUsageError, match="coldness"):
+        Acquisition(stochastic="softmax", coldness=0.0)
 
 
 def anchoral_pool(digits, proba, labelled_classes=(3, 8), per_class=15):
@@ -208,7 +208,7 @@ def test_cli_modifiers_end_to_end_with_provenance(cli, tmp_path, full_frame):
         "25",
         "--stochastic",
         "softrank",
-        "--beta",
+        "--coldness",
         "2",
         "--subpool",
         "anchoral",
@@ -227,7 +227,7 @@ def test_cli_modifiers_end_to_end_with_provenance(cli, tmp_path, full_frame):
     prov = read_provenance(out)
     assert prov["params"]["acquisition"] == {
         "stochastic": "softrank",
-        "beta": 2.0,
+        "coldness": 2.0,
         "subpool": "anchoral",
         "anchors": 3,
         "neighbours": 40,

@@ -31,7 +31,7 @@ def files(tmp_path_factory, digits):
         (["--beta", "1.5"], "beta=.* must lie in"),
         (["--hard", "medium"], "must be one of"),
         (["--strata", "2.5"], "is not a int"),
-        (["-q"], "global options such as -q"),
+        (["-x"], "no such option .-x. for `select`"),
         (["--stratta", "3"], "no such option '--stratta': did you mean --strata"),
     ],
 )
@@ -117,3 +117,139 @@ def test_from_arrays_nan_labels_are_unlabelled_and_lengths_are_checked():
     assert pool.labelled_mask.tolist() == [True, False, True]
     with pytest.raises(SelectkitError, match="score has 2 rows but the first array has 3"):
         Pool.from_arrays(np.zeros((3, 2), np.float32), score=np.arange(2.0))
+
+
+# --- one parameter vocabulary: every bound lives in its Param (issue 12, item 13) ---
+
+
+@pytest.mark.parametrize(
+    ("strategy", "args", "message"),
+    [
+        ("typiclust", ["--neighbours", "0"], "parameter neighbours=0 must be at least 1"),
+        ("typiclust", ["--max-clusters", "0"], "parameter max_clusters=0 must be at least 1"),
+        ("typiclust", ["--iters", "-1"], "parameter iters=-1 must be at least 0"),
+        ("typiclust", ["--fit-rows", "0"], "parameter fit_rows=0 must be at least 1"),
+        ("ccs", ["--beta", "1"], r"parameter beta=1.0 must lie in \[0, 1\)"),
+        ("ccs", ["--strata", "0"], r"parameter strata=0 must lie in \[1, 1000000\]"),
+        ("kcenter", ["--metric", "manhattan"], "metric='manhattan' must be one of l2, cosine"),
+    ],
+)
+def test_declared_bounds_refuse_through_the_cli(cli, files, strategy, args, message):
+    folder, emb, scores = files
+    out = folder / "bad.parquet"
+    extra = [scores, "--score-col", "aum"] if strategy == "ccs" else []
+    r = cli("select", emb, *extra, "-s", strategy, "-b", "10", *args, "-o", out)
+    assert r.exit_code == 2, r.output
+    assert re.search(message, r.output), r.output
+    assert "Traceback" not in r.output and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ngrams", "0"], "parameter ngrams=0 must be at least 1"),
+        (["--buckets", "0"], "parameter buckets=0 must be at least 1"),
+        (["--smoothing", "-1"], "parameter smoothing=-1.0 must be at least 0"),
+        (["--min-tokens", "-3"], "parameter min_tokens=-3 must be at least 0"),
+        (["--workers", "0"], "parameter workers=0 must be at least 1"),
+    ],
+)
+def test_dsir_bounds_are_declared_not_rechecked(cli, rt_small, tmp_path, args, message):
+    from tests.conftest import FORTUNES
+
+    out = tmp_path / "m.parquet"
+    r = cli("select", rt_small, "-s", "dsir", "-b", "5", "--target", FORTUNES, *args, "-o", out)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and not out.exists()
+
+
+def test_python_api_gets_the_same_declared_refusals(digits, long_frame):
+    x, _ = digits
+    pool = Pool.from_arrays(x[:200])
+    with pytest.raises(SelectkitUsageError, match="neighbours=0 must be at least 1"):
+        select(pool, "typiclust", 5, params={"neighbours": 0})
+    disco_pool = Pool(frame=long_frame)
+    with pytest.raises(SelectkitUsageError, match="guiding_models=-1 must be at least 0"):
+        select(disco_pool, "disco", 5, params={"guiding_models": -1})
+    _, sel = select(disco_pool, "disco", 5, params={"guiding_models": 0})
+    assert sel.indices.size == 5  # the bound itself is allowed
+
+
+def test_acquisition_modifiers_are_declared_params(digits):
+    from selectkit.strategies.scored import ACQUISITION_PARAMS, Acquisition
+
+    x, y = digits
+    proba = np.eye(10)[y] * 0.5 + 0.05
+    pool = Pool.from_arrays(x, proba=proba)
+    with pytest.raises(SelectkitUsageError, match=r"modifier coldness=0\.0 must be greater than 0"):
+        select(pool, "margin", 5, stochastic="softmax", coldness=0.0)
+    with pytest.raises(SelectkitUsageError, match="stochastic='hot' must be one of softmax"):
+        select(pool, "margin", 5, stochastic="hot")
+    with pytest.raises(SelectkitUsageError, match="subpool='near' must be one of anchoral"):
+        select(pool, "margin", 5, subpool="near")
+    for option in ("anchors", "neighbours", "subpool_size"):
+        with pytest.raises(SelectkitUsageError, match=f"modifier {option}=0 must be at least 1"):
+            select(pool, "margin", 5, subpool="anchoral", subpool_options={option: 0})
+    # typed like any parameter: strings convert, bools and fractions are no counts
+    assert Acquisition(subpool="anchoral", anchors="3").anchors == 3
+    for bad in (True, 2.5):
+        with pytest.raises(SelectkitUsageError, match="is not a int"):
+            Acquisition(subpool="anchoral", anchors=bad)
+    assert set(ACQUISITION_PARAMS) == {
+        "stochastic", "coldness", "subpool", "anchors", "neighbours", "subpool_size"
+    }  # fmt: skip
+    _, sel = select(pool, "margin", 5, stochastic="softmax", coldness=1e-9, seed=0)
+    assert sel.indices.size == 5  # just above the open bound is allowed
+
+
+def test_stochastic_coldness_zero_is_refused_through_the_cli(cli, tmp_path, digits):
+    x, y = digits
+    table = tmp_path / "p.parquet"
+    proba = (np.eye(10)[y] * 0.5 + 0.05).tolist()
+    pl.DataFrame({"id": np.arange(len(x)), "embedding": x, "proba": proba}).write_parquet(table)
+    out = tmp_path / "m.parquet"
+    r = cli("select", table, "-s", "margin", "-b", "5", "--stochastic", "softmax", "--coldness",
+            "0", "-o", out)  # fmt: skip
+    assert r.exit_code == 2 and "coldness=0.0 must be greater than 0" in r.output, r.output
+    assert not out.exists()
+
+
+def test_param_vocabulary_bounds_none_lists_and_names():
+    from selectkit.params import Param, check_params
+
+    fraction = Param(float, 0.5, "a fraction", low=0, high=1, low_open=True, high_open=True)
+    assert fraction.parse("f", "0.25") == 0.25
+    for bad in ("0", "1", 1.5):
+        with pytest.raises(SelectkitUsageError, match=r"f=.* must lie in \(0, 1\)"):
+            fraction.parse("f", bad)
+    assert sorted(map(float, fraction.invalid_values()[:2])) == [0.0, 1.0]
+    optional = Param(str, None, "unset by default", choices=("a", "b"))
+    assert optional.parse("o", None) is None and optional.parse("o", "a") == "a"
+    files = Param(str, [], "one or more files", multiple=True, min_items=1)
+    assert files.parse("file", "x.jsonl") == ["x.jsonl"]
+    with pytest.raises(SelectkitUsageError, match="file needs at least 1 value, got 0"):
+        files.parse("file", [])
+    assert [] in files.invalid_values()
+    declared = {"rows": Param(int, 10, "rows", low=1), "mode": Param(str, "a", "m", ("a", "b"))}
+    assert check_params({"rows": "3"}, declared, owner="command 'x'") == {"rows": 3, "mode": "a"}
+    with pytest.raises(SelectkitUsageError, match="command 'x' has no option 'rosw'; did you mean"):
+        check_params({"rosw": 3}, declared, owner="command 'x'", what="option")
+    with pytest.raises(SelectkitUsageError, match="option rows=0 must be at least 1"):
+        check_params({"rows": 0}, declared, owner="command 'x'", what="option")
+    assert declared["rows"].describe() == {"type": "int", "default": 10, "bounds": "be at least 1"}
+
+
+def test_strategies_json_shows_each_declared_bound(cli):
+    import json
+
+    r = cli("strategies", "--json")
+    assert r.exit_code == 0, r.output
+    params = {s["name"]: s["params"] for s in json.loads(r.stdout)}
+    assert params["typiclust"]["neighbours"] == {
+        "type": "int",
+        "default": 20,
+        "bounds": "be at least 1",
+        "help": "nearest neighbours in the typicality estimate",
+    }
+    assert params["ccs"]["beta"]["bounds"] == "lie in [0, 1)"
+    assert params["kcenter"]["metric"]["choices"] == ["l2", "cosine"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selectkit import Pool, SelectkitError, select
+from selectkit import Pool, SelectkitError, SelectkitUsageError, select
 from selectkit.strategies.allocation import water_fill
 from selectkit.strategies.balanced import balanced_counts
 
@@ -78,3 +79,27 @@ def test_bad_levels_are_refused(digits):
         select(Pool.from_arrays(x[:50]), "balanced", 5, params={"levels": "100"})
     with pytest.raises(SelectkitError, match="decrease"):
         select(Pool.from_arrays(x), "balanced", 5, params={"levels": "10,20"})
+
+
+def test_levels_is_a_declared_list_of_positive_counts(cli, tmp_path, digits):
+    """levels: a comma list (or a repeated option, or a Python list) of counts >= 1, checked
+    by its Param like every other bound; the same tree whichever way it is written."""
+    x, _ = digits
+    pool = Pool.from_arrays(x)
+    _, a = select(pool, "balanced", 40, seed=0, params={"levels": "40,8"})
+    _, b = select(pool, "balanced", 40, seed=0, params={"levels": [40, 8]})
+    assert np.array_equal(a.indices, b.indices) and a.params == {"levels": "40,8"}
+    for bad, message in (("40,0", "levels=0 must be at least 1"), (",", "at least 1 value")):
+        with pytest.raises(SelectkitUsageError, match=message):
+            select(pool, "balanced", 5, params={"levels": bad})
+    emb = tmp_path / "emb.parquet"
+    pl.DataFrame({"id": np.arange(len(x)), "embedding": x}).write_parquet(emb)
+    outs = []
+    for form in (["--levels", "40,8"], ["--levels", "40", "--levels", "8"]):
+        out = tmp_path / f"m{len(outs)}.parquet"
+        r = cli("select", emb, "-s", "balanced", "-b", "40", *form, "-o", out)
+        assert r.exit_code == 0, r.output
+        outs.append(pl.read_parquet(out))
+    assert outs[0].equals(outs[1])
+    r = cli("select", emb, "-s", "balanced", "-b", "40", "--levels", "40,2.5", "-o", out)
+    assert r.exit_code == 2 and "levels='2.5' is not a int" in r.output, r.output

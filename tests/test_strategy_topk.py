@@ -17,8 +17,10 @@ def test_highest_and_lowest_scores_first_ties_to_the_earlier_row():
     assert sel.indices.tolist() == [2, 4]
 
 
-def test_labelled_rows_are_skipped():
+def test_labels_are_data_and_labelled_col_keeps_rows_out():
     scores = np.array([0.5, 0.9, 0.1])
     pool = Pool.from_arrays(np.zeros((3, 2), np.float32), labels=[None, 1, None], score=scores)
-    _, sel = select(pool, "topk", 1)
+    _, sel = select(pool, "topk", 1)  # topk prunes labelled data: a label is no reason to skip
+    assert sel.indices.tolist() == [1]
+    _, sel = select(pool, "topk", 1, labelled_col="label")
     assert sel.indices.tolist() == [0]

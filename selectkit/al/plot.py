@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from selectkit.errors import SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, option
 from selectkit.io.write import atomic_path
 
 
@@ -19,7 +19,8 @@ def require_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise SelectkitUsageError(
-            "--plot needs matplotlib, which is not installed; pip install 'selectkit[plot]'"
+            f"{option('plot')} needs matplotlib, which is not installed; "
+            "pip install 'selectkit[plot]'"
         ) from None
 
 

@@ -22,7 +22,6 @@ except with ``rf``) plus the strategy's cost on the pool; once per run, one sort
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,16 +34,42 @@ from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from selectkit.al.curves import summarise
-from selectkit.al.models import FittedModel, check_model
+from selectkit.al.models import MODEL_PARAMS, FittedModel, check_model, model_label, model_param
 from selectkit.console import progress_bar, warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.io.formats import detect_format
+from selectkit.io.provenance import fingerprint_ids
+from selectkit.params import Param, check_arguments
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 from selectkit.select import modifiers_for, select
 from selectkit.strategies import get_strategy
 from selectkit.strategies.scored import STOCHASTIC, SUBPOOLS
+
+# every bound of the simulation's parameters, once: ``simulate`` checks them before any work
+SIMULATE_BOUNDS = {
+    "init": Param(int, 20, "initial labelled rows (random, shared)", low=0),
+    "batch": Param(int, 10, "rows labelled per round", low=1),
+    "rounds": Param(int, 10, "labelling rounds", low=0),
+    "repeats": Param(int, 5, "repeats (new test split and initial set)", low=1),
+    "mc_members": Param(int, 8, "bald: ensemble members", low=1),
+    "seed": Param(int, DEFAULT_SEED, "master seed (recorded)", low=0),
+    "test_size": Param(
+        float,
+        0.25,
+        "held-out test fraction (stratified)",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+    ),
+}
+
+
+def _run_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The bounded parameters among a call's arguments (``locals()``)."""
+    return {name: values[name] for name in SIMULATE_BOUNDS}
 
 
 @dataclass
@@ -59,29 +84,31 @@ class Simulation:
 @dataclass(frozen=True)
 class StrategySpec:
     """One entry of ``strategies``: a strategy name with optional modifiers, written
-    ``entropy+power`` (β = 1), ``bald+power=2`` (β = 2) or ``margin+anchoral`` (AnchorAL subpool
+    ``entropy+power`` (coldness β = 1), ``bald+power=2`` (β = 2) or ``margin+anchoral`` (AnchorAL subpool
     with its defaults); the full text labels its curve."""
 
     label: str
     name: str
     needs: tuple[str, ...]
     stochastic: str | None = None
-    beta: float = 1.0
+    coldness: float | None = None
     subpool: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> StrategySpec:
         name, *mods = [part.strip() for part in text.split("+")]
         spec = get_strategy(name)
-        stochastic, beta, subpool = None, 1.0, None
+        stochastic, coldness, subpool = None, None, None
         for mod in mods:
             key, _, value = mod.partition("=")
             if key in STOCHASTIC:
                 stochastic = key
                 try:
-                    beta = float(value) if value else 1.0
+                    coldness = float(value) if value else None
                 except ValueError:
-                    raise SelectkitUsageError(f"{text!r}: beta {value!r} is not a number") from None
+                    raise SelectkitUsageError(
+                        f"{text!r}: coldness {value!r} is not a number"
+                    ) from None
             elif key in SUBPOOLS and not value:
                 subpool = key
             else:
@@ -89,8 +116,8 @@ class StrategySpec:
                     f"{text!r}: unknown modifier {mod!r}; use one of "
                     f"{', '.join(STOCHASTIC + SUBPOOLS)} (e.g. entropy+power=2, margin+anchoral)"
                 )
-        modifiers_for(spec, stochastic, beta, subpool, None)  # usage error if not scored
-        return cls(text, spec.name, spec.needs, stochastic, beta, subpool)
+        modifiers_for(spec, stochastic, coldness, subpool, None)  # usage error if not scored
+        return cls(text, spec.name, spec.needs, stochastic, coldness, subpool)
 
 
 def _seed(seed: int, *keys: str | int) -> int:
@@ -132,11 +159,9 @@ def id_record(ids: pl.Series) -> dict[str, Any]:
     """How the provenance records a set of ids: their count, ``sha256`` (hex) of the ids sorted
     ascending, each written as text and followed by a newline, and, when there are at most
     ``LISTED_IDS`` of them, the ids themselves (ascending). O(k log k)."""
-    values = ids.sort().to_list()
-    digest = hashlib.sha256("".join(f"{v}\n" for v in values).encode()).hexdigest()
-    record: dict[str, Any] = {"count": len(values), "sha256": digest}
-    if len(values) <= LISTED_IDS:
-        record["ids"] = values
+    record: dict[str, Any] = {"count": ids.len(), "sha256": fingerprint_ids(ids)}
+    if ids.len() <= LISTED_IDS:
+        record["ids"] = ids.sort().to_list()
     return record
 
 
@@ -145,7 +170,7 @@ def simulate(
     y: Sequence | np.ndarray,
     *,
     strategies: Sequence[str],
-    model: str = "logreg",
+    model: str | Any = "logreg",
     init: int = 20,
     batch: int = 10,
     rounds: int = 10,
@@ -155,6 +180,7 @@ def simulate(
     ids: Sequence | np.ndarray | None = None,
     strategy_params: dict[str, dict[str, Any]] | None = None,
     mc_members: int = 8,
+    model_params: dict[str, Any] | None = None,
 ) -> Simulation:
     """Run the simulation on vectors ``x`` (n, d) with labels ``y`` (any values, no nulls).
 
@@ -162,23 +188,20 @@ def simulate(
     ``margin+anchoral``; see ``StrategySpec``). ``ids``: one unique integer or string id per
     row (default: the row numbers); the splits, initial sets and picks derive from them and the
     seed, so the same (id, vector, label) rows in any order give the same result.
+    ``model``: a name of ``selectkit.al.models.MODELS`` with its main parameter in
+    ``model_params`` (``{"C": 10}``; see ``MODEL_PARAMS``), or any scikit-learn classifier with
+    ``fit`` and ``predict_proba``, cloned for every fit.
     Returns the learning curves (repeat, strategy, round, n_labelled, accuracy, macro_f1,
     fit_s, select_s, selected ids) and their summary (``curves.summarise``: AULC mean/std, gain
     over random); ``info["splits"]`` records each repeat's test and initial ids (``id_record``).
     Memory: O(n d) for the data (twice when the rows are not in id order) plus the strategies'
     own; time: repeats x strategies x rounds x (one fit + one selection).
     """
-    check_model(model)
+    check_arguments(SIMULATE_BOUNDS, **_run_params(locals()))
+    param = model_param(model, model_params)
     specs = [StrategySpec.parse(s) for s in strategies]
     if len({s.label for s in specs}) != len(specs):
         raise SelectkitUsageError("each strategy may be given once")
-    for name, value, low in (("init", init, 0), ("batch", batch, 1), ("rounds", rounds, 0)):
-        if value < low:
-            raise SelectkitUsageError(f"--{name} must be at least {low}, got {value}")
-    if repeats < 1 or mc_members < 1:
-        raise SelectkitUsageError("--repeats and mc_members must be at least 1")
-    if not 0.0 < test_size < 1.0:
-        raise SelectkitUsageError(f"--test-size {test_size} must be between 0 and 1")
     x = np.ascontiguousarray(x, dtype=np.float32)
     labels = np.asarray(y)
     classes, y_enc = np.unique(labels, return_inverse=True)
@@ -207,8 +230,9 @@ def simulate(
             need = init + batch * rounds
             if need > pool_rows.size:
                 raise SelectkitError(
-                    f"--init {init} + --batch {batch} x --rounds {rounds} = {need} labels, more "
-                    f"than the {pool_rows.size} pool rows; lower them or --test-size"
+                    f"{option('init', init)} + {option('batch', batch)} x "
+                    f"{option('rounds', rounds)} = {need} labels, more than the "
+                    f"{pool_rows.size} pool rows; lower them or {option('test_size')}"
                 )
             start = initial_set(id_series, pool_rows, init, derive_salt(seed, "al", "init", r))
             splits.append(
@@ -236,6 +260,7 @@ def simulate(
                     params.get(spec.label, params.get(spec.name, {})),
                     mc_members,
                     bar,
+                    param,
                 )
     curves = pl.DataFrame(rows, schema_overrides={"selected": pl.List(id_series.dtype)})
     info = {
@@ -264,6 +289,7 @@ def _run_strategy(
     params: dict[str, Any],
     mc_members: int,
     bar: Any,
+    model_value: Any = None,
 ) -> list[dict[str, Any]]:
     name, needs = spec.label, spec.needs
     x_pool, y_pool, x_test, y_test = x[pool_rows], y[pool_rows], x[test_rows], y[test_rows]
@@ -279,6 +305,7 @@ def _run_strategy(
             y_pool[labelled],
             n_classes,
             _seed(seed, "fit", repeat, name, t),
+            model_value,
         )
         pred = fitted.predict(x_test)
         fit_s = time.perf_counter() - t0
@@ -314,8 +341,9 @@ def _run_strategy(
                 batch,
                 seed=_seed(seed, "query", repeat, name, t),
                 params=params,
+                labelled_col="label",  # the rows labelled so far, whatever the strategy's labels
                 stochastic=spec.stochastic,
-                stochastic_beta=spec.beta,
+                coldness=spec.coldness,
                 subpool=spec.subpool,
             )
             labelled[sel.indices] = True
@@ -327,11 +355,11 @@ def _run_strategy(
 
 
 def simulate_file(
-    input: str | Path,
+    inputs: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
     strategies: Sequence[str],
-    model: str = "logreg",
+    model: str | Any = "logreg",
     init: int = 20,
     batch: int = 10,
     rounds: int = 10,
@@ -344,17 +372,24 @@ def simulate_file(
     input_format: str | None = None,
     plot: str | Path | None = None,
     summary_out: str | Path | None = None,
+    model_params: dict[str, Any] | None = None,
 ) -> tuple[Provenance, pl.DataFrame]:
-    """Read a labelled table (embedding + label per row), simulate, write the curves (Parquet,
-    or JSONL by extension) with provenance, and optionally a summary table and a PNG plot.
-    Returns (provenance, summary). Usage problems (unknown model or strategy, missing
-    matplotlib for ``plot``) are refused before any work."""
+    """Read labelled tables (an embedding and a label per row; several tables are joined on the
+    id column, as every command joins them, e.g. embeddings + a labels table), simulate, write
+    the curves (Parquet, or JSONL by extension) with provenance, and optionally a summary table
+    and a PNG plot. Returns (provenance, summary). Usage problems (unknown model, model
+    parameter or strategy, missing matplotlib for ``plot``) are refused before any work. The
+    provenance records each repeat's test and initial ids (``metrics.splits``, ``id_record``)."""
+    paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    # before reading anything (``simulate`` checks the same declaration for API callers)
+    check_arguments(SIMULATE_BOUNDS, **_run_params(locals()))
     check_model(model)
+    param = model_param(model, model_params)
     for name in strategies:
         StrategySpec.parse(name)
     outputs = [output, *(p for p in (plot, summary_out) if p)]
     for path in outputs:
-        check_output_path(path, [input])
+        check_output_path(path, paths)
     if len({str(Path(p).resolve()) for p in outputs}) != len(outputs):
         raise SelectkitUsageError("the curves, summary and plot outputs must be different files")
     # formats are checked before the simulation runs, so a bad name costs nothing and writes
@@ -367,14 +402,14 @@ def simulate_file(
     if summary_out:
         detect_format(summary_out, output=True)
     if plot and Path(plot).suffix.lower() != ".png":
-        raise SelectkitUsageError(f"--plot '{plot}' must name a .png file")
+        raise SelectkitUsageError(f"{option('plot', str(plot))} must name a .png file")
     if plot:
         from selectkit.al.plot import require_matplotlib
 
         require_matplotlib()
     prov = Provenance(command="al simulate", seed=seed)
     prov.start("read")
-    pool = load_pool([input], columns=columns, input_format=input_format, use_labels=False)
+    pool = load_pool(paths, columns=columns, input_format=input_format, use_labels=False)
     pool.require(["embedding", "label"], "al simulate")
     label_series = pool.frame.get_column(pool.columns.label)
     if label_series.null_count():
@@ -400,11 +435,14 @@ def simulate_file(
         ids=pool.ids,
         strategy_params=strategy_params,
         mc_members=mc_members,
+        model_params=model_params,
     )
     prov.stop("simulate")
+    label = model_label(model)
     prov.params = {
         "strategies": list(strategies),
-        "model": model,
+        "model": label,
+        "model_params": {} if param is None else {MODEL_PARAMS[model].name: param},
         "init": init,
         "batch": batch,
         "rounds": rounds,
@@ -429,7 +467,7 @@ def simulate_file(
         if plot:
             from selectkit.al.plot import plot_curves
 
-            plot_curves(sim.curves, plot, title=f"{Path(str(input)).name}: {model}")
+            plot_curves(sim.curves, plot, title=f"{Path(str(paths[0])).name}: {label}")
     if sim.curves["n_labelled"].max() == sim.curves["n_labelled"].min():
         warn("every curve has a single point (--rounds 0): the AULC is the accuracy")
     return prov, sim.summary

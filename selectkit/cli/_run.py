@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import math
 import os
@@ -18,8 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 from selectkit import interrupts
+from selectkit.cli._click import PASS_THROUGH, get_current_context
 from selectkit.console import is_quiet, set_quiet, stderr_console
-from selectkit.errors import SelectkitError
+from selectkit.errors import (
+    SelectkitError,
+    SelectkitInternalError,
+    SelectkitUsageError,
+    cli_messages,
+)
 
 T = TypeVar("T")
 #: exit status of a bug in selectkit (sysexits' EX_SOFTWARE), apart from 1 = the run failed
@@ -50,11 +57,23 @@ def run(fn: Callable[[], T]) -> T:
     """Call ``fn``; turn errors into one line on stderr and the documented exit code."""
     console = stderr_console()
     try:
-        return fn()
+        with cli_messages():  # messages name options as flags (--label-col), not label_col=
+            return fn()
+    except PASS_THROUGH:
+        raise  # typer's own exits and usage errors: the root group renders them
+    except SelectkitInternalError as exc:  # an invariant of selectkit's own broke: a bug
+        if _flags["debug"]:
+            traceback.print_exc()
+        message = f"{exc} (run with --debug for the traceback and report it)"
+        console.print(_error_line("internal error:", message), soft_wrap=True)
+        raise typer.Exit(INTERNAL_ERROR) from None
     except SelectkitError as exc:
         if _flags["debug"]:
             traceback.print_exc()
-        console.print(_error_line("error:", str(exc)), soft_wrap=True)
+        message = str(exc)
+        if exc.exit_code == 2:
+            message = with_help_hint(message)
+        console.print(_error_line("error:", message), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except OSError as exc:
         if not _is_broken_pipe(exc):  # disk full, permission denied, ...: the run failed
@@ -80,6 +99,25 @@ def run(fn: Callable[[], T]) -> T:
             )
             console.print(_error_line("internal error:", message), soft_wrap=True)
         raise typer.Exit(INTERNAL_ERROR) from None
+
+
+def guarded(command: Callable[..., T]) -> Callable[..., T]:
+    """``command`` inside the one error boundary (:func:`run`): what every CLI command is."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return run(lambda: command(*args, **kwargs))
+
+    return wrapper
+
+
+def with_help_hint(message: str) -> str:
+    """A usage error's message with where to read the command's usage, as every usage error
+    (ours and Click's) ends."""
+    ctx = get_current_context(silent=True)
+    if ctx is None or "--help" in message:
+        return message
+    return f"{message.rstrip()} (see '{ctx.command_path} --help')"
 
 
 def stopped(exc: KeyboardInterrupt) -> int:
@@ -149,4 +187,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 
 def check_json_stdout(as_json: bool, output: str) -> None:
     if as_json and output == "-":
-        raise typer.BadParameter("--json prints to stdout, which -o - already uses for data")
+        raise SelectkitUsageError(
+            "--json prints the summary on stdout, which '-o -' already uses for data; "
+            "write the output to a file or drop --json"
+        )

@@ -6,7 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from selectkit.cli._run import check_json_stdout, report, run
+from selectkit.cli._options import (
+    EmbeddingCol,
+    IdCol,
+    InputFormat,
+    Json,
+    LabelCol,
+    Seed,
+    key_values,
+)
+from selectkit.cli._run import check_json_stdout, guarded, report
+from selectkit.errors import SelectkitUsageError
 
 app = typer.Typer(
     help="Active learning: simulate labelling rounds on a labelled dataset and compare "
@@ -21,19 +31,20 @@ def _strategy_params(items: list[str] | None) -> dict[str, dict[str, str]]:
     for item in items or []:
         key, sep, value = item.partition("=")
         strategy, dot, name = key.partition(".")
-        if not sep or not dot or not strategy or not name:
-            raise typer.BadParameter(f"{item!r} is not STRATEGY.KEY=VALUE", param_hint="--param")
+        if not sep or not dot or not strategy.strip() or not name.strip():
+            raise SelectkitUsageError(
+                f"--param {item!r} is not STRATEGY.KEY=VALUE, e.g. -p typiclust.neighbours=10"
+            )
         out.setdefault(strategy.strip(), {})[name.strip().replace("-", "_")] = value.strip()
     return out
 
 
-@app.command()
 def simulate(
-    input: Annotated[
-        str,
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            help="Labelled table: an embedding column and a label for every row (e.g. `selectkit "
-            "embed corpus.jsonl --keep label`)."
+            help="Labelled table(s): an embedding column and a label for every row; several "
+            "tables are joined on the id column (e.g. embeddings + a labels table)."
         ),
     ],
     output: Annotated[
@@ -45,7 +56,7 @@ def simulate(
             "--strategies",
             "-s",
             help="Comma-separated strategies, e.g. random,margin,badge; a scored one may take "
-            "modifiers: entropy+power, bald+power=2 (beta), margin+anchoral.",
+            "modifiers: entropy+power, bald+power=2 (coldness 2), margin+anchoral.",
         ),
     ] = "random,margin",
     model: Annotated[
@@ -54,21 +65,31 @@ def simulate(
             "--model", "-m", help="Classifier refit each round: logreg, linear-svm, knn, rf or mlp."
         ),
     ] = "logreg",
+    model_param: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--model-param",
+            help="The model's main parameter NAME=VALUE: logreg/linear-svm C=1 (> 0), knn "
+            "n_neighbors=5 (>= 1), rf n_estimators=100 (>= 1), mlp alpha=0.0001 (>= 0).",
+        ),
+    ] = None,
+    # bounds (init >= 0, batch >= 1, ...) are declared once, in selectkit.al.simulate
+    # SIMULATE_BOUNDS, and checked there (exit 2)
     init: Annotated[
-        int, typer.Option("--init", min=0, help="Initial labelled rows (random, shared).")
+        int, typer.Option("--init", help="Initial labelled rows (random, shared; >= 0).")
     ] = 20,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Rows labelled per round.")] = 10,
-    rounds: Annotated[int, typer.Option("--rounds", min=0, help="Labelling rounds.")] = 10,
+    batch: Annotated[int, typer.Option("--batch", help="Rows labelled per round (>= 1).")] = 10,
+    rounds: Annotated[int, typer.Option("--rounds", help="Labelling rounds (>= 0).")] = 10,
     repeats: Annotated[
-        int, typer.Option("--repeats", min=1, help="Repeats (new test split and initial set).")
+        int, typer.Option("--repeats", help="Repeats (new test split and initial set; >= 1).")
     ] = 5,
     test_size: Annotated[
-        float, typer.Option("--test-size", help="Held-out test fraction (stratified).")
+        float, typer.Option("--test-size", help="Held-out test fraction (stratified; in (0, 1)).")
     ] = 0.25,
     mc_members: Annotated[
         int,
         typer.Option(
-            "--mc-members", min=1, help="bald: ensemble members (bootstrap refits; rf: trees)."
+            "--mc-members", help="bald: ensemble members (bootstrap refits; rf: trees; >= 1)."
         ),
     ] = 8,
     param: Annotated[
@@ -85,16 +106,12 @@ def simulate(
         Optional[str],
         typer.Option("--summary", help="Also write the summary table (AULC per strategy) here."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Master seed (recorded).")] = 0,
-    id_col: Annotated[str, typer.Option("--id-col", help="Id column.")] = "id",
-    embedding_col: Annotated[
-        str, typer.Option("--embedding-col", help="Embedding column.")
-    ] = "embedding",
-    label_col: Annotated[str, typer.Option("--label-col", help="Label column.")] = "label",
-    input_format: Annotated[
-        Optional[str], typer.Option("--input-format", help="Format of '-' (stdin).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    seed: Seed = 0,
+    id_col: IdCol = "id",
+    embedding_col: EmbeddingCol = "embedding",
+    label_col: LabelCol = "label",
+    input_format: InputFormat = None,
+    as_json: Json = False,
 ) -> None:
     """Simulate pool-based active learning and write learning curves.
 
@@ -106,7 +123,7 @@ def simulate(
     strategy, and its paired gain over random.
 
     Example:  selectkit al simulate digits.parquet -s random,margin,badge --init 20 --batch 10
-    --rounds 30 --repeats 5 -o curves.parquet --plot curves.png
+    --rounds 30 --repeats 5 --model-param C=10 -o curves.parquet --plot curves.png
     """
     from selectkit.al.simulate import simulate_file
     from selectkit.pool import Columns
@@ -114,26 +131,26 @@ def simulate(
     check_json_stdout(as_json, output)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     params = _strategy_params(param)
+    model_params = key_values(model_param, "--model-param", "C=10")
     columns = Columns().with_overrides(id=id_col, embedding=embedding_col, label=label_col)
-    prov, table = run(
-        lambda: simulate_file(
-            input,
-            output,
-            strategies=names,
-            model=model,
-            init=init,
-            batch=batch,
-            rounds=rounds,
-            repeats=repeats,
-            seed=seed,
-            test_size=test_size,
-            strategy_params=params,
-            mc_members=mc_members,
-            columns=columns,
-            input_format=input_format,
-            plot=plot,
-            summary_out=summary,
-        )
+    prov, table = simulate_file(
+        inputs,
+        output,
+        strategies=names,
+        model=model,
+        init=init,
+        batch=batch,
+        rounds=rounds,
+        repeats=repeats,
+        seed=seed,
+        test_size=test_size,
+        strategy_params=params,
+        mc_members=mc_members,
+        columns=columns,
+        input_format=input_format,
+        plot=plot,
+        summary_out=summary,
+        model_params=model_params,
     )
     if as_json:
         report(
@@ -175,3 +192,6 @@ def _print_summary(table) -> None:
             f"{r['select_s_per_repeat']:.2f}",
         )
     stderr_console().print(out)
+
+
+app.command("simulate")(guarded(simulate))

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from selectkit.cli._run import check_json_stdout, report, run
+from selectkit.cli._options import GroupCol, IdCol, Json, LabelCol, ModelCol, ProbaCol
+from selectkit.cli._run import check_json_stdout, guarded, report
+from selectkit.disco.evaluate import EVALUATE_BOUNDS as BOUNDS  # every bound, declared once
+from selectkit.errors import SelectkitUsageError
 
 app = typer.Typer(
     name="disco",
@@ -43,10 +45,26 @@ Features = Annotated[
     ),
 ]
 Pca = Annotated[
-    int, typer.Option("--pca", min=1, help="Keep at most this many PCA axes of the signatures.")
+    int,
+    typer.Option(
+        "--pca",
+        min=BOUNDS["pca_dim"].cli_min,
+        help="Keep at most this many PCA axes of the signatures.",
+    ),
 ]
-Alpha = Annotated[float, typer.Option("--alpha", min=0.0, help="ridge: regularisation strength.")]
-Neighbors = Annotated[int, typer.Option("--neighbors", min=1, help="knn: neighbours averaged.")]
+Alpha = Annotated[
+    float,
+    typer.Option("--alpha", min=BOUNDS["alpha"].cli_min, help="ridge: regularisation strength."),
+]
+Neighbors = Annotated[
+    int,
+    typer.Option(
+        "--neighbours",
+        "--neighbors",
+        min=BOUNDS["neighbors"].cli_min,
+        help="knn: neighbours averaged.",
+    ),
+]
 DropIncomplete = Annotated[
     bool,
     typer.Option(
@@ -54,11 +72,6 @@ DropIncomplete = Annotated[
         help="Drop (with a warning) models that lack rows for some ids instead of failing.",
     ),
 ]
-ModelCol = Annotated[str, typer.Option("--model-col", help="Model column.")]
-IdCol = Annotated[str, typer.Option("--id-col", help="Sample id column.")]
-ProbaCol = Annotated[str, typer.Option("--proba-col", help="Class-probability list column.")]
-GroupCol = Annotated[str, typer.Option("--group-col", help="Sub-benchmark column.")]
-LabelCol = Annotated[str, typer.Option("--label-col", help="True class column (per id).")]
 
 
 def _columns(model_col: str, id_col: str, proba_col: str, group_col: str, label_col: str):
@@ -69,15 +82,15 @@ def _columns(model_col: str, id_col: str, proba_col: str, group_col: str, label_
     )
 
 
-@app.command()
 def fit(
-    predictions: Annotated[str, typer.Argument(help="Source models' predictions (long table).")],
-    accuracy: Annotated[
-        Optional[str],
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            help="Accuracy table (model, accuracy); default: computed from `correct`/`label`."
+            help="Source models' predictions (long tables, stacked), per-sample tables joined "
+            "on the id (e.g. id, label) and, last, an optional accuracy table (model, "
+            "accuracy); default accuracy: computed from `correct`/`label`.",
         ),
-    ] = None,
+    ],
     anchors: Annotated[
         str,
         typer.Option("--anchors", "-a", help="Anchors: the manifest of `select --strategy disco`."),
@@ -91,7 +104,10 @@ def fit(
     alpha: Alpha = 10.0,
     neighbors: Neighbors = 1,
     seed: Annotated[
-        int, typer.Option("--seed", min=0, help="forest: seeds its bootstrap (recorded).")
+        int,
+        typer.Option(
+            "--seed", min=BOUNDS["seed"].cli_min, help="forest: seeds its bootstrap (recorded)."
+        ),
     ] = 0,
     drop_incomplete: DropIncomplete = False,
     model_col: ModelCol = "model",
@@ -99,7 +115,7 @@ def fit(
     proba_col: ProbaCol = "proba",
     group_col: GroupCol = "group",
     label_col: LabelCol = "label",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Fit a predictor from the source models' outputs on the anchors to their accuracy.
 
@@ -110,28 +126,27 @@ def fit(
     Example:  selectkit disco fit preds.parquet acc.parquet --anchors anchors.parquet -o predictor/
     """
     from selectkit.disco import fit_files
+    from selectkit.disco.files import split_accuracy_table
 
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
-    _, prov = run(
-        lambda: fit_files(
-            predictions,
-            accuracy,
-            anchors,
-            output,
-            regressor=regressor,
-            pca_dim=pca,
-            alpha=alpha,
-            neighbors=neighbors,
-            seed=seed,
-            features=features,
-            columns=cols,
-            drop_incomplete=drop_incomplete,
-        )
+    predictions, accuracy = split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
+    _, prov = fit_files(
+        predictions,
+        accuracy,
+        anchors,
+        output,
+        regressor=regressor,
+        pca_dim=pca,
+        alpha=alpha,
+        neighbors=neighbors,
+        seed=seed,
+        features=features,
+        columns=cols,
+        drop_incomplete=drop_incomplete,
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="disco fit")
 
 
-@app.command()
 def predict(
     predictor: Annotated[str, typer.Argument(help="Predictor folder from `disco fit`.")],
     predictions: Annotated[
@@ -142,17 +157,27 @@ def predict(
         str, typer.Option("-o", "--output", help="Output (model, predicted_accuracy) or '-'.")
     ],
     drop_incomplete: DropIncomplete = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Predict even when the predictions look like another benchmark than the "
+            "predictor's (other sample ids, or other true labels or groups on the anchors).",
+        ),
+    ] = False,
     model_col: ModelCol = "model",
     id_col: IdCol = "id",
     proba_col: ProbaCol = "proba",
     group_col: GroupCol = "group",
     label_col: LabelCol = "label",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Predict the full-benchmark accuracy of new models from their outputs on the anchors.
 
     Refuses predictions that lack some anchors or have another number of classes, and, for a
     predictor fitted with --features signature+accuracy, predictions without `correct`/`label`.
+    Refuses, unless --force, predictions on another benchmark: more or other sample ids than
+    the predictor was fitted on, or other true labels or groups on the anchors.
 
     Example:  selectkit disco predict predictor/ new_model_preds.parquet -o predicted.parquet
     """
@@ -160,10 +185,13 @@ def predict(
 
     check_json_stdout(as_json, output)
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
-    _, prov = run(
-        lambda: predict_files(
-            predictor, predictions, output, columns=cols, drop_incomplete=drop_incomplete
-        )
+    _, prov = predict_files(
+        predictor,
+        predictions,
+        output,
+        columns=cols,
+        drop_incomplete=drop_incomplete,
+        force=force,
     )
     report({"output": output, **prov.metrics}, as_json=as_json, title="disco predict")
 
@@ -172,21 +200,23 @@ def _budgets(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of counts") from None
+        raise SelectkitUsageError(
+            f"--budgets {text!r} is not a comma-separated list of counts, e.g. 10,30,100"
+        ) from None
     if not values or min(values) < 1:
-        raise typer.BadParameter(f"{text!r}: give positive counts such as 10,30,100")
+        raise SelectkitUsageError(f"--budgets {text!r}: give positive counts such as 10,30,100")
     return values
 
 
-@app.command()
 def evaluate(
-    predictions: Annotated[str, typer.Argument(help="All models' predictions (long table).")],
-    accuracy: Annotated[
-        Optional[str],
+    inputs: Annotated[
+        list[str],
         typer.Argument(
-            help="Accuracy table (model, accuracy); default: computed from `correct`/`label`."
+            help="All models' predictions (long tables, stacked), per-sample tables joined on "
+            "the id (e.g. id, label) and, last, an optional accuracy table (model, accuracy); "
+            "default accuracy: computed from `correct`/`label`.",
         ),
-    ] = None,
+    ],
     output: Annotated[
         str, typer.Option("-o", "--output", help="Per-seed results (.parquet, .jsonl, .csv).")
     ] = ...,
@@ -196,10 +226,14 @@ def evaluate(
     seeds: Annotated[
         int,
         typer.Option(
-            "--seeds", min=1, help="Seeds: model splits (random split) and random anchors."
+            "--seeds",
+            min=BOUNDS["seeds"].cli_min,
+            help="Seeds: model splits (random split) and random anchors.",
         ),
     ] = 5,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Base seed (recorded).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=BOUNDS["seed"].cli_min, help="Base seed (recorded).")
+    ] = 0,
     test_fraction: Annotated[
         float,
         typer.Option("--test-fraction", help="Share of models held out as test models per seed."),
@@ -221,7 +255,9 @@ def evaluate(
     guiding_models: Annotated[
         int,
         typer.Option(
-            "--guiding-models", min=0, help="Score over this many source models (0 = all)."
+            "--guiding-models",
+            min=BOUNDS["guiding_models"].cli_min,
+            help="Score over this many source models (0 = all).",
         ),
     ] = 0,
     regressor: Regressor = "ridge",
@@ -235,7 +271,7 @@ def evaluate(
     proba_col: ProbaCol = "proba",
     group_col: GroupCol = "group",
     label_col: LabelCol = "label",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Leave-models-out evaluation: MAE (accuracy points) and Spearman of DISCO + predictor,
     random anchors + predictor and naive averaging, over seeds.
@@ -248,41 +284,47 @@ def evaluate(
     Example:  selectkit disco evaluate preds.parquet acc.parquet --budgets 10,30,100 -o eval.parquet
     """
     from selectkit.disco import evaluate_files
+    from selectkit.disco.files import split_accuracy_table
 
     check_json_stdout(as_json, output)
     cols = _columns(model_col, id_col, proba_col, group_col, label_col)
+    predictions, accuracy = split_accuracy_table(inputs, model_col=model_col, id_col=id_col)
     parsed = _budgets(budgets)
-    _, summary, prov = run(
-        lambda: evaluate_files(
-            predictions,
-            accuracy,
-            output,
-            budgets=parsed,
-            seeds=seeds,
-            seed=seed,
-            test_fraction=test_fraction,
-            split=split,
-            disagreement=disagreement,
-            stratify=stratify,
-            guiding_models=guiding_models,
-            regressor=regressor,
-            pca_dim=pca,
-            alpha=alpha,
-            neighbors=neighbors,
-            features=features,
-            columns=cols,
-            drop_incomplete=drop_incomplete,
-        )
+    _, summary, prov = evaluate_files(
+        predictions,
+        accuracy,
+        output,
+        budgets=parsed,
+        seeds=seeds,
+        seed=seed,
+        test_fraction=test_fraction,
+        split=split,
+        disagreement=disagreement,
+        stratify=stratify,
+        guiding_models=guiding_models,
+        regressor=regressor,
+        pca_dim=pca,
+        alpha=alpha,
+        neighbors=neighbors,
+        features=features,
+        columns=cols,
+        drop_incomplete=drop_incomplete,
     )
     if as_json:
         report({"output": output, **prov.metrics, **prov.timings}, as_json=True, title="")
         return
-    _print_summary(summary, prov.metrics, to_stderr=output == "-")
+    _print_summary(summary, prov.metrics)
 
 
-def _print_summary(summary, metrics: dict, *, to_stderr: bool) -> None:
-    from rich.console import Console
+def _print_summary(summary, metrics: dict) -> None:
     from rich.table import Table
+
+    from selectkit.console import is_quiet, stderr_console
+
+    # stdout is data only (the rows with -o -, the summary with --json): the table is for people,
+    # on stderr, also when stderr is a file (`2> table.txt`); -q silences it
+    if is_quiet():
+        return
 
     table = Table(
         "budget",
@@ -304,6 +346,9 @@ def _print_summary(summary, metrics: dict, *, to_stderr: bool) -> None:
             f"{r['median_ae_mean']:.2f}",
             f"{r['spearman_mean']:.3f} ± {rho_sd:.3f}",
         )
-    # the table is the command's result, like `strategies`: stdout, also when piped, unless the
-    # rows themselves go to stdout (-o -)
-    Console(file=sys.stderr if to_stderr else sys.stdout, highlight=False, width=120).print(table)
+    stderr_console().print(table)
+
+
+app.command("fit")(guarded(fit))
+app.command("predict")(guarded(predict))
+app.command("evaluate")(guarded(evaluate))

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from selectkit.cluster.kmeans import KMeansResult, assign, kmeans
+from selectkit.cluster.seeding import check_k_fits
+from selectkit.errors import SelectkitUsageError, option
 
 
 @dataclass
@@ -48,7 +50,7 @@ def resampled_kmeans(
 ) -> tuple[KMeansResult, np.ndarray]:
     """k-means followed by ``resample_steps`` rounds of resampling; returns (result, labels)."""
     result = kmeans(x, k, rng=rng, **kw)
-    labels, dist = assign(x, result.centroids, spherical=kw.get("spherical", False))
+    labels, dist = result.labels, result.distances
     size = sample_size or max(1, x.shape[0] // (2 * k))
     # one point per cluster would rerun k-means on k points: the reference code skips that too
     for _ in range(resample_steps if size > 1 else 0):
@@ -61,7 +63,18 @@ def resampled_kmeans(
         labels, dist = assign(x, result.centroids, spherical=kw.get("spherical", False))
     result.sizes = np.bincount(labels, minlength=k)
     result.inertia = float(dist.astype(np.float64).sum())
+    result.labels, result.distances = labels, dist  # of every row of x, not of the last sample
     return result, labels
+
+
+def check_levels(levels: list[int], name: str = "levels") -> None:
+    """Refuse cluster counts that are not positive and strictly decreasing (finest first)."""
+    if not levels or min(levels) < 1:
+        raise SelectkitUsageError(f"{option(name)} must list positive integers, got {levels}")
+    if any(b >= a for a, b in itertools.pairwise(levels)):
+        raise SelectkitUsageError(
+            f"{option(name)} must decrease from finest to coarsest, got {levels}"
+        )
 
 
 def hierarchical_kmeans(
@@ -77,15 +90,12 @@ def hierarchical_kmeans(
     (e.g. [10000, 1000, 100]), each smaller than the one before. ``rng_for_level(i)`` gives the
     generator of level i. ``sample_size`` is one value for every level or one per level (None:
     half the mean cluster size of each level)."""
-    if any(b >= a for a, b in itertools.pairwise(levels)):
-        raise ValueError(f"--levels must decrease from finest to coarsest, got {levels}")
+    check_levels(levels)
     out: list[Level] = []
     points = x
     for i, k in enumerate(levels):
-        if k > points.shape[0]:
-            raise ValueError(
-                f"level {i + 1} asks for {k} clusters but has only {points.shape[0]} points"
-            )
+        rows = "the data has" if i == 0 else f"level {i} (its centroids) has"
+        check_k_fits(k, points.shape[0], rows=rows, name="levels", hint=f" (level {i + 1})")
         result, labels = resampled_kmeans(
             points,
             k,

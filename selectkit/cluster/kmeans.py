@@ -13,17 +13,32 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-from selectkit.cluster.seeding import SEEDERS, potential, seed
+from selectkit.cluster.seeding import SEED_BOUNDS, check_seed_args, potential, seed_checked
 from selectkit.console import progress_bar
+from selectkit.errors import SelectkitUsageError
 from selectkit.io.vectors import check_finite
 from selectkit.linalg import group_sums, unit_rows
+from selectkit.params import Param, check_arguments
+from selectkit.rng import derive_rng
 
 CHUNK_ROWS = 1 << 16
+#: the one declaration of k-means' bounds (seeding's included); `selectkit cluster` matches it
+KMEANS_BOUNDS = {
+    **SEED_BOUNDS,
+    "iters": Param(int, 25, "Lloyd iterations after seeding (0: seeds only)", low=0),
+    "tol": Param(float, 1e-4, "stop when the cost falls by less than this (relative)", low=0),
+    "seed": Param(int, 0, "seeds the seeding and any resampling (recorded)", low=0),
+}
 
 
 @dataclass
 class KMeansResult:
-    """Centroids (k, d) float32, cluster sizes on the fit data, costs and timings."""
+    """Centroids (k, d) float32, cluster sizes on the fit data, costs and timings.
+
+    ``labels`` (int64) and ``distances`` (float32, squared; 2 - 2 cos when spherical) are each
+    fitted row's cluster and its distance to that cluster's centroid, as ``assign`` would give:
+    ``kmeans(x, k, rng=rng).labels`` is ``assign(x, result.centroids)[0]``.
+    """
 
     centroids: np.ndarray
     sizes: np.ndarray
@@ -33,6 +48,8 @@ class KMeansResult:
     seed_rows: np.ndarray
     history: list[float] = field(default_factory=list)
     info: dict = field(default_factory=dict)
+    labels: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    distances: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float32))
 
 
 def centroid_index(centroids: np.ndarray, spherical: bool) -> faiss.Index:
@@ -92,6 +109,22 @@ def lloyd(
     """Run Lloyd iterations from ``centroids``; stop after ``iters`` or when the cost falls by
     less than ``tol`` (relative). Returns (centroids, sizes, cost, iterations run, cost history).
     The cost is measured against the centroids returned."""
+    c, sizes, cost, done, history, _, _ = _lloyd(
+        x, centroids, iters=iters, tol=tol, spherical=spherical, rows_are_unit=rows_are_unit
+    )
+    return c, sizes, cost, done, history
+
+
+def _lloyd(
+    x: np.ndarray,
+    centroids: np.ndarray,
+    *,
+    iters: int,
+    tol: float,
+    spherical: bool,
+    rows_are_unit: bool,
+) -> tuple[np.ndarray, np.ndarray, float, int, list[float], np.ndarray, np.ndarray]:
+    """``lloyd``, also returning each row's final label and squared distance."""
     k = centroids.shape[0]
     if spherical and not rows_are_unit:
         x = unit_rows(x)
@@ -129,7 +162,7 @@ def lloyd(
             if (stalled or converged) and not empty.size:
                 break
     sizes = np.bincount(labels, minlength=k)
-    return c, sizes, cost, done, history
+    return c, sizes, cost, done, history, labels.astype(np.int64), dist
 
 
 def kmeans(
@@ -140,30 +173,42 @@ def kmeans(
     iters: int = 25,
     tol: float = 1e-4,
     spherical: bool = False,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
+    seed: int = 0,
     max_trials: int = 0,
     chain: int = 50,
 ) -> KMeansResult:
     """Seed with ``seeding`` (one of ``SEEDERS``) and refine with ``iters`` Lloyd iterations.
 
-    ``iters=0`` returns the seeds themselves as centroids. Cost: the seeder's, plus
-    O(iters n k d) for Lloyd; memory O(n + k d) beyond ``x``.
+    Returns the centroids with every row's cluster (``result.labels``) and squared distance to
+    it (``result.distances``). ``iters=0`` returns the seeds themselves as centroids. ``rng``
+    defaults to a generator derived from ``seed``. Arguments outside ``KMEANS_BOUNDS`` are a
+    ``SelectkitUsageError``; ``k`` above the rows of ``x`` a ``SelectkitDataError``.
+    Cost: the seeder's, plus O(iters n k d) for Lloyd; memory O(n + k d) beyond ``x``.
     """
-    if seeding not in SEEDERS:
-        raise ValueError(f"unknown seeding {seeding!r}; choose one of {', '.join(SEEDERS)}")
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise SelectkitUsageError("x= must be a 2-d numpy array of shape (rows, dim)")
+    check_seed_args(x.shape[0], k, seeding, max_trials=max_trials, chain=chain)
+    check_arguments(KMEANS_BOUNDS, iters=iters, tol=tol, seed=seed)
+    if rng is None:  # the documented Python default: a generator derived from ``seed``
+        rng = derive_rng(seed, "kmeans")
+    elif not isinstance(rng, np.random.Generator):
+        raise SelectkitUsageError(
+            f"rng= must be a numpy Generator (np.random.default_rng(0)), not {type(rng).__name__}"
+        )
     check_finite(x, "the data", "vectors")
     if spherical:  # cosine k-means: unit-norm rows throughout (one float32 copy of x)
         x = unit_rows(x)
     t0 = time.perf_counter()
-    seeds = seed(x, k, rng, method=seeding, max_trials=max_trials, chain=chain)
+    seeds = seed_checked(x, k, rng, method=seeding, max_trials=max_trials, chain=chain)
     seed_s = time.perf_counter() - t0
     init = np.asarray(x[np.sort(seeds.indices)], dtype=np.float32)[
         np.argsort(np.argsort(seeds.indices))
     ]
     seed_cost = potential(x, unit_rows(init) if spherical else init)
     t1 = time.perf_counter()
-    centroids, sizes, cost, done, history = lloyd(
-        x, init, iters=iters, tol=tol, spherical=spherical
+    centroids, sizes, cost, done, history, labels, dist = _lloyd(
+        x, init, iters=iters, tol=tol, spherical=spherical, rows_are_unit=False
     )
     return KMeansResult(
         centroids=centroids,
@@ -173,6 +218,8 @@ def kmeans(
         iterations=done,
         seed_rows=seeds.indices,
         history=history,
+        labels=labels,
+        distances=dist,
         info={
             "seeding_s": round(seed_s, 6),
             "lloyd_s": round(time.perf_counter() - t1, 6),

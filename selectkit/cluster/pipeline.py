@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
-from selectkit.cluster.hierarchical import hierarchical_kmeans
-from selectkit.cluster.kmeans import assign_block, centroid_index
-from selectkit.cluster.seeding import SEEDERS
+from selectkit import arguments
+from selectkit.cluster.hierarchical import check_levels, hierarchical_kmeans
+from selectkit.cluster.kmeans import KMEANS_BOUNDS, assign_block, centroid_index
+from selectkit.cluster.seeding import SEEDERS, check_k_fits
 from selectkit.console import progress_bar, warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import (
     Provenance,
     TableWriter,
@@ -24,17 +25,33 @@ from selectkit.io import (
 )
 from selectkit.io.tables import DEFAULT_ID, check_unique_ids
 from selectkit.io.vector_source import open_vectors
+from selectkit.params import Param, check_arguments
 from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
 
+#: the one declaration of `selectkit cluster`'s numeric bounds; its CLI options' min/max match it
+CLUSTER_BOUNDS = {
+    **KMEANS_BOUNDS,
+    "k": replace(KMEANS_BOUNDS["k"], default=None),  # or levels=
+    "seed": replace(KMEANS_BOUNDS["seed"], default=DEFAULT_SEED),
+    "fit_sample": Param(int, None, "fit on this many sampled rows, assign every row", low=1),
+    "resample_steps": Param(int, 10, "hierarchical: resampling rounds per level", low=0),
+    "sample_size": Param(int, None, "hierarchical: points kept per cluster when resampling", low=1),
+    "batch_size": Param(int, 65536, "rows assigned per batch", low=1),
+    "threads": Param(int, None, "faiss threads (default: all cores)", low=1),
+}
 
-def parse_levels(text: str, option: str = "--levels") -> list[int]:
-    """'10000,1000,100' -> [10000, 1000, 100]."""
+
+def parse_levels(text: str, name: str = "levels") -> list[int]:
+    """'10000,1000,100' -> [10000, 1000, 100]; ``name`` is the argument's (``sample_size``)."""
+    name = name.lstrip("-").replace("-", "_")  # "--sample-size" as callers used to pass
     try:
         levels = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise SelectkitUsageError(f"{option} {text!r} must be comma-separated integers") from None
+        raise SelectkitUsageError(
+            f"{option(name)} {text!r} must be comma-separated integers"
+        ) from None
     if not levels or min(levels) < 1:
-        raise SelectkitUsageError(f"{option} {text!r} must list positive integers")
+        raise SelectkitUsageError(f"{option(name)} {text!r} must list positive integers")
     return levels
 
 
@@ -88,32 +105,58 @@ def cluster_file(
     ``cluster_level<i>`` column per extra level. ``centroids_out`` receives cluster, centroid,
     size (and level, parent for a hierarchy). Returns the provenance written.
     """
+    input_path = arguments.path(input_path, "input_path")
+    output = arguments.path(output, "output")
+    centroids_out = arguments.optional_path(centroids_out, "centroids_out")
     if (k is None) == (levels is None):
-        raise SelectkitUsageError("give either -k (flat k-means) or --levels (hierarchical)")
-    ks = levels if levels is not None else [k]
-    if min(ks) < 1:
-        raise SelectkitUsageError("the number of clusters must be at least 1")
-    if any(b >= a for a, b in itertools.pairwise(ks)):
-        raise SelectkitUsageError(f"--levels must decrease from finest to coarsest, got {ks}")
+        raise SelectkitUsageError(
+            f"give either {option('k')} (flat k-means) or {option('levels')} (hierarchical)"
+        )
+    if levels is not None:
+        if isinstance(levels, (str, int)) or not isinstance(levels, (list, tuple)):
+            raise SelectkitUsageError(
+                f"{option('levels')} must be a list of cluster counts, finest first "
+                f"(e.g. [100, 10]), not {levels!r}"
+            )
+        for level in levels:
+            arguments.integer(level, "levels", min=1)
+        check_levels(list(levels))
+    ks = list(levels) if levels is not None else [k]
+    sizes = sample_size if isinstance(sample_size, list) else [sample_size]
+    check_arguments(
+        CLUSTER_BOUNDS,
+        k=k,
+        iters=iters,
+        tol=tol,
+        max_trials=max_trials,
+        chain=chain,
+        fit_sample=fit_sample,
+        resample_steps=resample_steps,
+        batch_size=batch_size,
+        threads=threads,
+        seed=seed,
+    )
+    for size in sizes:
+        check_arguments(CLUSTER_BOUNDS, sample_size=size)
     if isinstance(sample_size, list) and len(sample_size) != len(ks):
         raise SelectkitUsageError(
-            f"--sample-size lists {len(sample_size)} values for {len(ks)} levels; give one value "
-            "or one per level"
+            f"{option('sample_size')} lists {len(sample_size)} values for {len(ks)} levels; give "
+            "one value or one per level"
         )
-    if seeding not in SEEDERS:
-        raise SelectkitUsageError(
-            f"unknown --seeding {seeding!r}; choose one of {', '.join(SEEDERS)}"
-        )
+    arguments.text(seeding, "seeding", choices=SEEDERS)
     # every usage check runs before any work: both outputs, their formats, distinct paths
     outputs = [output] + ([centroids_out] if centroids_out else [])
     for out in outputs:
         check_output_path(out, [input_path])
     if centroids_out:
+        centroids = option("centroids_out", cli="--centroids")
         if Path(str(centroids_out)).resolve() == Path(str(output)).resolve():
-            raise SelectkitUsageError("--centroids must be a different file from -o")
+            raise SelectkitUsageError(
+                f"{centroids} must be a different file from {option('output', cli='-o')}"
+            )
         if detect_format(centroids_out, output=True) not in ("parquet", "jsonl"):
             raise SelectkitUsageError(
-                f"--centroids '{centroids_out}': centroids are vectors; write .parquet or .jsonl"
+                f"{centroids} '{centroids_out}': centroids are vectors; write .parquet or .jsonl"
             )
     TableWriter(output)  # validates the output's format now (opens nothing)
     prov = Provenance(command="cluster", seed=seed)
@@ -121,12 +164,13 @@ def cluster_file(
         input_path, embedding_col=embedding_col, id_col=id_col, input_format=input_format
     )
     fit_rows = vs.n if not fit_sample or fit_sample >= vs.n else fit_sample
-    if ks[0] > fit_rows:
-        what = "the first --levels value" if levels else "-k"
-        raise SelectkitError(
-            f"k={ks[0]} is larger than the {fit_rows} rows k-means is fitted on; lower {what}"
-            + (" or raise --fit-sample" if fit_rows < vs.n else "")
-        )
+    check_k_fits(
+        ks[0],
+        fit_rows,
+        rows="k-means is fitted on",
+        name="levels" if levels else "k",
+        hint=f" or raise {option('fit_sample')}" if fit_rows < vs.n else "",
+    )
     with threadpool_limits(limits=threads):
         prov.start("read")
         x_fit = _fit_matrix(vs, fit_rows, seed)
@@ -140,17 +184,14 @@ def cluster_file(
             chain=chain,
         )
         prov.start("fit")
-        try:
-            tree = hierarchical_kmeans(
-                x_fit,
-                ks,
-                rng_for_level=lambda i: derive_rng(seed, "cluster", "level", i),
-                resample_steps=resample_steps if levels else 0,
-                sample_size=sample_size,
-                **common,
-            )
-        except ValueError as exc:
-            raise SelectkitError(str(exc)) from None
+        tree = hierarchical_kmeans(
+            x_fit,
+            ks,
+            rng_for_level=lambda i: derive_rng(seed, "cluster", "level", i),
+            resample_steps=resample_steps if levels else 0,
+            sample_size=sample_size,
+            **common,
+        )
         prov.stop("fit")
         finest = tree[0].result
         up = _ancestors(tree)
@@ -219,7 +260,7 @@ def cluster_file(
     if prov.metrics["empty_clusters"]:
         warn(
             f"{prov.metrics['empty_clusters']} of {ks[0]} clusters are empty (the data has fewer "
-            "distinct points than -k, or many duplicates); lower -k"
+            f"distinct points than {option('k')}, or many duplicates); lower it"
         )
     return prov
 

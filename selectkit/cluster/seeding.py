@@ -21,10 +21,47 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from selectkit.arguments import text
+from selectkit.errors import SelectkitDataError, option
 from selectkit.linalg import column_mean, squared_norms
+from selectkit.params import REQUIRED, Param, check_arguments
 
 CHUNK_ROWS = 1 << 14  # float64 temporaries: 16 MiB at d = 128
 SEEDERS = ("rs-greedy", "rs", "kmeans++", "greedy", "afkmc2", "random")
+#: the one declaration of the seeding arguments' bounds; `selectkit cluster`'s options match it
+SEED_BOUNDS = {
+    "k": Param(int, REQUIRED, "clusters (seeds) to pick", low=1),
+    "max_trials": Param(int, 0, "rs: cap on trials per centre, then uniform (0: no cap)", low=0),
+    "chain": Param(int, 50, "afkmc2: length of each Markov chain", low=1),
+    "coreset_size": Param(int, 16384, "rows of the coreset the seeder works on", low=1),
+}
+
+
+def check_seed_args(
+    n: int,
+    k: int,
+    method: str,
+    *,
+    max_trials: int = 0,
+    chain: int = 50,
+    coreset_size: int = 16384,
+    method_name: str = "seeding",
+) -> None:
+    """Refuse seeding arguments outside ``SEED_BOUNDS`` or ``SEEDERS`` (``SelectkitUsageError``)
+    and a ``k`` above the ``n`` rows (``SelectkitDataError``: the data is too small). O(1)."""
+    text(method, method_name, choices=SEEDERS)
+    check_arguments(SEED_BOUNDS, k=k, max_trials=max_trials, chain=chain, coreset_size=coreset_size)
+    check_k_fits(k, n)
+
+
+def check_k_fits(
+    k: int, n: int, *, rows: str = "in the data", name: str = "k", hint: str = ""
+) -> None:
+    """Refuse ``k`` clusters on fewer than ``k`` rows: the data is too small for the request."""
+    if k > n:
+        raise SelectkitDataError(
+            f"{option(name, k)} is larger than the {n} rows {rows}; lower it{hint}"
+        )
 
 
 @dataclass
@@ -434,16 +471,56 @@ def seed(
 ) -> Seeds:
     """Choose k distinct seed rows of ``x`` with ``method`` (one of ``SEEDERS``).
 
-    The sampling seeders make many small matrix products (a batch of trials against the current
-    centres); BLAS threads only add overhead there, so ``rs``, ``rs-greedy`` and ``afkmc2`` run
-    with one BLAS thread. The O(nkd) seeders keep all threads.
+    Arguments are checked by ``check_seed_args``. The sampling seeders make many small matrix
+    products (a batch of trials against the current centres); BLAS threads only add overhead
+    there, so ``rs``, ``rs-greedy`` and ``afkmc2`` run with one BLAS thread. The O(nkd) seeders
+    keep all threads.
     """
+    check_seed_args(
+        x.shape[0],
+        k,
+        method,
+        max_trials=max_trials,
+        chain=chain,
+        coreset_size=coreset_size,
+        method_name="method",
+    )
+    return seed_checked(
+        x, k, rng, method=method, max_trials=max_trials, chain=chain, coreset_size=coreset_size
+    )
+
+
+def seed_checked(
+    x: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    *,
+    method: str,
+    max_trials: int,
+    chain: int,
+    coreset_size: int = 16384,
+) -> Seeds:
+    """``seed`` for arguments already checked by ``check_seed_args`` (``kmeans`` checks them)."""
     if method in ("rs", "rs-greedy", "afkmc2"):
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1):
             return _seed(x, k, rng, method, max_trials, chain, coreset_size)
     return _seed(x, k, rng, method, max_trials, chain, coreset_size)
+
+
+_SEEDER_FNS = {
+    "random": lambda x, k, rng, mt, ch, cs: seed_random(x, k, rng),
+    "kmeans++": lambda x, k, rng, mt, ch, cs: seed_kmeanspp(x, k, rng),
+    "greedy": lambda x, k, rng, mt, ch, cs: seed_kmeanspp(
+        x, k, rng, candidates=greedy_candidates(k)
+    ),
+    "rs": lambda x, k, rng, mt, ch, cs: seed_rs(x, k, rng, max_trials=mt),
+    "rs-greedy": lambda x, k, rng, mt, ch, cs: seed_rs(
+        x, k, rng, max_trials=mt, candidates=greedy_candidates(k), coreset_size=cs
+    ),
+    "afkmc2": lambda x, k, rng, mt, ch, cs: seed_afkmc2(x, k, rng, chain=ch),
+}
 
 
 def _seed(
@@ -455,29 +532,7 @@ def _seed(
     chain: int,
     coreset_size: int,
 ) -> Seeds:
-    n = x.shape[0]
-    if not 1 <= k <= n:
-        raise ValueError(f"k={k} must be between 1 and the number of rows ({n})")
-    if method == "random":
-        return seed_random(x, k, rng)
-    if method == "kmeans++":
-        return seed_kmeanspp(x, k, rng)
-    if method == "greedy":
-        return seed_kmeanspp(x, k, rng, candidates=greedy_candidates(k))
-    if method == "rs":
-        return seed_rs(x, k, rng, max_trials=max_trials)
-    if method == "rs-greedy":
-        return seed_rs(
-            x,
-            k,
-            rng,
-            max_trials=max_trials,
-            candidates=greedy_candidates(k),
-            coreset_size=coreset_size,
-        )
-    if method == "afkmc2":
-        return seed_afkmc2(x, k, rng, chain=chain)
-    raise ValueError(f"unknown seeding {method!r}; choose one of {', '.join(SEEDERS)}")
+    return _SEEDER_FNS[method](x, k, rng, max_trials, chain, coreset_size)
 
 
 def potential(x: np.ndarray, centres: np.ndarray) -> float:

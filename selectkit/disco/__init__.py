@@ -9,10 +9,11 @@ without pickle), ``evaluate`` (leave-models-out MAE and Spearman) and ``files`` 
 from selectkit.disco.anchors import Anchors, choose_anchors, even_quotas
 from selectkit.disco.data import ModelPool, Predictions, load_predictions, pivot_predictions
 from selectkit.disco.disagreement import jsd, pds
-from selectkit.disco.evaluate import evaluate, spearman, summarise
+from selectkit.disco.evaluate import evaluate, spearman, split_notes, summarise
 from selectkit.disco.files import evaluate_files, fit_files, model_accuracy, predict_files
 from selectkit.disco.predictor import (
     Predictor,
+    check_benchmark,
     fit_predictor,
     load_predictor,
     predict_accuracy,
@@ -25,6 +26,7 @@ __all__ = [
     "ModelPool",
     "Predictions",
     "Predictor",
+    "check_benchmark",
     "choose_anchors",
     "evaluate",
     "evaluate_files",
@@ -42,5 +44,6 @@ __all__ = [
     "save_predictor",
     "signatures",
     "spearman",
+    "split_notes",
     "summarise",
 ]

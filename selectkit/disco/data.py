@@ -16,19 +16,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from selectkit.console import warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitUsageError, option
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.tables import (
     Source,
     check_exists,
     iter_batches,
+    read_table,
 )
-from selectkit.pool import Columns, Pool
+from selectkit.pool import Columns, Pool, column_option
+
+if TYPE_CHECKING:  # the adapter protocol lives beside the strategies, which import this module
+    from selectkit.strategies.inputs import FileInputs
 
 # rows are rescaled to sum to 1; a warning names rows further than this from 1
 SUM_TOLERANCE = 1e-3
@@ -128,6 +133,8 @@ class ModelPool(Pool):
             arrays=pool.arrays,
             sources=pool.sources,
             use_labels=pool.use_labels,
+            labelled_col=pool.labelled_col,
+            labels_as_data=pool.labels_as_data,
             predictions=canonical,
         )
         return sorted_pool, perm
@@ -343,7 +350,7 @@ def pivot_predictions(
             raise SelectkitError(
                 f"{where}: {bad.size} of {m} models lack rows for some of the {n} ids ({listed}"
                 f"{more}); give every model a row for every id, or drop those models with "
-                "--drop-incomplete"
+                + option("drop_incomplete", python="drop_incomplete=True")
             )
         if keep.size == 0:
             raise SelectkitError(
@@ -451,6 +458,13 @@ def _labels(col: pl.Series, layout: _Layout, c: int, where: str, ids: pl.Series)
             f"{where}: column '{col.name}' (label) holds {col.dtype}; DISCO needs the true class "
             "as an integer index into proba"
         )
+    negative = col.fill_null(0) < 0
+    if negative.any():  # -1 is a label, never a stand-in for null: refuse, do not drop it
+        row = int(negative.arg_max())
+        raise SelectkitError(
+            f"{where}: label {col[row]} is not a class index in [0, {c}) (the length of proba); "
+            "leave the label null where a sample has none"
+        )
     values = _per_sample(col.fill_null(-1).cast(pl.Int64), layout, where, "label", ids)
     values = values.astype(np.int64)
     bad = values >= c
@@ -479,6 +493,47 @@ def _correct(col: pl.Series, layout: _Layout, where: str) -> np.ndarray:
     return layout.dense(values.astype(bool), False)
 
 
+def join_per_sample(
+    long: pl.DataFrame, table: pl.DataFrame, id_col: str, where: str
+) -> pl.DataFrame:
+    """Join a per-sample table (one row per id, no model column: e.g. id, label) onto every
+    (model, id) row of ``long``, as other commands join their inputs on the id column.
+
+    Its ids must be unique and cover every id of ``long`` (extra ids are ignored); a column
+    already in ``long`` is kept from ``long`` with a warning. O(rows) hash join."""
+    if id_col not in table.columns:
+        raise SelectkitError(
+            f"{where} has neither a model column nor an id column '{id_col}'; a per-sample table "
+            "(e.g. id, label) is joined on the id, so it needs one"
+        )
+    ids = table.get_column(id_col)
+    if ids.is_duplicated().any():
+        raise SelectkitError(
+            f"{where}: id {ids.filter(ids.is_duplicated())[0]!r} appears more than once; a "
+            "per-sample table has one row per id"
+        )
+    dupes = [c for c in table.columns if c != id_col and c in long.columns]
+    if dupes:
+        warn(f"column(s) {dupes} of {where} ignored; taken from the predictions")
+    left_t, right_t = long.schema[id_col], table.schema[id_col]
+    if left_t != right_t and not (left_t.is_integer() and right_t.is_integer()):
+        raise SelectkitError(
+            f"{where}: ids in column '{id_col}' are {right_t} but the predictions' are {left_t}; "
+            "give both tables ids of one type"
+        )
+    right = table.drop(dupes).with_columns(pl.col(id_col).cast(left_t), pl.lit(True).alias("__hit"))
+    joined = long.join(right, on=id_col, how="left", maintain_order="left")
+    missing = (
+        joined.filter(pl.col("__hit").is_null()).get_column(id_col).unique(maintain_order=True)
+    )
+    if missing.len():
+        raise SelectkitError(
+            f"{where} lacks {missing.len()} of the predictions' sample ids (e.g. {missing[0]!r}); "
+            "give a per-sample table that covers every id"
+        )
+    return joined.drop("__hit")
+
+
 def load_predictions(
     paths: Sequence[str | Path] | str | Path,
     *,
@@ -487,10 +542,32 @@ def load_predictions(
     drop_incomplete: bool = False,
 ) -> Predictions:
     """Read long-format prediction tables (Parquet or JSONL; several are stacked) and pivot them
-    into ``Predictions``. See ``pivot_predictions`` for the checks and the cost."""
+    into ``Predictions``. Tables without the model column are per-sample tables (e.g. ``id,
+    label`` or ``id, group``), joined on the id column (``join_per_sample``), the input contract
+    of every command. See ``pivot_predictions`` for the checks and the cost."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    frame, sources = read_long_table(paths, input_format=input_format)
+    cols = columns or Columns()
+    longs, per_sample, sources = [], [], []
+    for path in paths:  # one read per file, as read_long_table does
+        if detect_format(str(path), input_format) == "csv":  # a per-sample table (id, label)
+            table = read_table(path, id_col=cols.id)
+            frame, source = table.frame, table.source
+        else:
+            frame, (source,) = read_long_table([path], input_format=input_format)
+        (longs if cols.model in frame.columns else per_sample).append((frame, source))
+        sources.append(source)
+    if not longs:
+        raise SelectkitError(
+            f"none of {', '.join(repr(s.path) for s in sources)} has a model column "
+            f"'{cols.model}'; give at least one long table of predictions (one row per model "
+            f"and id), or name the column with {column_option('model')}"
+        )
+    frame = (
+        pl.concat([f for f, _ in longs], how="diagonal_relaxed") if len(longs) > 1 else longs[0][0]
+    )
+    for table, source in per_sample:
+        frame = join_per_sample(frame, table, cols.id, f"'{source.path}'")
     where = "'" + "' + '".join(s.path for s in sources) + "'"
     return pivot_predictions(
         frame, columns=columns, where=where, drop_incomplete=drop_incomplete, sources=sources
@@ -507,8 +584,9 @@ def pivot_pool(
     """Turn a pool holding a long table into a ``ModelPool`` with one row per sample id.
 
     The long table must have the column roles ``needs`` (checked first, before any work). The
-    frame keeps ``id``, and ``group`` and ``label`` where present (so labelled samples stay out
-    of the selection, as everywhere in selectkit). Already pivoted pools come back unchanged.
+    frame keeps ``id``, and ``group`` and ``label`` where present, and the pool's labelled-set
+    column (``labelled_col``: non-null on a sample's row of any model marks the sample labelled).
+    Already pivoted pools come back unchanged.
     """
     if isinstance(pool, ModelPool):
         return pool
@@ -529,11 +607,17 @@ def pivot_pool(
     if pool.use_labels and cols.label in pool.frame.columns:
         labels = preds.labels if preds.labels is not None else np.full(preds.n_samples, -1)
         data[cols.label] = pl.Series(labels, dtype=pl.Int64).replace(-1, None)
+    mark = pool.labelled_col
+    if mark is not None and mark not in data:
+        marked = pool.frame.filter(pl.col(mark).is_not_null()).get_column(cols.id)
+        data[mark] = preds.ids.is_in(marked.unique().implode()).cast(pl.Int8).replace(0, None)
     return ModelPool(
         frame=pl.DataFrame(data),
         columns=cols,
         sources=pool.sources,
         use_labels=pool.use_labels,
+        labelled_col=pool.labelled_col,
+        labels_as_data=pool.labels_as_data,
         predictions=preds,
     )
 
@@ -550,3 +634,33 @@ def load_long_pool(
     frame, sources = read_long_table(paths, input_format=input_format)
     pool = Pool(frame=frame, columns=columns or Columns(), sources=sources, use_labels=use_labels)
     return pivot_pool(pool, drop_incomplete=drop_incomplete)
+
+
+class LongInput:
+    """DISCO's input adapter (``selectkit.strategies.inputs.InputAdapter``): one row per (model,
+    id) with ``proba``, stacked from every file, pivoted to one row per sample id before the
+    strategy runs, so the budget counts samples. The strategy's ``drop_incomplete`` parameter
+    tunes the pivot."""
+
+    name = "long"
+
+    def load(self, files: FileInputs, params: dict[str, Any]) -> Pool:
+        """The stacked long table as a pool (not yet pivoted); cost: reading the files."""
+        frame, sources = read_long_table(files.paths, input_format=files.input_format)
+        return Pool(
+            frame=frame, columns=files.columns, sources=sources, use_labels=files.use_labels
+        )
+
+    def prepare(
+        self, pool: Pool, needs: Sequence[str], purpose: str, params: dict[str, Any]
+    ) -> ModelPool:
+        """The pool pivoted to one row per sample (``pivot_pool``); a ModelPool unchanged."""
+        return pivot_pool(
+            pool,
+            drop_incomplete=bool(params.get("drop_incomplete", False)),
+            needs=needs,
+            purpose=purpose,
+        )
+
+
+LONG = LongInput()

@@ -25,27 +25,48 @@ Spearman rank correlation between predicted and true accuracies.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import polars as pl
 
-from selectkit.console import progress_bar
+from selectkit.console import progress_bar, warn
 from selectkit.disco.anchors import STRATIFY, choose_anchors, stratified_top_k
 from selectkit.disco.data import Predictions
 from selectkit.disco.disagreement import METHODS
 from selectkit.disco.predictor import (
     DEFAULT_ALPHA,
     DEFAULT_PCA,
-    FEATURES,
-    REGRESSORS,
+    FIT_BOUNDS,
     fit_predictor,
     signatures,
 )
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, option
+from selectkit.params import Param, check_arguments
 from selectkit.rng import derive_rng
 
 DEFAULT_BUDGETS = (10, 30, 60, 100)
 SPLITS = ("random", "iid")
 IID_TEST_MODELS = 40
+# every bound of `evaluate`'s parameters, once (the predictor's own come from FIT_BOUNDS)
+EVALUATE_BOUNDS = {
+    **FIT_BOUNDS,
+    "disagreement": Param(str, "pds", "how anchors are scored: pds or jsd", choices=METHODS),
+    "stratify": Param(str, "auto", "anchors by group: auto, group or none", choices=STRATIFY),
+    "split": Param(str, "random", "how test models are held out", choices=SPLITS),
+    "seeds": Param(int, 5, "seeds: model splits and random anchors", low=1),
+    "seed": Param(int, 0, "base seed (recorded)", low=0),
+    "test_fraction": Param(
+        float,
+        0.2,
+        "share of models held out per seed",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+    ),
+    "guiding_models": Param(int, 0, "score over this many source models (0: all)", low=0),
+}
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,11 +82,11 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 def split_models(m: int, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     """(source rows, test rows), both sorted; at least 2 of each."""
     n_test = round(test_fraction * m)
-    if not 0 < test_fraction < 1 or n_test < 2 or m - n_test < 2:
+    if n_test < 2 or m - n_test < 2:
         raise SelectkitError(
             f"test fraction {test_fraction} of {m} models leaves {n_test} test and {m - n_test} "
             "source models; evaluation needs at least 2 of each (give more models or another "
-            "--test-fraction)"
+            f"{option('test_fraction')})"
         )
     perm = rng.permutation(m)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
@@ -106,7 +127,12 @@ def evaluate(
     features: str = "signature",
 ) -> pl.DataFrame:
     """Run the leave-models-out evaluation; one row per (seed, budget, method) with ``mae``
-    and ``median_ae`` (accuracy points), ``spearman``, ``n_source`` and ``n_test``.
+    and ``median_ae`` (accuracy points), ``spearman``, ``n_source``, ``n_test`` and ``split``
+    (a fingerprint of the seed's test models: seeds with equal ones held out the same models).
+
+    Statistics over seeds mislead when seeds repeat a split (a small zoo under ``iid`` has only
+    k distinct splits) or when test models outnumber source models: both are warned about on
+    stderr (``split_notes`` gives the same lines, which ``evaluate_files`` records).
 
     ``accuracy``: every model's true full-benchmark accuracy (fractions). ``split``: ``random``
     (``test_fraction`` of the models, per seed) or ``iid`` (every k-th model by accuracy; see the
@@ -116,19 +142,23 @@ def evaluate(
     Cost per seed: one disagreement pass O(M N C) plus, per budget, two predictor fits
     O(M^2 k C) (a forest: 100 trees each).
     """
-    for name, value, allowed in (
-        ("regressor", regressor, REGRESSORS),
-        ("disagreement", disagreement, METHODS),
-        ("stratify", stratify, STRATIFY),
-        ("split", split, SPLITS),
-        ("features", features, FEATURES),
-    ):
-        if value not in allowed:  # checked before any work
-            raise SelectkitUsageError(f"{name}={value!r} must be one of {', '.join(allowed)}")
+    check_arguments(  # before any work
+        EVALUATE_BOUNDS,
+        regressor=regressor,
+        features=features,
+        pca_dim=pca_dim,
+        alpha=alpha,
+        neighbors=neighbors,
+        disagreement=disagreement,
+        stratify=stratify,
+        split=split,
+        seeds=seeds,
+        seed=seed,
+        test_fraction=test_fraction,
+        guiding_models=guiding_models,
+    )
     correct = preds.require_correct("the naive baseline of `disco evaluate`")
     y = np.asarray(accuracy, dtype=np.float64)
-    if seeds < 1:
-        raise SelectkitUsageError(f"--seeds {seeds} must be at least 1")
     budgets = tuple(sorted(set(int(b) for b in budgets)))
     if not budgets or budgets[0] < 1 or budgets[-1] > preds.n_samples:
         raise SelectkitError(
@@ -150,6 +180,7 @@ def evaluate(
                 src, test = split_models(
                     preds.n_models, test_fraction, derive_rng(seed, "disco-evaluate", "split", s)
                 )
+            split_key = _split_key([preds.models[i] for i in test])
             source = preds.subset_models(src)
             test_preds = preds.subset_models(test)
             # scores depend on the seed's source models only; top-k per budget reuses them
@@ -181,6 +212,7 @@ def evaluate(
                         y[src],
                         anchors,
                         random_state=int(state.integers(2**31 - 1)),
+                        meta={"benchmark": None},  # never saved: nothing to check it against
                         **fit_opts,
                     )
                     # a test model's anchor accuracy is what evaluating it on the anchors gives
@@ -200,10 +232,11 @@ def evaluate(
                             "spearman": spearman(pred, y[test]),
                             "n_source": int(src.size),
                             "n_test": int(test.size),
+                            "split": split_key,
                         }
                     )
                 bar.advance()
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         rows,
         schema={
             "seed": pl.Int64,
@@ -214,8 +247,42 @@ def evaluate(
             "spearman": pl.Float64,
             "n_source": pl.Int64,
             "n_test": pl.Int64,
+            "split": pl.String,
         },
     )
+    for note in split_notes(frame):
+        warn(note)
+    return frame
+
+
+def _split_key(test_models: list[str]) -> str:
+    """A short fingerprint of a set of test models (their sorted names)."""
+    digest = hashlib.sha256("".join(f"{m}\n" for m in sorted(test_models)).encode())
+    return digest.hexdigest()[:16]
+
+
+def split_notes(results: pl.DataFrame) -> list[str]:
+    """Warnings about how far the spread over seeds can be trusted: seeds that repeat a model
+    split, and seeds whose test models outnumber their source models. O(rows)."""
+    per_seed = results.unique("seed", keep="first", maintain_order=True)
+    notes = []
+    seeds, distinct = per_seed.height, per_seed.get_column("split").n_unique()
+    if distinct < seeds:
+        notes.append(
+            f"the {seeds} seeds held out only {distinct} distinct sets of test models, so the "
+            "± over seeds counts repeats and understates the spread; give more models, fewer "
+            f"{option('seeds')}, or {option('split', 'random')}"
+        )
+    over = per_seed.filter(pl.col("n_test") > pl.col("n_source"))
+    if over.height:
+        first = over.row(0, named=True)
+        notes.append(
+            f"{over.height} of the {seeds} seeds test more models than they learn from (e.g. "
+            f"seed {first['seed']}: {first['n_test']} test, {first['n_source']} source): the "
+            "predictor is fitted on too few models; give more models or a smaller "
+            + option("test_fraction")
+        )
+    return notes
 
 
 def summarise(results: pl.DataFrame) -> pl.DataFrame:

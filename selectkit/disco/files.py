@@ -10,10 +10,17 @@ import numpy as np
 import polars as pl
 
 from selectkit.disco.data import Predictions, load_predictions
-from selectkit.disco.evaluate import DEFAULT_BUDGETS, evaluate, summarise
+from selectkit.disco.evaluate import (
+    DEFAULT_BUDGETS,
+    EVALUATE_BOUNDS,
+    evaluate,
+    split_notes,
+    summarise,
+)
 from selectkit.disco.predictor import (
     DEFAULT_ALPHA,
     DEFAULT_PCA,
+    FIT_BOUNDS,
     Predictor,
     anchor_rows_of,
     fit_predictor,
@@ -23,6 +30,7 @@ from selectkit.disco.predictor import (
 )
 from selectkit.errors import SelectkitError
 from selectkit.io import Provenance, check_output_path, read_provenance, read_table, write_table
+from selectkit.params import check_arguments
 from selectkit.pool import Columns
 from selectkit.rng import DEFAULT_SEED, derive_rng
 
@@ -77,6 +85,26 @@ def model_accuracy(
     return values, f"read from {accuracy_path}"
 
 
+def split_accuracy_table(
+    paths: Sequence[str | Path], *, model_col: str = "model", id_col: str = "id"
+) -> tuple[list[str | Path], str | Path | None]:
+    """The CLI's inputs as (prediction and per-sample tables, accuracy table or None): the last of
+    two or more inputs is the accuracy table when it has columns ``model_col`` and ``accuracy``
+    and no id column (one row per model), so ``disco fit preds.parquet acc.parquet`` keeps
+    working beside ``disco fit preds.parquet labels.csv``. Reads the last table's first batch."""
+    paths = list(paths)
+    if len(paths) < 2 or str(paths[-1]) == "-":
+        return paths, None
+    from selectkit.io import iter_batches
+
+    _, batches = iter_batches(paths[-1], batch_size=1)
+    first = next(iter(batches), None)
+    names = [] if first is None else first.columns
+    if model_col in names and "accuracy" in names and id_col not in names:
+        return paths[:-1], paths[-1]
+    return paths, None
+
+
 def _anchor_ids(anchors_path: str | Path) -> tuple[list[Any], dict[str, Any]]:
     """Anchor ids in rank order from a manifest, and its provenance (may be empty)."""
     table = read_table(anchors_path)
@@ -106,6 +134,14 @@ def fit_files(
     ``output``. ``anchors``: a manifest from ``select --strategy disco`` (or any table of ids).
     ``seed`` seeds the forest regressor (unused by ridge and knn). Cost: reading the predictions
     plus O(M^2 k C)."""
+    check_arguments(  # before reading anything
+        FIT_BOUNDS,
+        regressor=regressor,
+        features=features,
+        pca_dim=pca_dim,
+        alpha=alpha,
+        neighbors=neighbors,
+    )
     prov = Provenance(command="disco fit", seed=seed)
     prov.start("read")
     preds = load_predictions(predictions, columns=columns, drop_incomplete=drop_incomplete)
@@ -157,17 +193,21 @@ def predict_files(
     *,
     columns: Columns | None = None,
     drop_incomplete: bool = False,
+    force: bool = False,
 ) -> tuple[pl.DataFrame, Provenance]:
     """Predict the full-benchmark accuracy of every model in ``predictions`` (which need rows for
-    the predictor's anchors only) and write ``model, predicted_accuracy`` to ``output``."""
+    the predictor's anchors only) and write ``model, predicted_accuracy`` to ``output``.
+    Predictions on another benchmark than the predictor's are refused unless ``force``
+    (``selectkit.disco.predictor.check_benchmark``)."""
     paths = [predictions] if isinstance(predictions, (str, Path)) else list(predictions)
     check_output_path(output, paths)
     prov = Provenance(command="disco predict")
     predictor = load_predictor(predictor_dir)
     preds = load_predictions(paths, columns=columns, drop_incomplete=drop_incomplete)
-    frame = predict_accuracy(predictor, preds)
+    frame = predict_accuracy(predictor, preds, force=force)
     prov.params = {
         "predictor": str(predictor_dir),
+        "force": force,
         "regressor": predictor.regressor,
         "features": predictor.features,
     }
@@ -202,11 +242,6 @@ def evaluate_files(
     return (rows, summary over seeds, provenance)."""
     paths = [predictions] if isinstance(predictions, (str, Path)) else list(predictions)
     check_output_path(output, [*paths, *([accuracy] if accuracy else [])])
-    prov = Provenance(command="disco evaluate", seed=seed)
-    prov.start("read")
-    preds = load_predictions(paths, columns=columns, drop_incomplete=drop_incomplete)
-    acc, acc_from = model_accuracy(preds, accuracy, model_col=(columns or Columns()).model)
-    prov.stop("read")
     params = {
         "budgets": sorted(set(int(b) for b in budgets)),
         "seeds": seeds,
@@ -221,6 +256,15 @@ def evaluate_files(
         "neighbors": neighbors,
         "features": features,
     }
+    # before reading anything; `evaluate` checks the same declaration again for API callers
+    check_arguments(
+        EVALUATE_BOUNDS, seed=seed, **{k: params[k] for k in EVALUATE_BOUNDS if k in params}
+    )
+    prov = Provenance(command="disco evaluate", seed=seed)
+    prov.start("read")
+    preds = load_predictions(paths, columns=columns, drop_incomplete=drop_incomplete)
+    acc, acc_from = model_accuracy(preds, accuracy, model_col=(columns or Columns()).model)
+    prov.stop("read")
     prov.start("evaluate")
     rows = evaluate(preds, acc, seed=seed, **{**params, "budgets": tuple(params["budgets"])})
     prov.stop("evaluate")
@@ -232,6 +276,8 @@ def evaluate_files(
         "samples": preds.n_samples,
         "classes": preds.n_classes,
         "dropped_models": preds.dropped,
+        "distinct_splits": int(rows.get_column("split").n_unique()),
+        "warnings": split_notes(rows),
         "summary": summary.to_dicts(),
     }
     write_table(rows, output, provenance=prov)

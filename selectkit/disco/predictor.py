@@ -41,8 +41,10 @@ from threadpoolctl import threadpool_limits
 from selectkit._version import __version__
 from selectkit.console import warn
 from selectkit.disco.data import Predictions
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitMismatchError, SelectkitUsageError, option
+from selectkit.io.provenance import fingerprint_ids
 from selectkit.io.write import atomic_folder
+from selectkit.params import Param, check_arguments
 
 FORMAT = "selectkit-disco-predictor"
 FORMAT_VERSION = 1
@@ -53,6 +55,15 @@ FOREST_TREES = 100
 DEFAULT_PCA = 256
 DEFAULT_ALPHA = 10.0
 FEATURES = ("signature", "signature+accuracy")
+# every bound of the predictor's parameters, once: fit_predictor checks them, the CLI's options
+# take their min/max from here
+FIT_BOUNDS = {
+    "regressor": Param(str, "ridge", "ridge, knn or forest", choices=REGRESSORS),
+    "features": Param(str, "signature", "what the regressor sees", choices=FEATURES),
+    "pca_dim": Param(int, DEFAULT_PCA, "PCA axes kept of the signatures, at most", low=1),
+    "alpha": Param(float, DEFAULT_ALPHA, "ridge: regularisation strength", low=0),
+    "neighbors": Param(int, 1, "knn: neighbours averaged", low=1),
+}
 
 
 @dataclass
@@ -288,16 +299,14 @@ def fit_predictor(
     model's accuracy on the anchors (needs ``preds.correct``; see the module docstring).
     O(M^2 k C) time, O(M k C) memory; a forest adds 100 trees of O(d M log M) each.
     """
-    if regressor not in REGRESSORS:
-        raise SelectkitUsageError(
-            f"unknown regressor {regressor!r}; use one of {', '.join(REGRESSORS)}"
-        )
-    if features not in FEATURES:
-        raise SelectkitUsageError(
-            f"unknown features {features!r}; use one of {', '.join(FEATURES)}"
-        )
-    if pca_dim < 1 or alpha < 0 or neighbors < 1:
-        raise SelectkitUsageError("pca_dim and neighbors must be >= 1 and alpha >= 0")
+    check_arguments(
+        FIT_BOUNDS,
+        regressor=regressor,
+        features=features,
+        pca_dim=pca_dim,
+        alpha=alpha,
+        neighbors=neighbors,
+    )
     m = preds.n_models
     if m < 2:
         raise SelectkitError(
@@ -305,7 +314,8 @@ def fit_predictor(
         )
     if regressor == "knn" and neighbors >= m:
         raise SelectkitUsageError(
-            f"--neighbors {neighbors} averages every one of the {m} source models, so every "
+            f"{option('neighbors', neighbors, cli=f'--neighbours {neighbors}')} averages every "
+            f"one of the {m} source models, so every "
             f"model would get the same prediction; use fewer than {m}"
         )
     y = np.asarray(accuracy, dtype=np.float64)
@@ -360,11 +370,93 @@ def fit_predictor(
         regressor=regressor,
         alpha=float(alpha),
         neighbors=int(neighbors),
-        meta=dict(meta or {}),
+        # what `predict` checks new predictions against; a caller that never saves the predictor
+        # (evaluate) skips its O(N log N) fingerprint by passing meta={"benchmark": None}
+        meta={
+            **(
+                {}
+                if "benchmark" in (meta or {})
+                else {"benchmark": benchmark_record(preds, anchor_rows)}
+            ),
+            **(meta or {}),
+        },
         forest=forest,
         features=features,
         train_anchor_accuracy=a if uses_acc else None,
         accuracy_coef=acc_coef,
+    )
+
+
+def benchmark_record(preds: Predictions, anchor_rows: np.ndarray) -> dict[str, Any]:
+    """What identifies the benchmark a predictor is fitted on, as saved in its metadata: the
+    sample count, ``fingerprint_ids`` of the sample ids, and the anchors' true labels and groups
+    where the predictions have them (None otherwise). O(N log N)."""
+    rows = np.asarray(anchor_rows, dtype=np.int64)
+    return {
+        "samples": preds.n_samples,
+        "ids_sha256": fingerprint_ids(preds.ids),
+        "anchor_labels": None if preds.labels is None else preds.labels[rows].tolist(),
+        "anchor_groups": None if preds.groups is None else [str(g) for g in preds.groups[rows]],
+    }
+
+
+def benchmark_mismatch(predictor: Predictor, preds: Predictions, rows: np.ndarray) -> str | None:
+    """Why ``preds`` (whose positions ``rows`` hold the anchors) are not on the benchmark the
+    predictor was fitted on, or None when nothing recorded contradicts it.
+
+    Predictions may hold the anchors' rows only, so the sample ids are compared in full only
+    when there are as many as when fitted; more ids than the benchmark had is a mismatch. The
+    anchors' true labels and groups, where both sides have them, must be those recorded.
+    Predictors saved before the record existed pass. O(N log N)."""
+    bench = predictor.meta.get("benchmark")
+    if not isinstance(bench, dict):
+        return None
+    n = bench.get("samples")
+    if isinstance(n, int) and preds.n_samples > n:
+        return f"it has {preds.n_samples} sample ids, more than the {n} of that benchmark"
+    if preds.n_samples == n and fingerprint_ids(preds.ids) != bench.get("ids_sha256"):
+        return f"it has {n} sample ids, as many as that benchmark, but not the same ones"
+    for what, have, want in (
+        ("true label", preds.labels, bench.get("anchor_labels")),
+        ("group", preds.groups, bench.get("anchor_groups")),
+    ):
+        if have is None or want is None:
+            continue
+        got = have[rows]
+        ref = np.asarray(want, dtype=got.dtype if what == "true label" else object)
+        got = got if what == "true label" else np.asarray([str(g) for g in got], dtype=object)
+        differs = got != ref
+        if what == "true label":  # -1: a sample without a label on one side
+            differs &= (got >= 0) & (ref >= 0)
+        if differs.any():
+            i = int(np.flatnonzero(differs)[0])
+            return (
+                f"{int(differs.sum())} of the {len(ref)} anchors have another {what} (e.g. id "
+                f"{predictor.anchor_ids[i]!r}: {got[i]!r} here, {ref[i]!r} when fitted)"
+            )
+    return None
+
+
+def check_benchmark(
+    predictor: Predictor, preds: Predictions, rows: np.ndarray, *, force: bool = False
+) -> None:
+    """Refuse (``SelectkitMismatchError``) predictions on another benchmark than the
+    predictor's (see ``benchmark_mismatch``); with ``force``, warn instead."""
+    why = benchmark_mismatch(predictor, preds, rows)
+    if why is None:
+        return
+    inputs = predictor.meta.get("inputs") or []
+    origin = f" ({', '.join(repr(i.get('path')) for i in inputs)})" if inputs else ""
+    message = f"{preds.where} is not the benchmark this predictor was fitted on{origin}: {why}"
+    if force:
+        warn(
+            f"{message}; predicting anyway ({option('force', python='force=True')}), the "
+            "predictions may be meaningless"
+        )
+        return
+    raise SelectkitMismatchError(
+        f"{message}; give predictions on that benchmark, or pass "
+        f"{option('force', python='force=True')} if the samples are the same"
     )
 
 
@@ -386,22 +478,27 @@ def anchor_rows_of(preds: Predictions, anchor_ids: list[Any], what: str) -> np.n
     missing = rows.get_column("row").null_count()
     if missing:
         example = rows.filter(pl.col("row").is_null()).get_column("id")[0]
-        raise SelectkitError(
+        raise SelectkitMismatchError(
             f"{preds.where} lacks {missing} of the {len(anchor_ids)} anchors of {what} (e.g. id "
             f"{example!r}); give every model's predictions on all the anchors"
         )
     return rows.get_column("row").to_numpy()
 
 
-def predict_accuracy(predictor: Predictor, preds: Predictions) -> pl.DataFrame:
+def predict_accuracy(
+    predictor: Predictor, preds: Predictions, *, force: bool = False
+) -> pl.DataFrame:
     """Predicted accuracy of every model in ``preds`` (which must cover the predictor's anchors
-    and have its number of classes): a frame ``model, predicted_accuracy``."""
+    and have its number of classes): a frame ``model, predicted_accuracy``. Predictions on
+    another benchmark than the predictor's are refused (``check_benchmark``) unless ``force``;
+    missing anchors and another number of classes always are (``SelectkitMismatchError``)."""
     if preds.n_classes != predictor.n_classes:
-        raise SelectkitError(
+        raise SelectkitMismatchError(
             f"{preds.where} has {preds.n_classes} classes per proba but the predictor was fitted "
             f"on {predictor.n_classes}; give predictions on the same benchmark"
         )
     rows = anchor_rows_of(preds, predictor.anchor_ids, "the predictor")
+    check_benchmark(predictor, preds, rows, force=force)
     anchor_acc = None
     if predictor.uses_accuracy:
         if preds.correct is None:
@@ -409,7 +506,7 @@ def predict_accuracy(predictor: Predictor, preds: Predictions) -> pl.DataFrame:
                 f"this predictor was fitted with features signature+accuracy and needs each "
                 f"model's correctness on the anchors, but {preds.where} has neither a 'correct' "
                 "column nor a 'label' column; add one, or use a predictor fitted with "
-                "--features signature"
+                + option("features", "signature")
             )
         anchor_acc = preds.correct[:, rows].mean(axis=1, dtype=np.float64)
     pred = predictor.predict(signatures(preds, rows), anchor_acc)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitError, param_option
 from selectkit.io.write import atomic_path
 
 EPS = 1e-8
@@ -100,10 +100,13 @@ class DsirModel:
                 tokens = data["target_tokens"]
         except (OSError, ValueError, KeyError) as exc:
             raise SelectkitError(
-                f"'{path}' is not a DSIR model written by --save-model ({exc}); re-create it"
+                f"'{path}' is not a DSIR model written by {param_option('save_model')} ({exc}); "
+                "re-create it"
             ) from None
         if header.get("format") != FORMAT:
-            raise SelectkitError(f"'{path}' is not a {FORMAT} file; re-create it with --save-model")
+            raise SelectkitError(
+                f"'{path}' is not a {FORMAT} file; re-create it with {param_option('save_model')}"
+            )
         return cls(
             ngrams=int(header["ngrams"]),
             buckets=int(header["buckets"]),

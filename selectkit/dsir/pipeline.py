@@ -23,7 +23,7 @@ from selectkit.dsir.parallel import Executor, default_workers
 from selectkit.dsir.resample import Reservoir, TopKBuffer, prefix_length
 from selectkit.dsir.sources import CHUNK_ROWS, FileChunks, FrameChunks
 from selectkit.dsir.weigh import FeatureConfig, fit_chunk, weigh_chunk
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitUsageError, option, param_option
 from selectkit.rng import derive_rng
 from selectkit.textcap import MAX_CHARS, TextCap, warn_truncated
 
@@ -98,8 +98,8 @@ def fit_target(
 def _target_model(settings: DsirSettings, cap: TextCap) -> tuple[np.ndarray, list[str], np.ndarray]:
     if not settings.targets:
         raise SelectkitUsageError(
-            "strategy 'dsir' needs a target corpus: add --target FILE (repeatable), or a saved "
-            "model with --model FILE.npz"
+            f"strategy 'dsir' needs a target corpus: add {param_option('target', 'FILE')} "
+            f"(repeatable), or a saved model with {param_option('model', 'FILE.npz')}"
         )
     fitted = []
     truncated = 0
@@ -129,7 +129,8 @@ def resolve_quotas(spec: str, target_tokens: np.ndarray) -> np.ndarray:
         shares = np.array([float(x) for x in spec.split(",")], dtype=np.float64)
     except ValueError:
         raise SelectkitUsageError(
-            f"--quotas {spec!r}: give auto, pooled or one share per target like 0.7,0.3"
+            f"{param_option('quotas', spec)}: give auto, pooled or one share per target like "
+            "0.7,0.3"
         ) from None
     if (
         shares.size != j
@@ -138,7 +139,7 @@ def resolve_quotas(spec: str, target_tokens: np.ndarray) -> np.ndarray:
         or shares.sum() <= 0
     ):
         raise SelectkitUsageError(
-            f"--quotas {spec!r}: give {j} non-negative shares (one per --target), e.g. "
+            f"{param_option('quotas', spec)}: give {j} non-negative shares (one per target), e.g. "
             + ",".join(["0.5"] * j)
         )
     return shares / shares.sum()
@@ -204,11 +205,13 @@ def run_dsir(
     cfg = settings.features
     if (budget is None) == (settings.budget_tokens is None):
         raise SelectkitUsageError(
-            "strategy 'dsir' needs one budget: --budget (documents) or --budget-tokens (tokens)"
+            f"strategy 'dsir' needs one budget: {option('budget')} (documents) or "
+            f"{param_option('budget_tokens')} (tokens)"
         )
     if settings.mode == "replace" and settings.budget_tokens is not None:
         raise SelectkitUsageError(
-            "--with-replacement draws a number of documents: use --budget, not --budget-tokens"
+            f"{param_option('with_replacement')} draws a number of documents: use "
+            f"{option('budget')}, not {param_option('budget_tokens')}"
         )
     t0 = time.perf_counter()
     target_cap = settings.text_cap()
@@ -217,7 +220,10 @@ def run_dsir(
         model = DsirModel.load(settings.model)
         cfg = FeatureConfig(model.ngrams, model.buckets, model.hash_name)
         if settings.targets:
-            raise SelectkitUsageError("give either --model (a saved fit) or --target, not both")
+            raise SelectkitUsageError(
+                f"give either {param_option('model')} (a saved fit) or {param_option('target')}, "
+                "not both"
+            )
     else:
         counts, names, tokens = _target_model(settings, target_cap)
         model = DsirModel(
@@ -339,8 +345,8 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
     if budget is not None:
         if stats["eligible"] == 0 and settings.min_tokens > 0:
             raise SelectkitError(
-                f"no document has --min-tokens {settings.min_tokens} tokens or more; lower "
-                "--min-tokens"
+                f"no document has {settings.min_tokens} tokens or more; lower "
+                + param_option("min_tokens", settings.min_tokens)
             )
         if stats["eligible"] is not None:
             doc_budget = parse_budget(budget, stats["eligible"])
@@ -348,7 +354,7 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
             doc_budget = parse_budget(budget, 1 << 62)
     elif stats["eligible_tokens"] is not None and settings.budget_tokens > stats["eligible_tokens"]:
         raise SelectkitError(
-            f"--budget-tokens {settings.budget_tokens} is more than the "
+            f"{param_option('budget_tokens', settings.budget_tokens)} is more than the "
             f"{stats['eligible_tokens']} tokens of the eligible documents; lower it"
         )
     quotas = split_budget(doc_budget if doc_budget is not None else settings.budget_tokens, shares)
@@ -430,7 +436,7 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
     if doc_budget is not None and rows.size < doc_budget and settings.mode != "replace":
         raise SelectkitError(
             f"budget {doc_budget} is larger than the pool: only {rows.size} documents have at "
-            f"least --min-tokens {settings.min_tokens} tokens"
+            f"least {param_option('min_tokens', settings.min_tokens)} tokens"
         )
     sel_counts = _counts(store, rows, weights, cfg.buckets)
     _keys, base_rows, base_tokens, _ = baseline.ranked()

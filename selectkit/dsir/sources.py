@@ -24,6 +24,7 @@ import polars as pl
 from selectkit.errors import SelectkitError
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.tables import Source, expand_inputs, iter_batches
+from selectkit.pool import column_option
 from selectkit.textcap import TextCap
 
 CHUNK_ROWS = 8192
@@ -125,7 +126,8 @@ class FileChunks:
         for frame in batches:
             if self.text_col not in frame.columns:
                 raise SelectkitError(
-                    f"{where} has no text column '{self.text_col}'; name it with --text-col"
+                    f"{where} has no text column '{self.text_col}'; name it with "
+                    + column_option("text")
                 )
             yield frame
 

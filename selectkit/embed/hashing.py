@@ -25,7 +25,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from selectkit.errors import SelectkitDataError
 from selectkit.linalg import normalise_rows_
+from selectkit.params import Param, check_arguments
+
+#: the one declaration of the hashing embedder's bound: a PCA to fewer than 2 dimensions is useless
+BOUNDS = {"dim": Param(int, 256, "output dimensions (a PCA of the sketch)", low=2)}
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _P = np.uint64(0x100000001B3)  # odd, so it is invertible modulo 2**64
@@ -154,8 +159,7 @@ class HashingEmbedder:
         chunk_rows: int = 1024,
         chunk_bytes: int = 1 << 20,
     ) -> None:
-        if dim < 2:
-            raise ValueError(f"dim must be at least 2, got {dim}")
+        check_arguments(BOUNDS, dim=dim)
         self.dim = dim
         self.sketch_dim = max(sketch_dim, dim)
         self.n_buckets = n_buckets
@@ -233,7 +237,7 @@ class HashingEmbedder:
         """
         series = _as_series(texts)
         if series.len() == 0:
-            raise ValueError("cannot fit the hashing embedder on zero texts")
+            raise SelectkitDataError("cannot fit the hashing embedder on zero texts")
         df_words = np.zeros(self.n_buckets, dtype=np.int64)
         df_chars = np.zeros(self.n_buckets, dtype=np.int64)
         for start, rows in self._chunks(series):

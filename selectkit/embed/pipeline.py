@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -11,12 +12,15 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from selectkit import arguments
 from selectkit.console import progress_bar
+from selectkit.embed.hashing import BOUNDS as HASHING_BOUNDS
 from selectkit.embed.hashing import HashingEmbedder
 from selectkit.embed.ids import IdHashes
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches
 from selectkit.io.tables import check_row_number_ids
+from selectkit.params import Param, check_arguments
 from selectkit.pool import MADE_BY
 from selectkit.textcap import MAX_CHARS, TextCap
 
@@ -24,6 +28,16 @@ EMBEDDERS = {
     "hashing": "built-in hashed word+char n-gram TF-IDF with PCA; no download, no torch (default)",
     "minilm": "all-MiniLM-L6-v2 sentence-transformer, 384-d (pip install 'selectkit[models]')",
     "wordllama": "WordLlama static token embeddings, 64/128/256-d (pip install 'selectkit[wordllama]')",
+}
+
+
+#: the one declaration of `selectkit embed`'s numeric bounds; its CLI options' min/max match it
+EMBED_BOUNDS = {
+    # None: the embedder's own dimension; a range checked by each embedder (hashing: >= 2)
+    "dim": replace(HASHING_BOUNDS["dim"], default=None),
+    "batch_size": Param(int, 8192, "texts embedded per batch", low=1),
+    "fit_rows": Param(int, 100_000, "hashing: texts its IDF and PCA are fitted on", low=1),
+    "threads": Param(int, None, "threads of the embedder (default: all cores)", low=1),
 }
 
 
@@ -40,20 +54,19 @@ def check_embedder_options(name: str, dim: int | None, pooling: str | None) -> N
     """Refuse option combinations that an embedder cannot honour, before loading any model."""
     from selectkit.embed.models import POOLINGS
 
-    if name not in EMBEDDERS:
-        raise SelectkitUsageError(
-            f"unknown embedder {name!r}; choose one of: {', '.join(EMBEDDERS)}"
-        )
-    if pooling is not None and name != "minilm":
-        raise SelectkitUsageError(f"--pooling applies to the minilm embedder only, not {name!r}")
-    if pooling is not None and pooling not in POOLINGS:
-        raise SelectkitUsageError(f"--pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+    arguments.text(name, "embedder", choices=list(EMBEDDERS), what="embedder")
+    if dim is not None:
+        arguments.integer(dim, "dim")  # its range is each embedder's: hashing checks its own
+    if pooling is not None:
+        arguments.text(pooling, "pooling", choices=POOLINGS)
+        if name != "minilm":
+            raise SelectkitUsageError(
+                f"{option('pooling')} applies to the minilm embedder only, not {name!r}"
+            )
     if name == "minilm" and dim not in (None, 384):
-        raise SelectkitUsageError("the minilm embedder has 384 dimensions; drop --dim")
+        raise SelectkitUsageError(f"the minilm embedder has 384 dimensions; drop {option('dim')}")
     if name == "wordllama" and dim not in (None, 64, 128, 256):
-        raise SelectkitUsageError(f"wordllama --dim must be 64, 128 or 256, not {dim}")
-    if name == "hashing" and dim is not None and dim < 2:
-        raise SelectkitUsageError(f"--dim must be at least 2, not {dim}")
+        raise SelectkitUsageError(f"wordllama {option('dim')} must be 64, 128 or 256, not {dim}")
 
 
 def make_embedder(
@@ -77,6 +90,10 @@ def embed_texts(
     texts: Sequence[str] | pl.Series, *, embedder: str = "hashing", dim: int | None = None
 ) -> np.ndarray:
     """Embed texts in memory: fit on them (hashing) and return an (n, dim) float32 array."""
+    if isinstance(texts, str) or not isinstance(texts, (Sequence, pl.Series)):
+        raise SelectkitUsageError(
+            f"texts= must be a list of strings (or a polars Series), not {type(texts).__name__}"
+        )
     model = make_embedder(embedder, dim=dim)
     model.fit(texts)
     return model.embed(texts)
@@ -123,6 +140,12 @@ def embed_file(
     without ``id_col`` get row numbers. Null texts, a missing text column or duplicate ids fail
     the run with no output written. Returns the provenance stored in the output.
     """
+    input_path = arguments.path(input_path, "input_path")
+    output = arguments.path(output, "output")
+    arguments.text(text_col, "text_col")
+    arguments.text(id_col, "id_col")
+    keep_columns = arguments.texts(keep_columns, "keep_columns")
+    check_arguments(EMBED_BOUNDS, batch_size=batch_size, fit_rows=fit_rows, threads=threads)
     check_output_path(output, [input_path])
     cap = TextCap(max_chars, on_long)
     # embedders are deterministic; 0 is the fixed seed of the hashing embedder's randomized SVD
@@ -147,17 +170,20 @@ def embed_file(
     def prepared(batch: pl.DataFrame) -> pl.DataFrame:
         nonlocal offset
         if text_col not in batch.columns:
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where} has no text column '{text_col}'; name the column that holds "
-                f"{MADE_BY['text']}'s texts with --text-col"
+                f"{MADE_BY['text']}'s texts with {option('text_col')}"
             )
         for col in keep_columns:
             if col not in batch.columns:
-                raise SelectkitError(f"{where} has no column '{col}'; drop it from --keep")
+                raise SelectkitDataError(
+                    f"{where} has no column '{col}'; drop it from "
+                    + option("keep_columns", cli="--keep")
+                )
         texts = batch.get_column(text_col)
         if texts.null_count():
             row = offset + int(texts.is_null().arg_max())
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{text_col}' is null at row {row}; drop or fill those rows"
             )
         if id_col not in batch.columns:
@@ -178,7 +204,7 @@ def embed_file(
         head, rest = _prefix_and_rest(batches, fit_rows)
         head = [prepared(b) for b in head]
         if not head or sum(b.height for b in head) == 0:
-            raise SelectkitError(f"{where} has no rows; give a corpus with at least one text")
+            raise SelectkitDataError(f"{where} has no rows; give a corpus with at least one text")
         model.fit(pl.concat([b.get_column(text_col) for b in head]).head(fit_rows))
         prov.stop("fit")
         prov.start("embed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selectkit.errors import SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, option
 
 FORMATS = ("parquet", "jsonl", "csv", "npy")
 _BY_SUFFIX = {
@@ -63,6 +63,6 @@ def detect_format(path: str | Path, override: str | None = None, *, output: bool
             )
         raise SelectkitUsageError(
             f"cannot tell the format of '{path}' from its extension; name it .parquet, .jsonl, "
-            ".ndjson, .csv or .npy, or pass --input-format"
+            f".ndjson, .csv or .npy, or pass {option('input_format')}"
         )
     return _BY_SUFFIX[suffix]

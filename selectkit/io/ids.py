@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitDataError, option
 
 DEFAULT_ID = "id"
 CANONICAL_INT = r"^-?(0|[1-9][0-9]{0,17})$"
@@ -19,9 +19,10 @@ _NUMERIC = r"^-?[0-9]"
 def check_row_number_ids(id_col: str, where: str, columns: list[str] | None = None) -> None:
     """A table without the default id column gets row numbers; a named one must exist."""
     if id_col != DEFAULT_ID:
-        raise SelectkitError(
-            f"{where} has no id column '{id_col}'; name an existing column with --id-col, "
-            "or drop --id-col to use row numbers"
+        flag = option("id_col", python="id_col= (a pool's: Columns(id=...))")
+        raise SelectkitDataError(
+            f"{where} has no id column '{id_col}'; name an existing column with {flag}, "
+            f"or drop {flag} to use row numbers"
         )
 
 
@@ -31,12 +32,12 @@ def check_id_values(ids: pl.Series, where: str, row0: int = 0) -> None:
     name = ids.name
     if ids.null_count():
         first = row0 + int(ids.is_null().arg_max())
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{where}: column '{name}' is null in {ids.null_count()} rows (first at row {first}); "
             "every row needs an id"
         )
     if not (ids.dtype.is_integer() or ids.dtype == pl.String):
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{where}: column '{name}' has type {ids.dtype} (first value {ids[0]!r}); ids must be "
             "integers or strings"
         )
@@ -49,7 +50,7 @@ def check_unique_ids(ids: pl.Series, where: str) -> None:
     counts = ids.value_counts(sort=True)
     dup, times = counts.row(0)
     n_dup = int((counts.get_column(counts.columns[1]) > 1).sum())
-    raise SelectkitError(
+    raise SelectkitDataError(
         f"{where}: column '{ids.name}' has duplicate ids ({n_dup} ids repeat; {dup!r} appears "
         f"{times} times); ids must be unique"
     )
@@ -98,7 +99,7 @@ def check_json_id_kinds(block: bytes, ids: pl.Series, where: str, row0: int) -> 
     if not is_text.any():
         return  # every id is a number: the type check names the float ids
     num, text = int(is_number.arg_max()), int(is_text.arg_max())
-    raise SelectkitError(
+    raise SelectkitDataError(
         f"{where}: column '{ids.name}' mixes id kinds: row {row0 + num} is {ids[num]} (a number) "
         f"but row {row0 + text} is {ids[text]!r} (a string); write every id the same way (all "
         "integers, or all quoted strings)"
@@ -107,7 +108,7 @@ def check_json_id_kinds(block: bytes, ids: pl.Series, where: str, row0: int) -> 
 
 def raise_mixed_ids(name: str, where: str, row: int, value: object, kind: str, others: str):
     """The message for a batch whose ids are of another kind than earlier batches' ids."""
-    raise SelectkitError(
+    raise SelectkitDataError(
         f"{where}: column '{name}' mixes id kinds: row {row} has {value!r} ({kind}) but other ids "
         f"are {others}; write every id the same way (all integers, or all quoted strings)"
     )

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selectkit._version import __version__
 from selectkit.io.tables import open_parquet
+
+if TYPE_CHECKING:
+    import polars as pl
 
 METADATA_KEY = "selectkit"
 _invocation: dict[str, list[str] | None] = {"argv": None}
@@ -79,3 +83,10 @@ def read_provenance(path: str | Path) -> dict[str, Any] | None:
     meta = open_parquet(path).metadata.metadata or {}
     raw = meta.get(METADATA_KEY.encode())
     return json.loads(raw) if raw else None
+
+
+def fingerprint_ids(ids: pl.Series) -> str:
+    """``sha256`` (hex) of a set of ids: sorted ascending, each written as text and followed by
+    a newline, so any tool can recompute it. Order-free; O(n log n) and O(n) text."""
+    values = ids.sort().to_list()
+    return hashlib.sha256("".join(f"{v}\n" for v in values).encode()).hexdigest()

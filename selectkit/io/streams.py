@@ -20,7 +20,7 @@ import sys
 import zlib
 from typing import BinaryIO
 
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitDataError
 from selectkit.io.formats import STDIO
 
 BOM = b"\xef\xbb\xbf"
@@ -76,7 +76,7 @@ class _Hashing(io.RawIOBase):
 
 
 class _Guarded(io.RawIOBase):
-    """Decompressed bytes whose decoding errors become one ``SelectkitError`` naming the file."""
+    """Decompressed bytes whose decoding errors become one ``SelectkitDataError`` naming the file."""
 
     def __init__(self, inner: BinaryIO, where: str, kind: str) -> None:
         self.inner = inner
@@ -91,7 +91,7 @@ class _Guarded(io.RawIOBase):
             data = self.inner.read(len(buffer))
         except _DECOMPRESS_ERRORS as exc:
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "truncated"
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{self.where} is not a complete {self.kind} file ({detail}); it may be truncated: "
                 "re-create or re-download it"
             ) from None

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selectkit.console import warn
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitDataError
 from selectkit.io.formats import STDIO, detect_format, known_suffix
 from selectkit.io.ids import (
     CANONICAL_INT,
@@ -151,15 +151,15 @@ def check_exists(path: str, *, allow_empty: bool = False) -> bool:
         return True
     p = Path(path)
     if not p.exists():
-        raise SelectkitError(f"input file '{path}' does not exist; check the path")
+        raise SelectkitDataError(f"input file '{path}' does not exist; check the path")
     if p.is_dir():
-        raise SelectkitError(f"input '{path}' is a folder, not a file")
+        raise SelectkitDataError(f"input '{path}' is a folder, not a file")
     if is_stream(path):
         return True
     if p.stat().st_size == 0:
         if allow_empty:
             return False
-        raise SelectkitError(f"input file '{path}' is empty (0 bytes)")
+        raise SelectkitDataError(f"input file '{path}' is empty (0 bytes)")
     return True
 
 
@@ -168,10 +168,10 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-def _read_error(path: str, fmt: str, exc: BaseException) -> SelectkitError:
+def _read_error(path: str, fmt: str, exc: BaseException) -> SelectkitDataError:
     what = {"parquet": "a readable Parquet file", "jsonl": "valid JSON Lines", "csv": "valid CSV"}
     name = path if path == "stdin" or path.startswith("'") else f"'{path}'"
-    return SelectkitError(
+    return SelectkitDataError(
         f"{name} is not {what.get(fmt, fmt)} ({_first_line(exc)}); check or re-create the file"
     )
 
@@ -201,7 +201,7 @@ def _open(path: str, input_format: str | None, stdin: BinaryIO | None) -> tuple[
         head = inp.head()
         if not head.strip():
             what = "stdin is empty" if path == STDIO else f"input '{path}' is empty"
-            raise SelectkitError(f"{what}; give a table with at least one row")
+            raise SelectkitDataError(f"{what}; give a table with at least one row")
         return inp, input_format_of(path, input_format, head)
     except BaseException:
         inp.close()
@@ -221,7 +221,7 @@ def read_table(
 
     A table without ``id_col`` gets row numbers (int64) as ids. ``.npy`` inputs are memory-mapped
     and exposed as ``arrays[vector_col]``. JSON Lines and CSV go through the same batch reader as
-    ``iter_batches`` (same checks, same types). Raises ``SelectkitError`` naming the file for a
+    ``iter_batches`` (same checks, same types). Raises ``SelectkitDataError`` naming the file for a
     missing, empty, corrupt or duplicate-id input. Costs one read of the file plus one hashing
     pass (streams: one read).
     """
@@ -248,7 +248,7 @@ def read_table(
                     _table_batches(inp, path, fmt, columns, 65536, id_col, where, data=data)
                 )
                 frame = _concat(frames)
-        except SelectkitError:
+        except SelectkitDataError:
             raise
         except _READ_ERRORS as exc:
             raise _read_error(where, fmt, exc) from None
@@ -256,7 +256,7 @@ def read_table(
     if fmt == "csv":
         frame = integer_ids_if_canonical(frame, id_col)
     if frame.height == 0:
-        raise SelectkitError(f"{where} has no rows; give a table with at least one row")
+        raise SelectkitDataError(f"{where} has no rows; give a table with at least one row")
     frame = ensure_ids(frame, id_col, where)
     source = Source(path=path, format=fmt, rows=frame.height, fingerprint=fingerprint)
     return Table(frame=frame, source=source, arrays=arrays)
@@ -276,17 +276,17 @@ def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
         else:
             matrix = np.load(path_or_buffer, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{where} is not a readable .npy array ({_first_line(exc)}); save it with numpy.save"
         ) from None
     if matrix.ndim != 2:
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{where} holds a {matrix.ndim}-D array; a .npy input must be 2-D (rows x dimensions)"
         )
     if matrix.shape[0] == 0:
-        raise SelectkitError(f"{where} has no rows; give a matrix with at least one row")
+        raise SelectkitDataError(f"{where} has no rows; give a matrix with at least one row")
     if not np.issubdtype(matrix.dtype, np.number):
-        raise SelectkitError(f"{where} holds {matrix.dtype}, not numbers; save a float array")
+        raise SelectkitDataError(f"{where} holds {matrix.dtype}, not numbers; save a float array")
     if matrix.dtype != np.float32:
         # checked after the cast: 1e39 is finite in float64 but inf in float32
         with np.errstate(over="ignore", invalid="ignore"):
@@ -302,7 +302,7 @@ def expand_inputs(paths: Sequence[str | Path]) -> list[str]:
         if p != STDIO and _GLOB_CHARS & set(p) and not os.path.exists(p):
             matches = sorted(glob.glob(p))
             if not matches:
-                raise SelectkitError(f"no file matches '{p}'; check the pattern")
+                raise SelectkitDataError(f"no file matches '{p}'; check the pattern")
             out.extend(matches)
         else:
             out.append(p)
@@ -338,13 +338,15 @@ def iter_batches(
         return _empty_shard(path, input_format), iter(())
     try:
         inp, fmt = _open(path, input_format, stdin)
-    except SelectkitError:
+    except SelectkitDataError:
         if allow_empty and not is_stream(path):  # only blank lines
             return _empty_shard(path, input_format), iter(())
         raise
     if fmt == "npy":
         inp.close()
-        raise SelectkitError(f"{where} is a .npy matrix; this command needs a table with columns")
+        raise SelectkitDataError(
+            f"{where} is a .npy matrix; this command needs a table with columns"
+        )
     source = Source(path=path, format=fmt)
     overrides = schema_overrides or {}
 
@@ -356,7 +358,7 @@ def iter_batches(
                     batch = _cast(batch, overrides, where, rows)
                     rows += batch.height
                     yield batch
-            except SelectkitError:
+            except SelectkitDataError:
                 raise
             except _READ_ERRORS as exc:
                 raise _read_error(where, fmt, exc) from None
@@ -485,7 +487,9 @@ def _jsonl_batches(
         line += len(block)
 
 
-def _jsonl_error(block: list[bytes], line0: int, where: str, exc: BaseException) -> SelectkitError:
+def _jsonl_error(
+    block: list[bytes], line0: int, where: str, exc: BaseException
+) -> SelectkitDataError:
     """Name the first bad line of a block that polars refused (the error path only)."""
     for i, raw in enumerate(block):
         if not raw.strip():
@@ -493,18 +497,18 @@ def _jsonl_error(block: list[bytes], line0: int, where: str, exc: BaseException)
         try:
             value = json.loads(raw.decode("utf-8").rstrip("\r\n"))
         except UnicodeDecodeError as bad:
-            return SelectkitError(
+            return SelectkitDataError(
                 f"{where} line {line0 + i + 1}: byte 0x{raw[bad.start]:02x} at column "
                 f"{bad.start + 1} is not UTF-8; re-encode the file as UTF-8 (e.g. iconv -f latin1 "
                 "-t utf-8)"
             )
         except json.JSONDecodeError as bad:
-            return SelectkitError(
+            return SelectkitDataError(
                 f"{where} line {line0 + i + 1} is not valid JSON Lines ({bad.msg} at column "
                 f"{bad.colno}); fix or drop that line"
             )
         if not isinstance(value, dict):
-            return SelectkitError(
+            return SelectkitDataError(
                 f"{where} line {line0 + i + 1} is not valid JSON Lines: not a JSON object "
                 f"({type(value).__name__}); "
                 "every line must be one {...} row"
@@ -585,7 +589,7 @@ def _refuse_binary(frame: pl.DataFrame, where: str, row0: int) -> None:
     for name, dtype in frame.schema.items():
         if dtype == pl.Binary:
             row = row0 + _first_not_utf8(frame.get_column(name).to_list())
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{name}' is not UTF-8 text (first at row {row}); re-encode the "
                 "file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
             )
@@ -623,7 +627,7 @@ class _Schema:
             return frame
         for name in frame.columns:
             if name not in self.types:
-                raise SelectkitError(
+                raise SelectkitDataError(
                     f"{self.where}: column '{name}' first appears at row "
                     f"{row0 + _first_value(frame, name)}, after the first batch; give the file "
                     "uncompressed (its schema is then read over every row) or put the column "
@@ -651,7 +655,7 @@ class _Schema:
         if want == pl.String and not have.is_nested():
             return col.cast(pl.String)
         row = _first_value(frame, name)
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{self.where}: column '{name}' holds {want} in the first rows but {have} from row "
             f"{row0 + row} ({col[row]!r}); write every row's value with one type"
         )
@@ -666,7 +670,7 @@ def _strict_cast(col: pl.Series, want: pl.DataType, where: str, row0: int) -> pl
     try:
         return col.cast(want, strict=True)
     except pl.exceptions.PolarsError:
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{where}: column '{col.name}' does not fit {want} after row {row0}; write every "
             "row's value with one type"
         ) from None
@@ -685,7 +689,7 @@ def _cast(
             col = frame.get_column(name)
             if col.dtype.is_nested():
                 row = _first_value(frame, name)
-                raise SelectkitError(
+                raise SelectkitDataError(
                     f"{where}: column '{name}' holds {col.dtype} (row {row0 + row}), not {want}"
                 )
             frame = frame.with_columns(col.cast(want))

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitDataError, option
 from selectkit.io.formats import detect_format, known_suffix
 from selectkit.io.streams import is_stream
 from selectkit.io.tables import (
@@ -115,10 +115,10 @@ class VectorSource:
         return self.take(np.arange(self.n))
 
 
-def _no_column(where: str, embedding_col: str) -> SelectkitError:
-    return SelectkitError(
+def _no_column(where: str, embedding_col: str) -> SelectkitDataError:
+    return SelectkitDataError(
         f"{where} has no column '{embedding_col}'; make it with `selectkit embed`, "
-        "or name another column with --embedding-col"
+        f"or name another column with {option('embedding_col')}"
     )
 
 
@@ -146,7 +146,7 @@ def open_vectors(
             check_row_number_ids(id_col, where)
         n = pf.metadata.num_rows
         if n == 0:
-            raise SelectkitError(f"{where} has no rows")
+            raise SelectkitDataError(f"{where} has no rows")
         try:
             first = pl.from_arrow(next(pf.iter_batches(batch_size=1, columns=[embedding_col])))
             if id_col in names:  # bad ids fail before any work, not after the fit

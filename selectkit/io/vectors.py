@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitDataError
 
 
 def as_matrix(series: pl.Series, where: str, *, dtype: type = np.float32) -> np.ndarray:
@@ -18,17 +18,17 @@ def as_matrix(series: pl.Series, where: str, *, dtype: type = np.float32) -> np.
     n = series.len()
     if series.null_count():
         first = int(series.is_null().arg_max())
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{where}: column '{name}' is null in {series.null_count()} rows (first at row {first}); "
             "drop those rows or re-run `selectkit embed` on them"
         )
     dt = series.dtype
     if isinstance(dt, pl.Array):
         if len(dt.shape) != 1:
-            raise SelectkitError(f"{where}: column '{name}' must be a list of numbers per row")
+            raise SelectkitDataError(f"{where}: column '{name}' must be a list of numbers per row")
         inner = series.explode() if series.len() else series
         if inner.null_count():
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{name}' has null entries inside its vectors; re-create them"
             )
         mat = series.to_numpy()
@@ -37,24 +37,24 @@ def as_matrix(series: pl.Series, where: str, *, dtype: type = np.float32) -> np.
         lo, hi = lengths.min(), lengths.max()
         if lo != hi:
             bad = int((lengths != lengths[0]).arg_max())
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{name}' is ragged: row 0 has {lengths[0]} values but row {bad} "
                 f"has {lengths[bad]}; every vector must have the same length"
             )
         if lo == 0:
-            raise SelectkitError(f"{where}: column '{name}' holds empty vectors")
+            raise SelectkitDataError(f"{where}: column '{name}' holds empty vectors")
         flat = series.explode()
         if flat.null_count():
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{name}' has null entries inside its vectors; re-create them"
             )
         if not flat.dtype.is_numeric():
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{name}' holds {flat.dtype}, not numbers; it must be a list of floats"
             )
         mat = flat.to_numpy().reshape(n, int(lo))
     else:
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{where}: column '{name}' has type {dt}, not a list of floats per row; "
             "make it with `selectkit embed`"
         )
@@ -67,17 +67,17 @@ def as_matrix(series: pl.Series, where: str, *, dtype: type = np.float32) -> np.
 def check_finite(mat: np.ndarray, where: str, name: str, chunk_rows: int = 65536) -> None:
     """Raise if ``mat`` holds NaN or inf; scans in chunks so a memory-mapped file stays paged."""
     if mat.ndim != 2:
-        raise SelectkitError(f"{where}: '{name}' must be a 2-D array, got {mat.ndim}-D")
+        raise SelectkitDataError(f"{where}: '{name}' must be a 2-D array, got {mat.ndim}-D")
     if mat.shape[1] == 0:
-        raise SelectkitError(f"{where}: '{name}' has zero columns")
+        raise SelectkitDataError(f"{where}: '{name}' has zero columns")
     if not np.issubdtype(mat.dtype, np.number):
-        raise SelectkitError(f"{where}: '{name}' holds {mat.dtype}, not numbers")
+        raise SelectkitDataError(f"{where}: '{name}' holds {mat.dtype}, not numbers")
     for start in range(0, mat.shape[0], chunk_rows):
         block = mat[start : start + chunk_rows]
         ok = np.isfinite(block).all(axis=1)
         if not ok.all():
             row = start + int(np.argmin(ok))
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: '{name}' has NaN or infinite values (first at row {row}); drop or "
                 "repair those rows (float32 vectors hold at most ±3.4e38)"
             )
@@ -90,20 +90,22 @@ def as_tensor3(series: pl.Series, where: str) -> np.ndarray:
     dt = series.dtype
     if isinstance(dt, pl.Array) and len(dt.shape) == 2:
         if series.null_count():
-            raise SelectkitError(f"{where}: column '{name}' is null in {series.null_count()} rows")
+            raise SelectkitDataError(
+                f"{where}: column '{name}' is null in {series.null_count()} rows"
+            )
         mat = np.ascontiguousarray(series.to_numpy(), dtype=np.float32)
     elif isinstance(dt, (pl.List, pl.Array)) and isinstance(dt.inner, (pl.List, pl.Array)):
         passes = series.cast(pl.List(pl.List(pl.Float32)))
         if passes.null_count():
             first = int(passes.is_null().arg_max())
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{name}' is null in {passes.null_count()} rows (first at row "
                 f"{first}); give every row its passes"
             )
         lengths = passes.list.len()
         if lengths.min() != lengths.max() or lengths.min() == 0:
             bad = int((lengths != lengths[0]).arg_max())
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{name}' is ragged: row 0 has {lengths[0]} passes but row {bad} "
                 f"has {lengths[bad]}; every row needs the same number of passes"
             )
@@ -111,7 +113,7 @@ def as_tensor3(series: pl.Series, where: str) -> np.ndarray:
         mat2 = as_matrix(inner.alias(name), where)  # checks ragged class counts, nulls, NaN
         mat = mat2.reshape(series.len(), int(lengths[0]), mat2.shape[1])
     else:
-        raise SelectkitError(
+        raise SelectkitDataError(
             f"{where}: column '{name}' has type {dt}, not a list of lists of floats per row "
             "(passes x classes)"
         )
@@ -140,7 +142,7 @@ def check_probabilities(
             at = f"row {(start + row) // per_row}" + (
                 f" pass {(start + row) % per_row}" if per_row > 1 else ""
             )
-            raise SelectkitError(
+            raise SelectkitDataError(
                 f"{where}: column '{name}' {at} is not a probability distribution "
                 f"(min {block[row].min():.4g}, sum {sums[row]:.4g}); give softmax outputs, not "
                 "logits or scores"

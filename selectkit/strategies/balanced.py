@@ -13,12 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from selectkit.cluster.hierarchical import hierarchical_kmeans
-from selectkit.cluster.pipeline import parse_levels
 from selectkit.errors import SelectkitError
 from selectkit.linalg import group_means, squared_distances_to
 from selectkit.pool import Pool
 from selectkit.strategies.allocation import draw_within_groups, water_fill
-from selectkit.strategies.base import AUTO, Param, Selection, register_strategy
+from selectkit.strategies.base import AUTO, LABELS_AS_DATA, Param, Selection, register_strategy
 
 
 def tree_from_pool(pool: Pool) -> list[np.ndarray]:
@@ -86,10 +85,14 @@ def balanced_counts(levels: list[np.ndarray], budget: int, rng: np.random.Genera
     optional=("cluster",),
     params={
         "levels": Param(
-            str,
+            int,
             AUTO,
             "clusters per level, finest first (e.g. 1000,100); auto: the input's cluster columns, "
             "else one level of sqrt(n) clusters",
+            multiple=True,
+            sep=",",
+            low=1,
+            min_items=1,
         ),
         "resample_steps": Param(
             int, 3, "k-means resampling rounds per level (0: plain k-means)", low=0
@@ -107,6 +110,7 @@ def balanced_counts(levels: list[np.ndarray], budget: int, rng: np.random.Genera
             ("random", "closest"),
         ),
     },
+    labels=LABELS_AS_DATA,  # curating a corpus: every row may be picked
     cost="k-means: about (1 + resample_steps) n k d per level and Lloyd iteration; sampling "
     "O(n log n); memory O(n + k d).",
 )
@@ -114,7 +118,7 @@ def balanced(
     pool: Pool,
     budget: int,
     rng: np.random.Generator,
-    levels: str = AUTO,
+    levels: list[int] | str = AUTO,
     resample_steps: int = 3,
     sample_size: int = 0,
     leaf: str = "random",
@@ -130,17 +134,17 @@ def balanced(
         sizes = (
             [max(1, min(len(pool), round(len(pool) ** 0.5)))]
             if levels == AUTO
-            else parse_levels(str(levels), "levels")
+            else list(levels)  # each >= 1, at least one: checked by its Param
         )
+        source = ",".join(map(str, sizes))
         if sizes[0] > len(pool):
             raise SelectkitError(
-                f"levels={levels} asks for {sizes[0]} clusters but the pool has {len(pool)} rows"
+                f"levels={source} asks for {sizes[0]} clusters but the pool has {len(pool)} rows"
             )
         try:
             tree = tree_by_kmeans(x, sizes, rng, resample_steps, sample_size or None)
         except ValueError as exc:
-            raise SelectkitError(f"levels={levels}: {exc}") from None
-        source = ",".join(map(str, sizes))
+            raise SelectkitError(f"levels={source}: {exc}") from None
     # dense codes over the candidates only, so empty (all-labelled) clusters drop out
     cand_levels = [np.unique(level[candidates], return_inverse=True)[1] for level in tree]
     counts = balanced_counts(cand_levels, budget, rng)

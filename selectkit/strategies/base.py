@@ -10,7 +10,7 @@ point names a module (or callable) whose import registers them.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -18,11 +18,25 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitInternalError, SelectkitUsageError
+from selectkit.params import AUTO as AUTO  # re-exported: strategies import it from here
+from selectkit.params import Param as Param
+from selectkit.params import check_params
 from selectkit.pool import Pool
+from selectkit.strategies.inputs import WIDE, InputAdapter
 
 ENTRY_POINT_GROUP = "selectkit.strategies"
-AUTO = "auto"  # a parameter default meaning "the strategy chooses; the choice is recorded"
+
+# What a strategy makes of the label column (null = unlabelled; -1 and "" are labels). Shown by
+# `selectkit strategies`; docs/strategies.md says why each strategy is which.
+LABELLED_SET = "labelled-set"  # acquisition: labelled rows are never picked, count as covered
+LABELS_AS_DATA = "data"  # pruning/weighing labelled data: every row may be picked
+LABEL_USES = {
+    LABELLED_SET: "labelled rows are the labelled set: never picked (AL strategies count them "
+    "as covered)",
+    LABELS_AS_DATA: "labels are data: every row may be picked, unless --labelled-col marks the "
+    "rows already labelled",
+}
 
 
 @dataclass
@@ -66,59 +80,6 @@ class StreamedSelection:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Param:
-    """A strategy parameter: its type, default and one line of help."""
-
-    type: type
-    default: Any
-    help: str
-    choices: tuple[Any, ...] | None = None
-    multiple: bool = False  # a list of values: the CLI option may repeat (--target a --target b)
-    low: float | None = None  # inclusive bounds of a number, checked as a usage error (exit 2)
-    high: float | None = None
-
-    def parse(self, name: str, raw: Any) -> Any:
-        """Convert ``raw`` (a CLI string or a Python value) to this parameter's type; a parameter
-        whose default is ``"auto"`` also accepts ``"auto"`` (the strategy then chooses). A
-        ``multiple`` parameter takes one value or a list and returns a list."""
-        if self.multiple:
-            items = list(raw) if isinstance(raw, (list, tuple)) else [raw]
-            one = Param(self.type, None, self.help, self.choices, low=self.low, high=self.high)
-            return [one.parse(name, v) for v in items]
-        if self.default == AUTO and (raw is None or raw == AUTO):
-            return AUTO
-        try:
-            if self.type is bool and isinstance(raw, str):
-                if raw.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-                    raise ValueError(raw)
-                value: Any = raw.lower() in {"true", "1", "yes"}
-            elif self.type in (int, float) and isinstance(raw, bool):
-                raise ValueError(raw)  # True is no number of strata
-            elif self.type is int and isinstance(raw, float) and not raw.is_integer():
-                raise ValueError(raw)  # never truncate 2.7 to 2 silently
-            else:
-                value = self.type(raw)
-            if self.type is float and not np.isfinite(value):
-                raise ValueError(raw)
-        except (TypeError, ValueError, OverflowError):
-            raise SelectkitUsageError(
-                f"parameter {name}={raw!r} is not a {'finite ' if self.type is float else ''}"
-                f"{self.type.__name__}"
-            ) from None
-        if self.choices is not None and value not in self.choices:
-            raise SelectkitUsageError(
-                f"parameter {name}={raw!r} must be one of {', '.join(map(str, self.choices))}"
-            )
-        if (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
-        ):
-            lo = "-inf" if self.low is None else f"{self.low:g}"
-            hi = "inf" if self.high is None else f"{self.high:g}"
-            raise SelectkitUsageError(f"parameter {name}={raw!r} must lie in [{lo}, {hi}]")
-        return value
-
-
 StrategyFn = Callable[..., Selection]
 
 
@@ -135,10 +96,11 @@ class Strategy:
     cost: str = ""
     self_sized: bool = False
     emits: tuple[str, ...] = ()
-    stream: Callable[..., Any] | None = None
-    # "wide": one row per id (the default). "long": one row per (model, id) with `proba`;
-    # `select` pivots such tables to one row per id (selectkit.disco.data.pivot_pool) first.
-    layout: str = "wide"
+    # reads the input files and shapes the pool (selectkit.strategies.inputs): WIDE by default,
+    # DISCO's LONG (pivoted to one row per id), DSIR's STREAMED (files read as a stream)
+    inputs: InputAdapter = WIDE
+    # LABELLED_SET or LABELS_AS_DATA: whether rows with a label are the labelled set by default
+    labels: str = LABELLED_SET
     # Scored strategies (selectkit.strategies.scored) also expose their per-row scorer, which
     # the acquisition modifiers (stochastic sampling, AnchorAL subpools) work on.
     scorer: Callable[..., np.ndarray] | None = None
@@ -146,22 +108,24 @@ class Strategy:
     # those params this returns True and ``select`` hands the rows over as given; otherwise it
     # hands them over sorted by id, so the selection does not depend on the input's order.
     reads_row_order: Callable[[dict[str, Any]], bool] | None = None
+    # Parameters the strategy can run with on example data (a dict, or a function returning
+    # one when building it costs, e.g. a path to a bundled corpus); see ``example_params``.
+    examples: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None
 
     def keeps_input_order(self, params: dict[str, Any]) -> bool:
         """Whether, under the resolved ``params``, this strategy reads the input's row order."""
         return self.reads_row_order is not None and bool(self.reads_row_order(params))
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
-        """Return every parameter's value: defaults overlaid with ``given``, typed and checked."""
-        unknown = sorted(set(given) - set(self.params))
-        if unknown:
-            known = ", ".join(sorted(self.params)) or "none"
-            raise SelectkitUsageError(
-                f"strategy '{self.name}' has no parameter {unknown[0]!r}; its parameters: {known}"
-            )
-        resolved = {k: p.default for k, p in self.params.items()}
-        resolved.update({k: self.params[k].parse(k, v) for k, v in given.items()})
-        return resolved
+        """Return every parameter's value: defaults overlaid with ``given``, typed and checked
+        against the declarations (``selectkit.params.check_params``)."""
+        return check_params(given, self.params, owner=f"strategy '{self.name}'")
+
+    def example_params(self) -> dict[str, Any]:
+        """The registration's example parameters (what the contract checks in
+        ``selectkit.testing`` run the strategy with; e.g. dsir's target corpus)."""
+        examples = self.examples() if callable(self.examples) else self.examples
+        return dict(examples or {})
 
     def __call__(
         self, pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any
@@ -183,27 +147,33 @@ def register_strategy(
     cost: str = "",
     self_sized: bool = False,
     emits: tuple[str, ...] = (),
-    stream: Callable[..., Any] | None = None,
-    layout: str = "wide",
+    inputs: InputAdapter = WIDE,
+    labels: str = LABELLED_SET,
     scorer: Callable[..., np.ndarray] | None = None,
     reads_row_order: Callable[[dict[str, Any]], bool] | None = None,
+    examples: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
     ``self_sized`` strategies (such as semdedup) decide how many rows they keep: they take no
     budget and ``fn`` receives ``budget=None``. ``emits`` names the side tables the strategy can
     write (``Selection.tables``), e.g. ``("dropped",)`` for ``--emit-dropped``.
-    ``layout="long"``: the input has one row per (model, id) and is pivoted to one row per id
-    before the strategy runs (see ``Strategy.layout``). ``stream`` marks a strategy for corpora
-    larger than memory (dsir): ``select_files`` then hands it the input paths instead of loading
-    a Pool, as ``stream(inputs, budget, seed, params, columns, input_format) ->
-    StreamedSelection``; ``fn`` still serves in-memory Pools. ``scorer`` marks a scored
+    ``inputs`` is the strategy's input adapter (``selectkit.strategies.inputs``): how files are
+    read and a pool shaped for it (``WIDE``, one row per id, by default). ``labels`` says what
+    the label column means to it: ``"labelled-set"`` (the default; acquisition: rows with a
+    non-null label are already labelled, never picked) or ``"data"`` (labels are data, every
+    row may be picked); ``select(..., labelled_col=)`` marks the labelled set for either.
+    ``scorer`` marks a scored
     strategy (use ``register_scored_strategy`` rather than this). ``reads_row_order(params)``
     is True where the strategy's result is meant to depend on the input's row order (semdedup
     ``--order input``); everywhere else ``select`` runs strategies on the rows sorted by id.
+    ``examples``: parameters the strategy needs to run at all on example data (a dict, or a
+    function returning one), used by ``selectkit.testing``'s contract checks.
     """
-    if layout not in ("wide", "long"):
-        raise ValueError(f"layout must be 'wide' or 'long', not {layout!r}")
+    if labels not in LABEL_USES:
+        raise ValueError(f"labels must be one of {', '.join(LABEL_USES)}, not {labels!r}")
+    if not isinstance(inputs, InputAdapter):
+        raise ValueError(f"inputs must be an input adapter (load, prepare), not {inputs!r}")
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
@@ -218,10 +188,11 @@ def register_strategy(
             cost,
             self_sized=self_sized,
             emits=emits,
-            layout=layout,
-            stream=stream,
+            inputs=inputs,
+            labels=labels,
             scorer=scorer,
             reads_row_order=reads_row_order,
+            examples=examples,
         )
         return fn
 
@@ -265,12 +236,14 @@ def check_selection(selection: Selection, pool: Pool, budget: int | None, name: 
     """Guard against a strategy bug: right count, in range, no repeats, never a labelled row."""
     idx = selection.indices
     if budget is not None and idx.shape != (budget,):
-        raise SelectkitError(f"strategy {name!r} returned {idx.size} rows, not the budget {budget}")
+        raise SelectkitInternalError(
+            f"strategy {name!r} returned {idx.size} rows, not the budget {budget}"
+        )
     if idx.size and (idx.min() < 0 or idx.max() >= len(pool)):
-        raise SelectkitError(f"strategy {name!r} returned a row outside the pool")
+        raise SelectkitInternalError(f"strategy {name!r} returned a row outside the pool")
     if np.unique(idx).size != idx.size:
-        raise SelectkitError(f"strategy {name!r} returned the same row twice")
+        raise SelectkitInternalError(f"strategy {name!r} returned the same row twice")
     if pool.labelled_mask[idx].any():
-        raise SelectkitError(f"strategy {name!r} returned an already labelled row")
+        raise SelectkitInternalError(f"strategy {name!r} returned an already labelled row")
     if selection.weights is not None and not np.all(np.isfinite(selection.weights)):
-        raise SelectkitError(f"strategy {name!r} returned non-finite weights")
+        raise SelectkitInternalError(f"strategy {name!r} returned non-finite weights")

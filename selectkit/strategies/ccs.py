@@ -13,10 +13,9 @@ import re
 import numpy as np
 
 from selectkit.console import warn
-from selectkit.errors import SelectkitError
 from selectkit.pool import Pool
 from selectkit.strategies.allocation import draw_within_groups, fill_smallest_first
-from selectkit.strategies.base import AUTO, Param, Selection, register_strategy
+from selectkit.strategies.base import AUTO, LABELS_AS_DATA, Param, Selection, register_strategy
 
 # Score names where a high value means a hard example (matched as whole words of the column
 # name, e.g. `el2n` or `train_loss`); for the rest (AUM, margins, `score`) low means hard.
@@ -65,7 +64,8 @@ def equal_width_strata(scores: np.ndarray, strata: int) -> np.ndarray:
             "fraction of the pool, hardest first, dropped before sampling; auto: 0 up to 50% "
             "pruning, 0.1 at 70%, 0.2 at 80%, 0.3 above",
             low=0.0,
-            high=0.999,
+            high=1.0,
+            high_open=True,
         ),
         "strata": Param(int, 50, "number of equal-width score strata", low=1, high=1_000_000),
         "hard": Param(
@@ -76,6 +76,7 @@ def equal_width_strata(scores: np.ndarray, strata: int) -> np.ndarray:
             choices=(AUTO, "low", "high"),
         ),
     },
+    labels=LABELS_AS_DATA,  # pruning labelled training data: every row competes
     cost="O(n log n) time, O(n) memory.",
 )
 def ccs(
@@ -94,8 +95,6 @@ def ccs(
     scores = pool.values("score")[candidates]
     pruning_rate = 1.0 - budget / n
     beta_used = default_beta(pruning_rate) if beta == AUTO else float(beta)
-    if not 0.0 <= beta_used < 1.0:
-        raise SelectkitError(f"beta={beta_used} must be in [0, 1)")
     high = hard_is_high(score_name, str(hard))
     # never cut so deep that fewer rows than the budget remain
     cut = min(int(np.floor(beta_used * n)), n - budget)

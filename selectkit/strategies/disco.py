@@ -1,7 +1,7 @@
 """DISCO (Rubinstein et al., 2025): the samples on which existing models disagree most.
 
-Input is long: one row per (model, id) with ``proba``; ``select`` pivots it to one row per sample
-id first (``layout="long"``), so the budget counts samples and the manifest lists sample ids with
+Input is long: one row per (model, id) with ``proba``; its input adapter (``LONG``) pivots it to
+one row per sample id first, so the budget counts samples and the manifest lists sample ids with
 ``score`` = disagreement. The models used are recorded in the provenance metrics.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from selectkit.disco.anchors import STRATIFY, choose_anchors
-from selectkit.disco.data import ModelPool
+from selectkit.disco.data import LONG, ModelPool
 from selectkit.disco.disagreement import METHODS
 from selectkit.errors import SelectkitError
-from selectkit.strategies.base import Param, Selection, register_strategy
+from selectkit.strategies.base import LABELS_AS_DATA, Param, Selection, register_strategy
 
 MAX_LISTED_MODELS = 1000
 
@@ -24,7 +24,8 @@ MAX_LISTED_MODELS = 1000
     "probabilities), top-k per group; anchors for `selectkit disco fit` (Rubinstein et al. 2025).",
     needs=("model", "proba"),
     optional=("group", "label"),
-    layout="long",
+    inputs=LONG,
+    labels=LABELS_AS_DATA,  # the label is each sample's true class, for the anchors' accuracy
     params={
         "disagreement": Param(
             str,
@@ -41,7 +42,7 @@ MAX_LISTED_MODELS = 1000
             STRATIFY,
         ),
         "guiding_models": Param(
-            int, 0, "score disagreement over this many randomly drawn models (0 = all)"
+            int, 0, "score disagreement over this many randomly drawn models (0 = all)", low=0
         ),
         "drop_incomplete": Param(
             bool,
@@ -68,8 +69,6 @@ def disco(
             "strategy 'disco' needs a long table (one row per model and id); call it through "
             "selectkit.select, which pivots the pool"
         )
-    if guiding_models < 0:
-        raise SelectkitError(f"guiding_models={guiding_models} must be 0 (all) or positive")
     anchors = choose_anchors(
         preds,
         budget,

@@ -9,8 +9,6 @@ from a Pool (Python API) it reads the pool's text column. The core lives in ``se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,24 +19,37 @@ from selectkit.dsir.features import HASHES
 from selectkit.dsir.pipeline import DsirSettings, run_dsir
 from selectkit.dsir.sources import FileChunks, FrameChunks
 from selectkit.dsir.weigh import FeatureConfig
-from selectkit.errors import SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, param_option
 from selectkit.io.tables import check_unique_ids
 from selectkit.pool import Columns, Pool
 from selectkit.rng import derive_rng
-from selectkit.strategies.base import AUTO, Param, Selection, StreamedSelection, register_strategy
+from selectkit.strategies.base import (
+    AUTO,
+    LABELS_AS_DATA,
+    Param,
+    Selection,
+    StreamedSelection,
+    register_strategy,
+)
+from selectkit.strategies.inputs import FileInputs, StreamedInput
 
 PARAMS = {
     "target": Param(
         str, [], "Target corpus file (repeatable: one quota per target).", multiple=True
     ),
     "budget_tokens": Param(
-        int, 0, "Select documents until their tokens reach this total (instead of --budget)."
+        int,
+        0,
+        "Select documents until their tokens reach this total (instead of --budget).",
+        low=0,
     ),
-    "ngrams": Param(int, 2, "Largest n-gram: 1 = unigrams, 2 = unigrams + bigrams, ..."),
-    "buckets": Param(int, 10_000, "Hash buckets of the n-gram features."),
+    "ngrams": Param(int, 2, "Largest n-gram: 1 = unigrams, 2 = unigrams + bigrams, ...", low=1),
+    "buckets": Param(int, 10_000, "Hash buckets of the n-gram features.", low=1),
     "hash": Param(str, "poly64", "poly64 (fast, default) or sha256 (the reference's ids).", HASHES),
-    "smoothing": Param(float, 1.0, "Pseudo-count added to every target bucket (0 = reference)."),
-    "min_tokens": Param(int, 0, "Never pick documents with fewer tokens (reference: 100)."),
+    "smoothing": Param(
+        float, 1.0, "Pseudo-count added to every target bucket (0 = reference).", low=0.0
+    ),
+    "min_tokens": Param(int, 0, "Never pick documents with fewer tokens (reference: 100).", low=0),
     "top_k": Param(bool, False, "Take the highest weights instead of sampling (deterministic)."),
     "with_replacement": Param(
         bool, False, "Draw with replacement; the manifest weight counts the draws."
@@ -46,7 +57,9 @@ PARAMS = {
     "quotas": Param(
         str, "auto", "Budget share per target: auto (token shares), pooled (one target), 0.7,0.3."
     ),
-    "workers": Param(int, AUTO, "Processes for hashing (auto: all cores for inputs >= 4 MiB)."),
+    "workers": Param(
+        int, AUTO, "Processes for hashing (auto: all cores for inputs >= 4 MiB).", low=1
+    ),
     "model": Param(str, "", "Weigh with a model saved by --save-model (no fitting, no --target)."),
     "save_model": Param(str, "", "Write the fitted distributions to this .npz file."),
     "max_chars": Param(int, textcap.MAX_CHARS, textcap.MAX_CHARS_HELP, low=1),
@@ -57,28 +70,22 @@ PARAMS = {
 def settings_from(
     params: dict[str, Any], columns: Columns, input_format: str | None
 ) -> DsirSettings:
-    """DsirSettings from the strategy's resolved parameters; usage errors for impossible values."""
-    for name in ("ngrams", "buckets"):
-        if params[name] < 1:
-            raise SelectkitUsageError(f"--{name} must be at least 1, got {params[name]}")
-    if params["smoothing"] < 0 or params["min_tokens"] < 0 or params["budget_tokens"] < 0:
-        raise SelectkitUsageError(
-            "--smoothing, --min-tokens and --budget-tokens cannot be negative"
-        )
+    """DsirSettings from the strategy's resolved parameters (each value already within its
+    ``Param``); usage errors for combinations that cannot work together."""
     if params["top_k"] and params["with_replacement"]:
-        raise SelectkitUsageError("choose one of --top-k and --with-replacement")
+        raise SelectkitUsageError(
+            f"choose one of {param_option('top_k')} and {param_option('with_replacement')}"
+        )
     if params["model"]:  # the saved model fixes its features and smoothing
         fixed = [
             k for k in ("ngrams", "buckets", "hash", "smoothing") if params[k] != PARAMS[k].default
         ]
         if fixed:
             raise SelectkitUsageError(
-                f"--model '{params['model']}' fixes the features and smoothing it was fitted "
-                f"with; drop {', '.join('--' + k for k in fixed)}"
+                f"{param_option('model', params['model'])} fixes the features and smoothing it "
+                f"was fitted with; drop {', '.join(param_option(k) for k in fixed)}"
             )
     workers = None if params["workers"] == AUTO else int(params["workers"])
-    if workers is not None and workers < 1:
-        raise SelectkitUsageError(f"--workers must be at least 1, got {workers}")
     mode = "topk" if params["top_k"] else "replace" if params["with_replacement"] else "gumbel"
     return DsirSettings(
         targets=[str(t) for t in params["target"]],
@@ -104,18 +111,17 @@ def _base_seed(rng: np.random.Generator) -> int:
 
 
 def dsir_stream(
-    inputs: Sequence[str | Path],
+    files: FileInputs,
     budget: int | float | str | None,
     seed: int,
     params: dict[str, Any],
-    columns: Columns,
-    input_format: str | None,
 ) -> StreamedSelection:
-    """Stream ``inputs`` through DSIR and return the manifest: id (the input's ids, or the global
+    """Stream ``files`` through DSIR and return the manifest: id (the input's ids, or the global
     row number in input order when it has none), rank, score (log-importance weight), weight
     (1, or the number of draws with replacement), and target (with several targets)."""
+    columns, input_format = files.columns, files.input_format
     settings = settings_from(params, columns, input_format)
-    source = FileChunks(list(map(str, inputs)), columns.text, columns.id, input_format)
+    source = FileChunks(list(map(str, files.paths)), columns.text, columns.id, input_format)
     res = run_dsir(source, budget, _base_seed(derive_rng(seed, "select", "dsir")), settings)
     ids = pl.Series("id", res.ids) if res.ids is not None else pl.Series("id", res.rows)
     # ids are not collected for the whole corpus (memory): the selection's must be unique
@@ -140,6 +146,17 @@ def dsir_stream(
     )
 
 
+# from files, DSIR reads the corpus itself in at most two streamed passes; a Pool is wide
+STREAMED = StreamedInput(dsir_stream)
+
+
+def example_params() -> dict[str, Any]:
+    """DSIR cannot run without a target: the bundled fortunes corpus serves as one."""
+    from selectkit.demo import bundled_corpus  # lazy: demo imports the select runner
+
+    return {"target": [str(bundled_corpus("fortunes.jsonl"))]}
+
+
 @register_strategy(
     "dsir",
     summary="Importance resampling towards target corpora on hashed n-grams (DSIR, Xie et al. "
@@ -147,18 +164,22 @@ def dsir_stream(
     needs=("text",),
     params=PARAMS,
     cost="2 streamed passes, O(characters) on all cores; memory O(buckets x targets + budget)",
-    stream=dsir_stream,
+    inputs=STREAMED,
+    labels=LABELS_AS_DATA,  # a corpus to resample; the streamed path reads no labels at all
+    examples=example_params,
 )
 def dsir(pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any) -> Selection:
     """DSIR on an in-memory pool's text column (unlabelled rows only); see the module doc."""
     if params["with_replacement"]:
         raise SelectkitUsageError(
-            "--with-replacement picks fewer distinct rows than the budget; run it on files "
+            f"{param_option('with_replacement')} picks fewer distinct rows than the budget; "
+            "run it on files "
             "(selectkit select / select_files), whose manifest weights count the draws"
         )
     if params["budget_tokens"]:
         raise SelectkitUsageError(
-            "--budget-tokens needs the file interface (selectkit select / select_files)"
+            f"{param_option('budget_tokens')} needs the file interface "
+            "(selectkit select / select_files)"
         )
     settings = settings_from(params, pool.columns, None)
     candidates = pool.candidates

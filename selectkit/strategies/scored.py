@@ -26,8 +26,9 @@ import faiss
 import numpy as np
 
 from selectkit.console import warn
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitUsageError, option
 from selectkit.linalg import unit_rows
+from selectkit.params import check_params
 from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
@@ -38,37 +39,49 @@ CHUNK_ROWS = 1 << 16
 Scorer = Callable[..., np.ndarray]
 
 
+# The modifiers' declarations: the same vocabulary (and checks) as a strategy's parameters.
+ACQUISITION_PARAMS = {
+    "stochastic": Param(
+        str, None, "sample the batch instead of the top-k: softmax, power or softrank", STOCHASTIC
+    ),
+    "coldness": Param(
+        float,
+        1.0,
+        "coldness of the stochastic sampling (larger: closer to top-k)",
+        low=0.0,
+        low_open=True,
+    ),
+    "subpool": Param(str, None, "score only a subpool near labelled anchors: anchoral", SUBPOOLS),
+    "anchors": Param(int, 10, "AnchorAL: anchors per class (A)", low=1),
+    "neighbours": Param(int, 50, "AnchorAL: unlabelled neighbours retrieved per anchor (K)", low=1),
+    "subpool_size": Param(int, 10_000, "AnchorAL: rows kept in the subpool (M)", low=1),
+}
+
+
 @dataclass(frozen=True)
 class Acquisition:
     """Modifiers of a scored strategy's pick (defaults: plain top-k on the whole pool).
 
-    ``stochastic``: None, softmax, power or softrank; ``beta``: its coldness β (> 0; larger is
-    closer to top-k). ``subpool``: None or anchoral; ``anchors``: anchors per class (A, default
-    10 as in the official AnchorAL code); ``neighbours``: unlabelled neighbours retrieved per
-    anchor (K, 50); ``subpool_size``: rows kept in the subpool (M, 10,000).
+    Each field is declared in ``ACQUISITION_PARAMS`` and checked there (a usage error otherwise).
+    ``stochastic``: None, softmax, power or softrank; ``coldness``: its coldness β (> 0; larger
+    is closer to top-k; recorded as ``coldness``). ``subpool``: None or anchoral; ``anchors``:
+    anchors per class (A, default 10 as in the official AnchorAL code); ``neighbours``:
+    unlabelled neighbours retrieved per anchor (K, 50); ``subpool_size``: rows kept in the
+    subpool (M, 10,000).
     """
 
     stochastic: str | None = None
-    beta: float = 1.0
+    coldness: float = 1.0
     subpool: str | None = None
     anchors: int = 10
     neighbours: int = 50
     subpool_size: int = 10_000
 
     def __post_init__(self) -> None:
-        if self.stochastic is not None and self.stochastic not in STOCHASTIC:
-            raise SelectkitUsageError(
-                f"--stochastic {self.stochastic!r} is unknown; choose one of {', '.join(STOCHASTIC)}"
-            )
-        if not (np.isfinite(self.beta) and self.beta > 0):
-            raise SelectkitUsageError(f"--beta {self.beta} must be a positive number")
-        if self.subpool is not None and self.subpool not in SUBPOOLS:
-            raise SelectkitUsageError(
-                f"--subpool {self.subpool!r} is unknown; choose one of {', '.join(SUBPOOLS)}"
-            )
-        for name in ("anchors", "neighbours", "subpool_size"):
-            if getattr(self, name) < 1:
-                raise SelectkitUsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+        given = {name: getattr(self, name) for name in ACQUISITION_PARAMS}
+        checked = check_params(given, ACQUISITION_PARAMS, owner="the acquisition", what="modifier")
+        for name, value in checked.items():  # typed values ("3" -> 3) on a frozen dataclass
+            object.__setattr__(self, name, value)
 
     @property
     def active(self) -> bool:
@@ -78,7 +91,7 @@ class Acquisition:
         """The modifiers in effect, for provenance."""
         out: dict[str, Any] = {}
         if self.stochastic:
-            out.update(stochastic=self.stochastic, beta=self.beta)
+            out.update(stochastic=self.stochastic, coldness=self.coldness)
         if self.subpool:
             out.update(
                 subpool=self.subpool,
@@ -196,19 +209,20 @@ def pick(
     if mods.stochastic is None:
         return top_k(pool, rows, scores, k)
     if mods.stochastic == "softmax":
-        keys = mods.beta * scores
+        keys = mods.coldness * scores
     elif mods.stochastic == "power":
         if (scores < 0).any():
             raise SelectkitUsageError(
-                "--stochastic power needs non-negative scores; use softmax or softrank"
+                f"{option('stochastic', 'power')} needs non-negative scores; use softmax or "
+                "softrank"
             )
         with np.errstate(divide="ignore"):
-            keys = mods.beta * np.log(scores)  # a zero score gets -inf: drawn only when needed
+            keys = mods.coldness * np.log(scores)  # a zero score gets -inf: drawn only when needed
     else:  # softrank: rank 1 = the best row in the deterministic order
         order = top_k(pool, rows, scores, scores.size)
         rank = np.empty(scores.size, dtype=np.float64)
         rank[order] = np.arange(1, scores.size + 1)
-        keys = -mods.beta * np.log(rank)
+        keys = -mods.coldness * np.log(rank)
     keys = keys + rng.gumbel(size=keys.size)  # Gumbel-top-k = sampling without replacement
     return top_k(pool, rows, keys, k)
 
@@ -225,10 +239,12 @@ def anchoral_subpool(pool: Pool, rng: np.random.Generator, mods: Acquisition) ->
     """
     from selectkit.cluster.seeding import seed_kmeanspp
 
-    pool.require(["embedding"], "--subpool anchoral")
+    pool.require(["embedding"], option("subpool", "anchoral"))
     labelled = np.flatnonzero(pool.labelled_mask)
     if labelled.size == 0:
-        warn("--subpool anchoral: no labelled rows to anchor on; scoring the whole pool")
+        warn(
+            f"{option('subpool', 'anchoral')}: no labelled rows to anchor on; scoring the whole pool"
+        )
         return None
     x = pool.embeddings
     labels = pool.frame.get_column(pool.columns.label).gather(labelled)

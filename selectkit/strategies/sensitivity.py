@@ -5,7 +5,7 @@ by its representative's loss plus lambda times its squared distance to the repre
 are sampled in proportion to that bound (mixed with a uniform floor so no weight explodes) and
 weighted by the inverse of their sampling probability, so that
 
-    sum over picks of weight * loss  ~  sum over all unlabelled rows of loss
+    sum over picks of weight * loss  ~  sum over all selectable rows of loss
 
 is an unbiased estimate. The representatives are always picked (weight 1) and the sample is
 drawn from the other rows. Without a loss column the classic k-means sensitivity bound
@@ -19,10 +19,10 @@ import polars as pl
 
 from selectkit.cluster.hierarchical import closest_per_cluster
 from selectkit.console import warn
-from selectkit.errors import SelectkitError
+from selectkit.errors import SelectkitError, param_option
 from selectkit.linalg import group_means, squared_distances_to
 from selectkit.pool import Pool
-from selectkit.strategies.base import AUTO, Param, Selection, register_strategy
+from selectkit.strategies.base import AUTO, LABELS_AS_DATA, Param, Selection, register_strategy
 
 MIN_PILOT = 10  # rows with a known loss needed to estimate lambda from the data
 
@@ -101,7 +101,8 @@ def loss_column(pool: Pool, loss: str) -> str | None:
     if loss not in pool.frame.columns:
         raise SelectkitError(
             f"{pool.where} has no loss column '{loss}'; name an existing column with "
-            "--loss-col, or --loss-col none for the distance-only bound"
+            f"{param_option('loss_col')}, or {param_option('loss_col', 'none')} for the "
+            "distance-only bound"
         )
     return loss
 
@@ -136,6 +137,7 @@ def loss_column(pool: Pool, loss: str) -> str | None:
             ("replacement", "pps"),
         ),
     },
+    labels=LABELS_AS_DATA,  # estimating the loss of labelled data: every row may be picked
     cost="O(n d) time, O(n) memory (one pass for cluster means, one for distances).",
 )
 def sensitivity(
@@ -199,7 +201,8 @@ def sensitivity(
         bound = np.maximum(rep_loss[groups], 0.0) + lam_used * d2_rep
         if not np.all(np.isfinite(bound)):
             raise SelectkitError(
-                f"lam={lam_used:g} makes the loss bound overflow; give a smaller --lam"
+                f"lam={lam_used:g} makes the loss bound overflow; give a smaller "
+                + param_option("lam")
             )
     rest = np.setdiff1d(np.arange(candidates.size), reps)
     target = budget - reps.size

@@ -6,7 +6,7 @@ import numpy as np
 
 from selectkit.pool import Pool
 from selectkit.strategies.allocation import draw_within_groups, fill_smallest_first, proportional
-from selectkit.strategies.base import Param, Selection, register_strategy
+from selectkit.strategies.base import LABELS_AS_DATA, Param, Selection, register_strategy
 
 
 @register_strategy(
@@ -22,6 +22,7 @@ from selectkit.strategies.base import Param, Selection, register_strategy
             ("proportional", "equal"),
         )
     },
+    labels=LABELS_AS_DATA,  # sampling labelled data per cluster
     cost="O(n log n) time, O(n) memory.",
 )
 def stratified(

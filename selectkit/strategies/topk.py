@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from selectkit.pool import Pool
-from selectkit.strategies.base import Param, Selection, register_strategy
+from selectkit.strategies.base import LABELS_AS_DATA, Param, Selection, register_strategy
 
 
 @register_strategy(
@@ -17,6 +17,7 @@ from selectkit.strategies.base import Param, Selection, register_strategy
             str, "high", "high: largest scores first; low: smallest first", ("high", "low")
         )
     },
+    labels=LABELS_AS_DATA,  # pruning labelled data by score
     cost="O(n log n) time, O(n) memory.",
 )
 def topk(pool: Pool, budget: int, rng: np.random.Generator, order: str = "high") -> Selection:

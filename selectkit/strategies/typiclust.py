@@ -20,7 +20,6 @@ import faiss
 import numpy as np
 
 from selectkit.cluster.kmeans import assign, kmeans
-from selectkit.errors import SelectkitUsageError
 from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
@@ -46,14 +45,19 @@ def typicality(x: np.ndarray, neighbours: int) -> np.ndarray:
     needs=("embedding",),
     optional=("label",),
     params={
-        "max_clusters": Param(int, 500, "cap on the number of k-means clusters"),
-        "neighbours": Param(int, 20, "nearest neighbours in the typicality estimate"),
-        "min_cluster_size": Param(int, 5, "clusters smaller than this are used last"),
-        "fit_rows": Param(int, 50_000, "k-means is fitted on at most this many sampled rows"),
-        "cluster_rows": Param(
-            int, 20_000, "typicality within a larger cluster uses this many sampled rows of it"
+        "max_clusters": Param(int, 500, "cap on the number of k-means clusters", low=1),
+        "neighbours": Param(int, 20, "nearest neighbours in the typicality estimate", low=1),
+        "min_cluster_size": Param(int, 5, "clusters smaller than this are used last", low=1),
+        "fit_rows": Param(
+            int, 50_000, "k-means is fitted on at most this many sampled rows", low=1
         ),
-        "iters": Param(int, 20, "Lloyd iterations of the k-means fit"),
+        "cluster_rows": Param(
+            int,
+            20_000,
+            "typicality within a larger cluster uses this many sampled rows of it",
+            low=1,
+        ),
+        "iters": Param(int, 20, "Lloyd iterations of the k-means fit", low=0),
     },
     cost="k-means on min(n, fit_rows) rows + O(n*k*d) assignment + O(sum of visited cluster "
     "sizes^2 * d) typicality, each size capped at cluster_rows; O(n) extra memory.",
@@ -70,13 +74,6 @@ def typiclust(
     cluster_rows: int = 20_000,
 ) -> Selection:
     """TypiClust batch; scores are the typicality of each pick within its cluster."""
-    for name, value in (("max_clusters", max_clusters), ("neighbours", neighbours)):
-        if value < 1:
-            raise SelectkitUsageError(f"parameter {name}={value} must be at least 1")
-    if min(fit_rows, min_cluster_size, cluster_rows) < 1 or iters < 0:
-        raise SelectkitUsageError(
-            "fit_rows, min_cluster_size and cluster_rows must be >= 1, iters >= 0"
-        )
     x = np.asarray(pool.embeddings)
     n = x.shape[0]
     labelled = pool.labelled_mask

@@ -1,0 +1,97 @@
+"""``selectkit embed``: a corpus to vectors (thin shell over :func:`selectkit.embed_file`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from selectkit import textcap
+from selectkit.cli._options import IdCol, Json, MaxChars, OnLong, TextCol, Threads
+from selectkit.cli._run import check_json_stdout, report
+
+
+def embed(
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="Corpus with a text column: .jsonl, .parquet or .csv (gzip, bz2 or xz compressed too), or - for "
+            "JSON Lines on stdin."
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Vectors: .parquet (id + embedding list column), .jsonl, or - for JSON Lines on "
+            "stdout. CSV cannot hold a vector column.",
+        ),
+    ],
+    embedder: Annotated[
+        str,
+        typer.Option("--embedder", "-e", help="hashing (built-in, default), minilm or wordllama."),
+    ] = "hashing",
+    dim: Annotated[
+        Optional[int],
+        typer.Option("--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256)."),
+    ] = None,
+    pooling: Annotated[
+        Optional[str],
+        typer.Option("--pooling", help="minilm token pooling: mean (default), cls or last."),
+    ] = None,
+    text_col: TextCol = "text",
+    id_col: IdCol = "id",
+    keep: Annotated[
+        Optional[list[str]],
+        typer.Option("--keep", help="Also copy this column to the output (repeatable)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Rows per streamed batch.")
+    ] = 8192,
+    fit_rows: Annotated[
+        int, typer.Option("--fit-rows", min=1, help="hashing: fit IDF/PCA on the first N rows.")
+    ] = 100_000,
+    max_chars: MaxChars = textcap.MAX_CHARS,
+    on_long: OnLong = textcap.ON_LONG[0],
+    input_format: Annotated[
+        Optional[str],
+        typer.Option(
+            "--input-format",
+            help="Format of '-' (stdin; default jsonl) or of a corpus without a known extension: "
+            "jsonl, csv or parquet.",
+        ),
+    ] = None,
+    threads: Threads = None,
+    as_json: Json = False,
+) -> None:
+    """Turn a corpus into vectors: writes id + embedding (fixed-size float32 list).
+
+    Streams in batches, so memory stays flat however large the corpus. The default embedder needs
+    no download: hashed word and character n-grams, TF-IDF weighted, reduced to --dim by a PCA fitted
+    on the first --fit-rows texts.
+
+    Example:  selectkit embed data_samples/rotten_tomatoes.jsonl -o emb.parquet
+    """
+    from selectkit.embed import embed_file
+
+    check_json_stdout(as_json, output)
+    prov = embed_file(
+        input,
+        output,
+        embedder=embedder,
+        dim=dim,
+        pooling=pooling,
+        text_col=text_col,
+        id_col=id_col,
+        input_format=input_format,
+        batch_size=batch_size,
+        fit_rows=fit_rows,
+        threads=threads,
+        keep_columns=keep or (),
+        max_chars=max_chars,
+        on_long=on_long,
+    )
+    rate = prov.metrics["rows"] / max(prov.timings.get("embed_s", 0.0), 1e-9)
+    summary = {"output": output, **prov.metrics, **prov.timings, "docs_per_s": round(rate, 1)}
+    report(summary, as_json=as_json, title="embed")

@@ -1,0 +1,57 @@
+"""``selectkit scores``: training-dynamics scores per labelled row (thin shell over
+:func:`selectkit.dynamics.scores_file`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from selectkit.cli._options import EmbeddingCol, IdCol, InputFormat, Json, LabelCol, Output, Seed
+from selectkit.cli._run import check_json_stdout, report
+
+
+def scores(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Tables with an embedding and a label column, joined on the id column."
+        ),
+    ],
+    output: Output,
+    model: Annotated[
+        str,
+        typer.Option("--model", help="sgd (linear softmax, fast) or mlp (one hidden layer)."),
+    ] = "sgd",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 10,
+    seed: Seed = 0,
+    id_col: IdCol = "id",
+    embedding_col: EmbeddingCol = "embedding",
+    label_col: LabelCol = "label",
+    input_format: InputFormat = None,
+    as_json: Json = False,
+) -> None:
+    """Score how hard each labelled row is to learn: AUM, forgetting events, EL2N and loss.
+
+    Trains a scikit-learn model epoch by epoch on the labelled rows and records how its
+    predictions of each row evolve. Low aum, high forgetting, high el2n and high loss mark hard
+    (or mislabelled) rows. Writes id, aum, forgetting, el2n, loss for the labelled rows; feed it to
+    `select --strategy ccs --score-col aum` (or topk, or sensitivity with --loss-col loss).
+
+    Example:  selectkit scores emb.parquet --label-col label -o dyn.parquet
+    """
+    from selectkit.dynamics import scores_file
+    from selectkit.pool import Columns
+
+    check_json_stdout(as_json, output)
+    columns = Columns().with_overrides(id=id_col, embedding=embedding_col, label=label_col)
+    prov = scores_file(
+        inputs,
+        output,
+        epochs=epochs,
+        model=model,
+        seed=seed,
+        columns=columns,
+        input_format=input_format,
+    )
+    report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="scores")
