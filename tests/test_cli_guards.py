@@ -115,3 +115,22 @@ def test_a_named_column_that_no_input_has_is_an_error(cli, tmp_path, rt_path, fl
     assert f"column '{name}'" in line and "columns there: id, embedding, label" in line, line
     assert (f"did you mean '{hint}'" in line) if hint else "did you mean" not in line
     assert not out.exists()
+
+
+def test_a_named_column_that_no_long_table_has_is_an_error(cli, tmp_path):
+    """DISCO's long tables keep the contract too: `select -s disco` and `disco fit`."""
+    from selectkit.testing import long_frame
+
+    preds = tmp_path / "preds.parquet"
+    long_frame().write_parquet(preds)
+    anchors = tmp_path / "anchors.parquet"
+    assert cli("select", preds, "-s", "disco", "-b", "10", "-o", anchors).exit_code == 0
+    for args in (
+        ["select", preds, "-s", "disco", "-b", "10", "-o", tmp_path / "a.parquet"],
+        ["disco", "fit", preds, "--anchors", anchors, "-o", tmp_path / "predictor"],
+    ):
+        r = cli(*args, "--group-col", "grp")
+        assert r.exit_code == 1, r.output
+        assert "column 'grp' (the group column) is in none of" in r.stderr
+        assert "did you mean 'group'?" in r.stderr
+    assert not (tmp_path / "a.parquet").exists() and not (tmp_path / "predictor").exists()

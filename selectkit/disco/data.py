@@ -30,7 +30,7 @@ from selectkit.io.tables import (
     iter_batches,
     read_table,
 )
-from selectkit.pool import Columns, Pool, column_option
+from selectkit.pool import Columns, Pool, check_named_columns, column_option
 
 if TYPE_CHECKING:  # the adapter protocol lives beside the strategies, which import this module
     from selectkit.strategies.inputs import FileInputs
@@ -568,6 +568,7 @@ def load_predictions(
     )
     for table, source in per_sample:
         frame = join_per_sample(frame, table, cols.id, f"'{source.path}'")
+    check_named_columns(frame.columns, cols, [s.path for s in sources])
     where = "'" + "' + '".join(s.path for s in sources) + "'"
     return pivot_predictions(
         frame, columns=columns, where=where, drop_incomplete=drop_incomplete, sources=sources
@@ -647,6 +648,7 @@ class LongInput:
     def load(self, files: FileInputs, params: dict[str, Any]) -> Pool:
         """The stacked long table as a pool (not yet pivoted); cost: reading the files."""
         frame, sources = read_long_table(files.paths, input_format=files.input_format)
+        check_named_columns(frame.columns, files.columns, [s.path for s in sources])
         return Pool(
             frame=frame, columns=files.columns, sources=sources, use_labels=files.use_labels
         )
