@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from selectkit.arguments import instance
 from selectkit.errors import SelectkitError, SelectkitMismatchError, SelectkitUsageError, option
 from selectkit.io import (
     Provenance,
@@ -50,6 +51,7 @@ def apply_manifest(
     from, and when the pool's ids were row numbers (a ``.npy`` input) the table's own ids must
     be its row numbers; a mismatch raises ``SelectkitMismatchError`` unless ``force``.
     """
+    instance(force, bool, "force", "force=True", optional=False)
     if order not in ORDERS:
         raise SelectkitUsageError(
             f"{option('order')} must be one of {', '.join(ORDERS)}, not {order!r}"

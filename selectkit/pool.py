@@ -223,7 +223,11 @@ class Pool:
                 "is left to select; name the column that marks the rows already labelled ("
                 + option("labelled_col")
                 + "), or ignore labels ("
-                + option("label_col", "none", python="use_labels=False")
+                + option(
+                    "label_col",
+                    "none",
+                    python="use_labels=False when loading: load_pool(..., use_labels=False)",
+                )
                 + ")"
             )
         return idx

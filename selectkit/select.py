@@ -11,6 +11,8 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from selectkit.arguments import instance, integer, paths, text
+from selectkit.arguments import path as path_argument
 from selectkit.budget import parse_budget
 from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
@@ -68,6 +70,8 @@ def select(
     any order give the same manifest (unless the strategy reads row order, e.g. semdedup
     ``--order input``); ``selection.indices`` index ``pool`` as given.
     """
+    _check_call_arguments(strategy, seed, params, labelled_col)
+    instance(pool, Pool, "pool", "sk.load_pool('emb.parquet')", optional=False)
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
     mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
@@ -129,6 +133,18 @@ def prepare_pool(
     pool = spec.inputs.prepare(pool, spec.needs, f"strategy '{spec.name}'", params)
     # and again: an adapter that builds a new Pool must not lose the labelled set
     return pool.marking_labelled(labelled_col, labels_as_data=as_data)
+
+
+def _check_call_arguments(
+    strategy: object, seed: object, params: object, labelled_col: object
+) -> None:
+    """The arguments ``select`` and ``select_files`` share, typed (a usage error naming the
+    argument otherwise, never a bare TypeError). O(1)."""
+    text(strategy, "strategy")
+    integer(seed, "seed", min=0)
+    instance(params, dict, "params", "params={'beta': 0.2}")
+    if labelled_col is not None:
+        text(labelled_col, "labelled_col")
 
 
 def modifiers_for(
@@ -214,6 +230,9 @@ def select_files(
     is written atomically before the manifest. Returns the provenance written (parameters, seed,
     inputs, timings, metrics).
     """
+    _check_call_arguments(strategy, seed, params, labelled_col)
+    inputs = paths(inputs, "inputs")
+    path_argument(output, "output")
     check_output_path(output, inputs)
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})

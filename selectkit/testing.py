@@ -363,7 +363,13 @@ def parametrize_with_checks(strategies: Iterable[str | Strategy]) -> Any:
     """A ``pytest.mark.parametrize`` decorator over (strategy name, check) pairs, one test case
     per pair with the readable id ``<strategy>-<check>``; the test calls ``check(strategy)``.
     Needs pytest (imported here only). Cost: each check runs a few selections on 1,797 rows."""
-    import pytest
+    try:
+        import pytest
+    except ImportError:
+        raise SelectkitUsageError(
+            "parametrize_with_checks makes pytest cases and needs pytest: pip install pytest "
+            "(or run the checks without it: selectkit.testing.check_strategy(name))"
+        ) from None
 
     cases = [
         pytest.param(name, check, id=f"{name}-{check.__name__.removeprefix('check_')}")

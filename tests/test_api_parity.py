@@ -366,3 +366,33 @@ def test_python_api_page_runs_as_written(tmp_path):
             for want in re.findall(r"# ([a-z_]+= must be [^,(]+)", block):
                 assert any(want in line for line in lines), (want, lines)
     assert (tmp_path / "api-demo" / "predicted.parquet").is_file()
+
+
+def test_select_and_apply_refuse_wrong_argument_types(tmp_path, digits_parquet):
+    """Each wrong type names its argument (a usage error), never a bare TypeError."""
+    pool = sk.load_pool(str(digits_parquet))
+    out = tmp_path / "m.parquet"
+    bad_calls = [
+        (lambda: sk.select(pool, "random", 5, seed="0"), "seed= must be an integer"),
+        (lambda: sk.select(pool, "random", 5, seed=-1), "seed=-1 must be at least 0"),
+        (lambda: sk.select(pool, 3, 5), "strategy= must be a string"),
+        (lambda: sk.select(pool, "kcenter", 5, labelled_col=5), "labelled_col= must be a string"),
+        (lambda: sk.select(pool, "kcenter", 5, params=["metric=cosine"]), "params= must be a dict"),
+        (lambda: sk.select(str(digits_parquet), "random", 2), "pool= must be a Pool"),
+        (lambda: sk.select_files(3, out, strategy="random", budget=5), "inputs= must be a path"),
+        (lambda: sk.select_files([digits_parquet], 3, strategy="random", budget=5), "output="),
+    ]
+    for call, message in bad_calls:
+        with pytest.raises(sk.SelectkitUsageError, match=message):
+            call()
+    assert not out.exists()
+    sk.select_files(str(digits_parquet), out, strategy="random", budget=5)  # one path, not chars
+    with pytest.raises(sk.SelectkitUsageError, match="force= must be a bool"):
+        sk.apply_manifest(out, digits_parquet, tmp_path / "a.jsonl", force="yes")
+    assert not (tmp_path / "a.jsonl").exists()
+
+
+def test_all_labelled_error_from_python_names_where_use_labels_goes(digits):
+    pool = sk.Pool.from_arrays(digits[0], labels=digits[1])
+    with pytest.raises(sk.SelectkitDataError, match=r"load_pool\(\.\.\., use_labels=False\)"):
+        sk.select(pool, "kcenter", 5)
