@@ -225,7 +225,8 @@ def test_all_labelled_pool_error_speaks_python(tmp_path, rt_emb, rt_small):
     labels.write_parquet(path)
     pool = sk.load_pool([rt_emb, path])
     with pytest.raises(
-        sk.SelectkitDataError, match=r"labelled_col=\), or ignore labels \(use_labels=False\)"
+        sk.SelectkitDataError,
+        match=r"labelled_col=\), or ignore labels \(use_labels=False when loading",
     ) as info:
         pool.candidates  # noqa: B018 - the property raises
     assert "--" not in str(info.value)
