@@ -623,20 +623,6 @@ def pivot_pool(
     )
 
 
-def load_long_pool(
-    paths: Sequence[str | Path],
-    *,
-    columns: Columns | None = None,
-    input_format: str | None = None,
-    use_labels: bool = True,
-    drop_incomplete: bool = False,
-) -> ModelPool:
-    """Read long-format tables and pivot them into a ``ModelPool`` (one row per sample id)."""
-    frame, sources = read_long_table(paths, input_format=input_format)
-    pool = Pool(frame=frame, columns=columns or Columns(), sources=sources, use_labels=use_labels)
-    return pivot_pool(pool, drop_incomplete=drop_incomplete)
-
-
 class LongInput:
     """DISCO's input adapter (``selectkit.strategies.inputs.InputAdapter``): one row per (model,
     id) with ``proba``, stacked from every file, pivoted to one row per sample id before the
