@@ -102,13 +102,23 @@ def _total_memory() -> int:
         return 8 << 30
 
 
+#: the address this process connected to (None: a Ray instance it started, or none yet)
+_CONNECTED: str | None = None
+
+
 def connect(address: str | None) -> tuple[Any, str, bool]:
     """Connect to ``address`` (or ``$RAY_ADDRESS``), or start a local instance; returns (ray,
     the address as recorded, whether this call started Ray). Reuses a live connection."""
+    global _CONNECTED
     ray = import_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():
-        return ray, public_address(address) if address else "local", False
+        if address and _CONNECTED not in (None, address):
+            raise SelectkitUsageError(
+                f"this process is already connected to the Ray cluster at "
+                f"'{public_address(_CONNECTED)}'; run one process per cluster"
+            )
+        return ray, public_address(_CONNECTED or address or "local"), False
     common = dict(
         log_to_driver=False,
         logging_level=logging.ERROR,
@@ -125,6 +135,7 @@ def connect(address: str | None) -> tuple[Any, str, bool]:
                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             ) from None
         _quiet(ray)
+        _CONNECTED = address
         return ray, public_address(address), False
     store = min(int(_total_memory() * OBJECT_STORE_SHARE), OBJECT_STORE_MAX)
     os.environ.setdefault("RAY_memory_usage_threshold", "0.98")
