@@ -87,7 +87,7 @@ def test_npy_shards_slice_the_matrix_with_global_row_numbers(tmp_path, digits):
 
 
 def test_missing_input_is_named(tmp_path):
-    with pytest.raises(SelectkitDataError, match="nope.parquet"):
+    with pytest.raises(SelectkitDataError, match=r"nope\.parquet"):
         plan_shards([tmp_path / "nope.parquet"])
     with pytest.raises(SelectkitDataError, match="no file matches"):
         plan_shards([str(tmp_path / "*.parquet")])
@@ -107,5 +107,5 @@ def test_local_engine_maps_in_order_inline_and_in_a_pool():
 def test_engine_arguments_are_checked():
     with pytest.raises(SelectkitUsageError, match="unknown engine 'spark'"):
         get_engine("spark")
-    with pytest.raises(SelectkitUsageError, match="needs the Ray engine: add engine=.ray."):
+    with pytest.raises(SelectkitUsageError, match=r"needs the Ray engine: add engine=.ray."):
         get_engine("local", ray_address="head:6379")
