@@ -8,21 +8,27 @@ polars directly, never through the code under test alone.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from selectkit.cli import app
+from selectkit.console import is_quiet, set_quiet
 from selectkit.errors import (
     SelectkitDataError,
     SelectkitError,
     SelectkitMismatchError,
     SelectkitUsageError,
 )
+from selectkit.inspect import inspect_file
 from selectkit.io import (
     DatasetRecord,
     DatasetWriter,
@@ -31,19 +37,24 @@ from selectkit.io import (
     check_output_path,
     dataset_parts,
     is_folder_output,
+    iter_batches,
     output_group,
+    read_provenance,
     read_record,
+    read_table,
     write_part,
     write_table,
 )
 from selectkit.io.dataset import (
     PROGRESS_NAME,
     RECORD_NAME,
+    dataset_fingerprint,
     identity_changes,
     staging_of,
 )
 from selectkit.io.provenance import METADATA_KEY
-from selectkit.io.tables import fingerprint_file
+from selectkit.io.tables import expand_inputs, fingerprint_file
+from selectkit.io.vector_source import open_vectors
 from tests.conftest import RT
 
 
@@ -249,6 +260,15 @@ def test_resume_refuses_a_complete_folder_of_other_inputs(tmp_path):
 
 
 def test_without_resume_an_unfinished_run_is_discarded_with_one_line(tmp_path, capsys):
+    quiet = is_quiet()  # an earlier CLI test's -q would hide the warning
+    set_quiet(False)
+    try:
+        _discard_and_say_so(tmp_path, capsys)
+    finally:
+        set_quiet(quiet)
+
+
+def _discard_and_say_so(tmp_path, capsys):
     out = tmp_path / "emb"
     with pytest.raises(RuntimeError):
         run(out, fail_after=2)
@@ -409,3 +429,201 @@ def test_staging_is_beside_the_output(tmp_path, monkeypatch):
     assert staging_of(tmp_path / "emb") == tmp_path / ".emb.sk-partial"
     monkeypatch.chdir(tmp_path)
     assert staging_of("emb/") == tmp_path / ".emb.sk-partial"
+
+
+# ---------------------------------------------------------------------------------------------
+# reading: a dataset folder (or a quoted glob) is one input to every reader
+
+
+@pytest.fixture(scope="module")
+def emb_parts(tmp_path_factory) -> tuple[Path, Path]:
+    """Real embeddings of the corpus (made by `selectkit embed`), as one file and as a dataset
+    folder of five parts cut from it by the real writer."""
+    root = tmp_path_factory.mktemp("embparts")
+    single = root / "emb.parquet"
+    result = CliRunner().invoke(app, ["-q", "embed", str(RT), "-o", str(single)])
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(single)
+    folder = root / "emb"
+    with DatasetWriter(f"{folder}/", command="embed", identity=IDENTITY) as w:
+        for shard in w.todo(SHARDS):
+            lo, hi = shard.rows
+            w.done(write_part(w.staging, shard, [table.slice(lo, hi - lo)], None))
+        w.commit(Provenance("embed", seed=0))
+    return single, folder
+
+
+def test_iter_batches_reads_a_folder_as_one_input(tmp_path):
+    folder = tmp_path / "d"
+    run(folder)
+    source, batches = iter_batches(folder, id_col="id", batch_size=500)
+    frames = list(batches)
+    assert max(f.height for f in frames) <= 500
+    assert pl.concat(frames).select("id", "text", "label").equals(ROWS)
+    assert (source.path, source.rows, source.parts, source.format) == (
+        str(folder),
+        3000,
+        5,
+        "parquet",
+    )
+    assert source.fingerprint == dataset_fingerprint(folder)
+    assert source.as_dict()["parts"] == 5
+    # the fingerprint is the data's: the same parts elsewhere (no record, Spark-like) match it
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in dataset_parts(folder):
+        shutil.copy(name, copy / Path(name).name)
+    assert dataset_fingerprint(copy) == source.fingerprint
+    table = read_table(copy)
+    assert table.source.fingerprint == source.fingerprint and table.height == 3000
+
+
+def test_read_table_reads_a_folder_and_checks_ids_across_parts(tmp_path):
+    folder = tmp_path / "d"
+    run(folder)
+    table = read_table(folder)
+    assert table.frame.select("id", "text", "label").equals(ROWS)
+    assert (table.source.rows, table.source.parts) == (3000, 5)
+    dup = tmp_path / "dup"
+    shards = [Shard(0, "a", (0, 10)), Shard(1, "b", (5, 15))]  # rows 5-9 in both parts
+    with DatasetWriter(dup, command="c", identity=IDENTITY) as w:
+        for shard in w.todo(shards):
+            w.done(kernel(w.staging, shard))
+        w.commit(None)
+    with pytest.raises(SelectkitDataError, match=r"rt-00005"):
+        read_table(dup)
+
+
+def test_row_number_ids_continue_across_parts(tmp_path, emb_parts):
+    """Parts without an id column (Spark output, say) get row numbers over the whole input."""
+    single, _ = emb_parts
+    table = pl.read_parquet(single).drop("id")
+    spark = tmp_path / "spark"
+    spark.mkdir()
+    for i, lo in enumerate(range(0, 3000, 1000)):
+        table.slice(lo, 1000).write_parquet(spark / f"part-{i:05d}-4f1c-c000.snappy.parquet")
+    (spark / "_SUCCESS").write_bytes(b"")
+    read = read_table(spark)
+    assert read.frame.get_column("id").to_list() == list(range(3000))
+    vs = open_vectors(spark)
+    assert vs.n == 3000 and vs.ids().to_list() == list(range(3000))
+    ids = pl.concat([ids for ids, _ in vs.batches(700)])
+    assert ids.to_list() == list(range(3000))
+    want = np.asarray(table.get_column("embedding").to_list(), dtype=np.float32)
+    assert np.array_equal(vs.load(), want)
+    assert np.array_equal(vs.take(np.array([0, 999, 1000, 2999])), want[[0, 999, 1000, 2999]])
+
+
+def test_open_vectors_reads_a_dataset_folder(emb_parts):
+    single, folder = emb_parts
+    one, many = open_vectors(single), open_vectors(folder)
+    assert (many.n, many.dim) == (one.n, one.dim)
+    assert many.ids().equals(one.ids())
+    assert np.array_equal(many.load(), one.load())
+    rows = np.array([3, 699, 700, 2999])
+    assert np.array_equal(many.take(rows), one.take(rows))
+    assert many.source.parts == 5 and many.source.fingerprint == dataset_fingerprint(folder)
+
+
+def test_quoted_globs_everywhere(tmp_path):
+    lines = RT.read_text().splitlines(keepends=True)
+    for i in range(3):
+        (tmp_path / f"shard-{i}.jsonl").write_text("".join(lines[i * 1000 : (i + 1) * 1000]))
+    pattern = str(tmp_path / "shard-*.jsonl")
+    assert read_table(pattern).frame.equals(ROWS)
+    source, batches = iter_batches(pattern, id_col="id")
+    assert pl.concat(list(batches)).equals(ROWS) and source.rows == 3000 and source.parts == 3
+    assert expand_inputs([pattern]) == [str(tmp_path / f"shard-{i}.jsonl") for i in range(3)]
+    with pytest.raises(SelectkitDataError, match=r"no file matches '.*nothing-\*.jsonl'"):
+        read_table(str(tmp_path / "nothing-*.jsonl"))
+
+
+def test_expand_inputs_gives_a_folders_parts_in_record_order(tmp_path):
+    folder = tmp_path / "d"
+    run(folder)
+    assert expand_inputs([folder, RT]) == [*dataset_parts(folder), str(RT)]
+    assert [Path(p).name for p in dataset_parts(folder)] == [
+        f"part-{i:05d}.parquet" for i in range(5)
+    ]
+
+
+def test_a_later_part_of_another_type_is_named(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    pl.DataFrame({"id": ["a", "b"], "x": [1, 2]}).write_parquet(folder / "part-00000.parquet")
+    pl.DataFrame({"id": ["c"], "x": ["three"]}).write_parquet(folder / "part-00001.parquet")
+    with pytest.raises(SelectkitDataError, match=r"part-00001.parquet'?: column 'x' holds Int64"):
+        read_table(folder)
+    with pytest.raises(SelectkitDataError, match=r"part-00001.parquet'?: column 'x' holds Int64"):
+        list(iter_batches(folder)[1])
+
+
+def test_unfinished_and_empty_folders_are_clear_errors(tmp_path):
+    out = tmp_path / "emb"
+    with pytest.raises(RuntimeError):
+        run(out, fail_after=2)
+    staging = staging_of(out)
+    for reader in (read_table, open_vectors, lambda p: list(iter_batches(p)[1])):
+        with pytest.raises(SelectkitDataError) as info:
+            reader(staging)
+        assert str(info.value) == (
+            f"'{staging}' holds an unfinished run (no completion record _selectkit.json); "
+            "rerun the command that writes it with resume= to finish it"
+        )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SelectkitDataError, match=r"is a folder without _selectkit\.json or part-"):
+        read_table(empty)
+    run(out)
+    (out / "part-00002.parquet").unlink()
+    with pytest.raises(SelectkitDataError, match=r"lists part-00002\.parquet, which is missing"):
+        read_table(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# through the real CLI
+
+
+def test_cli_reads_a_dataset_folder_like_the_file_it_was_cut_from(emb_parts, tmp_path, cli):
+    single, folder = emb_parts
+    for name, src in (("one", single), ("many", folder)):
+        r = cli("select", src, "-s", "kcenter", "-b", "40", "-o", tmp_path / f"{name}.parquet")
+        assert r.exit_code == 0, r.output
+        r = cli("cluster", src, "-k", "8", "-o", tmp_path / f"{name}-cl.parquet")
+        assert r.exit_code == 0, r.output
+    assert pl.read_parquet(tmp_path / "one.parquet").equals(
+        pl.read_parquet(tmp_path / "many.parquet")
+    )
+    one, many = (pl.read_parquet(tmp_path / f"{n}-cl.parquet") for n in ("one", "many"))
+    assert one.equals(many)
+    inputs = read_provenance(tmp_path / "many.parquet")["inputs"]
+    assert inputs[0]["path"] == str(folder) and inputs[0]["parts"] == 5
+
+
+def test_cli_embeds_a_quoted_glob(tmp_path, cli, emb_parts):
+    single, _ = emb_parts
+    lines = RT.read_text().splitlines(keepends=True)
+    for i in range(3):
+        (tmp_path / f"s{i}.jsonl").write_text("".join(lines[i * 1000 : (i + 1) * 1000]))
+    r = cli("embed", str(tmp_path / "s*.jsonl"), "-o", tmp_path / "e.parquet")
+    assert r.exit_code == 0, r.output
+    assert pl.read_parquet(tmp_path / "e.parquet").equals(pl.read_parquet(single))
+
+
+def test_cli_inspects_a_dataset_folder(emb_parts, cli):
+    _, folder = emb_parts
+    r = cli("inspect", folder, "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert (info["format"], info["rows"], info["complete"]) == ("dataset", 3000, True)
+    assert [p["rows"] for p in info["parts"]] == [700, 700, 700, 700, 200]
+    assert info["columns"]["embedding"].startswith(("fixed_size_list", "list"))
+    assert info["provenance"]["command"] == "embed" and info["command"] == "embed"
+
+
+def test_inspect_describes_an_unfinished_run(tmp_path):
+    out = tmp_path / "emb"
+    with pytest.raises(RuntimeError):
+        run(out, fail_after=2)
+    info = inspect_file(staging_of(out))
+    assert (info["complete"], info["rows"], len(info["parts"])) == (False, 1400, 2)
