@@ -121,3 +121,51 @@ def long_frame() -> pl.DataFrame:
     from selectkit.testing import long_frame as long_predictions
 
     return long_predictions()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray: one real two-node cluster for the whole run (tests/_ray_cluster.py says how and why).
+# A test needs it by being marked `ray` or by using `ray_cluster`; a session fixture of another
+# file that runs the Ray engine must request `ray_cluster` itself.
+
+from tests import _ray_cluster  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _ray_cluster.check_required()
+    _ray_cluster.configure_controller(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _ray_cluster.unconfigure(config)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selection reads the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _ray_cluster.mark_items(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    return _ray_cluster.make_scheduler(config, log)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The two-node cluster (head + one worker node, 1 CPU each), RAY_ADDRESS exported;
+    started on first use, stopped (no process left) when the session ends."""
+    if not _ray_cluster.ray_installed():
+        message = f"Ray is not installed: {_ray_cluster.INSTALL_HINT}"
+        if _ray_cluster.ray_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = _ray_cluster.start(REPO)
+    yield cluster
+    killed = cluster.stop()
+    assert not killed, f"Ray processes outlived the cluster's shutdown (killed): {killed}"
+
+
+@pytest.fixture(autouse=True)
+def _ray_for_marked_tests(request):
+    if request.node.get_closest_marker("ray") is not None:
+        request.getfixturevalue("ray_cluster")
