@@ -109,12 +109,12 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _is_ray_process(pid: int) -> bool:
+def is_ray_process(pid: int) -> bool:
     cmd = _cmdline(pid)
     return cmd.startswith("ray::") or f"{os.sep}ray{os.sep}" in cmd
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
@@ -151,7 +151,7 @@ class RayTestCluster:
 
     def ray_pids(self) -> set[int]:
         """Ray's processes (head and worker node services, task workers) this process started."""
-        return {pid for pid in descendants(os.getpid()) if _is_ray_process(pid)}
+        return {pid for pid in descendants(os.getpid()) if is_ray_process(pid)}
 
     def stop(self, grace_s: float = 10.0) -> list[int]:
         """Disconnect this process's driver, stop both nodes and kill, by pid, any Ray process
@@ -166,9 +166,9 @@ class RayTestCluster:
             self._cluster.shutdown()
         finally:
             deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and any(_alive(p) for p in ours):
+            while time.monotonic() < deadline and any(alive(p) for p in ours):
                 time.sleep(0.1)
-            killed = [p for p in sorted(ours) if _alive(p)]
+            killed = [p for p in sorted(ours) if alive(p)]
             for pid in killed:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -179,6 +179,21 @@ class RayTestCluster:
                     os.environ[key] = value
             self.stop_s = time.perf_counter() - t0
         return killed
+
+
+def _forget_address_file(address: str) -> None:
+    """Cluster() writes its address to /tmp/ray/ray_current_cluster, where any ``ray.init()``
+    without an address on this machine would find and join it: remove it (we export
+    RAY_ADDRESS instead), so tests of "no address starts a local instance" and other people's
+    Ray processes on this machine are not joined to the test cluster."""
+    try:
+        from ray._common.utils import get_ray_address_file
+
+        path = Path(get_ray_address_file(None))
+        if path.read_text().strip() == address:
+            path.unlink()
+    except (ImportError, OSError):
+        pass
 
 
 def start(repo: Path) -> RayTestCluster:
@@ -215,6 +230,7 @@ def start(repo: Path) -> RayTestCluster:
             else:
                 os.environ[key] = value
         raise
+    _forget_address_file(cluster.address)
     node_ids = tuple(node.node_id for node in [cluster.head_node, *cluster.worker_nodes])
     os.environ["RAY_ADDRESS"] = cluster.address
     return RayTestCluster(
