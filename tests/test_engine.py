@@ -376,5 +376,7 @@ def test_without_an_address_ray_starts_its_own_instance_and_leaves_no_process(ra
 @pytest.mark.ray
 def test_an_address_differing_from_the_live_connection_is_refused(ray_cluster):
     get_engine("ray")  # this process is now a driver on the test cluster
-    with pytest.raises(SelectkitError, match=r"'127\.0\.0\.1:1'"):
+    # never silently run on the connected cluster while recording another address
+    with pytest.raises(SelectkitUsageError, match=rf"'{ray_cluster.address}'"):
         get_engine("ray", ray_address="127.0.0.1:1")
+    assert get_engine("ray", ray_address=ray_cluster.address).describe()["nodes"] == 2
