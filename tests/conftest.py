@@ -162,10 +162,38 @@ def ray_cluster():
     cluster = _ray_cluster.start(REPO)
     yield cluster
     killed = cluster.stop()
+    _ray_cluster.record(cluster, _RAY_TESTS_RUN[0])
     assert not killed, f"Ray processes outlived the cluster's shutdown (killed): {killed}"
+
+
+_RAY_TESTS_RUN = [0]
+_RAY_REPORTS: dict[str, dict] = {}
 
 
 @pytest.fixture(autouse=True)
 def _ray_for_marked_tests(request):
     if request.node.get_closest_marker("ray") is not None:
         request.getfixturevalue("ray_cluster")
+        _RAY_TESTS_RUN[0] += 1
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown stopped the cluster
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not _ray_cluster.TIMINGS:
+        return
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: tell the controller
+        session.config.workeroutput[_ray_cluster.SUMMARY_KEY] = dict(_ray_cluster.TIMINGS)
+    else:
+        _RAY_REPORTS["this process"] = dict(_ray_cluster.TIMINGS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    timings = getattr(node, "workeroutput", {}).get(_ray_cluster.SUMMARY_KEY)
+    if timings:
+        _RAY_REPORTS[node.gateway.id] = timings
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in _ray_cluster.summary_lines(_RAY_REPORTS):
+        terminalreporter.write_line(line)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from selectkit.engine import Handle, engine_record, get_engine
 
 from selectkit.cli._run import run
+from selectkit.engine import Handle, engine_record, get_engine
 from selectkit.errors import SelectkitDataError, SelectkitError, SelectkitUsageError
 from tests._ray_cluster import alive
 
@@ -380,3 +380,43 @@ def test_an_address_differing_from_the_live_connection_is_refused(ray_cluster):
     with pytest.raises(SelectkitUsageError, match=rf"'{ray_cluster.address}'"):
         get_engine("ray", ray_address="127.0.0.1:1")
     assert get_engine("ray", ray_address=ray_cluster.address).describe()["nodes"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# the test infrastructure itself: without Ray, Ray tests skip, unless SELECTKIT_REQUIRE_RAY=1
+
+
+def _nested_pytest(tmp_path: Path, require: str) -> subprocess.CompletedProcess:
+    """pytest on one Ray test, in a process where ray cannot be imported (a -p plugin that
+    installs the blocker before conftest.py is read)."""
+    (tmp_path / "noray_plugin.py").write_text(NO_RAY)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "RAY_")) and k != "SELECTKIT_RAY_TESTS_DIR"
+    }
+    env.update(PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}", SELECTKIT_REQUIRE_RAY=require)
+    test = "tests/test_engine.py::test_ray_describes_the_cluster_it_was_given"
+    plugins = ["-p", "noray_plugin", "-p", "no:xdist", "-p", "no:cacheprovider"]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", *plugins, test],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_without_ray_the_ray_tests_skip_naming_the_extra(tmp_path):
+    proc = _nested_pytest(tmp_path, "0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 skipped" in proc.stdout
+    assert "Ray is not installed: pip install -e '.[test,ray]'" in proc.stdout
+
+
+def test_without_ray_a_run_that_requires_it_fails_before_any_test(tmp_path):
+    proc = _nested_pytest(tmp_path, "1")
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout + proc.stderr
+    assert "SELECTKIT_REQUIRE_RAY=1 but Ray is not importable" in proc.stderr
+    assert "passed" not in proc.stdout and "skipped" not in proc.stdout
