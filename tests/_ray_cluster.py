@@ -71,6 +71,12 @@ def check_required() -> None:
         )
 
 
+#: for a test that needs Ray installed but not the cluster (it runs Ray in a subprocess)
+installed = pytest.mark.skipif(
+    not ray_installed() and not ray_required(), reason=f"Ray is not installed: {INSTALL_HINT}"
+)
+
+
 def _children() -> dict[int, list[int]]:
     """ppid -> pids of every live process (from /proc; Linux)."""
     tree: dict[int, list[int]] = {}

@@ -21,6 +21,7 @@ import typer
 from selectkit.cli._run import run
 from selectkit.engine import Handle, engine_record, get_engine
 from selectkit.errors import SelectkitDataError, SelectkitError, SelectkitUsageError
+from tests import _ray_cluster
 from tests._ray_cluster import alive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -296,6 +297,7 @@ def test_ray_engine_without_ray_installed_is_a_usage_error_naming_the_extra():
 UNREACHABLE = {"refused": "127.0.0.1:1", "blackholed": "10.255.255.1:6379"}
 
 
+@_ray_cluster.installed
 def test_an_unreachable_address_fails_within_30s_naming_it():
     """Given as the argument or through RAY_ADDRESS; the four cases run at once (a blackholed
     address may take most of the 30 s)."""
