@@ -337,18 +337,24 @@ def make_scheduler(config: pytest.Config, log):
 # what the cluster cost, in the run's summary (from an xdist worker: through its workeroutput)
 
 SUMMARY_KEY = "selectkit_ray_cluster"
-#: this process's cluster, once stopped: {"start_s", "stop_s", "tests"}
+#: this process's cluster, once stopped: {"start_s", "stop_s", "tests", "killed"}
 TIMINGS: dict[str, float] = {}
 
 
-def record(cluster: RayTestCluster, tests: int) -> None:
-    TIMINGS.update(start_s=cluster.start_s, stop_s=cluster.stop_s or 0.0, tests=tests)
+def record(cluster: RayTestCluster, tests: int, killed: list[int]) -> None:
+    TIMINGS.update(
+        start_s=cluster.start_s, stop_s=cluster.stop_s or 0.0, tests=tests, killed=len(killed)
+    )
 
 
 def summary_lines(reports: dict[str, dict]) -> list[str]:
     """One line per process that ran a cluster: where, start and stop seconds, Ray tests."""
-    return [
-        f"Ray test cluster ({where}): 2 nodes started in {t['start_s']:.1f} s, stopped in "
-        f"{t['stop_s']:.1f} s; {int(t['tests'])} tests used it"
-        for where, t in sorted(reports.items())
-    ]
+    lines = []
+    for where, t in sorted(reports.items()):
+        killed = int(t.get("killed", 0))
+        lines.append(
+            f"Ray test cluster ({where}): 2 nodes started in {t['start_s']:.1f} s, stopped in "
+            f"{t['stop_s']:.1f} s; {int(t['tests'])} tests used it"
+            + (f"; {killed} Ray processes outlived its shutdown and were killed" if killed else "")
+        )
+    return lines
