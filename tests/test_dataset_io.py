@@ -46,6 +46,7 @@ from selectkit.io import (
     write_table,
 )
 from selectkit.io.dataset import (
+    KEPT,
     PROGRESS_NAME,
     RECORD_NAME,
     dataset_fingerprint,
@@ -163,6 +164,7 @@ def test_a_crash_keeps_the_old_folder_and_the_finished_parts(tmp_path):
         run(out, fail_after=2)
     assert snapshot(out) == old
     staging = staging_of(out)
+    assert KEPT[-1] == (str(staging), 2)  # what a "stopped by" line can say
     progress = DatasetRecord.from_json((staging / PROGRESS_NAME).read_text())
     assert not progress.complete and [p.name for p in progress.parts] == [
         "part-00000.parquet",
@@ -619,6 +621,13 @@ def test_cli_inspects_a_dataset_folder(emb_parts, cli):
     assert [p["rows"] for p in info["parts"]] == [700, 700, 700, 700, 200]
     assert info["columns"]["embedding"].startswith(("fixed_size_list", "list"))
     assert info["provenance"]["command"] == "embed" and info["command"] == "embed"
+
+
+def test_cli_inspect_prints_a_folder(emb_parts, cli):
+    _, folder = emb_parts
+    r = cli("inspect", folder)
+    assert r.exit_code == 0, r.output
+    assert f"{folder}  dataset, 3000 rows" in r.stdout and "made by: selectkit" in r.stdout
 
 
 def test_inspect_describes_an_unfinished_run(tmp_path):

@@ -79,6 +79,9 @@ RECORD_NAME = "_selectkit.json"
 #: the progress record of a run still being staged (``.DIR.sk-partial/``)
 PROGRESS_NAME = "_selectkit.progress.json"
 _LOCK_NAME = "_selectkit.lock"
+#: staging folders this process left behind for ``--resume`` (a run that failed or was
+#: stopped), with their finished parts: what the CLI's "stopped by ..." line can mention
+KEPT: list[tuple[str, int]] = []
 _FORMAT = "selectkit-dataset"
 _VERSION = 1
 _PART_GLOB = "part-*.parquet"
@@ -507,6 +510,8 @@ class DatasetWriter:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         self._unlock()
+        if exc_type is not None and self._plan is not None and self.staging.is_dir():
+            KEPT.append((str(self.staging), len(self._done)))
         return False
 
 
