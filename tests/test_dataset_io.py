@@ -636,3 +636,24 @@ def test_inspect_describes_an_unfinished_run(tmp_path):
         run(out, fail_after=2)
     info = inspect_file(staging_of(out))
     assert (info["complete"], info["rows"], len(info["parts"])) == (False, 1400, 2)
+
+
+def test_resume_after_a_swap_that_did_not_happen(tmp_path):
+    """A run whose commit was staged but never swapped in (its output group failed) leaves a
+    complete record in the staging folder: --resume reuses every part."""
+    out = tmp_path / "emb"
+    with pytest.raises(RuntimeError), output_group():
+        run(out)
+        raise RuntimeError("another output of the run failed")
+    assert (staging_of(out) / RECORD_NAME).is_file() and not out.exists()
+    with DatasetWriter(out, command="test-embed", identity=IDENTITY, resume=True) as w:
+        assert (staging_of(out) / PROGRESS_NAME).is_file()
+        assert not (staging_of(out) / RECORD_NAME).exists()
+        assert w.todo(SHARDS) == [] and len(w.reused) == 5
+        w.commit(None)
+    assert read_record(out).rows == 3000
+
+
+def test_the_writer_is_a_context_manager(tmp_path):
+    with pytest.raises(SelectkitError, match="use DatasetWriter as a context manager"):
+        DatasetWriter(tmp_path / "x", command="c", identity=IDENTITY).todo(SHARDS)
