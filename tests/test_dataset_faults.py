@@ -157,15 +157,18 @@ def start(driver: Path, out: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def wait_for_parts(proc: subprocess.Popen, n: int) -> None:
-    """Read the driver's progress until ``n`` parts are done, then a little into the next."""
+def wait_for_parts(proc: subprocess.Popen, out: Path, n: int) -> None:
+    """Read the driver's progress until ``n`` parts are done and the next one is being written
+    (its temporary file is in the staging folder)."""
     deadline = time.monotonic() + 120
     done = 0
     while done < n and time.monotonic() < deadline:
         line = proc.stdout.readline()
         assert line, f"the driver ended early: {proc.wait()} {proc.stderr.read()}"
         done += line.startswith("done ")
-    time.sleep(0.25)  # inside the next part: its temporary file is being written
+    while not staged_temporaries(out) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # a few batches into the part
 
 
 def staged_temporaries(out: Path) -> list[str]:
@@ -179,7 +182,7 @@ def test_a_signal_mid_part_keeps_the_old_folder_and_resume_finishes_it(
     out = tmp_path / "ds"
     put_old(out)
     proc = start(driver, out, "--slow", "0.05")
-    wait_for_parts(proc, 3)
+    wait_for_parts(proc, out, 3)
     assert staged_temporaries(out), "the signal should land while a part is being written"
     os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=30)
@@ -200,7 +203,7 @@ def test_sigkill_mid_part_then_resume(driver, reference, tmp_path):
     out = tmp_path / "ds"
     put_old(out)
     proc = start(driver, out, "--slow", "0.05")
-    wait_for_parts(proc, 2)
+    wait_for_parts(proc, out, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert snapshot(out) == OLD
@@ -216,7 +219,7 @@ def test_sigkill_mid_part_then_resume(driver, reference, tmp_path):
 def test_sigkill_then_a_run_without_resume_starts_over(driver, reference, tmp_path):
     out = tmp_path / "ds"
     proc = start(driver, out, "--slow", "0.05")
-    wait_for_parts(proc, 2)
+    wait_for_parts(proc, out, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()
@@ -232,7 +235,7 @@ def test_sigkill_then_a_run_without_resume_starts_over(driver, reference, tmp_pa
 def test_resume_with_other_inputs_is_refused(driver, tmp_path):
     out = tmp_path / "ds"
     proc = start(driver, out, "--slow", "0.05")
-    wait_for_parts(proc, 1)
+    wait_for_parts(proc, out, 1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     corpus = driver.with_name("corpus.jsonl")

@@ -46,6 +46,7 @@ from selectkit.io import (
     write_table,
 )
 from selectkit.io.dataset import (
+    KEPT,
     PROGRESS_NAME,
     RECORD_NAME,
     dataset_fingerprint,
@@ -163,6 +164,7 @@ def test_a_crash_keeps_the_old_folder_and_the_finished_parts(tmp_path):
         run(out, fail_after=2)
     assert snapshot(out) == old
     staging = staging_of(out)
+    assert KEPT[-1] == (str(staging), 2)  # what a "stopped by" line can say
     progress = DatasetRecord.from_json((staging / PROGRESS_NAME).read_text())
     assert not progress.complete and [p.name for p in progress.parts] == [
         "part-00000.parquet",
@@ -621,9 +623,37 @@ def test_cli_inspects_a_dataset_folder(emb_parts, cli):
     assert info["provenance"]["command"] == "embed" and info["command"] == "embed"
 
 
+def test_cli_inspect_prints_a_folder(emb_parts, cli):
+    _, folder = emb_parts
+    r = cli("inspect", folder)
+    assert r.exit_code == 0, r.output
+    assert f"{folder}  dataset, 3000 rows" in r.stdout and "made by: selectkit" in r.stdout
+
+
 def test_inspect_describes_an_unfinished_run(tmp_path):
     out = tmp_path / "emb"
     with pytest.raises(RuntimeError):
         run(out, fail_after=2)
     info = inspect_file(staging_of(out))
     assert (info["complete"], info["rows"], len(info["parts"])) == (False, 1400, 2)
+
+
+def test_resume_after_a_swap_that_did_not_happen(tmp_path):
+    """A run whose commit was staged but never swapped in (its output group failed) leaves a
+    complete record in the staging folder: --resume reuses every part."""
+    out = tmp_path / "emb"
+    with pytest.raises(RuntimeError), output_group():
+        run(out)
+        raise RuntimeError("another output of the run failed")
+    assert (staging_of(out) / RECORD_NAME).is_file() and not out.exists()
+    with DatasetWriter(out, command="test-embed", identity=IDENTITY, resume=True) as w:
+        assert (staging_of(out) / PROGRESS_NAME).is_file()
+        assert not (staging_of(out) / RECORD_NAME).exists()
+        assert w.todo(SHARDS) == [] and len(w.reused) == 5
+        w.commit(None)
+    assert read_record(out).rows == 3000
+
+
+def test_the_writer_is_a_context_manager(tmp_path):
+    with pytest.raises(SelectkitError, match="use DatasetWriter as a context manager"):
+        DatasetWriter(tmp_path / "x", command="c", identity=IDENTITY).todo(SHARDS)

@@ -79,6 +79,9 @@ RECORD_NAME = "_selectkit.json"
 #: the progress record of a run still being staged (``.DIR.sk-partial/``)
 PROGRESS_NAME = "_selectkit.progress.json"
 _LOCK_NAME = "_selectkit.lock"
+#: staging folders this process left behind for ``--resume`` (a run that failed or was
+#: stopped), with their finished parts: what the CLI's "stopped by ..." line can mention
+KEPT: list[tuple[str, int]] = []
 _FORMAT = "selectkit-dataset"
 _VERSION = 1
 _PART_GLOB = "part-*.parquet"
@@ -329,14 +332,17 @@ class DatasetWriter:
             if self.resume and previous is not None:
                 self._check_identity(previous, self.staging)
                 self._previous = {p.name: p for p in previous.parts}
-                self._clear_staging(keep=set(self._previous))
-                return
-            if not self.resume:
+            elif self.resume:
+                warn(
+                    f"the unfinished run in '{self.staging.name}' has no readable progress "
+                    "record; starting over"
+                )
+            else:
                 warn(
                     f"discarding an unfinished run in '{self.staging.name}'; use "
                     f"{option('resume')} to continue it"
                 )
-            self._clear_staging(keep=set())
+            self._clear_staging(keep=set(self._previous))
         else:
             try:
                 self.staging.mkdir()
@@ -349,7 +355,7 @@ class DatasetWriter:
             self._take_lock()
             if self.resume:
                 self._adopt_finished_output()
-        self._write_progress(list(self._previous.values()))
+            self._write_progress(list(self._previous.values()))
 
     def _adopt_finished_output(self) -> None:
         """With ``resume`` and a complete ``DIR`` of the same identity, reuse its parts (hard
@@ -381,17 +387,14 @@ class DatasetWriter:
 
     def _clear_staging(self, keep: set[str]) -> None:
         """Remove everything in the staging folder but the lock and the ``keep`` parts (an
-        earlier run's temporaries, parts nobody vouches for)."""
+        earlier run's temporaries, parts nobody vouches for). The progress record is rewritten
+        (with the kept parts) before a completion record left by an interrupted swap goes, so
+        the kept parts are vouched for at every moment."""
         for entry in self.staging.iterdir():
-            if entry.name in keep or entry.name == _LOCK_NAME:
+            if entry.name in keep or entry.name in (_LOCK_NAME, PROGRESS_NAME, RECORD_NAME):
                 continue
-            if entry.name == PROGRESS_NAME or entry.name == RECORD_NAME:
-                continue  # rewritten below; removed only once replaced
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
+            _remove(entry)
+        self._write_progress([p for n, p in sorted(self._previous.items()) if n in keep])
         with contextlib.suppress(FileNotFoundError):
             (self.staging / RECORD_NAME).unlink()
 
@@ -423,6 +426,8 @@ class DatasetWriter:
         """The shards still to compute, in plan order: all of them unless ``resume`` found
         intact parts of the same shard keys. ``shards`` is the whole plan (commit needs a part
         for each). Costs one read of every reused part (its fingerprint)."""
+        if self._lock is None:
+            raise SelectkitInternalError("use DatasetWriter as a context manager (with ...)")
         plan: dict[str, ShardLike] = {}
         for shard in shards:
             name = part_name(shard.index)
@@ -507,6 +512,8 @@ class DatasetWriter:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         self._unlock()
+        if exc_type is not None and self._plan is not None and self.staging.is_dir():
+            KEPT.append((str(self.staging), len(self._done)))
         return False
 
 
