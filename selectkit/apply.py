@@ -92,8 +92,7 @@ def apply_manifest(
             f"{option('resume')} continues a dataset folder; write to one (-o DIR/) or drop "
             f"{option('resume')}"
         )
-    if not folder:
-        check_output_path(output, [manifest_path, *tables])
+    check_output_path(output, [manifest_path, *tables], folder=folder)
     if STDIO in tables and (len(tables) > 1 or not _is_local(engine)):
         raise SelectkitUsageError(
             "stdin ('-') is read once, on this machine: give it alone with the local engine, "
@@ -359,8 +358,9 @@ def _check(
         )
     parts = [r.found for r in results if r.found.len()]
     found = (
-        pl.concat([p.alias(job.id_col).to_frame() for p in parts], how="vertical_relaxed")
-        .to_series()
+        pl.concat(
+            [p.alias(job.id_col).to_frame() for p in parts], how="vertical_relaxed"
+        ).to_series()
         if parts
         else picks[job.id_col].head(0)
     )

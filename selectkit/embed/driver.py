@@ -39,7 +39,7 @@ from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches, read_provenance
 from selectkit.io.dataset import DatasetWriter, is_folder_output
 from selectkit.io.formats import STDIO, detect_format, known_suffix
-from selectkit.io.tables import fingerprint_file
+from selectkit.io.tables import expand_inputs, fingerprint_file
 from selectkit.io.write import TMP_SUFFIX
 
 if TYPE_CHECKING:
@@ -62,12 +62,11 @@ def run_embed(
             f"{option('resume')} continues a dataset folder; write to one (-o DIR/) or drop "
             f"{option('resume')}"
         )
-    if not folder:
-        check_output_path(output, inputs)
-        if detect_format(output, output=True) == "csv":
-            raise SelectkitUsageError(
-                "CSV cannot hold the list column 'embedding'; write .parquet or .jsonl instead"
-            )
+    check_output_path(output, expand_inputs(inputs), folder=folder)
+    if not folder and detect_format(output, output=True) == "csv":
+        raise SelectkitUsageError(
+            "CSV cannot hold the list column 'embedding'; write .parquet or .jsonl instead"
+        )
     if any(str(p) == STDIO for p in inputs):
         if len(inputs) > 1 or folder or not _is_local(engine):
             raise SelectkitUsageError(
@@ -424,7 +423,7 @@ def _embed_stream(output: str | Path, opts: EmbedOptions) -> Provenance:
         prov.params = _params(model, opts)
         prov.inputs = [source.as_dict()]
         prov.metrics = {"rows": writer.rows, "truncated_texts": opts.cap.truncated}
-        prov.engine = {"engine": "local", "workers": 1}
+        prov.engine = engine_record(get_engine("local"))
         writer.provenance = prov
     opts.cap.report()
     return prov
