@@ -45,7 +45,7 @@ def setup(tmp_path_factory, corpus) -> dict[str, Path]:
     """Shards with ids and without, a manifest over each (random over the ids; DSIR over the
     id-less shards, whose ids are row numbers), and the local engine's outputs."""
     root = tmp_path_factory.mktemp("apply")
-    ided = _split(corpus, root / "ided")
+    _split(corpus, root / "ided")
     noid = _split(corpus.select("text", "label"), root / "noid")
     ids = root / "ids.parquet"
     corpus.select("id").write_parquet(ids)
@@ -69,7 +69,10 @@ def test_shards_give_the_rows_of_the_one_table(setup, corpus, tmp_path):
     whole = tmp_path / "whole.jsonl"
     corpus.write_ndjson(whole)
     apply_manifest(setup["m"], whole, tmp_path / "one.parquet")
-    one, shards = pl.read_parquet(tmp_path / "one.parquet"), pl.read_parquet(setup["root"] / "sel.parquet")
+    one, shards = (
+        pl.read_parquet(tmp_path / "one.parquet"),
+        pl.read_parquet(setup["root"] / "sel.parquet"),
+    )
     assert one.equals(shards) and shards.height == 40
     assert shards.get_column("rank").to_list() == list(range(40))
     prov = read_provenance(setup["root"] / "sel.parquet")
@@ -87,7 +90,8 @@ def test_folder_output_holds_each_shards_picked_rows(setup):
     assert pl.concat(parts).sort("rank").equals(whole)
     for k, part in enumerate(parts):  # a shard's rows, by rank within the part
         assert part.get_column("rank").is_sorted()
-        src = pl.read_ndjson(gzip.open(setup["ided"] / f"part-{k}.jsonl.gz"))
+        with gzip.open(setup["ided"] / f"part-{k}.jsonl.gz") as fh:
+            src = pl.read_ndjson(fh)
         assert part.get_column("id").is_in(src.get_column("id").implode()).all()
 
 
