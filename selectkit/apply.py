@@ -289,8 +289,9 @@ def _chain(first: pl.DataFrame | None, rest: Iterator[pl.DataFrame]) -> Iterator
 
 
 def _is_local(engine: str | Engine) -> bool:
+    """Whether kernels run in this process (the only place stdin can be read)."""
     if isinstance(engine, Engine):
-        return engine.describe()["engine"] == "local"
+        return engine.describe() == {"engine": "local", "workers": 1}
     return engine == "local"
 
 
