@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from selectkit.cli._options import IdCol, InputFormat, Json, Output
+from selectkit.cli._options import (
+    EngineOpt,
+    IdCol,
+    InputFormat,
+    Json,
+    Output,
+    RayAddressOpt,
+    ResumeOpt,
+)
 from selectkit.cli._run import check_json_stdout, report
 
 
@@ -16,8 +24,9 @@ def apply(
     table: Annotated[
         list[str],
         typer.Argument(
-            help="Any table holding the same ids (e.g. the corpus); several shards are read in "
-            "order as one table (rows without ids are numbered on across them)."
+            help="Any table holding the same ids (e.g. the corpus); several shards, a quoted glob "
+            "or a dataset folder are read in order as one table (rows without ids are numbered "
+            "on across them)."
         ),
     ],
     output: Output,
@@ -41,9 +50,15 @@ def apply(
             "(row count, or own ids that are not row numbers).",
         ),
     ] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    resume: ResumeOpt = False,
     as_json: Json = False,
 ) -> None:
     """Materialise a manifest: the rows of TABLE whose ids the manifest lists.
+
+    With -o DIR/ each shard's picked rows become its own part of a dataset folder; with
+    --engine ray the shards are filtered across a Ray cluster (same output bytes).
 
     Example:  selectkit apply manifest.parquet data_samples/rotten_tomatoes.jsonl -o subset.jsonl
     """
@@ -59,5 +74,8 @@ def apply(
         with_manifest_columns=manifest_columns,
         input_format=input_format,
         force=force,
+        engine=engine,
+        ray_address=ray_address,
+        resume=resume,
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="apply")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from selectkit.errors import SelectkitDataError
 from selectkit.linalg import normalise_rows_
@@ -303,7 +304,11 @@ class HashingEmbedder:
             if self.components is not None:
                 empty = ~sketch.any(axis=1)
                 sketch -= self.mean
-                sketch = sketch @ self.components
+                # BLAS rounds a product differently with another thread count, so the
+                # projection runs on one thread: the same vectors in this process, in a pool
+                # worker and on a Ray worker (the hashing before it is single-threaded anyway)
+                with threadpool_limits(limits=1):
+                    sketch = sketch @ self.components
                 sketch[empty] = 0.0
             normalise_rows_(sketch)
             out[i : i + sketch.shape[0]] = sketch
@@ -316,8 +321,6 @@ def top_right_singular_vectors(x: np.ndarray, k: int, n_iter: int = 2) -> np.nda
     Signs are fixed so each vector's largest entry is positive (deterministic output).
     Cost: O(n * d * (k + 10) * n_iter); memory O((n + d) * (k + 10)).
     """
-    from threadpoolctl import threadpool_limits
-
     from selectkit.rng import derive_rng
 
     rng = derive_rng(0, "embed", "randomized-svd")

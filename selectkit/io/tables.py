@@ -205,13 +205,18 @@ def input_format_of(path: str, override: str | None, head: bytes) -> str:
     return sniff_format(head) or detect_format(path)
 
 
+class _EmptyInput(SelectkitDataError):
+    """An input of blank lines only: an empty shard among several is skipped, whereas any
+    other read error (a truncated gzip) fails the run naming the file."""
+
+
 def _open(path: str, input_format: str | None, stdin: BinaryIO | None) -> tuple[Input, str]:
     inp = Input(path, stdin)
     try:
         head = inp.head()
         if not head.strip():
             what = "stdin is empty" if path == STDIO else f"input '{path}' is empty"
-            raise SelectkitDataError(f"{what}; give a table with at least one row")
+            raise _EmptyInput(f"{what}; give a table with at least one row")
         return inp, input_format_of(path, input_format, head)
     except BaseException:
         inp.close()
@@ -469,7 +474,7 @@ def iter_batches(
         return _empty_shard(path, input_format), iter(())
     try:
         inp, fmt = _open(path, input_format, stdin)
-    except SelectkitDataError:
+    except _EmptyInput:
         if allow_empty and not is_stream(path):  # only blank lines
             return _empty_shard(path, input_format), iter(())
         raise
