@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selectkit.cluster._exec import put, run_map
-from selectkit.cluster.search import CentroidIndex, assign_block, centroid_index
+from selectkit.cluster.search import CentroidIndex, assign, assign_block, centroid_index
 from selectkit.console import progress_bar
 from selectkit.linalg import group_sums, unit_rows
 from selectkit.rng import smallest_keys
@@ -172,3 +172,15 @@ def lloyd_steps(
             if (stalled or converged) and not empty.size:
                 break
     return c, current.counts, cost, done, history, current.labels, current.dist
+
+
+def assign_rows(
+    x: np.ndarray, centroids: np.ndarray, *, spherical: bool = False, engine=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``assign(x, centroids)``, on ``engine``'s workers block by block when ``x`` has more
+    than one block (the same labels and distances: rows are searched in the same groups)."""
+    if engine is None or x.shape[0] <= LLOYD_BLOCK_ROWS:
+        return assign(x, centroids, spherical=spherical)
+    blocks = fit_blocks(unit_rows(x) if spherical else x, engine)
+    parts = list(run_map(engine, lloyd_block, blocks, centroid_index(centroids, spherical)))
+    return np.concatenate([p.labels for p in parts]), np.concatenate([p.dist for p in parts])

@@ -93,6 +93,7 @@ def assign_block(
     starts = range(0, block.shape[0], SEARCH_ROWS)
     workers = min(len(starts), threads or faiss.omp_get_max_threads())
     parts = [block[s : s + SEARCH_ROWS] for s in starts]
+    index.index  # noqa: B018 (built here, once, before any thread searches it)
     if workers <= 1:
         results = [_one_thread_search(index, part) for part in parts]
     else:  # faiss releases the GIL: threads, each searching its own groups single-threaded
