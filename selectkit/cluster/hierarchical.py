@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selectkit.cluster.kmeans import KMeansResult, kmeans
-from selectkit.cluster.lloyd import assign_rows
+from selectkit.cluster.lloyd_blocks import assign_rows
 from selectkit.cluster.seeding import check_k_fits
 from selectkit.errors import SelectkitUsageError, option
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from selectkit.cluster.lloyd import lloyd_steps
+from selectkit.cluster.lloyd_blocks import lloyd_steps
 from selectkit.cluster.search import (  # noqa: F401 (re-exported: the public names)
     CHUNK_ROWS,
     SEARCH_ROWS,

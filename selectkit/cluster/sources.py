@@ -40,7 +40,10 @@ class Planned:
 
 
 def _one_file(path: str) -> bool:
-    return path == "-" or not (os.path.isdir(path) or any(c in path for c in "*?["))
+    """A single file (or stdin), not a folder or a quoted glob that names several."""
+    if path == "-" or os.path.isfile(path):
+        return True
+    return not (os.path.isdir(path) or any(c in path for c in "*?["))
 
 
 def plan_input(path: str, read: ReadSpec, engine) -> Planned:
