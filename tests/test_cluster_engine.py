@@ -7,6 +7,7 @@ fortunes, 5,000 texts), split into Parquet parts of uneven sizes in shuffled ord
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -60,7 +61,7 @@ def parts_glob(real_vectors) -> str:
     folder = real_vectors.parent / "parts"
     folder.mkdir()
     bounds = [0, 900, 2300, 2400, frame.height]
-    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
         frame[a:b].write_parquet(folder / f"v-{i}.parquet", row_group_size=256)
     return str(folder / "v-*.parquet")
 
