@@ -335,3 +335,21 @@ def test_ray_cli_file_output(cli, tmp_path, parts_glob, ray_cluster):
     r = cli("cluster", parts_glob, "-k", "8", "-o", tmp_path / "l.parquet")
     assert r.exit_code == 0, r.stderr
     assert pl.read_parquet(out).equals(pl.read_parquet(tmp_path / "l.parquet"))
+
+
+def test_npy_fit_sample_reads_no_vectors_for_the_keys(tmp_path, real_vectors, cli):
+    """A .npy's ids are its row numbers: the fit sample of a .npy equals that of the same matrix
+    in a Parquet file without ids (row numbers too)."""
+    x = pl.read_parquet(real_vectors)["embedding"].to_numpy()
+    np.save(tmp_path / "v.npy", x)
+    pl.DataFrame({"embedding": x}).write_parquet(tmp_path / "v.parquet", row_group_size=999)
+    for name in ("v.npy", "v.parquet"):
+        r = cli("cluster", tmp_path / name, "-k", "9", "--fit-sample", "1200", "-o",
+                tmp_path / f"{name}.out.parquet", "--centroids", tmp_path / f"{name}.c.parquet")  # fmt: skip
+        assert r.exit_code == 0, r.stderr
+    a = pl.read_parquet(tmp_path / "v.npy.out.parquet")
+    assert a.equals(pl.read_parquet(tmp_path / "v.parquet.out.parquet"))
+    assert a["id"].to_list() == list(range(5000))
+    assert pq.read_table(tmp_path / "v.npy.c.parquet").equals(
+        pq.read_table(tmp_path / "v.parquet.c.parquet")
+    )

@@ -76,8 +76,26 @@ class ShardKeys:
     keys: np.ndarray
 
 
+def _npy_rows(item: VectorShard, input_format: str | None) -> tuple[int, int] | None:
+    """(first row number, rows) of a .npy shard, whose ids are its row numbers; else None."""
+    from selectkit.io.formats import detect_format, known_suffix
+
+    shard = item.shard
+    if shard is None or not (input_format or known_suffix(shard.path)):
+        return None
+    if detect_format(shard.path, input_format) != "npy":
+        return None
+    start, stop = shard.rows or (0, int(np.load(shard.path, mmap_mode="r").shape[0]))
+    return (shard.row0 or 0), stop - start
+
+
 def shard_keys(item: VectorShard, spec: KeySpec) -> ShardKeys:
-    """The seeded hash of every id of the shard (``id_hashes``); O(rows) memory."""
+    """The seeded hash of every id of the shard (``id_hashes``); O(rows) memory. A .npy
+    shard's ids are its row numbers: nothing is read."""
+    npy = _npy_rows(item, spec.read.input_format)
+    if npy is not None:
+        keys = id_hashes(np.arange(npy[0], npy[0] + npy[1], dtype=np.int64), spec.salt)
+        return ShardKeys(npy[1], None, keys)
     parts, dim = [], None
     for ids, block in shard_rows(item, spec.read):
         parts.append(id_hashes(ids, spec.salt))

@@ -37,6 +37,7 @@ class Planned:
     where: str
     sources: list[Source]
     paths: list[str | None]  # each item's file (None: held in memory)
+    matrix: np.ndarray | None = None  # a single .npy input, memory-mapped
 
 
 def _one_file(path: str) -> bool:
@@ -66,7 +67,8 @@ def plan_input(path: str, read: ReadSpec, engine) -> Planned:
                            where, [vs.source], [None])  # fmt: skip
         shards = plan_shards([path], input_format=read.input_format)
         items = [VectorShard(s.index, s.key, shard=s) for s in shards]
-        return Planned(items, where, [vs.source], [s.path for s in shards])
+        matrix = vs.load() if vs.source.format == "npy" else None
+        return Planned(items, where, [vs.source], [s.path for s in shards], matrix)
     shards = plan_shards([path], input_format=read.input_format)
     if not shards:
         raise SelectkitDataError(f"{where} holds no input files")
@@ -111,6 +113,14 @@ def fit_matrix(
     Duplicate ids are refused here, naming one. Cost: two passes over the input with a sample
     (8 bytes per row on the driver), one without; the fit rows in memory."""
     items = planned.items
+    if planned.matrix is not None and (not fit_sample or fit_sample >= planned.matrix.shape[0]):
+        # every row of one .npy file, whose ids are its row numbers: fit on the memory map
+        n = planned.matrix.shape[0]
+        return FitMatrix(
+            planned.matrix,
+            n,
+            [(s.shard.rows or (0, n))[1] - (s.shard.rows or (0, n))[0] for s in items],
+        )
     if fit_sample:
         spec = KeySpec(read, derive_salt(seed, "cluster", "fit-sample"))
         found = list(run_map(engine, shard_keys, items, spec))
