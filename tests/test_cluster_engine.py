@@ -217,7 +217,7 @@ def test_same_bytes_in_process_on_a_pool_and_folder_or_file(
     record = json.loads((tmp_path / "a" / "_selectkit.json").read_text())
     assert _comparable(record["provenance"]) == _comparable(read_provenance(tmp_path / "c.parquet"))
     assert _comparable(a.to_dict()) == _comparable(b.to_dict()) == _comparable(c.to_dict())
-    assert a.metrics["rows"] == 5000 and [s["rows"] for s in a.inputs] == [900, 1400, 100, 2600]
+    assert a.metrics["rows"] == 5000 and [(s["rows"], s["parts"]) for s in a.inputs] == [(5000, 4)]
 
 
 def test_one_file_or_shuffled_parts_get_the_same_clusters(tmp_path, real_vectors, parts_glob):

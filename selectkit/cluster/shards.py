@@ -135,16 +135,6 @@ def shard_fit_rows(item: FitRequest, spec: ReadSpec) -> tuple[pl.Series, np.ndar
     return pl.concat(ids_parts), np.concatenate(x_parts)
 
 
-def shard_ids_with_keys(item: VectorShard, spec: tuple[KeySpec, np.ndarray]) -> pl.Series:
-    """The ids whose seeded hash is one of ``spec[1]`` (to name a duplicated id)."""
-    key_spec, wanted = spec
-    found = [
-        ids.filter(pl.Series(np.isin(id_hashes(ids, key_spec.salt), wanted)))
-        for ids, _ in shard_rows(item, key_spec.read)
-    ]
-    return pl.concat(found) if found else pl.Series(key_spec.read.id_col, [])
-
-
 # -- assignment -------------------------------------------------------------------------------
 
 

@@ -20,80 +20,43 @@ from selectkit.cluster.shards import (
     ReadSpec,
     VectorShard,
     shard_fit_rows,
-    shard_ids_with_keys,
     shard_keys,
 )
 from selectkit.errors import SelectkitDataError
-from selectkit.io.tables import Source, check_unique_ids, fingerprint_file
+from selectkit.io.tables import Source
 from selectkit.io.vector_source import open_vectors
 from selectkit.rng import derive_salt, smallest_keys
 
 
 @dataclass
 class Planned:
-    """The input's shards, how messages name it, and its provenance (``rows`` filled later)."""
+    """The input's shards, how messages name it, and its provenance record."""
 
     items: list[VectorShard]
     where: str
     sources: list[Source]
-    paths: list[str | None]  # each item's file (None: held in memory)
     matrix: np.ndarray | None = None  # a single .npy input, memory-mapped
 
 
-def _one_file(path: str) -> bool:
-    """A single file (or stdin), not a folder or a quoted glob that names several."""
-    if path == "-" or os.path.isfile(path):
-        return True
-    return not (os.path.isdir(path) or any(c in path for c in "*?["))
-
-
 def plan_input(path: str, read: ReadSpec, engine) -> Planned:
-    """The shards of ``path``: a Parquet or .npy file by row ranges (``plan_shards``), a
-    dataset folder or quoted glob by parts, anything read whole (stdin, JSON Lines, CSV) as one
-    shard in memory. A single file is opened and checked up front (columns, ids, rows)."""
+    """The shards of ``path`` (a file, a dataset folder or a quoted glob): Parquet and .npy by
+    files and row ranges (``plan_shards``); anything read whole (stdin, JSON Lines, CSV) as one
+    shard held on the engine. The input is opened and checked up front (``open_vectors``:
+    columns, row count, ids unique across all parts)."""
     from selectkit.engine.shards import plan_shards
 
     where = "stdin" if path == "-" else f"'{path}'"
-    if _one_file(path):
-        vs = open_vectors(
-            path,
-            embedding_col=read.embedding_col,
-            id_col=read.id_col,
-            input_format=read.input_format,
-        )
-        if vs._parquet is None and vs.source.format != "npy":  # read whole, as it always was
-            data = put(engine, (vs.ids(), np.asarray(vs.load(), dtype=np.float32)))
-            return Planned([VectorShard(0, "-" if path == "-" else os.path.basename(path), data=data)],
-                           where, [vs.source], [None])  # fmt: skip
-        shards = plan_shards([path], input_format=read.input_format)
-        items = [VectorShard(s.index, s.key, shard=s) for s in shards]
-        matrix = vs.load() if vs.source.format == "npy" else None
-        return Planned(items, where, [vs.source], [s.path for s in shards], matrix)
+    vs = open_vectors(
+        path, embedding_col=read.embedding_col, id_col=read.id_col, input_format=read.input_format
+    )
+    npy = vs._matrix is not None and vs.source.format == "npy"
+    if vs._matrix is not None and not npy:  # read whole, as it always was
+        data = put(engine, (vs.ids(), np.asarray(vs.load(), dtype=np.float32)))
+        key = "-" if path == "-" else os.path.basename(path)
+        return Planned([VectorShard(0, key, data=data)], where, [vs.source])
     shards = plan_shards([path], input_format=read.input_format)
-    if not shards:
-        raise SelectkitDataError(f"{where} holds no input files")
-    files = list(dict.fromkeys(s.path for s in shards))
-    sources = [Source(f, _format_of(f), 0, fingerprint_file(f)) for f in files]
-    return Planned([VectorShard(s.index, s.key, shard=s) for s in shards], where, sources,
-                   [s.path for s in shards])  # fmt: skip
-
-
-def _format_of(path: str) -> str:
-    from selectkit.io.formats import detect_format
-
-    return detect_format(path, None)
-
-
-def fill_rows(planned: Planned, rows: list[int]) -> None:
-    """Record each input file's row count (from its shards') in the provenance sources."""
-    if len(planned.sources) == 1 and planned.sources[0].rows:
-        return
-    per_file: dict[str, int] = {}
-    for path, count in zip(planned.paths, rows, strict=True):
-        if path is not None:
-            per_file[path] = per_file.get(path, 0) + count
-    for source in planned.sources:
-        source.rows = per_file.get(source.path, source.rows)
+    items = [VectorShard(s.index, s.key, shard=s) for s in shards]
+    return Planned(items, where, [vs.source], vs.load() if npy else None)
 
 
 @dataclass
@@ -110,8 +73,8 @@ def fit_matrix(
     the smallest hashes of their ids seeded by ``seed`` (``id_hashes`` with the salt
     ``derive_salt(seed, "cluster", "fit-sample")``, ties by row). Kernels return each shard's
     hashes, then its chosen rows; both follow the ids, never the rows' positions or the shards.
-    Duplicate ids are refused here, naming one. Cost: two passes over the input with a sample
-    (8 bytes per row on the driver), one without; the fit rows in memory."""
+    Cost: two passes over the input with a sample (8 bytes per row on the driver), one
+    without; the fit rows in memory."""
     items = planned.items
     if planned.matrix is not None and (not fit_sample or fit_sample >= planned.matrix.shape[0]):
         # every row of one .npy file, whose ids are its row numbers: fit on the memory map
@@ -127,7 +90,6 @@ def fit_matrix(
         shard_rows = [r.rows for r in found]
         keys = np.concatenate([r.keys for r in found])
         _no_rows(keys.size, planned.where)
-        _check_unique_keys(keys, items, engine, spec, planned.where)
         if fit_sample < keys.size:
             chosen = np.sort(smallest_keys(keys, fit_sample))
             bounds = np.searchsorted(chosen, np.cumsum([0, *shard_rows]))
@@ -147,9 +109,6 @@ def fit_matrix(
     _no_rows(sum(p[0].len() for p in parts), planned.where)
     ids = pl.concat([p[0] for p in parts])
     x = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
-    if not fit_sample:
-        check_unique_ids(ids.alias(read.id_col), planned.where)
-    fill_rows(planned, shard_rows)
     if not ids.is_sorted():
         x = np.ascontiguousarray(x[ids.arg_sort().to_numpy()])
     return FitMatrix(x, int(sum(shard_rows)), shard_rows)
@@ -158,13 +117,3 @@ def fit_matrix(
 def _no_rows(n: int, where: str) -> None:
     if n == 0:
         raise SelectkitDataError(f"{where} has no rows")
-
-
-def _check_unique_keys(keys, items, engine, spec: KeySpec, where: str) -> None:
-    """Refuse repeated ids: a repeated hash is confirmed on the ids themselves (re-read)."""
-    ordered = np.sort(keys)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    if repeated.size == 0:
-        return
-    suspects = list(run_map(engine, shard_ids_with_keys, items, (spec, repeated)))
-    check_unique_ids(pl.concat(suspects).alias(spec.read.id_col), where)
