@@ -316,7 +316,13 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path, real_vectors):
 # Ray: the same bytes across two nodes
 
 
-@pytest.mark.parametrize("extra", [{"fit_sample": 3000}, {"levels": [30, 6], "k": None}])
+RAY_CASES = [  # few iterations: each is one Ray map over the blocks (about a second here)
+    {"fit_sample": 3000, "iters": 6},
+    {"levels": [30, 6], "k": None, "resample_steps": 1, "iters": 4},
+]
+
+
+@pytest.mark.parametrize("extra", RAY_CASES)
 def test_ray_two_nodes_same_bytes_as_local(tmp_path, parts_glob, small_blocks, ray_cluster, extra):
     local = _run(parts_glob, f"{tmp_path}/local/", **extra)
     ray = _run(parts_glob, f"{tmp_path}/ray/", engine="ray", **extra)

@@ -110,7 +110,7 @@ def fit_blocks(x: np.ndarray, engine=None) -> list[LloydBlock]:
     n = x.shape[0]
     return [
         LloydBlock(f"fit-rows:{s}-{min(s + LLOYD_BLOCK_ROWS, n)}", s, min(s + LLOYD_BLOCK_ROWS, n),
-                   put(engine, np.ascontiguousarray(x[s : s + LLOYD_BLOCK_ROWS])))
+                   put(engine, x[s : s + LLOYD_BLOCK_ROWS]))
         for s in range(0, n, LLOYD_BLOCK_ROWS)
     ]  # fmt: skip
 

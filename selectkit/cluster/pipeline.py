@@ -3,7 +3,6 @@ shard, on any engine (the driver: plan, fit matrix, seeding, Lloyd's reductions,
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from selectkit.io import (
     write_table,
 )
 from selectkit.io.dataset import is_folder_output
-from selectkit.io.tables import DEFAULT_ID
+from selectkit.io.tables import DEFAULT_ID, input_files
 from selectkit.params import Param, check_arguments
 from selectkit.rng import DEFAULT_SEED, derive_rng
 
@@ -160,12 +159,10 @@ def cluster_file(
     folder = is_folder_output(output)
     _check_engine_args(engine, ray_address, resume, folder)
     # every usage check runs before any work: both outputs, their formats, distinct paths
-    if folder:
-        _check_folder_output(output, input_path)
-    else:
-        check_output_path(output, [input_path])
+    inputs = [input_path, *input_files(input_path)] if str(input_path) != "-" else []
+    check_output_path(output, inputs, folder=folder)
     if centroids_out:
-        check_output_path(centroids_out, [input_path])
+        check_output_path(centroids_out, inputs)
         centroids = option("centroids_out", cli="--centroids")
         if Path(str(centroids_out)).resolve() == Path(str(output)).resolve():
             raise SelectkitUsageError(
@@ -207,18 +204,6 @@ def cluster_file(
     finally:
         if eng is not engine:  # an Engine the caller gave stays theirs
             eng.close()
-
-
-def _check_folder_output(output, input_path) -> None:
-    out = Path(str(output).rstrip("/"))
-    if str(input_path) != "-" and os.path.realpath(out) == os.path.realpath(str(input_path)):
-        raise SelectkitUsageError(
-            f"output '{output}' is also an input; write to a new folder so the input stays intact"
-        )
-    if not out.resolve().parent.is_dir():
-        raise SelectkitUsageError(
-            f"output folder '{out.resolve().parent}' does not exist; create it first"
-        )
 
 
 def _cluster(
