@@ -89,13 +89,44 @@ def _npy_rows(item: VectorShard, input_format: str | None) -> tuple[int, int] | 
     return (shard.row0 or 0), stop - start
 
 
+def _parquet_ids_keys(item: VectorShard, spec: KeySpec) -> ShardKeys | tuple[int, int]:
+    """A Parquet shard's keys from its id column alone (the vectors are not read); without an
+    id column, its (first row number, rows) from the file's metadata."""
+    from selectkit.engine.shards import shard_batches
+    from selectkit.io.tables import open_parquet
+
+    shard, id_col = item.shard, spec.read.id_col
+    parts = [
+        id_hashes(frame.get_column(id_col), spec.salt)
+        for frame in shard_batches(
+            shard,
+            columns=[id_col],
+            batch_size=spec.read.batch_size,
+            id_col=id_col,
+            input_format=spec.read.input_format,
+        )
+        if id_col in frame.columns
+    ]
+    if parts:
+        keys = np.concatenate(parts)
+        return ShardKeys(int(keys.size), None, keys)
+    start, stop = shard.rows or (0, open_parquet(shard.path).metadata.num_rows)
+    return (shard.row0 or 0), stop - start
+
+
 def shard_keys(item: VectorShard, spec: KeySpec) -> ShardKeys:
-    """The seeded hash of every id of the shard (``id_hashes``); O(rows) memory. A .npy
-    shard's ids are its row numbers: nothing is read."""
-    npy = _npy_rows(item, spec.read.input_format)
-    if npy is not None:
-        keys = id_hashes(np.arange(npy[0], npy[0] + npy[1], dtype=np.int64), spec.salt)
-        return ShardKeys(npy[1], None, keys)
+    """The seeded hash of every id of the shard (``id_hashes``); O(rows) memory. Only ids
+    are read: a Parquet shard's id column; a .npy's (or id-less Parquet's) ids are its row
+    numbers, so nothing is read."""
+    numbered = _npy_rows(item, spec.read.input_format)
+    if numbered is None and item.data is None:
+        numbered = _parquet_ids_keys(item, spec)
+        if isinstance(numbered, ShardKeys):
+            return numbered
+    if numbered is not None:
+        first, rows = numbered
+        keys = id_hashes(np.arange(first, first + rows, dtype=np.int64), spec.salt)
+        return ShardKeys(rows, None, keys)
     parts, dim = [], None
     for ids, block in shard_rows(item, spec.read):
         parts.append(id_hashes(ids, spec.salt))
