@@ -83,6 +83,16 @@ def pool():
     engine.close()
 
 
+@pytest.fixture
+def two_nodes(request):
+    """The session's two-node Ray cluster (tests/conftest.py's ``ray_cluster``, which skips or
+    fails when Ray is missing); skipped, saying why, where that fixture is not there yet."""
+    try:
+        return request.getfixturevalue("ray_cluster")
+    except pytest.FixtureLookupError:
+        pytest.skip("the two-node ray_cluster fixture of tests/conftest.py is not there")
+
+
 def _comparable(prov: dict) -> dict:
     """A provenance without what may differ between engines: timings, the engine, argv."""
     return {k: v for k, v in prov.items() if k not in ("timings", "engine", "argv")} | {
@@ -323,7 +333,7 @@ RAY_CASES = [  # few iterations: each is one Ray map over the blocks (about a se
 
 
 @pytest.mark.parametrize("extra", RAY_CASES)
-def test_ray_two_nodes_same_bytes_as_local(tmp_path, parts_glob, small_blocks, ray_cluster, extra):
+def test_ray_two_nodes_same_bytes_as_local(tmp_path, parts_glob, small_blocks, two_nodes, extra):
     local = _run(parts_glob, f"{tmp_path}/local/", **extra)
     ray = _run(parts_glob, f"{tmp_path}/ray/", engine="ray", **extra)
     assert_same_output(tmp_path / "local", tmp_path / "ray")
@@ -334,7 +344,7 @@ def test_ray_two_nodes_same_bytes_as_local(tmp_path, parts_glob, small_blocks, r
     assert local.engine == {"engine": "local", "workers": 1}
 
 
-def test_ray_cli_file_output(cli, tmp_path, parts_glob, ray_cluster):
+def test_ray_cli_file_output(cli, tmp_path, parts_glob, two_nodes):
     out = tmp_path / "r.parquet"
     r = cli("cluster", parts_glob, "-k", "8", "-o", out, "--engine", "ray")
     assert r.exit_code == 0, r.stderr
