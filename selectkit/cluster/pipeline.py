@@ -18,6 +18,7 @@ from selectkit.cluster.seeding import SEEDERS, check_k_fits
 from selectkit.cluster.shards import AssignSpec, ReadSpec
 from selectkit.cluster.sources import fit_matrix, plan_input
 from selectkit.console import warn
+from selectkit.engine import Engine
 from selectkit.engine.threads import thread_limits
 from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import (
@@ -62,7 +63,7 @@ def parse_levels(text: str, name: str = "levels") -> list[int]:
 
 def _check_engine_args(engine, ray_address, resume, folder: bool) -> None:
     """Usage checks of the engine options, before any work."""
-    from selectkit.engine import ENGINES, Engine
+    from selectkit.engine import ENGINES
 
     if not isinstance(engine, Engine):
         arguments.text(engine, "engine", choices=list(ENGINES))
@@ -99,7 +100,7 @@ def cluster_file(
     batch_size: int = 65536,
     threads: int | None = None,
     input_format: str | None = None,
-    engine: str | object = "local",
+    engine: str | Engine = "local",
     ray_address: str | None = None,
     resume: bool = False,
 ) -> Provenance:
