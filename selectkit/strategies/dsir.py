@@ -17,7 +17,7 @@ import polars as pl
 from selectkit import textcap
 from selectkit.dsir.features import HASHES
 from selectkit.dsir.pipeline import DsirSettings, run_dsir
-from selectkit.dsir.sources import FileChunks, FrameChunks
+from selectkit.dsir.sources import Corpus, FrameShard
 from selectkit.dsir.weigh import FeatureConfig
 from selectkit.errors import SelectkitUsageError, param_option
 from selectkit.io.tables import check_unique_ids
@@ -121,8 +121,15 @@ def dsir_stream(
     (1, or the number of draws with replacement), and target (with several targets)."""
     columns, input_format = files.columns, files.input_format
     settings = settings_from(params, columns, input_format)
-    source = FileChunks(list(map(str, files.paths)), columns.text, columns.id, input_format)
-    res = run_dsir(source, budget, _base_seed(derive_rng(seed, "select", "dsir")), settings)
+    corpus = Corpus(list(map(str, files.paths)), input_format)
+    res = run_dsir(
+        corpus,
+        budget,
+        _base_seed(derive_rng(seed, "select", "dsir")),
+        settings,
+        engine=getattr(files, "engine", "local"),
+        ray_address=getattr(files, "ray_address", None),
+    )
     ids = pl.Series("id", res.ids) if res.ids is not None else pl.Series("id", res.rows)
     # ids are not collected for the whole corpus (memory): the selection's must be unique
     check_unique_ids(ids, "the inputs' selected rows")
@@ -137,13 +144,16 @@ def dsir_stream(
     if len(res.target_names) > 1:
         names = pl.Series("target", res.target_names, dtype=pl.String)
         frame = frame.with_columns(target=names.gather(res.target))
-    return StreamedSelection(
+    streamed = StreamedSelection(
         manifest=frame,
         metrics=res.metrics,
         params=res.params,
-        inputs=[s.as_dict() for s in source.sources],
+        inputs=res.inputs,
         timings=res.timings,
     )
+    if hasattr(streamed, "engine"):  # the runner records the engine (issue 13)
+        streamed.engine = res.engine
+    return streamed
 
 
 # from files, DSIR reads the corpus itself in at most two streamed passes; a Pool is wide
@@ -186,7 +196,7 @@ def dsir(pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any
     texts = pool.frame.get_column(pool.columns.text).gather(candidates)
     # the pool's ids, as the file interface reads them: the same rows get the same noise
     ids = pool.ids.gather(candidates)
-    res = run_dsir(FrameChunks(texts, ids=ids), budget, _base_seed(rng), settings)
+    res = run_dsir(FrameShard(texts, ids=ids), budget, _base_seed(rng), settings)
     return Selection(
         indices=candidates[res.rows],
         scores=res.scores,
