@@ -27,16 +27,10 @@ from selectkit.dsir.model import DsirModel, kl_divergence
 from selectkit.dsir.resample import prefix_length
 from selectkit.dsir.sources import Corpus, FrameShard, Reading, check_ids_agree, merged_inputs
 from selectkit.dsir.weigh import FeatureConfig
+from selectkit.engine import default_workers, engine_record, get_engine
+from selectkit.engine.shards import SHARD_ROWS
 from selectkit.errors import SelectkitError, SelectkitUsageError, option, param_option
 from selectkit.textcap import MAX_CHARS, TextCap, warn_truncated
-
-try:  # the engine module lands on main with issue 13
-    from selectkit.engine import engine_record, get_engine
-    from selectkit.engine.local import default_workers
-    from selectkit.engine.shards import SHARD_ROWS
-except ImportError:  # pragma: no cover - interim
-    from selectkit.dsir._interim import SHARD_ROWS, engine_record, get_engine
-    from selectkit.dsir.parallel import default_workers
 
 INLINE_BELOW_BYTES = 4 << 20  # smaller inputs run in this process: spawning costs more
 

@@ -12,7 +12,6 @@ anything hashes them; a reader holds one batch at a time.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
@@ -24,16 +23,12 @@ from typing import Any, BinaryIO
 
 import polars as pl
 
+from selectkit.engine.shards import Shard, plan_shards
 from selectkit.errors import SelectkitError
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.tables import iter_batches
 from selectkit.pool import column_option
 from selectkit.textcap import TextCap
-
-try:  # the engine module lands on main with issue 13
-    from selectkit.engine.shards import Shard, plan_shards
-except ImportError:  # pragma: no cover - interim
-    from selectkit.dsir._interim import Shard, plan_shards
 
 CHUNK_ROWS = 8192
 
@@ -103,29 +98,21 @@ class FileShard:
 
     @property
     def where(self) -> str:
-        return "stdin" if self.shard.path == STDIO else f"'{self.shard.path}'"
+        return self.shard.where
 
     def open(self, reading: Reading) -> ShardReader:
         """A reader of this shard's batches (one streamed read)."""
         first = self.shard.rows[0] if self.shard.rows else 0
-        columns = [reading.text_col, reading.id_col]
-        if self.shard.rows is not None:  # a row range of a large Parquet file
-            from selectkit.engine.shards import shard_batches
-            from selectkit.io.tables import Source, fingerprint_file
-
-            shard = dataclasses.replace(self.shard, path=self.readable)
-            frames = shard_batches(shard, columns=columns, batch_size=CHUNK_ROWS)
-            source = Source(path=self.shard.path, format="parquet", rows=0)
-            source.fingerprint = fingerprint_file(self.readable)
-        else:
-            source, frames = iter_batches(
-                self.readable,
-                columns=columns,
-                input_format=self.input_format,
-                batch_size=CHUNK_ROWS,
-                allow_empty=self.allow_empty,  # an empty part file among shards is skipped
-            )
-            source.path = self.shard.path
+        groups = range(*self.shard.groups) if self.shard.groups is not None else None
+        source, frames = iter_batches(
+            self.readable,
+            columns=[reading.text_col, reading.id_col],
+            input_format=self.input_format,
+            batch_size=CHUNK_ROWS,
+            allow_empty=self.allow_empty,  # an empty part file among shards is skipped
+            row_groups=groups,  # a row range of a large Parquet file
+        )
+        source.path = self.shard.path
         frames = _rechunk(_checked(frames, reading.text_col, self.where), CHUNK_ROWS)
         ranged = self.shard.rows is not None
         return ShardReader(self.where, frames, reading, reading.cap(), first, source, ranged)
@@ -142,7 +129,7 @@ class ShardReader:
     cap: TextCap
     first: int = 0  # the shard's first row within its file (row ranges of a Parquet file)
     source: Any = None
-    ranged: bool = False
+    ranged: bool = False  # a row range: its record's rows are the range's
 
     def chunks(self) -> Iterator[Chunk]:
         row = 0
@@ -154,8 +141,6 @@ class ShardReader:
             texts = self.cap.apply(texts, where=self.where, row0=self.first + row, ids=ids)
             yield Chunk(row, texts, ids)
             row += frame.height
-        if self.ranged:  # iter_batches counts a whole file's rows itself
-            self.source.rows = row
 
     def record(self) -> dict[str, Any] | None:
         """The file's provenance record (rows, fingerprint), once read through; a row range's
@@ -208,7 +193,7 @@ class Corpus:
 
     def plan(self) -> list[FileShard]:
         """The shards of every input, in input order; O(inputs)."""
-        shards = plan_shards(self.paths)
+        shards = plan_shards(self.paths, input_format=self.input_format)
         many = len(shards) > 1
         out = []
         for shard in shards:
