@@ -27,7 +27,7 @@ from selectkit.dsir.model import DsirModel, kl_divergence
 from selectkit.dsir.resample import prefix_length
 from selectkit.dsir.sources import Corpus, FrameShard, Reading, check_ids_agree, merged_inputs
 from selectkit.dsir.weigh import FeatureConfig
-from selectkit.engine import default_workers, engine_record, get_engine
+from selectkit.engine import LocalEngine, default_workers, engine_record, get_engine
 from selectkit.engine.shards import SHARD_ROWS
 from selectkit.errors import SelectkitError, SelectkitUsageError, option, param_option
 from selectkit.textcap import MAX_CHARS, TextCap, warn_truncated
@@ -177,18 +177,32 @@ def _local_workers(settings: DsirSettings, corpus: Corpus | None, shards: list) 
     return default_workers() if size >= INLINE_BELOW_BYTES else 1
 
 
-def _open_engine(engine: Any, ray_address: str | None, workers: int | None, auto: int):
-    """(the engine, whether we started it); DSIR's ``workers`` sizes only the local engine."""
-    if isinstance(engine, str) and engine == "local":
-        return get_engine("local", workers=workers or auto), True
-    if workers:
+def _runs_own_pool(engine: Any) -> bool:
+    """Whether DSIR starts its own local engine of ``workers`` processes: for ``"local"``,
+    ``None`` or a local engine of one worker (the runner's default). Any other engine (Ray, a
+    local pool of several workers) runs the shards as given."""
+    if engine is None or (isinstance(engine, str) and engine == "local"):
+        return True
+    return isinstance(engine, LocalEngine) and engine.workers == 1
+
+
+def _check_engine(engine: Any, workers: int | None) -> None:
+    """A usage error, before any work, for ``workers`` with an engine that brings its own."""
+    if workers and not _runs_own_pool(engine):
         raise SelectkitUsageError(
-            f"{param_option('workers')} sets the processes of the local engine; with another "
+            f"{param_option('workers')} sets the processes of the local engine; on another "
             "engine its own workers run the shards: drop it"
         )
+
+
+def _open_engine(engine: Any, ray_address: str | None, workers: int | None, auto: int):
+    """(the engine to run on, whether we started it and must close it); see ``_runs_own_pool``
+    (auto: ``auto`` processes)."""
+    if _runs_own_pool(engine):
+        return get_engine("local", workers=workers or auto), True
     if isinstance(engine, str):
         return get_engine(engine, ray_address=ray_address), True
-    return get_engine(engine), False
+    return engine, False
 
 
 def _pool_shards(source: FrameShard) -> list[FrameShard]:
@@ -228,6 +242,8 @@ def run_dsir(
             f"{param_option('with_replacement')} draws a number of documents: use "
             f"{option('budget')}, not {param_option('budget_tokens')}"
         )
+    if isinstance(source, Corpus):
+        _check_engine(engine, settings.workers)
     t0 = time.perf_counter()
     target_cap = settings.text_cap()
     if settings.model:

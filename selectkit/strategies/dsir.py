@@ -127,8 +127,7 @@ def dsir_stream(
         budget,
         _base_seed(derive_rng(seed, "select", "dsir")),
         settings,
-        engine=getattr(files, "engine", "local"),
-        ray_address=getattr(files, "ray_address", None),
+        engine=getattr(files, "engine", None),  # the runner's engine (None: local)
     )
     ids = pl.Series("id", res.ids) if res.ids is not None else pl.Series("id", res.rows)
     # ids are not collected for the whole corpus (memory): the selection's must be unique
