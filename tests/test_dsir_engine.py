@@ -53,6 +53,10 @@ def corpus(tmp_path_factory):
     return folder, with_ids, no_ids, folder / "target.jsonl", raw
 
 
+def _read_shards(paths) -> pl.DataFrame:
+    return pl.concat([pl.read_ndjson(gzip.decompress(p.read_bytes())) for p in paths])
+
+
 def _engines(address: str | None):
     """(name, select_files engine arguments): this process, a local pool of 2, Ray."""
     runs = [("inline", {}), ("pool", {"engine": get_engine("local", workers=2)})]
@@ -90,21 +94,12 @@ def _same_everywhere(outs) -> pl.DataFrame:
     return pl.read_parquet(first)
 
 
-@pytest.fixture(scope="module")
-def address(request):
-    """The test cluster's address, or None where this run has no Ray (then only the local
-    engines are compared; the tests marked ``ray`` need it)."""
-    if request.node.get_closest_marker("ray") is None:
-        return None
-    return request.getfixturevalue("ray_cluster").address
-
-
 # -- same bytes on every engine -----------------------------------------------------------------
 
 
 @pytest.mark.ray
 def test_document_budget_same_bytes_inline_pool_and_two_ray_nodes(corpus, tmp_path, ray_cluster):
-    folder, shards, _, target, raw = corpus
+    _, shards, _, target, raw = corpus
     outs = _select_everywhere(tmp_path, shards, ray_cluster.address, target=[str(target)])
     manifest = _same_everywhere(outs)
     assert manifest.height == 150 and manifest.get_column("id").n_unique() == 150
@@ -168,7 +163,7 @@ def test_id_less_shards_with_a_saved_model_count_rows_then_weigh(corpus, tmp_pat
     timings = read_provenance(outs["ray"])["timings"]
     assert "count_rows_s" in timings and "fit_raw_s" not in timings
     # the same documents with ids: the manifest's row numbers are the id-less run's ids
-    ids = pl.concat([pl.read_ndjson(gzip.open(p)) for p in shards]).get_column("id")
+    ids = _read_shards(shards).get_column("id")
     with_ids = tmp_path / "ids.parquet"
     select_files(
         list(map(str, shards)), with_ids, strategy="dsir", budget=80, seed=11,
@@ -188,6 +183,7 @@ def test_cli_engine_ray_with_address_from_the_environment(cli, corpus, tmp_path,
             "--budget-tokens", "15000", "--seed", "3"]  # fmt: skip
     local = cli.json(*args, "-o", tmp_path / "local.parquet")
     remote = cli.json(*args, "--engine", "ray", "-o", tmp_path / "ray.parquet")
+    local.pop("output"), remote.pop("output")
     assert stable(local) == stable(remote) and remote["selected_tokens"] >= 15_000
     assert_same_output(tmp_path / "local.parquet", tmp_path / "ray.parquet")
     r = cli(*args, "--engine", "ray", "--workers", "2", "-o", tmp_path / "w.parquet")
@@ -206,7 +202,9 @@ def test_cli_workers_two_same_manifest_as_one(cli, corpus, tmp_path):
     for prov in (one, two):  # the option the user changed, and what depends on the run
         prov["params"]["strategy_params"].pop("workers")
     assert stable(one) == stable(two)
-    assert pl.read_parquet(tmp_path / "one.parquet").equals(pl.read_parquet(tmp_path / "two.parquet"))
+    assert pl.read_parquet(tmp_path / "one.parquet").equals(
+        pl.read_parquet(tmp_path / "two.parquet")
+    )
 
 
 # -- corrupt shards -----------------------------------------------------------------------------
@@ -225,9 +223,7 @@ def corrupt(corpus, tmp_path):
     return shards, bad_gz, bad_json
 
 
-@pytest.mark.parametrize(
-    "engine", ["local", pytest.param("ray", marks=pytest.mark.ray), "pool"]
-)
+@pytest.mark.parametrize("engine", ["local", pytest.param("ray", marks=pytest.mark.ray), "pool"])
 def test_a_corrupt_shard_is_an_error_naming_that_file(cli, corpus, corrupt, tmp_path, engine):
     _, _, _, target, _ = corpus
     shards, bad_gz, bad_json = corrupt
@@ -270,7 +266,7 @@ def test_workers_with_an_engine_of_its_own_is_a_usage_error(corpus, tmp_path):
 # -- the kernels: what each shard returns, and the exact merge ----------------------------------
 
 
-def _spec(target, budget, **kw) -> SelectSpec:
+def _spec(budget: int, **kw) -> SelectSpec:
     cfg = FeatureConfig()
     log_ratio = derive_rng(0, "test").normal(size=(1, cfg.buckets))
     base = dict(features=cfg, reading=Reading(), log_ratio=log_ratio, min_tokens=0,
@@ -282,11 +278,11 @@ def _spec(target, budget, **kw) -> SelectSpec:
 def test_each_shard_returns_at_most_its_top_lists(corpus):
     """Driver memory is O(budget + shards x candidates): a shard's candidates are its top list
     per target and the baseline's, whatever its size; their n-grams come with them."""
-    _, shards, _, target, _ = corpus
-    spec = _spec(target, 25)
+    _, shards, _, _, raw = corpus
+    spec = _spec(25)
     for shard in Corpus(list(map(str, shards))).plan():
         part = select_shard(shard, spec)
-        assert part.pool_rows == 1000
+        assert part.pool_rows == raw.height // SHARDS
         assert part.tops[0][1].size == 25 and part.baseline[1].size == 25
         assert part.rows.size <= 50 and part.ptr.size == part.rows.size + 1
         assert part.ids.len() == part.rows.size and part.buckets.size == part.ptr[-1]
@@ -295,10 +291,10 @@ def test_each_shard_returns_at_most_its_top_lists(corpus):
 def test_merged_shard_top_lists_equal_one_shard_of_everything(corpus, tmp_path):
     """The union of the shards' top-k holds the global top-k: merging 5 shards gives the ranking
     of the same documents read as one file (ties by id hash, then row)."""
-    _, shards, _, _, raw = corpus
+    _, shards, _, _, _ = corpus
     whole = tmp_path / "whole.jsonl"
-    pl.concat([pl.read_ndjson(gzip.open(p)) for p in shards]).write_ndjson(whole)
-    spec = _spec(None, 40)
+    _read_shards(shards).write_ndjson(whole)
+    spec = _spec(40)
     ranked = []
     for inputs in (list(map(str, shards)), [str(whole)]):
         merge = CandidateMerge(spec, 5)

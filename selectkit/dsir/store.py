@@ -99,9 +99,8 @@ class CandidateStore:
 
     def ids_of(self, rows: np.ndarray) -> pl.Series | None:
         """The ids of ``rows`` (None when the input has none)."""
-        if self.ids is None:
-            return None
-        return self.ids.gather(self.find(rows))
+        pos = self.find(rows)  # compacts first
+        return None if self.ids is None else self.ids.gather(pos)
 
     def take(self, live: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, pl.Series | None]:
         """(rows, ptr, buckets, ids) of the kept ``live`` rows: what a kernel returns."""

@@ -205,13 +205,17 @@ def input_format_of(path: str, override: str | None, head: bytes) -> str:
     return sniff_format(head) or detect_format(path)
 
 
+class _EmptyInput(SelectkitDataError):
+    """An input holding nothing but whitespace (skipped where empty shards are allowed)."""
+
+
 def _open(path: str, input_format: str | None, stdin: BinaryIO | None) -> tuple[Input, str]:
     inp = Input(path, stdin)
     try:
         head = inp.head()
         if not head.strip():
             what = "stdin is empty" if path == STDIO else f"input '{path}' is empty"
-            raise SelectkitDataError(f"{what}; give a table with at least one row")
+            raise _EmptyInput(f"{what}; give a table with at least one row")
         return inp, input_format_of(path, input_format, head)
     except BaseException:
         inp.close()
@@ -469,8 +473,8 @@ def iter_batches(
         return _empty_shard(path, input_format), iter(())
     try:
         inp, fmt = _open(path, input_format, stdin)
-    except SelectkitDataError:
-        if allow_empty and not is_stream(path):  # only blank lines
+    except _EmptyInput:  # only blank lines; a corrupt file (bad gzip) is never "empty"
+        if allow_empty and not is_stream(path):
             return _empty_shard(path, input_format), iter(())
         raise
     if fmt == "npy":
