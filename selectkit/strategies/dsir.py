@@ -58,7 +58,11 @@ PARAMS = {
         str, "auto", "Budget share per target: auto (token shares), pooled (one target), 0.7,0.3."
     ),
     "workers": Param(
-        int, AUTO, "Processes for hashing (auto: all cores for inputs >= 4 MiB).", low=1
+        int,
+        AUTO,
+        "Processes of the local engine (auto: all cores for inputs >= 4 MiB); not with --engine "
+        "ray.",
+        low=1,
     ),
     "model": Param(str, "", "Weigh with a model saved by --save-model (no fitting, no --target)."),
     "save_model": Param(str, "", "Write the fitted distributions to this .npz file."),
