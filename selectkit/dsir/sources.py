@@ -208,7 +208,8 @@ class Corpus:
 
     def _readable(self, path: str) -> tuple[str, str | None]:
         if path != STDIO:
-            return path, self.input_format
+            # absolute: a Ray worker's current folder is its raylet's, not the driver's
+            return os.path.abspath(path), self.input_format
         if path not in self._spool:
             fmt = detect_format(STDIO, self.input_format)
             fd, tmp = tempfile.mkstemp(prefix="selectkit-dsir-", suffix=".stdin")
