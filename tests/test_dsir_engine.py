@@ -207,6 +207,18 @@ def test_cli_workers_two_same_manifest_as_one(cli, corpus, tmp_path):
     )
 
 
+def test_budget_tokens_takes_an_exponent_on_the_cli(cli, corpus, tmp_path):
+    """The issue's `--budget-tokens 5e9` form: an exact integer with an exponent is that
+    integer; one that is not an integer is refused (exit 2)."""
+    _, shards, _, target, _ = corpus
+    args = ["select", *shards, "-s", "dsir", "--target", target]
+    cli.json(*args, "--budget-tokens", "1.2e4", "-o", tmp_path / "e.parquet")
+    cli.json(*args, "--budget-tokens", "12000", "-o", tmp_path / "n.parquet")
+    assert_same_output(tmp_path / "e.parquet", tmp_path / "n.parquet")
+    r = cli(*args, "--budget-tokens", "1.5e-3", "-o", tmp_path / "x.parquet")
+    assert r.exit_code == 2 and "budget_tokens" in r.stderr
+
+
 # -- corrupt shards -----------------------------------------------------------------------------
 
 
