@@ -4,8 +4,8 @@ Each document's log-importance weight is the log-likelihood ratio of its hashed 
 target and the raw bag-of-n-grams models; documents are drawn without replacement in proportion
 to exp(weight) by Gumbel top-k (or ranked by weight with ``top_k``, or drawn with replacement).
 From files (``select_files``, the CLI) DSIR streams the corpus in at most two passes of shard
-kernels on every core or on a Ray cluster (``engine=``);
-from a Pool (Python API) it reads the pool's text column. The core lives in ``selectkit.dsir``.
+kernels on every core or on a Ray cluster (``engine=``); from a Pool (Python API) it reads the
+pool's text column. The core lives in ``selectkit.dsir``.
 """
 
 from __future__ import annotations
