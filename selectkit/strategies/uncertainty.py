@@ -58,6 +58,7 @@ def _bald(mc: np.ndarray) -> np.ndarray:
     summary="Uncertainty sampling: rows whose most likely class is least likely (1 - max p).",
     needs=("proba",),
     cost="O(n*C) time; O(chunk*C) extra memory.",
+    row_local=True,
 )
 def least_confidence(pool: Pool, rows: np.ndarray) -> np.ndarray:
     """1 - max_c p_c per row of ``rows``; O(|rows| C)."""
@@ -69,6 +70,7 @@ def least_confidence(pool: Pool, rows: np.ndarray) -> np.ndarray:
     summary="Margin sampling: rows whose two most likely classes are closest; score = 1 - margin.",
     needs=("proba",),
     cost="O(n*C) time; O(chunk*C) extra memory.",
+    row_local=True,
 )
 def margin(pool: Pool, rows: np.ndarray) -> np.ndarray:
     """1 - (p_(1) - p_(2)) per row of ``rows``; O(|rows| C)."""
@@ -80,6 +82,7 @@ def margin(pool: Pool, rows: np.ndarray) -> np.ndarray:
     summary="Entropy sampling: rows whose predicted class distribution has the highest entropy.",
     needs=("proba",),
     cost="O(n*C) time; O(chunk*C) extra memory.",
+    row_local=True,
 )
 def entropy(pool: Pool, rows: np.ndarray) -> np.ndarray:
     """-sum_c p_c ln p_c per row of ``rows``; O(|rows| C)."""
@@ -92,6 +95,7 @@ def entropy(pool: Pool, rows: np.ndarray) -> np.ndarray:
     "or ensemble members (proba_mc).",
     needs=("proba_mc",),
     cost="O(n*T*C) time; O(chunk*T*C) extra memory.",
+    row_local=True,
 )
 def bald(pool: Pool, rows: np.ndarray) -> np.ndarray:
     """H(mean_t p_t) - mean_t H(p_t) per row of ``rows``, clipped at 0; O(|rows| T C)."""
