@@ -59,9 +59,7 @@ def test_every_strategy_gives_the_same_bytes_on_local_and_ray(tmp_path, address,
     example_frame(name).write_parquet(pool)
     kwargs = dict(strategy=name, budget=_budget(name), seed=7, params=spec.example_params())
     select_files([pool], tmp_path / "local.parquet", **kwargs)
-    select_files(
-        [pool], tmp_path / "ray.parquet", engine="ray", ray_address=address, **kwargs
-    )
+    select_files([pool], tmp_path / "ray.parquet", engine="ray", ray_address=address, **kwargs)
     same_bytes(tmp_path / "local.parquet", tmp_path / "ray.parquet")
 
 
@@ -74,7 +72,9 @@ def shards(tmp_path_factory):
     file and as four part files holding the rows in a shuffled order, 50 rows labelled."""
     folder = tmp_path_factory.mktemp("shards")
     frame = wide_frame().drop("embedding", "text")
-    labels = pl.Series("label", [int(v) if i < 50 else None for i, v in enumerate(frame["cluster"])])
+    labels = pl.Series(
+        "label", [int(v) if i < 50 else None for i, v in enumerate(frame["cluster"])]
+    )
     frame = frame.with_columns(labels)
     frame.write_parquet(folder / "pool.parquet")
     parts = folder / "parts"
@@ -121,9 +121,7 @@ def test_ties_across_shards_go_to_the_smaller_id(tmp_path, address):
     parts = tmp_path / "parts"
     parts.mkdir()
     for i in range(3):
-        frame.filter(pl.col("id") % 3 == (i + 1) % 3).write_parquet(
-            parts / f"part-{i:05d}.parquet"
-        )
+        frame.filter(pl.col("id") % 3 == (i + 1) % 3).write_parquet(parts / f"part-{i:05d}.parquet")
     frame.write_parquet(tmp_path / "one.parquet")
     select_files([tmp_path / "one.parquet"], tmp_path / "a.parquet", strategy="margin", budget=150)
     select_files(
@@ -141,7 +139,9 @@ def test_labelled_rows_are_never_picked_and_all_labelled_is_named(tmp_path, shar
     select_files([shards / "parts"], out, strategy="entropy", budget="100%", engine="ray",
                  ray_address=address)  # fmt: skip
     picked = set(pl.read_parquet(out)["id"])
-    labelled = set(pl.read_parquet(shards / "pool.parquet").filter(pl.col("label").is_not_null())["id"])
+    labelled = set(
+        pl.read_parquet(shards / "pool.parquet").filter(pl.col("label").is_not_null())["id"]
+    )
     assert len(picked) == 1797 - 50 and not picked & labelled
     with pytest.raises(SelectkitDataError, match="already labelled: column 'cluster'"):
         select_files([shards / "parts"], out, strategy="margin", budget=5, labelled_col="cluster",
@@ -183,9 +183,7 @@ def test_an_id_in_two_shards_is_refused(tmp_path, shards, address):
         {"metrics": True, "with_embedding": True},  # coverage needs the whole pool
     ],
 )
-def test_pool_wide_calls_read_the_pool_on_the_driver_with_the_same_bytes(
-    tmp_path, address, extra
-):
+def test_pool_wide_calls_read_the_pool_on_the_driver_with_the_same_bytes(tmp_path, address, extra):
     extra = dict(extra)
     frame = wide_frame() if extra.pop("with_embedding", False) else wide_frame().drop("embedding")
     pool = tmp_path / "pool.parquet"
