@@ -319,6 +319,7 @@ def iter_batches(
     schema_overrides: dict[str, pl.DataType] | None = None,
     id_col: str | None = None,
     allow_empty: bool = False,
+    row_groups: Sequence[int] | None = None,
 ) -> tuple[Source, Iterator[pl.DataFrame]]:
     """Stream a table as polars frames of at most ``batch_size`` rows with only ``columns`` (all
     columns when None).
@@ -330,7 +331,8 @@ def iter_batches(
     uniqueness needs all ids and is the caller's. With ``allow_empty`` an empty input (0 bytes,
     or no rows) yields no batches instead of failing. Columns missing from the file are absent
     from the batches. Memory is O(batch_size) rows. The returned ``Source`` gets its row count and
-    fingerprint filled in when the stream is exhausted.
+    fingerprint filled in when the stream is exhausted. ``row_groups``: read only these row
+    groups of a Parquet file (a shard of it, :mod:`selectkit.engine.shards`).
     """
     path = str(path)
     where = where_of(path)
@@ -354,7 +356,10 @@ def iter_batches(
         rows = 0
         with inp:
             try:
-                for batch in _table_batches(inp, path, fmt, columns, batch_size, id_col, where):
+                batches = _table_batches(
+                    inp, path, fmt, columns, batch_size, id_col, where, row_groups=row_groups
+                )
+                for batch in batches:
                     batch = _cast(batch, overrides, where, rows)
                     rows += batch.height
                     yield batch
@@ -397,13 +402,14 @@ def _table_batches(
     where: str,
     *,
     data: bytes | None = None,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Batches of one opened input, conformed to one schema and id-checked. ``data``: the
     input's decompressed bytes when the caller already holds them all (``read_table``)."""
     whole = _Whole(path, inp, data)
     if fmt == "parquet":
         raw: Iterator[tuple[pl.DataFrame, bytes | None]] = _parquet_batches(
-            inp, path, columns, batch_size
+            inp, path, columns, batch_size, row_groups
         )
     elif fmt == "csv":
         raw = _csv_batches(whole, columns, batch_size, id_col)
@@ -422,12 +428,17 @@ def _table_batches(
 
 
 def _parquet_batches(
-    inp: Input, path: str, columns: list[str] | None, batch_size: int
+    inp: Input,
+    path: str,
+    columns: list[str] | None,
+    batch_size: int,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[tuple[pl.DataFrame, None]]:
     in_memory = is_stream(path) or inp.compression is not None
     pf = pq.ParquetFile(io.BytesIO(inp.stream.read()) if in_memory else path)
     present = _present(columns, pf.schema_arrow.names)
-    for rb in pf.iter_batches(batch_size=batch_size, columns=present):
+    groups = list(row_groups) if row_groups is not None else None
+    for rb in pf.iter_batches(batch_size=batch_size, columns=present, row_groups=groups):
         if rb.num_rows:
             yield pl.from_arrow(rb), None
 

@@ -1,0 +1,308 @@
+"""The Ray engine: kernels as Ray Data tasks (or actors, for kernels with per-worker state) on a
+Ray cluster, results handed back in the order of the items.
+
+Each map becomes ``ray.data.from_items(indices, override_num_blocks=n).map_batches(...,
+batch_size=1)``: one task per item, which Ray Data neither splits nor merges. The kernel, the
+items and the shared value travel once through the object store; each task looks its item up by
+index and returns its result pickled, with the index, and the driver puts the results back in
+order (Ray Data does not keep it). A worker process that dies is retried by Ray
+(``MAX_RETRIES``); an exception a kernel raises is not retried: it comes back and is raised on
+the driver with its type and message. This is the only module that imports Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import socket
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from selectkit.console import progress_bar
+from selectkit.engine.base import Engine, Handle, KernelFailure, call, item_name, unwrap
+from selectkit.engine.threads import mark_worker
+from selectkit.errors import SelectkitError, SelectkitUsageError
+
+#: retries of a task whose worker process died (not of a kernel that raised)
+MAX_RETRIES = 3
+#: seconds to reach a given cluster before giving up
+CONNECT_TIMEOUT_S = 20.0
+#: the object store of a Ray instance selectkit starts itself: this share of RAM, at most 4 GiB
+OBJECT_STORE_SHARE = 0.2
+OBJECT_STORE_MAX = 4 << 30
+INSTALL_HINT = "pip install 'selectkit[ray]'"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module with Ray Data, or a usage error saying how to install it."""
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise SelectkitUsageError(
+            f"--engine ray needs Ray, which is not installed; {INSTALL_HINT}"
+        ) from None
+    return ray
+
+
+def public_address(address: str) -> str:
+    """``address`` without credentials (``ray://user:secret@host:port`` -> ``ray://host:port``)."""
+    return re.sub(r"(?<=://)[^/@]*@", "", address)
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    bare = re.sub(r"^[a-z]+://", "", public_address(address)).split("/")[0]
+    host, sep, port = bare.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, within ``timeout`` seconds, an address that accepts no connection."""
+    where = _host_port(address)
+    if where is None:
+        if address != "auto":
+            raise SelectkitUsageError(
+                f"Ray address '{public_address(address)}' is not host:port (e.g. head:6379)"
+            )
+        return
+    try:
+        with socket.create_connection(where, timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise SelectkitError(
+            f"cannot reach the Ray cluster at '{public_address(address)}' ({reason}); check the "
+            "address (--ray-address or RAY_ADDRESS) and that the head node is running"
+        ) from None
+
+
+def _quiet(ray: Any) -> None:
+    """Keep stdout clean and stderr short: no progress bars or info logs from Ray Data."""
+    for name in ("ray", "ray.data", "ray._private", "ray.data._internal"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.verbose_stats_logs = False
+    if hasattr(ctx, "print_on_execution_start"):
+        ctx.print_on_execution_start = False
+
+
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # pragma: no cover - not POSIX
+        return 8 << 30
+
+
+#: the address this process connected to (None: a Ray instance it started, or none yet)
+_CONNECTED: str | None = None
+
+
+def connect(address: str | None) -> tuple[Any, str, bool]:
+    """Connect to ``address`` (or ``$RAY_ADDRESS``), or start a local instance; returns (ray,
+    the address as recorded, whether this call started Ray). Reuses a live connection."""
+    global _CONNECTED
+    ray = import_ray()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        if address and _CONNECTED not in (None, address):
+            raise SelectkitUsageError(
+                f"this process is already connected to the Ray cluster at "
+                f"'{public_address(_CONNECTED)}'; run one process per cluster"
+            )
+        return ray, public_address(_CONNECTED or address or "local"), False
+    common = dict(
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        configure_logging=True,
+        include_dashboard=False,
+    )
+    if address:
+        check_reachable(address)
+        try:
+            ray.init(address=address, **common)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
+            raise SelectkitError(
+                f"cannot connect to the Ray cluster at '{public_address(address)}': "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from None
+        _quiet(ray)
+        _CONNECTED = address
+        return ray, public_address(address), False
+    store = min(int(_total_memory() * OBJECT_STORE_SHARE), OBJECT_STORE_MAX)
+    os.environ.setdefault("RAY_memory_usage_threshold", "0.98")
+    ray.init(object_store_memory=max(store, 100 << 20), **common)
+    _quiet(ray)
+    return ray, "local", True
+
+
+#: per worker process: values fetched from the object store, by reference, most recent last
+_FETCHED: OrderedDict[str, Any] = OrderedDict()
+_FETCH_KEEP = 4
+
+
+def fetch(ref: Any) -> Any:
+    """``ray.get(ref)``, once per worker process for the last few references."""
+    key = ref.hex()
+    if key in _FETCHED:
+        _FETCHED.move_to_end(key)
+        return _FETCHED[key]
+    import ray
+
+    value = ray.get(ref)
+    _FETCHED[key] = value
+    while len(_FETCHED) > _FETCH_KEEP:
+        _FETCHED.popitem(last=False)
+    return value
+
+
+def _payload(ref: Any) -> tuple:
+    # Ray Data may hand over the value itself rather than its reference
+    return fetch(ref) if hasattr(ref, "hex") and not isinstance(ref, tuple) else ref
+
+
+def _run_tasks(batch: dict[str, np.ndarray], payload: Any) -> dict[str, np.ndarray]:
+    """A Ray Data task: run the kernel on the items whose indices are in ``batch``."""
+    mark_worker(1)
+    kernel, items, shared, _setup = _payload(payload)
+    out = [pickle.dumps(call(kernel, items[int(i)], shared), protocol=5) for i in batch["i"]]
+    return {"i": batch["i"], "result": np.array(out, dtype=object)}
+
+
+class _StatefulTask:
+    """A Ray Data actor: ``setup(shared)`` once (on its first batch), then the kernel on each
+    batch of indices. The payload comes with each call, not to the constructor, so Ray can
+    restart a dead actor without its constructor's arguments."""
+
+    def __init__(self) -> None:
+        mark_worker(1)
+        self._token: str | None = None
+        self._state: Any = None
+        self._failure: KernelFailure | None = None
+
+    def __call__(self, batch: dict[str, np.ndarray], payload: Any) -> dict[str, np.ndarray]:
+        kernel, items, shared, setup = _payload(payload)
+        token = payload.hex() if hasattr(payload, "hex") else str(id(payload))
+        if token != self._token:
+            self._token, self._failure = token, None
+            try:
+                self._state = setup(shared)
+            except Exception as exc:
+                self._state, self._failure = None, KernelFailure(exc)
+        out = []
+        for i in batch["i"]:
+            result = self._failure or call(kernel, items[int(i)], None, self._state, True)
+            out.append(pickle.dumps(result, protocol=5))
+        return {"i": batch["i"], "result": np.array(out, dtype=object)}
+
+
+class RayEngine(Engine):
+    """Kernels on a Ray cluster: the one at ``address`` (or ``$RAY_ADDRESS``), else a Ray
+    instance started on this machine for this process."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        self._ray, self.address, self._started = connect(address)
+        resources = self._ray.cluster_resources()
+        self.workers = max(1, int(resources.get("CPU", 1)))
+
+    def put(self, value: Any) -> Handle:
+        return Handle(ref=self._ray.put(value))
+
+    def describe(self) -> dict[str, Any]:
+        nodes = [n for n in self._ray.nodes() if n.get("Alive")]
+        return {
+            "engine": "ray",
+            "address": self.address,
+            "nodes": len(nodes),
+            "workers": self.workers,
+        }
+
+    def map(
+        self,
+        kernel: Callable[..., Any],
+        items: Iterable[Any],
+        *,
+        shared: Any = None,
+        setup: Callable[[Any], Any] | None = None,
+        label: str | None = None,
+        total: int | None = None,
+    ) -> Iterator[Any]:
+        ray = self._ray
+        items = list(items)
+        if not items:
+            return
+        payload = ray.put((kernel, items, shared, setup))
+        ds = ray.data.from_items(
+            [{"i": i} for i in range(len(items))], override_num_blocks=len(items)
+        )
+        if setup is None:
+            with warnings.catch_warnings():  # Ray 2.60 has no undeprecated way to bound retries
+                warnings.simplefilter("ignore")
+                ds = ds.map_batches(
+                    _run_tasks,
+                    batch_size=1,
+                    batch_format="numpy",
+                    fn_kwargs={"payload": payload},
+                    num_cpus=1,
+                    max_retries=MAX_RETRIES,  # finite: a kernel that kills its worker fails
+                )
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = ds.map_batches(
+                    _StatefulTask,
+                    fn_kwargs={"payload": payload},
+                    batch_size=1,
+                    batch_format="numpy",
+                    compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(items))),
+                    num_cpus=1,
+                    max_restarts=MAX_RETRIES,
+                    max_task_retries=MAX_RETRIES,
+                )
+        waiting: dict[int, Any] = {}
+        next_i = 0
+        try:
+            with progress_bar(label or "ray", total or len(items)) as bar:
+                for row in ds.iter_rows():
+                    waiting[int(row["i"])] = row["result"]
+                    while next_i in waiting:
+                        result = pickle.loads(waiting.pop(next_i))
+                        next_i += 1
+                        if label:
+                            bar.advance()
+                        yield unwrap(result)
+        except SelectkitError:
+            raise
+        except Exception as exc:
+            if not _is_ray_error(ray, exc):
+                raise
+            missing = [i for i in range(next_i, len(items)) if i not in waiting]
+            first = item_name(items[missing[0]]) if missing else "a task"
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise SelectkitError(
+                f"the Ray job failed on {first}{more} after {MAX_RETRIES} retries: "
+                f"{_first_line(exc)}"
+            ) from None
+        if next_i != len(items):
+            raise SelectkitError(
+                f"the Ray job lost {item_name(items[next_i])}: it returned no result"
+            )
+
+
+def _is_ray_error(ray: Any, exc: BaseException) -> bool:
+    return isinstance(exc, ray.exceptions.RayError) or type(exc).__module__.startswith("ray")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
