@@ -10,7 +10,6 @@ import json
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 import pytest
 
 from selectkit.errors import SelectkitDataError
@@ -18,11 +17,11 @@ from selectkit.io import read_provenance
 from selectkit.select import select_files
 from selectkit.strategies import get_strategy, list_strategies
 from selectkit.testing import example_frame, wide_frame
+from tests._same_bytes import assert_same_output
 
 pytestmark = pytest.mark.ray
 
 SCORED = ["least-confidence", "margin", "entropy", "bald"]
-DROPPED = {"timings", "engine", "argv"}  # what may differ between engines (and invocations)
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +29,11 @@ def address(ray_cluster) -> str:
     return ray_cluster.address
 
 
-def _reproducible(prov: dict) -> dict:
-    """The provenance without timings, the engine record and rates (``docs_per_s``: timings)."""
-    out = {k: v for k, v in prov.items() if k not in DROPPED}
-    out["metrics"] = {k: v for k, v in out["metrics"].items() if not k.endswith("_per_s")}
-    return out
-
-
 def same_bytes(a, b) -> None:
-    """The two manifests hold the same bytes of data and the same provenance, apart from the
-    timings and the engine record."""
-    ta, tb = pq.read_table(a), pq.read_table(b)
-    assert ta.schema.remove_metadata() == tb.schema.remove_metadata()
-    assert ta.replace_schema_metadata(None).equals(tb.replace_schema_metadata(None))
-    pa_, pb = read_provenance(a), read_provenance(b)
-    assert _reproducible(pa_) == _reproducible(pb)
-    assert pa_["engine"]["engine"] == "local" and pb["engine"]["engine"] == "ray"
+    """Same data bytes and stable provenance (``tests/_same_bytes``); a ran locally, b on Ray."""
+    assert_same_output(a, b)
+    assert read_provenance(a)["engine"]["engine"] == "local"
+    assert read_provenance(b)["engine"]["engine"] == "ray"
 
 
 def _budget(name: str):
@@ -188,9 +176,10 @@ def test_pool_wide_calls_read_the_pool_on_the_driver_with_the_same_bytes(tmp_pat
     frame = wide_frame() if extra.pop("with_embedding", False) else wide_frame().drop("embedding")
     pool = tmp_path / "pool.parquet"
     frame.write_parquet(pool)
-    for engine in ("local", "ray"):
-        select_files([pool], tmp_path / f"{engine}.parquet", strategy="entropy", budget=30,
-                     seed=3, engine=engine, ray_address=address, **extra)  # fmt: skip
+    select_files([pool], tmp_path / "local.parquet", strategy="entropy", budget=30, seed=3,
+                 **extra)  # fmt: skip
+    select_files([pool], tmp_path / "ray.parquet", strategy="entropy", budget=30, seed=3,
+                 engine="ray", ray_address=address, **extra)  # fmt: skip
     same_bytes(tmp_path / "local.parquet", tmp_path / "ray.parquet")
     prov = read_provenance(tmp_path / "ray.parquet")
     assert [s["path"] for s in prov["inputs"]] == [str(pool)]

@@ -7,9 +7,18 @@ from typing import Annotated
 
 import typer
 
-from selectkit.cli._options import EmbeddingCol, IdCol, InputFormat, Json, LabelCol, Output, Seed
+from selectkit.cli._options import (
+    EmbeddingCol,
+    EngineOpt,
+    IdCol,
+    InputFormat,
+    Json,
+    LabelCol,
+    Output,
+    RayAddressOpt,
+    Seed,
+)
 from selectkit.cli._run import check_json_stdout, report
-from selectkit.cli.select import EngineOpt, RayAddressOpt
 
 
 def scores(

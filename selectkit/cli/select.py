@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 from selectkit.cli._options import (
     ClusterCol,
     EmbeddingCol,
+    EngineOpt,
     GroupCol,
     IdCol,
     InputFormat,
@@ -26,6 +27,7 @@ from selectkit.cli._options import (
     Output,
     ProbaCol,
     ProbaMcCol,
+    RayAddressOpt,
     ScoreCol,
     Seed,
     TextCol,
@@ -34,15 +36,6 @@ from selectkit.cli._options import (
 )
 from selectkit.cli._run import check_json_stdout, report
 from selectkit.errors import SelectkitUsageError
-
-# provisional until selectkit/cli/_options.py has them (the engine's lead adds them there)
-EngineOpt = Annotated[
-    str, typer.Option("--engine", help="Where per-shard work runs: local (default) or ray.")
-]
-RayAddressOpt = Annotated[
-    Optional[str],
-    typer.Option("--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else local)."),
-]
 
 #: other spellings accepted for a parameter's name (British spellings are the declared ones)
 SPELLINGS = {"neighbors": "neighbours"}

@@ -461,7 +461,7 @@ class ShardedTopK:
         if request.modifiers.active or len(files.paths) != 1 or str(files.paths[0]) == "-":
             return None
         given = str(files.paths[0])
-        plan = plan_shards([given])
+        plan = plan_shards([given], input_format=files.input_format)
         present = _columns_of(plan[0].path, files.input_format) if plan else None
         cols = files.columns
         if present is None or (request.metrics and cols.embedding in present):
