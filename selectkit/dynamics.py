@@ -139,23 +139,14 @@ def scores_file(
     and a completion record). The model trains on the driver whatever the ``engine`` (it is
     recorded, as for every command). Returns the provenance. Cost: see
     ``training_dynamics``."""
+    from selectkit.io.dataset import is_folder_output
     from selectkit.select import opened_engine, record_engine
-
-    try:  # provisional: selectkit.io.dataset lands on main from the io work of issue 13
-        from selectkit.io.dataset import is_folder_output
-    except ImportError:  # pragma: no cover
-
-        def is_folder_output(path: str | Path) -> bool:
-            return False
 
     inputs = arguments.paths(inputs, "inputs")
     output = arguments.path(output, "output")
     check_args(epochs=epochs, model=model, seed=seed)
     folder = is_folder_output(output)
-    if folder:
-        check_output_path(output, inputs, folder=True)
-    else:
-        check_output_path(output, inputs)
+    check_output_path(output, inputs, folder=folder)
     cols = columns or Columns()
     with opened_engine(engine, ray_address) as eng:
         prov = Provenance(command="scores", seed=seed)

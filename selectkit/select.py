@@ -409,6 +409,8 @@ def _select_streamed(
         "labels": spec.labels,
     }
     record_engine(prov, eng)
+    if result.engine is not None:  # the strategy ran on an engine of its own
+        prov.engine = result.engine
     prov.inputs = result.inputs
     prov.metrics = result.metrics
     prov.timings.update(result.timings)

@@ -71,13 +71,16 @@ class Selection:
 class StreamedSelection:
     """What a streaming strategy returns to ``select_files``: the finished manifest (id, rank,
     score, weight, ...), summary metrics, the values it chose for parameters, the inputs it read
-    (``Source.as_dict()``) and stage timings in seconds."""
+    (``Source.as_dict()``), stage timings in seconds and, when it ran on an engine of its own
+    (DSIR's process pool), that engine's record (``selectkit.engine.engine_record``; None: the
+    engine ``select`` gave it)."""
 
     manifest: pl.DataFrame
     metrics: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    engine: dict[str, Any] | None = None
 
 
 StrategyFn = Callable[..., Selection]
