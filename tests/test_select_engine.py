@@ -7,6 +7,7 @@ through the CLI and the Python API."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -199,3 +200,51 @@ def test_json_summary_and_python_api_agree_on_ray(cli, tmp_path, shards, address
     prov = select_files([shards / "parts"], tmp_path / "py.parquet", strategy="bald", budget=12)
     assert prov.metrics == read_provenance(out)["metrics"]
     assert pl.read_parquet(out).equals(pl.read_parquet(tmp_path / "py.parquet"))
+
+
+# -------------------------------------------------------------------- scores -o DIR/
+
+
+def test_scores_folder_output_is_the_same_on_both_engines_and_reads_back(
+    cli, tmp_path, digits_parquet, address, monkeypatch
+):
+    import selectkit.dynamics as dynamics
+    from selectkit.dynamics import scores_file
+    from selectkit.io.dataset import dataset_parts
+    from selectkit.pool import Columns
+
+    cols = Columns(label="digit")
+    scores_file([digits_parquet], tmp_path / "dyn.parquet", epochs=3, columns=cols)
+    monkeypatch.setattr(dynamics, "PART_ROWS", 500)  # four parts of the 1,797 rows
+    scores_file([digits_parquet], f"{tmp_path}/local/", epochs=3, columns=cols)
+    scores_file([digits_parquet], f"{tmp_path}/ray/", epochs=3, columns=cols, engine="ray",
+                ray_address=address)  # fmt: skip
+    assert_same_output(tmp_path / "local", tmp_path / "ray")
+    parts = [Path(p) for p in dataset_parts(tmp_path / "local")]
+    assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(4)]
+    assert [pl.read_parquet(p).height for p in parts] == [500, 500, 500, 297]
+    whole = pl.read_parquet(tmp_path / "dyn.parquet")
+    assert pl.concat([pl.read_parquet(p) for p in parts]).equals(whole)
+    record = json.loads((tmp_path / "ray" / "_selectkit.json").read_text())
+    assert record["provenance"]["engine"]["engine"] == "ray"
+    # the folder is one input: select reads it as it reads the file
+    for name, dyn in (("from-file", tmp_path / "dyn.parquet"), ("from-folder", tmp_path / "ray")):
+        res = cli("select", digits_parquet, dyn, "-s", "topk", "--score-col", "el2n",
+                  "--label-col", "digit", "-b", "50", "-o", tmp_path / f"{name}.parquet")  # fmt: skip
+        assert res.exit_code == 0, res.stderr
+    a = pl.read_parquet(tmp_path / "from-file.parquet")
+    assert a.equals(pl.read_parquet(tmp_path / "from-folder.parquet")) and a.height == 50
+
+
+def test_scores_cli_writes_a_folder(cli, tmp_path, digits_parquet):
+    out = f"{tmp_path}/dyn/"
+    res = cli("scores", digits_parquet, "--label-col", "digit", "--epochs", "2", "-o", out)
+    assert res.exit_code == 0, res.stderr
+    frame = pl.read_parquet(tmp_path / "dyn" / "part-00000.parquet")
+    assert frame.columns == ["id", "aum", "forgetting", "el2n", "loss"] and frame.height == 1797
+    prov = read_provenance(tmp_path / "dyn" / "part-00000.parquet")
+    assert prov["command"] == "scores" and prov["engine"] == {"engine": "local", "workers": 1}
+    # a file where the folder should go is refused before training
+    (tmp_path / "taken").write_text("x")
+    res = cli("scores", digits_parquet, "--label-col", "digit", "-o", f"{tmp_path}/taken/")
+    assert res.exit_code == 2 and "is a file" in res.stderr
