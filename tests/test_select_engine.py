@@ -248,3 +248,35 @@ def test_scores_cli_writes_a_folder(cli, tmp_path, digits_parquet):
     (tmp_path / "taken").write_text("x")
     res = cli("scores", digits_parquet, "--label-col", "digit", "-o", f"{tmp_path}/taken/")
     assert res.exit_code == 2 and "is a file" in res.stderr
+
+
+def test_inputs_sharded_alike_are_joined_per_shard_else_on_the_driver(tmp_path, shards, address):
+    frame = pl.read_parquet(shards / "pool.parquet")
+    preds, meta, other = (tmp_path / n for n in ("preds", "meta", "other"))
+    for folder in (preds, meta, other):
+        folder.mkdir()
+    for i in range(3):
+        frame[i::3].select("id", "proba").write_parquet(preds / f"part-{i:05d}.parquet")
+        frame[i::3].select("id", "label", "cluster").write_parquet(meta / f"part-{i:05d}.parquet")
+        # the same rows, dealt to other parts: shard i of preds/ has no partner in other/
+        rows = frame[(i + 1) % 3 :: 3].select("id", "label", "cluster")
+        rows.write_parquet(other / f"part-{i:05d}.parquet")
+    frame.write_parquet(tmp_path / "one.parquet")
+    select_files([tmp_path / "one.parquet"], tmp_path / "one-m.parquet", strategy="margin",
+                 budget=40)  # fmt: skip
+    expected = pl.read_parquet(tmp_path / "one-m.parquet")
+    assert "cluster" in expected.columns
+    aligned = select_files([preds, meta], tmp_path / "aligned.parquet", strategy="margin",
+                           budget=40, engine="ray", ray_address=address)  # fmt: skip
+    assert pl.read_parquet(tmp_path / "aligned.parquet").equals(expected)
+    # joined shard by shard: every part of both folders was read by a kernel
+    assert len(aligned.inputs) == 6 and sum(s["rows"] for s in aligned.inputs) == 2 * 1797
+    crossed = select_files([preds, other], tmp_path / "crossed.parquet", strategy="margin",
+                           budget=40, engine="ray", ray_address=address)  # fmt: skip
+    assert pl.read_parquet(tmp_path / "crossed.parquet").equals(expected)
+    # joined on the driver: the folders are the inputs, as load_pool records them
+    assert [s["path"] for s in crossed.inputs] == [str(preds), str(other)]
+    local = select_files([preds, other], tmp_path / "crossed-local.parquet", strategy="margin",
+                         budget=40)  # fmt: skip
+    assert local.inputs == crossed.inputs
+    same_bytes(tmp_path / "crossed-local.parquet", tmp_path / "crossed.parquet")
