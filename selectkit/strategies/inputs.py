@@ -9,7 +9,7 @@ also has ``stream`` (a ``StreamingAdapter``) reads files itself and returns the 
 
 How a strategy runs on an engine (``select --engine local|ray``) is declared next to it: a
 strategy with a ``ShardPlan`` (``register_strategy(..., shards=...)``; every row-local scored
-strategy gets one, see ``selectkit.strategies.scored.ShardedTopK``) may run per shard of its
+strategy gets one, see ``selectkit.strategies.sharded.ShardedTopK``) may run per shard of its
 input on the engine's workers; every other strategy, and a plan that declines a call (``run``
 returns None), reads the pool on the driver, on either engine.
 """

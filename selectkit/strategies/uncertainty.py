@@ -11,7 +11,10 @@ first, so the manifest's ``score`` column reads the same way for all of them:
   model (Houlsby et al. 2011; Gal et al. 2017), from ``proba_mc`` (n x T passes x C classes)
 
 Scores are computed in float64 over chunks of rows, so memory stays O(chunk C) (O(chunk T C)
-for BALD) beyond the probability table itself.
+for BALD) beyond the probability table itself. Each row's score depends on its own
+probabilities alone (``row_local=True``), so on an engine (``select --engine ray``) every shard
+of the input scores its rows and the shards' top-k are merged on the driver
+(``selectkit.strategies.sharded``).
 """
 
 from __future__ import annotations
