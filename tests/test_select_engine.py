@@ -280,3 +280,12 @@ def test_inputs_sharded_alike_are_joined_per_shard_else_on_the_driver(tmp_path, 
                          budget=40)  # fmt: skip
     assert local.inputs == crossed.inputs
     same_bytes(tmp_path / "crossed-local.parquet", tmp_path / "crossed.parquet")
+
+
+@pytest.mark.parametrize("budget, message", [("0", "selects nothing"), ("9999", "larger than")])
+def test_a_bad_budget_is_refused_on_ray(cli, shards, tmp_path, address, budget, message):
+    out = tmp_path / "m.parquet"
+    res = cli("select", shards / "parts", "-s", "entropy", "-b", budget, "-o", out, "--engine",
+              "ray", "--ray-address", address)  # fmt: skip
+    assert res.exit_code == (2 if budget == "0" else 1), res.stderr
+    assert message in res.stderr and not out.exists()

@@ -194,12 +194,15 @@ class ShardedTopK:
         needs the whole pool. Cost: one pass over the shards (two for a fractional budget:
         the first counts the selectable rows), the scorer's work, and O(budget x shards)
         candidates on the driver."""
+        import sys
+
         from selectkit.budget import parse_budget
         from selectkit.strategies.inputs import ShardedPick
 
         planned = self._plan(request)
         if planned is None:
             return None
+        parse_budget(request.budget, sys.maxsize)  # a bad budget (0, -3, 'lots'): before work
         items, job = planned
         count = _count_budget(request.budget)
         if count is None:  # a fraction of the selectable rows: count them first
