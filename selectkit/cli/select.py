@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 from selectkit.cli._options import (
     ClusterCol,
     EmbeddingCol,
+    EngineOpt,
     GroupCol,
     IdCol,
     InputFormat,
@@ -26,6 +27,7 @@ from selectkit.cli._options import (
     Output,
     ProbaCol,
     ProbaMcCol,
+    RayAddressOpt,
     ScoreCol,
     Seed,
     TextCol,
@@ -220,6 +222,8 @@ def select(
     ] = 50,
     input_format: InputFormat = None,
     threads: Threads = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
     as_json: Json = False,
 ) -> None:
     """Pick --budget rows with a strategy and write a manifest (id, rank, score, weight[, cluster]).
@@ -244,6 +248,11 @@ def select(
     Active learning (a pool with your model's proba column):
 
         selectkit select pool.parquet -s margin -b 100 --stochastic power --coldness 2 -o batch.parquet
+
+    On a Ray cluster (margin, entropy, least-confidence and bald score each shard there; the
+    other strategies read the pool on this machine; docs/strategies.md says what runs where):
+
+        selectkit select 'preds/*.parquet' -s margin -b 100000 -o batch.parquet --engine ray
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
@@ -290,6 +299,8 @@ def select(
             "neighbours": anchor_neighbours,
             "subpool_size": subpool_size,
         },
+        engine=engine,
+        ray_address=ray_address,
     )
     report(
         {"output": output, "strategy": strategy, "seed": seed, **prov.metrics, **prov.timings},
