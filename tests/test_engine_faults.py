@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import typer
-from selectkit.engine import get_engine
 
 from selectkit.cli._run import run
+from selectkit.engine import get_engine
 from selectkit.errors import SelectkitError
 from tests._ray_cluster import alive
 
