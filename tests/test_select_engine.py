@@ -165,6 +165,17 @@ def test_an_id_in_two_shards_is_refused(tmp_path, shards, address):
                      engine="ray", ray_address=address)  # fmt: skip
 
 
+def test_an_id_in_two_shards_is_refused_even_when_it_is_not_picked(tmp_path, shards):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    frame = pl.read_parquet(shards / "pool.parquet")
+    frame.head(100).write_parquet(parts / "part-00000.parquet")
+    frame.slice(99).write_parquet(parts / "part-00001.parquet")  # d0099 in both
+    with pytest.raises(SelectkitDataError, match=r"id 'd0099' occurs in more than one shard"):
+        select_files([parts], tmp_path / "m.parquet", strategy="margin", budget=1)
+    assert not (tmp_path / "m.parquet").exists()
+
+
 @pytest.mark.parametrize(
     "extra",
     [

@@ -23,6 +23,7 @@ import polars as pl
 
 from selectkit.errors import SelectkitDataError, option
 from selectkit.pool import Columns
+from selectkit.rng import id_hashes
 from selectkit.strategies.scored import Scorer, _checked, top_k
 
 
@@ -64,6 +65,8 @@ class _ShardTop:
     selectable: int
     picks: pl.DataFrame = field(default_factory=pl.DataFrame)  # id, score[, cluster]
     aligned: bool = True
+    #: id_hashes of every row: an id repeated across shards is refused, as on the whole pool
+    hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
 
 
 def _format_of(path: str, input_format: str | None) -> str:
@@ -127,7 +130,7 @@ def score_shard(item: JoinedShard, job: _ScoreJob) -> _ShardTop:
     if cluster in pool.frame.columns:
         pool.cluster_codes(cluster)  # validated as ``select`` does, before any work
     candidates = np.flatnonzero(~pool.labelled_mask).astype(np.int64)
-    top = _ShardTop(files, len(pool), int(candidates.size))
+    top = _ShardTop(files, len(pool), int(candidates.size), hashes=id_hashes(pool.ids, 0))
     if job.k is not None and candidates.size:
         scores = _checked(job.scorer(pool, candidates, **job.params), candidates.size)
         keep = top_k(pool, candidates, scores, min(job.k, candidates.size))
@@ -194,7 +197,6 @@ class ShardedTopK:
         needs the whole pool. Cost: one pass over the shards (two for a fractional budget:
         the first counts the selectable rows), the scorer's work, and O(budget x shards)
         candidates on the driver."""
-        import sys
 
         from selectkit.budget import parse_budget
         from selectkit.strategies.inputs import ShardedPick
@@ -202,7 +204,7 @@ class ShardedTopK:
         planned = self._plan(request)
         if planned is None:
             return None
-        parse_budget(request.budget, sys.maxsize)  # a bad budget (0, -3, 'lots'): before work
+        parse_budget(request.budget, 1 << 53)  # a bad budget (0, -3, "lots"): before work
         items, job = planned
         count = _count_budget(request.budget)
         if count is None:  # a fraction of the selectable rows: count them first
@@ -221,6 +223,7 @@ class ShardedTopK:
         )
         if not all(t.aligned for t in tops):
             return None
+        _check_unique(tops, items, job, engine)
         selectable = _selectable(tops, request, job)
         count = parse_budget(request.budget, selectable)
         return ShardedPick(
@@ -317,6 +320,37 @@ def _selectable(tops: list[_ShardTop], request: Any, job: _ScoreJob) -> int:
             + ")"
         )
     return selectable
+
+
+def ids_hashed(item: JoinedShard, wanted: tuple[np.ndarray, _ScoreJob]) -> list[Any]:
+    """Kernel: the ids of the shard whose hash is in ``wanted`` (to name a repeated id)."""
+    hashes, job = wanted
+    table = _shard_table(item.shards[0], (job.columns.id,), job)
+    ids = table.frame.get_column(job.columns.id)
+    return ids.filter(pl.Series(np.isin(id_hashes(ids, 0), hashes))).to_list()
+
+
+def _check_unique(tops: list[_ShardTop], items: list, job: _ScoreJob, engine: Any) -> None:
+    """Refuse an id that two shards hold (each shard checked its own): the driver keeps 8
+    bytes per row and sorts them once; only a repeated hash sends the kernels back to find
+    the id itself, so a hash collision is never reported as a duplicate."""
+    if len(tops) < 2:
+        return
+    hashes = np.sort(np.concatenate([t.hashes for t in tops]))
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    if not repeated.size:
+        return
+    seen: dict[Any, str] = {}
+    for item, found in zip(
+        items, engine.map(ids_hashed, items, shared=(repeated, job)), strict=True
+    ):
+        for value in found:
+            if value in seen:
+                raise SelectkitDataError(
+                    f"id {value!r} occurs in more than one shard ('{seen[value]}', "
+                    f"'{item.shards[0].path}'); give each row a unique id"
+                )
+            seen[value] = item.shards[0].path
 
 
 def _merge_top(tops: list[_ShardTop], count: int) -> pl.DataFrame:
