@@ -298,19 +298,7 @@ UNREACHABLE = {"refused": "127.0.0.1:1", "blackholed": "10.255.255.1:6379"}
 
 
 @_ray_cluster.installed
-@pytest.mark.parametrize(
-    "case",
-    [
-        "refused",
-        pytest.param(
-            "blackholed",
-            # the engine probes with a TCP connect, which this sandbox's network accepts for any
-            # address; ray.init then retries for 32-50 s (REQUESTS-infra.md item 1): drop this
-            # mark once the engine probes the GCS itself with a deadline
-            marks=pytest.mark.xfail(reason="engine: blackholed address takes > 30 s"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("case", ["refused", "blackholed"])
 def test_an_unreachable_address_fails_within_30s_naming_it(case):
     """Given as the argument or through RAY_ADDRESS (both at once: a blackholed address may
     take most of the 30 s)."""
