@@ -1,6 +1,7 @@
 """A Ray worker process killed (SIGKILL) mid-map, on the real two-node test cluster: Ray retries
 its task and the map completes with the same results; a task whose worker always dies fails
-the run with an error naming the shard (exit 1), after Ray's retries."""
+the run with an error naming the shard (exit 1), after Ray's retries. On the local pool (no
+retries) a dying worker fails the map naming the shard, never hangs it."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from selectkit.cli._run import run
 from selectkit.engine import get_engine
 from selectkit.errors import SelectkitError
 from tests._ray_cluster import alive
-
-pytestmark = pytest.mark.ray
 
 VICTIM = 3
 
@@ -74,6 +73,7 @@ def _victim_pid(folder: Path) -> int:
     return int((folder / f"{ITEMS[VICTIM].key}.died").read_text())
 
 
+@pytest.mark.ray
 def test_a_killed_ray_worker_is_retried_and_the_map_completes(ray_engine, tmp_path):
     results = list(ray_engine.map(die_once, ITEMS, shared=str(tmp_path)))
     # what the local engine computes when nothing dies (its marker made beforehand)
@@ -87,6 +87,7 @@ def test_a_killed_ray_worker_is_retried_and_the_map_completes(ray_engine, tmp_pa
     assert list(ray_engine.map(die_once, ITEMS, shared=str(tmp_path))) == EXPECTED
 
 
+@pytest.mark.ray
 def test_a_killed_actor_is_restarted_and_the_stateful_map_completes(ray_engine, tmp_path):
     results = list(
         ray_engine.map(die_once_stateful, ITEMS, shared=str(tmp_path), setup=folder_state)
@@ -95,6 +96,7 @@ def test_a_killed_actor_is_restarted_and_the_stateful_map_completes(ray_engine, 
     assert not alive(_victim_pid(tmp_path))
 
 
+@pytest.mark.ray
 def test_a_task_whose_worker_always_dies_fails_naming_its_shard(ray_engine, tmp_path, capsys):
     def job():
         return list(ray_engine.map(always_die, ITEMS, shared=str(tmp_path)))
@@ -110,3 +112,13 @@ def test_a_task_whose_worker_always_dies_fails_naming_its_shard(ray_engine, tmp_
     assert exit_info.value.exit_code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "part-00003.jsonl" in err[0], err
+
+
+def test_a_local_pool_worker_that_dies_fails_the_map_naming_its_shard(tmp_path):
+    """No retry on the local engine, but no hang either: an error naming the shard."""
+    with (
+        get_engine("local", workers=2) as pool,
+        pytest.raises(SelectkitError, match=r"part-00003\.jsonl"),
+    ):
+        list(pool.map(always_die, ITEMS, shared=str(tmp_path)))
+    assert (tmp_path / "attempts").exists()
