@@ -50,6 +50,7 @@ def _num(value: float) -> str:
 #: an integer written with an exponent on the command line ("5e9", "1.5E6")
 _SCIENTIFIC = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$")
 
+
 @dataclass(frozen=True)
 class Param:
     """A declared parameter: its type, default, one line of help and every limit on its value.
