@@ -94,19 +94,20 @@ class Executor:
         limit = 2 * self.workers
         for task in tasks:
             name = next(labels, None) if labels is not None else None
-            window.append((self._pool.apply_async(fn, task), name))
+            # the workers alive now: one of them dying before this task's result arrives may
+            # have taken the task with it (the pool replaces the worker, not the task)
+            window.append((self._pool.apply_async(fn, task), name, list(self._pool._pool)))
             if len(window) >= limit:
                 yield self._result(*window.popleft())
         while window:
             yield self._result(*window.popleft())
 
-    def _result(self, pending: Any, name: str | None) -> Any:
-        workers = {p.pid: p for p in self._pool._pool}  # the pool replaces a worker that dies
+    def _result(self, pending: Any, name: str | None, workers: list) -> Any:
         while True:
             try:
                 return pending.get(timeout=0.5)
             except mp.TimeoutError:
-                dead = [p for p in workers.values() if p.exitcode is not None]
+                dead = [p for p in workers if p.exitcode is not None]
                 if dead:
                     code = dead[0].exitcode
                     how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"

@@ -218,8 +218,14 @@ def fetch(ref: Any) -> Any:
 
 
 def _payload(ref: Any) -> tuple:
+    """(kernel, items, shared, setup) of a map, in the driver's working folder: relative input
+    paths name the same files on every node (which see the driver's storage at the same paths)."""
     # Ray Data may hand over the value itself rather than its reference
-    return fetch(ref) if hasattr(ref, "hex") and not isinstance(ref, tuple) else ref
+    cwd, *payload = fetch(ref) if hasattr(ref, "hex") and not isinstance(ref, tuple) else ref
+    with contextlib.suppress(OSError):  # a node without that folder: paths stay as given
+        if os.getcwd() != cwd and os.path.isdir(cwd):
+            os.chdir(cwd)
+    return tuple(payload)
 
 
 def _run_tasks(batch: dict[str, np.ndarray], payload: Any) -> dict[str, np.ndarray]:
@@ -294,7 +300,7 @@ class RayEngine(Engine):
         items = list(items)
         if not items:
             return
-        payload = ray.put((kernel, items, shared, setup))
+        payload = ray.put((os.getcwd(), kernel, items, shared, setup))
         ds = ray.data.from_items(
             [{"i": i} for i in range(len(items))], override_num_blocks=len(items)
         )
