@@ -606,7 +606,10 @@ def report(results: list[dict[str, Any]]) -> str:
         "same prov",
     ]
     rows = []
-    for r in results:
+    order = sorted(
+        results, key=lambda r: (r["rows"], COMMANDS.index(r["command"]), ENGINES.index(r["engine"]))
+    )
+    for r in order:
         local = next(
             (
                 x
@@ -640,12 +643,92 @@ def report(results: list[dict[str, Any]]) -> str:
     return table(head, rows)
 
 
+PAPER_DOCS = (100_000_000, 1_000_000_000)
+PAPER_WORKERS = (16, 64, 256)
+
+
+def paper(results: list[dict[str, Any]], engine: str = "ray2") -> tuple[str, list[dict]]:
+    """Scaling on paper from the measured ``engine`` runs at the two sizes, per command:
+
+    * r = documents per worker-CPU-second (rows / the workers' CPU seconds, at the larger size);
+    * the driver's CPU as a + b N (a line through the two sizes: a fixed, b per document);
+    * T(N, W) = a + b N + N / (W r): the driver's work plus the workers' share, not overlapped
+      (an upper bound: the driver reduces while the workers run);
+    * W* = 1 / (b r): beyond this many workers the driver's per-document work takes longer than
+      the workers' share, so more workers stop helping;
+    * the driver's peak RSS as a line through the two sizes, extrapolated.
+    """
+    out, rows = [], []
+    for name in COMMANDS:
+        runs = sorted(
+            (
+                r
+                for r in results
+                if r["command"] == name and r["engine"] == engine and r.get("rc") == 0
+            ),
+            key=lambda r: r["rows"],
+        )
+        if len(runs) < 2 or not sum(runs[-1].get("worker_cpu_s_per_node", [])):
+            continue
+        small, big = runs[0], runs[-1]
+        cpu = [(r.get("user_s") or 0.0) + (r.get("sys_s") or 0.0) for r in (small, big)]
+        dn = big["rows"] - small["rows"]
+        b = max((cpu[1] - cpu[0]) / dn, 0.0)
+        a = cpu[0] - b * small["rows"]
+        r = big["rows"] / sum(big["worker_cpu_s_per_node"])
+        mem_b = (big["peak_rss_mib"] - small["peak_rss_mib"]) / dn
+        mem_a = small["peak_rss_mib"] - mem_b * small["rows"]
+        w_star = 1.0 / (b * r) if b > 0 else float("inf")
+        entry = {
+            "command": name,
+            "docs_per_worker_cpu_s": r,
+            "driver_fixed_cpu_s": a,
+            "driver_cpu_s_per_doc": b,
+            "driver_bound_workers": w_star,
+            "driver_rss_mib_per_doc": mem_b,
+            "hours": {
+                f"{n}/{w}": (a + b * n + n / (w * r)) / 3600
+                for n in PAPER_DOCS
+                for w in PAPER_WORKERS
+            },
+            "driver_rss_gib": {n: (mem_a + mem_b * n) / 1024 for n in PAPER_DOCS},
+        }
+        out.append(entry)
+        rows.append(
+            [
+                name,
+                round(r),
+                round(a, 1),
+                f"{b * 1e6:.1f}",
+                "inf" if w_star == float("inf") else round(w_star),
+                *(f"{entry['hours'][f'{n}/{w}']:.2f}" for n in PAPER_DOCS for w in PAPER_WORKERS),
+                *(f"{entry['driver_rss_gib'][n]:.1f}" for n in PAPER_DOCS),
+            ]
+        )
+    head = [
+        "command",
+        "docs/s per worker",
+        "driver fixed s",
+        "driver us/doc",
+        "W*",
+        *(f"h {n // 10**6}M/{w}w" for n in PAPER_DOCS for w in PAPER_WORKERS),
+        *(f"driver GiB {n // 10**6}M" for n in PAPER_DOCS),
+    ]
+    return table(head, rows), out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--commands", default=",".join(COMMANDS))
     parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument(
+        "--runs",
+        default="",
+        help="COMMAND/ENGINE,... in this order at each size (default: every command on every "
+        "engine, local first); the local runs of embed and dsir make cluster's and apply's inputs",
+    )
     parser.add_argument("--k", type=int, default=256, help="cluster: k")
     parser.add_argument("--fit-sample", type=int, default=262144, help="cluster: --fit-sample")
     parser.add_argument("--iters", type=int, default=25, help="cluster: Lloyd iterations")
@@ -667,13 +750,27 @@ def main() -> None:
         help="another selectkit for one command (e.g. embed=/tmp/snap-embed); repeatable",
     )
     parser.add_argument("--name", default="bench_engine", help="JSON file name in benchmarks/out/")
+    parser.add_argument(
+        "--paper", metavar="JSON", help="only print the scaling on paper of an earlier run's JSON"
+    )
     args = parser.parse_args()
+    if args.paper:
+        done = json.loads(Path(args.paper).read_text())["results"]
+        print(report(done))
+        print(paper(done)[0])
+        return
     # a SIGTERM unwinds like Ctrl-C, so the Ray cluster of the run in progress is stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.code = dict(c.split("=", 1) for c in args.code)
     sizes = [int(s) for s in args.sizes.split(",")]
     names = [c for c in args.commands.split(",") if c]
     engines = [e for e in args.engines.split(",") if e]
+    plan = [(n, e) for n in names for e in engines]
+    if args.runs:
+        plan = [tuple(r.split("/", 1)) for r in args.runs.split(",") if r]
+    for name, eng in plan:
+        if name not in COMMANDS or eng not in ENGINES:
+            raise SystemExit(f"unknown run {name}/{eng}: commands {COMMANDS}, engines {ENGINES}")
     data = Path(args.data).resolve()
     env = env_report()
     env["versions"]["ray"] = _ray_version()
@@ -692,17 +789,34 @@ def main() -> None:
         local_out = data / "runs" / str(rows) / "local"
         inputs["emb"] = f"{local_out}/embed/emb/"
         inputs["manifest"] = str(local_out / "dsir" / "manifest.parquet")
-        for name in names:
-            runs = [run_one(name, e, rows, inputs, args, data, args.port) for e in engines]
-            ref = next((r for r in runs if r["engine"] == "local" and r.get("rc") == 0), None)
-            for r in runs:
-                if ref is not None and r is not ref and r.get("rc") == 0:
-                    r["same"] = compare(ref["digest"], r["digest"])
-            results.extend(runs)
+        for name, eng in plan:
+            run = run_one(name, eng, rows, inputs, args, data, args.port)
+            ref = next(
+                (
+                    r
+                    for r in results
+                    if (r["rows"], r["command"], r["engine"]) == (rows, name, "local")
+                    and r.get("rc") == 0
+                ),
+                None,
+            )
+            if ref is not None and run.get("rc") == 0:
+                run["same"] = compare(ref["digest"], run["digest"])
+            results.append(run)
             write_json(args.name, _payload(env, args, results, t_all))
     text = report(results)
     print(text)
-    path = write_json(args.name, {**_payload(env, args, results, t_all), "table": text})
+    paper_text, paper_rows = paper(results)
+    print(paper_text)
+    path = write_json(
+        args.name,
+        {
+            **_payload(env, args, results, t_all),
+            "table": text,
+            "paper": paper_rows,
+            "paper_table": paper_text,
+        },
+    )
     print(f"results: {path} ({time.perf_counter() - t_all:.0f} s in all)")
 
 
