@@ -111,6 +111,38 @@ def sharded(data: Path, rows: int, shards: int) -> tuple[str, list[Path]]:
     return str(folder / "docs-*.jsonl.gz"), files
 
 
+def tiled_vectors(data: Path, src: Path, rows: int, shards: int) -> str:
+    """``rows`` vectors as ``shards`` Parquet files: the embeddings of the dataset folder ``src``
+    (a smaller corpus's local embed output) repeated in order with distinct ids
+    ``"<copy>/<id>"``, as make_memory_corpus.py repeats documents. For when embedding the big
+    corpus itself does not fit the run's time: the vectors stay real. Returns the quoted glob."""
+    import polars as pl
+
+    folder = data / f"vectors_{rows}_{shards}"
+    files = [folder / f"vec-{i:03d}.parquet" for i in range(shards)]
+    if not all(f.exists() for f in files):
+        folder.mkdir(parents=True, exist_ok=True)
+        base = pl.concat(
+            [
+                pl.read_parquet(p, columns=["id", "embedding"])
+                for p in sorted(src.glob("part-*.parquet"))
+            ]
+        )
+        copies = -(-rows // base.height)
+        tiled = pl.concat(
+            [
+                base.with_columns((pl.lit(f"{c}/") + pl.col("id").cast(pl.String)).alias("id"))
+                for c in range(copies)
+            ]
+        ).head(rows)
+        per = -(-rows // shards)
+        for i, f in enumerate(files):
+            tmp = f.with_suffix(".tmp")
+            tiled.slice(i * per, per).write_parquet(tmp, row_group_size=16384)
+            tmp.replace(f)
+    return str(folder / "vec-*.parquet")
+
+
 # ---------------------------------------------------------------------------------------------
 # Ray clusters of our own
 
@@ -726,8 +758,10 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         default="",
-        help="COMMAND/ENGINE,... in this order at each size (default: every command on every "
-        "engine, local first); the local runs of embed and dsir make cluster's and apply's inputs",
+        help="[SIZE:]COMMAND/ENGINE,... in this order (at SIZE only, or at every size; default: "
+        "every command on every engine, local first); the local runs of embed and dsir make "
+        "cluster's and apply's inputs (without an embed at a size, cluster reads the smaller "
+        "size's embeddings repeated)",
     )
     parser.add_argument("--k", type=int, default=256, help="cluster: k")
     parser.add_argument("--fit-sample", type=int, default=262144, help="cluster: --fit-sample")
@@ -762,15 +796,19 @@ def main() -> None:
     # a SIGTERM unwinds like Ctrl-C, so the Ray cluster of the run in progress is stopped
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.code = dict(c.split("=", 1) for c in args.code)
-    sizes = [int(s) for s in args.sizes.split(",")]
     names = [c for c in args.commands.split(",") if c]
     engines = [e for e in args.engines.split(",") if e]
-    plan = [(n, e) for n in names for e in engines]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    items = [(None, n, e) for n in names for e in engines]
     if args.runs:
-        plan = [tuple(r.split("/", 1)) for r in args.runs.split(",") if r]
-    for name, eng in plan:
-        if name not in COMMANDS or eng not in ENGINES:
-            raise SystemExit(f"unknown run {name}/{eng}: commands {COMMANDS}, engines {ENGINES}")
+        items = []
+        for run in (r for r in args.runs.split(",") if r):
+            size, _, what = run.rpartition(":")
+            name, _, eng = what.partition("/")
+            if name not in COMMANDS or eng not in ENGINES:
+                raise SystemExit(f"unknown run {run}: commands {COMMANDS}, engines {ENGINES}")
+            items.append((int(size) if size else None, name, eng))
+    plans = {n: [(c, e) for s, c, e in items if s in (None, n)] for n in sizes}
     data = Path(args.data).resolve()
     env = env_report()
     env["versions"]["ray"] = _ray_version()
@@ -784,10 +822,18 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     for rows in sizes:
+        plan = plans[rows]
         glob, _files = sharded(data, rows, args.shards)
         inputs = {"glob": glob, "target": str(data / "memory_target.jsonl")}
         local_out = data / "runs" / str(rows) / "local"
         inputs["emb"] = f"{local_out}/embed/emb/"
+        if ("embed", "local") not in plan and any(n == "cluster" for n, _ in plan):
+            # no embed of this size in the plan: the smaller size's embeddings, repeated
+            smaller = [s for s in sizes if s < rows]
+            if smaller:
+                src = data / "runs" / str(max(smaller)) / "local" / "embed" / "emb"
+                inputs["emb"] = tiled_vectors(data, src, rows, args.shards)
+                print(f"  cluster input at {rows:,}: {inputs['emb']} (from {src}, repeated)")
         inputs["manifest"] = str(local_out / "dsir" / "manifest.parquet")
         for name, eng in plan:
             run = run_one(name, eng, rows, inputs, args, data, args.port)
