@@ -143,6 +143,31 @@ def tiled_vectors(data: Path, src: Path, rows: int, shards: int) -> str:
     return str(folder / "vec-*.parquet")
 
 
+def cluster_input(
+    data: Path, rows: int, smaller: list[int], results: list[dict[str, Any]], shards: int
+) -> str:
+    """What cluster reads at ``rows``: the local engine's embeddings of that size when embed ran
+    before it, else the largest smaller size's, repeated to ``rows`` vectors."""
+
+    def local_embed(n: int) -> Path | None:
+        done = any(
+            (r["rows"], r["command"], r["engine"], r.get("rc")) == (n, "embed", "local", 0)
+            for r in results
+        )
+        return data / "runs" / str(n) / "local" / "embed" / "emb" if done else None
+
+    own = local_embed(rows)
+    if own is not None:
+        return f"{own}/"
+    for n in sorted(smaller, reverse=True):
+        src = local_embed(n)
+        if src is not None:
+            glob = tiled_vectors(data, src, rows, shards)
+            print(f"  cluster input at {rows:,}: {glob} ({src} repeated)", flush=True)
+            return glob
+    return f"{data / 'runs' / str(rows) / 'local' / 'embed' / 'emb'}/"  # missing: cluster says so
+
+
 # ---------------------------------------------------------------------------------------------
 # Ray clusters of our own
 
@@ -370,18 +395,23 @@ def launch(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path) -> di
             full, stdout=out_f, stderr=err_f, env=env, cwd=cwd, start_new_session=True, text=True
         )
         driver_peak, timed_out = 0.0, False
-        while proc.poll() is None:
-            if time.perf_counter() - t0 > timeout:
-                timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                break
-            try:
-                for child in psutil.Process(proc.pid).children():  # the CLI process
-                    driver_peak = max(driver_peak, child.memory_info().rss / 2**20)
-            except psutil.Error:
-                pass
-            time.sleep(0.25)
+        try:
+            while proc.poll() is None:
+                if time.perf_counter() - t0 > timeout:
+                    timed_out = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    break
+                try:
+                    for child in psutil.Process(proc.pid).children():  # the CLI process
+                        driver_peak = max(driver_peak, child.memory_info().rss / 2**20)
+                except psutil.Error:
+                    pass
+                time.sleep(0.25)
+        except BaseException:  # stopped: the command (in its own session) goes too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
         proc.wait()
         wall = time.perf_counter() - t0
         out_f.seek(0), err_f.seek(0)
@@ -785,6 +815,11 @@ def main() -> None:
     )
     parser.add_argument("--name", default="bench_engine", help="JSON file name in benchmarks/out/")
     parser.add_argument(
+        "--continue-from",
+        metavar="JSON",
+        help="keep the finished runs of an earlier run's JSON (same --data) and run the rest",
+    )
+    parser.add_argument(
         "--paper", metavar="JSON", help="only print the scaling on paper of an earlier run's JSON"
     )
     args = parser.parse_args()
@@ -820,22 +855,28 @@ def main() -> None:
     for name, state in env["code_under_test"].items():
         print(f"tested  : {name}: {state}")
     results: list[dict[str, Any]] = []
+    if args.continue_from:
+        # the finished runs of an earlier invocation (same data folder): kept, not run again,
+        # and the local engine's outputs among them are the references of the new runs
+        results = [
+            {**r, "from": args.continue_from}
+            for r in json.loads(Path(args.continue_from).read_text())["results"]
+            if r.get("rc") == 0
+        ]
+        print(f"continuing {args.continue_from}: {len(results)} finished runs kept")
     t_all = time.perf_counter()
     for rows in sizes:
         plan = plans[rows]
         glob, _files = sharded(data, rows, args.shards)
         inputs = {"glob": glob, "target": str(data / "memory_target.jsonl")}
         local_out = data / "runs" / str(rows) / "local"
-        inputs["emb"] = f"{local_out}/embed/emb/"
-        if ("embed", "local") not in plan and any(n == "cluster" for n, _ in plan):
-            # no embed of this size in the plan: the smaller size's embeddings, repeated
-            smaller = [s for s in sizes if s < rows]
-            if smaller:
-                src = data / "runs" / str(max(smaller)) / "local" / "embed" / "emb"
-                inputs["emb"] = tiled_vectors(data, src, rows, args.shards)
-                print(f"  cluster input at {rows:,}: {inputs['emb']} (from {src}, repeated)")
         inputs["manifest"] = str(local_out / "dsir" / "manifest.parquet")
+        smaller = [s for s in sizes if s < rows]
         for name, eng in plan:
+            if any((r["rows"], r["command"], r["engine"]) == (rows, name, eng) for r in results):
+                continue
+            if name == "cluster":
+                inputs["emb"] = cluster_input(data, rows, smaller, results, args.shards)
             run = run_one(name, eng, rows, inputs, args, data, args.port)
             ref = next(
                 (
