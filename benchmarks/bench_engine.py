@@ -705,79 +705,49 @@ def report(results: list[dict[str, Any]]) -> str:
     return table(head, rows)
 
 
-PAPER_DOCS = (100_000_000, 1_000_000_000)
-PAPER_WORKERS = (16, 64, 256)
-
-
 def paper(results: list[dict[str, Any]], engine: str = "ray2") -> tuple[str, list[dict]]:
-    """Scaling on paper from the measured ``engine`` runs at the two sizes, per command:
-
-    * r = documents per worker-CPU-second (rows / the workers' CPU seconds, at the larger size);
-    * the driver's CPU as a + b N (a line through the two sizes: a fixed, b per document);
-    * T(N, W) = a + b N + N / (W r): the driver's work plus the workers' share, not overlapped
-      (an upper bound: the driver reduces while the workers run);
-    * W* = 1 / (b r): beyond this many workers the driver's per-document work takes longer than
-      the workers' share, so more workers stop helping;
-    * the driver's peak RSS as a line through the two sizes, extrapolated.
-
-    Not for cluster: its Lloyd work depends on ``--fit-sample`` (all rows at 100k, 262,144 at
-    1M here), not on the corpus; docs/scale-out.md works it out by hand.
-    """
+    """The inputs of docs/scale-out.md's scaling on paper, per command and size, from the
+    ``engine`` runs: documents per worker-CPU-second (rows / the workers' CPU seconds), the
+    driver's CPU seconds, its CPU per second of wall time (Ray Data's executor loop runs in the
+    driver: its CPU grows with the run's duration, not with the documents) and its peak RSS."""
     out, rows = [], []
-    for name in ("embed", "dsir", "apply"):  # cluster: its fit sample differs between the sizes
-        runs = sorted(
-            (
-                r
-                for r in results
-                if r["command"] == name and r["engine"] == engine and r.get("rc") == 0
-            ),
-            key=lambda r: r["rows"],
-        )
-        if len(runs) < 2 or not sum(runs[-1].get("worker_cpu_s_per_node", [])):
-            continue
-        small, big = runs[0], runs[-1]
-        cpu = [(r.get("user_s") or 0.0) + (r.get("sys_s") or 0.0) for r in (small, big)]
-        dn = big["rows"] - small["rows"]
-        b = max((cpu[1] - cpu[0]) / dn, 0.0)
-        a = cpu[0] - b * small["rows"]
-        r = big["rows"] / sum(big["worker_cpu_s_per_node"])
-        mem_b = (big["peak_rss_mib"] - small["peak_rss_mib"]) / dn
-        mem_a = small["peak_rss_mib"] - mem_b * small["rows"]
-        w_star = 1.0 / (b * r) if b > 0 else float("inf")
+    runs = sorted(
+        (r for r in results if r["engine"] == engine and r.get("rc") == 0),
+        key=lambda r: (COMMANDS.index(r["command"]), r["rows"]),
+    )
+    for r in runs:
+        workers = sum(r.get("worker_cpu_s_per_node", []))
+        driver = (r.get("user_s") or 0.0) + (r.get("sys_s") or 0.0)
         entry = {
-            "command": name,
-            "docs_per_worker_cpu_s": r,
-            "driver_fixed_cpu_s": a,
-            "driver_cpu_s_per_doc": b,
-            "driver_bound_workers": w_star,
-            "driver_rss_mib_per_doc": mem_b,
-            "hours": {
-                f"{n}/{w}": (a + b * n + n / (w * r)) / 3600
-                for n in PAPER_DOCS
-                for w in PAPER_WORKERS
-            },
-            "driver_rss_gib": {n: (mem_a + mem_b * n) / 1024 for n in PAPER_DOCS},
+            "command": r["command"],
+            "rows": r["rows"],
+            "docs_per_worker_cpu_s": r["rows"] / workers if workers else None,
+            "worker_cpu_s": workers,
+            "driver_cpu_s": driver,
+            "driver_cpu_per_wall_s": driver / r["wall_s"],
+            "driver_peak_mib": r["peak_rss_mib"],
+            "services_cpu_s": r.get("ray_services_cpu_s"),
         }
         out.append(entry)
         rows.append(
             [
-                name,
-                round(r),
-                round(a, 1),
-                f"{b * 1e6:.1f}",
-                "inf" if w_star == float("inf") else round(w_star),
-                *(f"{entry['hours'][f'{n}/{w}']:.2f}" for n in PAPER_DOCS for w in PAPER_WORKERS),
-                *(f"{entry['driver_rss_gib'][n]:.1f}" for n in PAPER_DOCS),
+                r["command"],
+                r["rows"],
+                round(entry["docs_per_worker_cpu_s"] or 0),
+                round(workers, 1),
+                round(driver, 1),
+                f"{entry['driver_cpu_per_wall_s']:.3f}",
+                round(r["peak_rss_mib"]),
             ]
         )
     head = [
         "command",
-        "docs/s per worker",
-        "driver fixed s",
-        "driver us/doc",
-        "W*",
-        *(f"h {n // 10**6}M/{w}w" for n in PAPER_DOCS for w in PAPER_WORKERS),
-        *(f"driver GiB {n // 10**6}M" for n in PAPER_DOCS),
+        "docs",
+        "docs per worker-CPU-s",
+        "worker CPU s",
+        "driver CPU s",
+        "driver CPU / wall s",
+        "driver peak MiB",
     ]
     return table(head, rows), out
 
