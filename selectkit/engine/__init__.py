@@ -14,7 +14,7 @@ from selectkit import arguments
 from selectkit.engine.base import Engine, Handle
 from selectkit.engine.local import Executor, LocalEngine, default_workers
 from selectkit.engine.threads import kernel_threads, thread_limits
-from selectkit.errors import SelectkitUsageError
+from selectkit.errors import SelectkitUsageError, option
 from selectkit.params import Param
 
 ENGINES = ("local", "ray")
@@ -42,7 +42,7 @@ def get_engine(
     if name == "local":
         if ray_address is not None:
             raise SelectkitUsageError(
-                "a Ray address needs the Ray engine: add --engine ray (engine='ray')"
+                f"{option('ray_address')} needs the Ray engine: add {option('engine', 'ray')}"
             )
         if workers is not None:
             arguments.integer(workers, "workers", min=1)

@@ -25,8 +25,9 @@ from typing import Any
 
 from selectkit import interrupts
 from selectkit.console import progress_bar
-from selectkit.engine.base import Engine, call, unwrap
+from selectkit.engine.base import Engine, call, item_name, unwrap
 from selectkit.engine.threads import mark_worker
+from selectkit.errors import SelectkitError
 
 
 def default_workers() -> int:
@@ -76,20 +77,44 @@ class Executor:
                 else:
                     os.environ["POLARS_MAX_THREADS"] = saved
 
-    def map(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Iterator[Any]:
-        """Yield ``fn(*task)`` for each task, in order; at most 2 * workers tasks in flight."""
+    def map(
+        self, fn: Callable[..., Any], tasks: Iterable[tuple], names: Iterable[str] | None = None
+    ) -> Iterator[Any]:
+        """Yield ``fn(*task)`` for each task, in order; at most 2 * workers tasks in flight.
+
+        A worker process that dies (killed, out of memory) fails the map with a
+        ``SelectkitError`` naming the oldest unfinished task (``names``, when given) instead of
+        waiting forever for a result that ``multiprocessing.Pool`` would never deliver."""
         if self._pool is None:
             for task in tasks:
                 yield fn(*task)
             return
         window: deque = deque()
+        labels = iter(names) if names is not None else None
         limit = 2 * self.workers
         for task in tasks:
-            window.append(self._pool.apply_async(fn, task))
+            name = next(labels, None) if labels is not None else None
+            window.append((self._pool.apply_async(fn, task), name))
             if len(window) >= limit:
-                yield window.popleft().get()
+                yield self._result(*window.popleft())
         while window:
-            yield window.popleft().get()
+            yield self._result(*window.popleft())
+
+    def _result(self, pending: Any, name: str | None) -> Any:
+        workers = {p.pid: p for p in self._pool._pool}  # the pool replaces a worker that dies
+        while True:
+            try:
+                return pending.get(timeout=0.5)
+            except mp.TimeoutError:
+                dead = [p for p in workers.values() if p.exitcode is not None]
+                if dead:
+                    code = dead[0].exitcode
+                    how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                    raise SelectkitError(
+                        f"a worker process died ({how}) while running "
+                        f"{name or 'a task'}. Rerun it; if it dies again, "
+                        "give it more memory or fewer workers"
+                    ) from None
 
     def close(self) -> None:
         """Terminate the workers (SIGTERM) and wait for them, at most a few seconds.
@@ -169,8 +194,10 @@ class LocalEngine(Engine):
             if self._executor is None:
                 self._executor = Executor(self.workers)
             token = uuid.uuid4().hex
+            items = list(items)
             tasks = ((kernel, item, shared, setup, token) for item in items)
-            for result in self._executor.map(_pool_call, tasks):
+            names = (item_name(item) for item in items)
+            for result in self._executor.map(_pool_call, tasks, names):
                 if bar is not None:
                     bar.advance()
                 yield unwrap(result)

@@ -12,11 +12,14 @@ the driver with its type and message. This is the only module that imports Ray.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
 import re
 import socket
+import threading
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -73,15 +76,64 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
                 f"Ray address '{public_address(address)}' is not host:port (e.g. head:6379)"
             )
         return
+    started = time.monotonic()
     try:
         with socket.create_connection(where, timeout=timeout):
             pass
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise SelectkitError(
-            f"cannot reach the Ray cluster at '{public_address(address)}' ({reason}); check the "
-            "address (--ray-address or RAY_ADDRESS) and that the head node is running"
-        ) from None
+        raise _unreachable(address, reason) from None
+    if not address.startswith("ray://"):  # Ray Client addresses speak another protocol
+        _probe_gcs(address, max(1.0, timeout - (time.monotonic() - started)))
+
+
+def _unreachable(address: str, reason: str) -> SelectkitError:
+    return SelectkitError(
+        f"cannot reach the Ray cluster at '{public_address(address)}' ({reason}); check the "
+        "address (--ray-address or RAY_ADDRESS) and that the head node is running"
+    )
+
+
+def _probe_gcs(address: str, timeout: float) -> None:
+    """Ask the head's GCS for the cluster's id within ``timeout`` seconds: a port that accepts
+    connections but is no Ray head (or a proxy) would otherwise keep ``ray.init`` retrying for a
+    minute, logging a line a second. Ray's C++ client logs go to stderr: held back meanwhile."""
+    from ray._raylet import GcsClient
+
+    outcome: dict[str, BaseException | None] = {}
+
+    def probe() -> None:
+        try:
+            GcsClient(address=address)
+            outcome["error"] = None
+        except Exception as exc:  # Ray raises its own RpcError
+            outcome["error"] = exc
+
+    with _stderr_held():
+        thread = threading.Thread(target=probe, daemon=True)
+        thread.start()
+        thread.join(timeout)
+    if "error" not in outcome:
+        raise _unreachable(address, f"no answer within {timeout:.0f} s")
+    if outcome["error"] is not None:
+        raise _unreachable(address, f"no Ray head answers there: {_first_line(outcome['error'])}")
+
+
+@contextlib.contextmanager
+def _stderr_held() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the block (C++ logging ignores Python's)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _quiet(ray: Any) -> None:
@@ -102,13 +154,23 @@ def _total_memory() -> int:
         return 8 << 30
 
 
+#: the address this process connected to (None: a Ray instance it started, or none yet)
+_CONNECTED: str | None = None
+
+
 def connect(address: str | None) -> tuple[Any, str, bool]:
     """Connect to ``address`` (or ``$RAY_ADDRESS``), or start a local instance; returns (ray,
     the address as recorded, whether this call started Ray). Reuses a live connection."""
+    global _CONNECTED
     ray = import_ray()
     address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():
-        return ray, public_address(address) if address else "local", False
+        if address and _CONNECTED not in (None, address):
+            raise SelectkitUsageError(
+                f"this process is already connected to the Ray cluster at "
+                f"'{public_address(_CONNECTED)}'; run one process per cluster"
+            )
+        return ray, public_address(_CONNECTED or address or "local"), False
     common = dict(
         log_to_driver=False,
         logging_level=logging.ERROR,
@@ -125,10 +187,12 @@ def connect(address: str | None) -> tuple[Any, str, bool]:
                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             ) from None
         _quiet(ray)
+        _CONNECTED = address
         return ray, public_address(address), False
     store = min(int(_total_memory() * OBJECT_STORE_SHARE), OBJECT_STORE_MAX)
     os.environ.setdefault("RAY_memory_usage_threshold", "0.98")
-    ray.init(object_store_memory=max(store, 100 << 20), **common)
+    # address="local": a new instance, never a cluster some other process started here
+    ray.init(address="local", object_store_memory=max(store, 100 << 20), **common)
     _quiet(ray)
     return ray, "local", True
 

@@ -52,29 +52,6 @@ class Shard:
         return "stdin" if self.path == STDIO else f"'{self.path}'"
 
 
-def input_files(paths: Sequence[str | Path]) -> list[str]:
-    """The files behind ``paths``: quoted globs expanded (sorted), dataset folders replaced by
-    their parts in order, other paths as given."""
-    files: list[str] = []
-    for p in expand_inputs(paths):
-        if p != STDIO and os.path.isdir(p):
-            files.extend(_folder_parts(p))
-        else:
-            files.append(p)
-    return files
-
-
-def _folder_parts(folder: str) -> list[str]:
-    try:
-        from selectkit.io.dataset import dataset_parts
-    except ImportError:  # the dataset folder module lands separately
-        parts = sorted(str(p) for p in Path(folder).glob("part-*.parquet"))
-        if not parts:
-            raise SelectkitDataError(f"folder '{folder}' has no part-*.parquet files") from None
-        return parts
-    return [str(p) for p in dataset_parts(folder)]
-
-
 def _keys(files: list[str]) -> list[str]:
     real = [f for f in files if f != STDIO]
     if not real:
@@ -101,7 +78,7 @@ def plan_shards(
     of at least ``shard_rows`` rows, a ``.npy`` matrix into ranges of exactly ``shard_rows``
     rows; any other file is one shard. Cost: each Parquet footer and ``.npy`` header is read;
     no data. A missing file is a ``SelectkitDataError`` naming it."""
-    files = input_files(paths)
+    files = expand_inputs(paths)  # globs sorted, dataset folders as their parts
     shards: list[Shard] = []
     row0: int | None = 0
     for path, key in zip(files, _keys(files), strict=True):
