@@ -57,6 +57,9 @@ def run(fn: Callable[[], T]) -> T:
     """Call ``fn``; turn errors into one line on stderr and the documented exit code."""
     console = stderr_console()
     try:
+        from selectkit.io.dataset import KEPT
+
+        KEPT.clear()  # only this run's kept parts are worth a mention
         with cli_messages():  # messages name options as flags (--label-col), not label_col=
             return fn()
     except PASS_THROUGH:
