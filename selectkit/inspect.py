@@ -14,6 +14,7 @@ from selectkit.io.dataset import (
     read_record,
 )
 from selectkit.io.formats import known_suffix
+from selectkit.io.streams import is_stream
 from selectkit.io.tables import check_exists, input_files, names_many_files, open_parquet
 
 
@@ -30,7 +31,8 @@ def inspect_file(path: str | Path) -> dict[str, Any]:
     if names_many_files(path):
         return _inspect_many(path)
     check_exists(path)
-    fmt = detect_format(path)
+    # a stream (stdin, <(...)) is read once and its format told by its content
+    fmt = None if is_stream(path) and not known_suffix(path) else detect_format(path)
     if fmt == "parquet":
         meta = open_parquet(path)
         schema = meta.schema_arrow
@@ -47,7 +49,7 @@ def inspect_file(path: str | Path) -> dict[str, Any]:
         columns[name] = f"{arr.dtype}[{arr.shape[1]}]"
     return {
         "path": path,
-        "format": fmt,
+        "format": fmt or table.source.format,
         "rows": table.height,
         "columns": columns,
         "provenance": None,

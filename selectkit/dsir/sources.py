@@ -4,10 +4,10 @@ A shard is fixed by the data (one input file, or a row range of a large Parquet 
 engine's ``plan_shards``), never by the number of workers. Each shard is read in batches of
 ``CHUNK_ROWS`` rows (the last one of a shard may be shorter), whatever the file's own batch or
 row-group layout. ``FileShard`` and ``FrameShard`` are picklable: a kernel on any worker reads its
-own shard. Standard input is spooled to a temporary file on the driver first, because DSIR reads
-its input twice (so with a remote Ray cluster, stdin works only when the driver's temporary folder
-is shared; give files instead). Texts longer than the ``cap`` (``--max-chars``) are cut before
-anything hashes them; a reader holds one batch at a time.
+own shard. Standard input, a FIFO or ``<(...)`` is spooled to a temporary file on the driver first,
+because DSIR reads its input twice (so with a remote Ray cluster, a stream works only when the
+driver's temporary folder is shared; give files instead). Texts longer than the ``cap``
+(``--max-chars``) are cut before anything hashes them; a reader holds one batch at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import polars as pl
 
 from selectkit.engine.shards import Shard, plan_shards
 from selectkit.errors import SelectkitError
-from selectkit.io.formats import STDIO, detect_format
+from selectkit.io.formats import STDIO, detect_format, known_suffix
+from selectkit.io.streams import is_stream, where_of
 from selectkit.io.tables import iter_batches
 from selectkit.pool import column_option
 from selectkit.textcap import TextCap
@@ -207,17 +208,24 @@ class Corpus:
         return sum(os.path.getsize(p) for p in seen)
 
     def _readable(self, path: str) -> tuple[str, str | None]:
-        if path != STDIO:
+        if not is_stream(path):
             # absolute: a Ray worker's current folder is its raylet's, not the driver's
             return os.path.abspath(path), self.input_format
-        if path not in self._spool:
-            fmt = detect_format(STDIO, self.input_format)
+        if path not in self._spool:  # stdin, a FIFO or <(...): read twice, so spooled once
+            named = path != STDIO and (self.input_format or known_suffix(path))
+            fmt = detect_format(path if named else STDIO, self.input_format)
             fd, tmp = tempfile.mkstemp(prefix="selectkit-dsir-", suffix=".stdin")
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(self.stdin or sys.stdin.buffer, out, 1 << 20)
+                if path == STDIO:
+                    shutil.copyfileobj(self.stdin or sys.stdin.buffer, out, 1 << 20)
+                else:
+                    with open(path, "rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 20)
             if os.path.getsize(tmp) == 0:
                 os.unlink(tmp)
-                raise SelectkitError("stdin is empty; pipe a JSON Lines table into the command")
+                raise SelectkitError(
+                    f"{where_of(path)} is empty; pipe a JSON Lines table into the command"
+                )
             self._spool[path] = (tmp, fmt)
         return self._spool[path]
 

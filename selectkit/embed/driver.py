@@ -39,6 +39,7 @@ from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches, read_provenance
 from selectkit.io.dataset import DatasetWriter, is_folder_output
 from selectkit.io.formats import STDIO, detect_format, known_suffix
+from selectkit.io.streams import is_stream, where_of
 from selectkit.io.tables import expand_inputs, fingerprint_file
 from selectkit.io.write import TMP_SUFFIX
 
@@ -67,13 +68,15 @@ def run_embed(
         raise SelectkitUsageError(
             "CSV cannot hold the list column 'embedding'; write .parquet or .jsonl instead"
         )
-    if any(str(p) == STDIO for p in inputs):
+    streams = [str(p) for p in inputs if is_stream(str(p))]
+    if streams:
+        name = "stdin ('-')" if streams[0] == STDIO else f"{streams[0]} (a pipe)"
         if len(inputs) > 1 or folder or not _is_local(engine):
             raise SelectkitUsageError(
-                "stdin ('-') is read once, on this machine: give it alone, with the local "
+                f"{name} is read once, on this machine: give it alone, with the local "
                 "engine and a file output, or save it to a file first"
             )
-        return _embed_stream(output, opts)
+        return _embed_stream(streams[0], output, opts)
     eng = get_engine(engine, ray_address=ray_address)
     try:
         return _embed_shards(eng, plan_shards(inputs, input_format=opts.input_format), inputs,
@@ -371,24 +374,26 @@ def _copy_part(staging: Path, result: ShardResult, out: TableWriter) -> None:
     path.unlink()
 
 
-def _embed_stream(output: str | Path, opts: EmbedOptions) -> Provenance:
-    """stdin: one stream read once, on the driver: the first ``fit_rows`` rows fit the model,
-    then everything is embedded into the output as it streams. Memory as for a file shard,
-    plus the ids themselves for the duplicate check (stdin cannot be read twice)."""
+def _embed_stream(path: str, output: str | Path, opts: EmbedOptions) -> Provenance:
+    """stdin, a FIFO or ``/dev/fd/N``: one stream read once, on the driver: the first
+    ``fit_rows`` rows fit the model, then everything is embedded into the output as it streams.
+    Memory as for a file shard, plus the ids themselves for the duplicate check (a stream
+    cannot be read twice)."""
+    where = where_of(path)
     prov = Provenance(command="embed", seed=0)
     prov.start("load_model")
     model = load_model(*_model_spec(opts))
     prov.stop("load_model")
     job = _job(opts)
     source, batches = iter_batches(
-        STDIO,
+        path,
         columns=[opts.id_col, opts.text_col, *opts.keep_columns],
         input_format=opts.input_format,
         batch_size=opts.batch_size,
         schema_overrides={opts.text_col: pl.String},
         id_col=opts.id_col,
     )
-    prep = Preparer(job, "stdin", 0, opts.cap)
+    prep = Preparer(job, where, 0, opts.cap)
     ids_seen = IdHashes(opts.id_col, exact=True)
     given = True
 
@@ -410,7 +415,7 @@ def _embed_stream(output: str | Path, opts: EmbedOptions) -> Provenance:
             if count >= opts.fit_rows:
                 break
         if count == 0:
-            raise SelectkitDataError("stdin has no rows; give a corpus with at least one text")
+            raise SelectkitDataError(f"{where} has no rows; give a corpus with at least one text")
         model.fit(pl.concat([b.get_column(opts.text_col) for b in head]).head(opts.fit_rows))
         prov.stop("fit")
         prov.start("embed")
@@ -419,7 +424,7 @@ def _embed_stream(output: str | Path, opts: EmbedOptions) -> Provenance:
                 writer.write(embed_frame(model, batch, job))
                 bar.advance(batch.height)
         prov.stop("embed")
-        ids_seen.check("stdin", lambda: iter(()))
+        ids_seen.check(where, lambda: iter(()))
         prov.params = _params(model, opts)
         prov.inputs = [source.as_dict()]
         prov.metrics = {"rows": writer.rows, "truncated_texts": opts.cap.truncated}

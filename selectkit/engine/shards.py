@@ -18,6 +18,7 @@ import polars as pl
 
 from selectkit.errors import SelectkitDataError
 from selectkit.io.formats import STDIO, detect_format, known_suffix
+from selectkit.io.streams import is_stream, where_of
 from selectkit.io.tables import (
     _READ_ERRORS,
     _read_error,
@@ -49,7 +50,7 @@ class Shard:
     @property
     def where(self) -> str:
         """How messages name the shard's file."""
-        return "stdin" if self.path == STDIO else f"'{self.path}'"
+        return where_of(self.path)
 
 
 def _keys(files: list[str]) -> list[str]:
@@ -82,8 +83,11 @@ def plan_shards(
     shards: list[Shard] = []
     row0: int | None = 0
     for path, key in zip(files, _keys(files), strict=True):
-        if path != STDIO:
-            check_exists(path, allow_empty=True)
+        if is_stream(path):  # read once, from the front: one shard, its size unknown
+            shards.append(Shard(len(shards), key, path, None, None, row0))
+            row0 = None
+            continue
+        check_exists(path, allow_empty=True)
         fmt = _format(path, input_format)
         if fmt == "parquet" and os.path.getsize(path) > 0:
             for rows, groups in _parquet_ranges(path, shard_rows):
