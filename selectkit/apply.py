@@ -30,11 +30,12 @@ from selectkit.io import (
     write_table,
 )
 from selectkit.io.dataset import DatasetWriter, PartRecord, is_folder_output, write_part
-from selectkit.io.formats import STDIO, detect_format, known_suffix
+from selectkit.io.formats import STDIO
 from selectkit.io.tables import (
     Source,
     check_row_number_ids,
     check_unique_ids,
+    empty_source,
     expand_inputs,
     fingerprint_file,
 )
@@ -436,7 +437,9 @@ def _reused_result(
     its id column)."""
     part = reused[f"part-{shard.index:05d}.parquet"]
     if part.fingerprint is None:  # an empty shard: no file
-        return ApplyResult(shard.index, 0, source=_empty_source(shard, job), part=part)
+        return ApplyResult(
+            shard.index, 0, source=empty_source(shard.path, job.input_format).as_dict(), part=part
+        )
     path = staging / part.name
     meta = read_provenance(path) or {}
     metrics = meta.get("metrics") or {}
@@ -450,20 +453,6 @@ def _reused_result(
         consecutive=bool(metrics.get("consecutive_ids", True)),
         first_id=metrics.get("first_id"),
     )
-
-
-def _empty_source(shard: Shard, job: ApplyJob) -> dict[str, Any]:
-    fmt = (
-        detect_format(shard.path, job.input_format)
-        if job.input_format or known_suffix(shard.path)
-        else "jsonl"
-    )
-    return {
-        "path": shard.path,
-        "format": fmt,
-        "rows": 0,
-        "fingerprint": fingerprint_file(shard.path),
-    }
 
 
 def _recorded(manifest_path: str | Path, fmt: str) -> dict:

@@ -139,8 +139,9 @@ def scores_file(
     and a completion record). The model trains on the driver whatever the ``engine`` (it is
     recorded, as for every command). Returns the provenance. Cost: see
     ``training_dynamics``."""
+    from selectkit.engine import engine_record
     from selectkit.io.dataset import is_folder_output
-    from selectkit.select import opened_engine, record_engine
+    from selectkit.select import opened_engine
 
     inputs = arguments.paths(inputs, "inputs")
     output = arguments.path(output, "output")
@@ -154,7 +155,7 @@ def scores_file(
         pool = load_pool(inputs, columns=cols, input_format=input_format)
         prov.stop("read")
         result = scores_for_pool(pool, epochs=epochs, model=model, seed=seed, prov=prov)
-        record_engine(prov, eng)
+        prov.engine = engine_record(eng)
         if folder:
             write_folder(result, output, prov)
         else:

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from selectkit.arguments import instance, integer, paths, text
 from selectkit.arguments import path as path_argument
 from selectkit.budget import parse_budget
+from selectkit.engine import engine_record
 from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.metrics import selection_metrics
@@ -370,7 +371,7 @@ def _select_on_driver(
         "labels": spec.labels,
         "labelled_col": pool.labelled_column,
     }
-    record_engine(prov, eng)
+    prov.engine = engine_record(eng)
     prov.inputs = [s.as_dict() for s in pool.sources]
     prov.metrics = {
         "pool_rows": len(pool),
@@ -408,7 +409,7 @@ def _select_streamed(
         "columns": files.columns.__dict__,
         "labels": spec.labels,
     }
-    record_engine(prov, eng)
+    prov.engine = engine_record(eng)
     if result.engine is not None:  # the strategy ran on an engine of its own
         prov.engine = result.engine
     prov.inputs = result.inputs
@@ -442,7 +443,7 @@ def _write_sharded(
             request.labelled_col, files.columns, request.labels_as_data, files.use_labels
         ),
     }
-    record_engine(prov, eng)
+    prov.engine = engine_record(eng)
     prov.inputs = picked.inputs
     prov.metrics = {
         "pool_rows": picked.pool_rows,
@@ -478,10 +479,3 @@ def opened_engine(engine: str | Any, ray_address: str | None) -> Iterator[Any]:
     finally:
         if eng is not engine:
             eng.close()
-
-
-def record_engine(prov: Provenance, eng: Any) -> None:
-    """Record ``engine_record(eng)`` in the provenance (the part the same-bytes checks drop)."""
-    from selectkit.engine import engine_record
-
-    prov.engine = engine_record(eng)

@@ -29,6 +29,7 @@ from selectkit.cluster.lloyd_blocks import BlockStats, LloydBlock, lloyd_block, 
 from selectkit.cluster.search import centroid_index
 from selectkit.cluster.shards import ReadSpec
 from selectkit.cluster.sources import fit_matrix, plan_input
+from selectkit.engine import LocalEngine
 from selectkit.io import read_provenance
 from selectkit.io.tables import fingerprint_file
 from selectkit.rng import derive_rng, derive_salt, id_hashes
@@ -83,16 +84,6 @@ def pool():
     engine.close()
 
 
-@pytest.fixture
-def two_nodes(request):
-    """The session's two-node Ray cluster (tests/conftest.py's ``ray_cluster``, which skips or
-    fails when Ray is missing); skipped, saying why, where that fixture is not there yet."""
-    try:
-        return request.getfixturevalue("ray_cluster")
-    except pytest.FixtureLookupError:
-        pytest.skip("the two-node ray_cluster fixture of tests/conftest.py is not there")
-
-
 def _comparable(prov: dict) -> dict:
     """A provenance without what may differ between engines: timings, the engine, argv."""
     return {k: v for k, v in prov.items() if k not in ("timings", "engine", "argv")} | {
@@ -112,8 +103,9 @@ def _folder_frame(folder: Path) -> pl.DataFrame:
 
 @pytest.mark.parametrize("fit_sample", [None, 1500])
 def test_fit_matrix_is_the_same_bytes_whatever_the_sharding(real_vectors, parts_glob, fit_sample):
-    one = fit_matrix(plan_input(str(real_vectors), SPEC, None), SPEC, None, fit_sample, 4)
-    parts = fit_matrix(plan_input(parts_glob, SPEC, None), SPEC, None, fit_sample, 4)
+    here = LocalEngine()
+    one = fit_matrix(plan_input(str(real_vectors), SPEC, here), SPEC, here, fit_sample, 4)
+    parts = fit_matrix(plan_input(parts_glob, SPEC, here), SPEC, here, fit_sample, 4)
     assert one.x.tobytes() == parts.x.tobytes()
     assert one.rows == parts.rows == 5000 and parts.shard_rows == [900, 1400, 100, 2600]
     # the sample is the rows with the smallest seeded id hashes, in id order
@@ -147,7 +139,7 @@ def test_farthest_rows_merge_exactly_across_blocks(real_vectors):
     # for up to 46 far rows (a cluster empty in the matrix is empty in every block)
     far = np.repeat(x[:1] + 1000.0, 46, axis=0)
     index = centroid_index(np.concatenate([x[:4], far]), False)
-    from selectkit.cluster._exec import Held
+    from selectkit.engine.base import Handle as Held
 
     blocks = [LloydBlock("b", s, s + 300, Held(x[s : s + 300])) for s in range(0, x.shape[0], 300)]
     step = reduce_blocks([lloyd_block(b, index) for b in blocks])
@@ -333,7 +325,7 @@ RAY_CASES = [  # few iterations: each is one Ray map over the blocks (about a se
 
 
 @pytest.mark.parametrize("extra", RAY_CASES)
-def test_ray_two_nodes_same_bytes_as_local(tmp_path, parts_glob, small_blocks, two_nodes, extra):
+def test_ray_two_nodes_same_bytes_as_local(tmp_path, parts_glob, small_blocks, ray_cluster, extra):
     local = _run(parts_glob, f"{tmp_path}/local/", **extra)
     ray = _run(parts_glob, f"{tmp_path}/ray/", engine="ray", **extra)
     assert_same_output(tmp_path / "local", tmp_path / "ray")
@@ -344,7 +336,7 @@ def test_ray_two_nodes_same_bytes_as_local(tmp_path, parts_glob, small_blocks, t
     assert local.engine == {"engine": "local", "workers": 1}
 
 
-def test_ray_cli_file_output(cli, tmp_path, parts_glob, two_nodes):
+def test_ray_cli_file_output(cli, tmp_path, parts_glob, ray_cluster):
     out = tmp_path / "r.parquet"
     r = cli("cluster", parts_glob, "-k", "8", "-o", out, "--engine", "ray")
     assert r.exit_code == 0, r.stderr

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selectkit.cluster._exec import put, run_map
 from selectkit.cluster.search import CentroidIndex, assign, assign_block, centroid_index
 from selectkit.console import progress_bar
+from selectkit.engine import Engine, LocalEngine
 from selectkit.linalg import group_sums, unit_rows
 from selectkit.rng import smallest_keys
 
@@ -30,7 +30,7 @@ class LloydBlock:
     key: str
     start: int
     stop: int
-    data: object  # a handle: engine.put or _exec.Held
+    data: object  # a handle from engine.put
 
 
 @dataclass
@@ -105,12 +105,13 @@ def reduce_blocks(parts: list[BlockStats]) -> Step:
     )
 
 
-def fit_blocks(x: np.ndarray, engine=None) -> list[LloydBlock]:
+def fit_blocks(x: np.ndarray, engine: Engine | None = None) -> list[LloydBlock]:
     """``x`` cut into LLOYD_BLOCK_ROWS-row blocks, each stored once (on the engine when given)."""
+    engine = engine or LocalEngine()
     n = x.shape[0]
     return [
         LloydBlock(f"fit-rows:{s}-{min(s + LLOYD_BLOCK_ROWS, n)}", s, min(s + LLOYD_BLOCK_ROWS, n),
-                   put(engine, x[s : s + LLOYD_BLOCK_ROWS]))
+                   engine.put(x[s : s + LLOYD_BLOCK_ROWS]))
         for s in range(0, n, LLOYD_BLOCK_ROWS)
     ]  # fmt: skip
 
@@ -123,7 +124,7 @@ def lloyd_steps(
     tol: float,
     spherical: bool,
     rows_are_unit: bool,
-    engine=None,
+    engine: Engine | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, int, list[float], np.ndarray, np.ndarray]:
     """Lloyd from ``centroids``: (centroids, sizes, cost, iterations, history, labels, dist).
 
@@ -134,11 +135,13 @@ def lloyd_steps(
     Cost: O(iters n k d) in the blocks, O(k d + n) per iteration on the driver."""
     if spherical and not rows_are_unit:
         x = unit_rows(x)
-    use = engine if x.shape[0] > LLOYD_BLOCK_ROWS else None
+    use = engine if engine is not None and x.shape[0] > LLOYD_BLOCK_ROWS else LocalEngine()
     blocks = fit_blocks(x, use)
 
     def step(c: np.ndarray) -> Step:
-        return reduce_blocks(list(run_map(use, lloyd_block, blocks, centroid_index(c, spherical))))
+        return reduce_blocks(
+            list(use.map(lloyd_block, blocks, shared=centroid_index(c, spherical)))
+        )
 
     c = np.array(centroids, dtype=np.float32)
     if spherical:
@@ -175,12 +178,12 @@ def lloyd_steps(
 
 
 def assign_rows(
-    x: np.ndarray, centroids: np.ndarray, *, spherical: bool = False, engine=None
+    x: np.ndarray, centroids: np.ndarray, *, spherical: bool = False, engine: Engine | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``assign(x, centroids)``, on ``engine``'s workers block by block when ``x`` has more
     than one block (the same labels and distances: rows are searched in the same groups)."""
     if engine is None or x.shape[0] <= LLOYD_BLOCK_ROWS:
         return assign(x, centroids, spherical=spherical)
     blocks = fit_blocks(unit_rows(x) if spherical else x, engine)
-    parts = list(run_map(engine, lloyd_block, blocks, centroid_index(centroids, spherical)))
+    parts = list(engine.map(lloyd_block, blocks, shared=centroid_index(centroids, spherical)))
     return np.concatenate([p.labels for p in parts]), np.concatenate([p.dist for p in parts])

@@ -14,23 +14,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from selectkit.cluster._exec import run_map
 from selectkit.cluster.shards import AssignSpec, shard_assign
 from selectkit.cluster.sources import Planned
 from selectkit.console import progress_bar
+from selectkit.engine import Engine
 from selectkit.io import Provenance, TableWriter
 
 
-def record_engine(prov: Provenance, engine) -> None:
-    """Store the engine's description where the provenance keeps it (``engine``)."""
-    from selectkit.engine import engine_record
-
-    if "engine" in getattr(type(prov), "__dataclass_fields__", {}):
-        prov.engine = engine_record(engine)
-
-
 def assign_to_file(
-    engine,
+    engine: Engine,
     planned: Planned,
     spec: AssignSpec,
     output: str | Path,
@@ -43,7 +35,7 @@ def assign_to_file(
     k = spec.index.centroids.shape[0]
     sizes, inertia = np.zeros(k, dtype=np.int64), 0.0
     with TableWriter(output) as writer, progress_bar("assign", rows) as bar:
-        for result in run_map(engine, shard_assign, planned.items, spec):
+        for result in engine.map(shard_assign, planned.items, shared=spec):
             sizes += result.sizes
             inertia += result.inertia
             for frame in result.frames:
@@ -63,7 +55,7 @@ def identity(prov: Provenance) -> dict:
 
 
 def assign_to_folder(
-    engine,
+    engine: Engine,
     planned: Planned,
     spec: AssignSpec,
     output: str | Path,
@@ -86,7 +78,7 @@ def assign_to_folder(
         spec.staging, spec.provenance = str(writer.staging), part_prov
         partial: dict[int, tuple[np.ndarray, float]] = {}
         with progress_bar("assign", rows) as bar:
-            for item, result in zip(todo, run_map(engine, shard_assign, todo, spec), strict=True):
+            for item, result in zip(todo, engine.map(shard_assign, todo, shared=spec), strict=True):
                 writer.done(result.part)
                 partial[item.index] = (result.sizes, result.inertia)
                 bar.advance(result.rows)

@@ -12,13 +12,13 @@ import polars as pl
 from selectkit import arguments
 from selectkit.cluster.hierarchical import check_levels, hierarchical_kmeans
 from selectkit.cluster.kmeans import KMEANS_BOUNDS
-from selectkit.cluster.outputs import assign_to_file, assign_to_folder, record_engine
+from selectkit.cluster.outputs import assign_to_file, assign_to_folder
 from selectkit.cluster.search import centroid_index
 from selectkit.cluster.seeding import SEEDERS, check_k_fits
 from selectkit.cluster.shards import AssignSpec, ReadSpec
 from selectkit.cluster.sources import fit_matrix, plan_input
 from selectkit.console import warn
-from selectkit.engine import Engine
+from selectkit.engine import Engine, engine_record
 from selectkit.engine.threads import thread_limits
 from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import (
@@ -296,7 +296,7 @@ def _cluster(
             "empty_clusters": int((sizes == 0).sum()),
             **finest.info,
         }
-        record_engine(prov, eng)
+        prov.engine = engine_record(eng)
         if centroids_out:
             table = _centroid_table(tree, sizes, levels is not None)
             write_table(table, centroids_out, provenance=prov)

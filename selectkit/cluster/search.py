@@ -9,12 +9,12 @@ centroid alone. Labels and distances are then the same whatever the threads or t
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
 
+from selectkit.engine.threads import map_threads
 from selectkit.linalg import unit_rows
 
 CHUNK_ROWS = 1 << 16
@@ -91,14 +91,11 @@ def assign_block(
         block = unit_rows(block)
     block = np.ascontiguousarray(block, dtype=np.float32)
     starts = range(0, block.shape[0], SEARCH_ROWS)
-    workers = min(len(starts), threads or faiss.omp_get_max_threads())
     parts = [block[s : s + SEARCH_ROWS] for s in starts]
     index.index  # noqa: B018 (built here, once, before any thread searches it)
-    if workers <= 1:
-        results = [_one_thread_search(index, part) for part in parts]
-    else:  # faiss releases the GIL: threads, each searching its own groups single-threaded
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(lambda part: _one_thread_search(index, part), parts))
+    # faiss releases the GIL: threads, each searching its own groups single-threaded
+    threads = threads or faiss.omp_get_max_threads()
+    results = map_threads(lambda part: _one_thread_search(index, part), parts, threads)
     if not results:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
     return (

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from selectkit.cluster._exec import put, run_map
 from selectkit.cluster.shards import (
     FitRequest,
     KeySpec,
@@ -22,6 +21,7 @@ from selectkit.cluster.shards import (
     shard_fit_rows,
     shard_keys,
 )
+from selectkit.engine import Engine
 from selectkit.errors import SelectkitDataError
 from selectkit.io.tables import Source
 from selectkit.io.vector_source import open_vectors
@@ -38,7 +38,7 @@ class Planned:
     matrix: np.ndarray | None = None  # a single .npy input, memory-mapped
 
 
-def plan_input(path: str, read: ReadSpec, engine) -> Planned:
+def plan_input(path: str, read: ReadSpec, engine: Engine) -> Planned:
     """The shards of ``path`` (a file, a dataset folder or a quoted glob): Parquet and .npy by
     files and row ranges (``plan_shards``); anything read whole (stdin, JSON Lines, CSV) as one
     shard held on the engine. The input is opened and checked up front (``open_vectors``:
@@ -51,7 +51,7 @@ def plan_input(path: str, read: ReadSpec, engine) -> Planned:
     )
     npy = vs._matrix is not None and vs.source.format == "npy"
     if vs._matrix is not None and not npy:  # read whole, as it always was
-        data = put(engine, (vs.ids(), np.asarray(vs.load(), dtype=np.float32)))
+        data = engine.put((vs.ids(), np.asarray(vs.load(), dtype=np.float32)))
         key = "-" if path == "-" else os.path.basename(path)
         return Planned([VectorShard(0, key, data=data)], where, [vs.source])
     shards = plan_shards([path], input_format=read.input_format)
@@ -67,7 +67,7 @@ class FitMatrix:
 
 
 def fit_matrix(
-    planned: Planned, read: ReadSpec, engine, fit_sample: int | None, seed: int
+    planned: Planned, read: ReadSpec, engine: Engine, fit_sample: int | None, seed: int
 ) -> FitMatrix:
     """The rows k-means is fitted on, in id order: every row, or the ``fit_sample`` rows with
     the smallest hashes of their ids seeded by ``seed`` (``id_hashes`` with the salt
@@ -86,7 +86,7 @@ def fit_matrix(
         )
     if fit_sample:
         spec = KeySpec(read, derive_salt(seed, "cluster", "fit-sample"))
-        found = list(run_map(engine, shard_keys, items, spec))
+        found = list(engine.map(shard_keys, items, shared=spec))
         shard_rows = [r.rows for r in found]
         keys = np.concatenate([r.keys for r in found])
         _no_rows(keys.size, planned.where)
@@ -101,9 +101,9 @@ def fit_matrix(
             ]
         else:
             requests = [FitRequest(item, None) for item in items]
-        parts = list(run_map(engine, shard_fit_rows, requests, read))
+        parts = list(engine.map(shard_fit_rows, requests, shared=read))
     else:
-        parts = list(run_map(engine, shard_fit_rows, [FitRequest(i, None) for i in items], read))
+        parts = list(engine.map(shard_fit_rows, [FitRequest(i, None) for i in items], shared=read))
         shard_rows = [p[0].len() for p in parts]
     parts = [p for p in parts if p[0].len()]
     _no_rows(sum(p[0].len() for p in parts), planned.where)

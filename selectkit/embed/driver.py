@@ -38,9 +38,9 @@ from selectkit.engine.shards import Shard, plan_shards
 from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches, read_provenance
 from selectkit.io.dataset import DatasetWriter, is_folder_output
-from selectkit.io.formats import STDIO, detect_format, known_suffix
+from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.streams import is_stream, where_of
-from selectkit.io.tables import expand_inputs, fingerprint_file
+from selectkit.io.tables import empty_source, expand_inputs, fingerprint_file
 from selectkit.io.write import TMP_SUFFIX
 
 if TYPE_CHECKING:
@@ -321,7 +321,9 @@ def _reused_result(staging: Path, shard: Shard, job: EmbedJob, reused: dict) -> 
     source from its provenance, its ids' hashes from its id column."""
     part = reused[f"part-{shard.index:05d}.parquet"]
     if part.fingerprint is None:  # an empty shard: no file
-        return ShardResult(shard.index, 0, source=_empty_source(shard, job), part=part)
+        return ShardResult(
+            shard.index, 0, source=empty_source(shard.path, job.input_format).as_dict(), part=part
+        )
     path = staging / part.name
     meta = read_provenance(path) or {}
     metrics = meta.get("metrics") or {}
@@ -337,20 +339,6 @@ def _reused_result(staging: Path, shard: Shard, job: EmbedJob, reused: dict) -> 
         (meta.get("inputs") or [None])[0],
         part,
     )
-
-
-def _empty_source(shard: Shard, job: EmbedJob) -> dict[str, Any]:
-    fmt = (
-        detect_format(shard.path, job.input_format)
-        if job.input_format or known_suffix(shard.path)
-        else "jsonl"
-    )
-    return {
-        "path": shard.path,
-        "format": fmt,
-        "rows": 0,
-        "fingerprint": fingerprint_file(shard.path),
-    }
 
 
 def _temporary_staging(output: str | Path) -> Path:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from threadpoolctl import threadpool_limits
 
 #: set in a worker process to the threads one kernel may use there
 KERNEL_THREADS_ENV = "SELECTKIT_KERNEL_THREADS"
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def kernel_threads() -> int | None:
@@ -42,3 +47,13 @@ def thread_limits(threads: int | None = None) -> Iterator[None]:
         return
     with threadpool_limits(limits=limit):
         yield
+
+
+def map_threads(fn: Callable[[T], R], items: Sequence[T], threads: int) -> list[R]:
+    """``[fn(item) for item in items]`` on up to ``threads`` threads, in order: for kernels that
+    release the GIL (faiss searches), each item's work fixed by the item, never by the threads."""
+    workers = min(len(items), max(1, threads))
+    if workers <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))

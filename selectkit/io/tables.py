@@ -573,8 +573,13 @@ def _note_empty(where: str) -> None:
 
 
 def _empty_shard(path: str, input_format: str | None) -> Source:
-    """The source of an empty shard (Spark and friends write empty part files): no rows."""
+    """The source of an empty shard (Spark and friends write empty part files), noted once."""
     _note_empty(where_of(path))
+    return empty_source(path, input_format)
+
+
+def empty_source(path: str, input_format: str | None) -> Source:
+    """The source of an input file with no rows: its format and fingerprint; O(its bytes)."""
     fmt = detect_format(path, input_format) if input_format or known_suffix(path) else "jsonl"
     return Source(path, fmt, 0, fingerprint_file(path))
 
