@@ -18,6 +18,7 @@ import os
 import pickle
 import re
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -137,14 +138,43 @@ def _stderr_held() -> Iterator[None]:
 
 
 def _quiet(ray: Any) -> None:
-    """Keep stdout clean and stderr short: no progress bars or info logs from Ray Data."""
-    for name in ("ray", "ray.data", "ray._private", "ray.data._internal"):
+    """Keep stdout clean and stderr short: no progress bars or info logs from Ray Data, no
+    tracebacks of failed tasks (the command's one error line names the shard; Ray's own log
+    files keep the details), and the raylet's notices (a worker died, a task is retried) as
+    one short line each on stderr instead of paragraphs on stdout."""
+    for name in ("ray", "ray._private"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("ray.data", "ray.data._internal"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    _route_raylet_notices()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.verbose_stats_logs = False
     if hasattr(ctx, "print_on_execution_start"):
         ctx.print_on_execution_start = False
+
+
+def _route_raylet_notices() -> None:
+    """Ray's driver prints the cluster's error notices to ``sys.stdout`` from a background
+    thread; send them to stderr, one short line each."""
+    from ray._private import worker  # ray 2.60: the listener looks the printer up per notice
+
+    printer = getattr(worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "_selectkit", False):
+        return
+
+    def to_stderr(data: dict, ignore_prefix: bool = False) -> None:
+        if data.get("is_err") or data.get("pid") != "raylet":
+            printer(data, ignore_prefix)
+            return
+        for line in data.get("lines", []):
+            text = str(line).strip().split(" Error:")[0]
+            text = text if len(text) <= 120 else text.split(". ")[0]
+            if text:
+                print(f"ray: {text}", file=sys.stderr, flush=True)
+
+    to_stderr._selectkit = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def _total_memory() -> int:
@@ -347,10 +377,11 @@ class RayEngine(Engine):
                 raise
             missing = [i for i in range(next_i, len(items)) if i not in waiting]
             first = item_name(items[missing[0]]) if missing else "a task"
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            # a dead worker does not say which task it ran: name what did not finish
             raise SelectkitError(
-                f"the Ray job failed on {first}{more} after {MAX_RETRIES} retries: "
-                f"{_first_line(exc)}"
+                f"the Ray job failed after {MAX_RETRIES} retries, with {first}{more} "
+                f"unfinished: {_first_line(exc)}"
             ) from None
         if next_i != len(items):
             raise SelectkitError(
