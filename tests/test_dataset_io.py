@@ -98,9 +98,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def put_old(folder: Path) -> dict[str, bytes]:
+    """An earlier run's folder (it has selectkit's record), with a file of the user's in it."""
     folder.mkdir()
     (folder / "part-00000.parquet").write_bytes(b"an old part that must survive\n")
     (folder / "notes.txt").write_bytes(b"old\n")
+    (folder / "_selectkit.json").write_bytes(b"{}\n")
     return snapshot(folder)
 
 
@@ -246,6 +248,34 @@ def test_resume_refuses_a_changed_run_naming_what_changed(tmp_path, identity, co
     assert expected in message, message
     assert "drop resume= to start over" in message and "restore" in message
     assert snapshot(staging_of(out)) == before  # the unfinished run is still resumable
+
+
+def test_a_folder_selectkit_did_not_write_is_refused_and_left_alone(tmp_path):
+    # the commit replaces the whole folder: `-o mydocs/` must never delete the user's files
+    out = tmp_path / "mydocs"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    with pytest.raises(SelectkitUsageError, match=r"not a selectkit dataset folder"):
+        run(out)
+    assert snapshot(out) == {"notes.txt": b"mine\n"}
+    assert not staging_of(out).exists()
+    r = CliRunner().invoke(app, ["embed", str(RT), "-o", f"{out}/"])
+    assert r.exit_code == 2 and "not a selectkit dataset folder" in r.output, r.output
+    assert snapshot(out) == {"notes.txt": b"mine\n"}
+    out.joinpath("notes.txt").unlink()  # an empty folder is fine
+    run(out)
+    assert (out / "_selectkit.json").is_file()
+
+
+def test_a_refused_resume_leaves_no_staging_folder_behind(tmp_path):
+    out = tmp_path / "emb"
+    run(out)
+    before = snapshot(out)
+    changed = {**IDENTITY, "params": {"model": "hashing", "dim": 32}}
+    with pytest.raises(SelectkitMismatchError, match=r"from its finished run: parameter 'dim'"):
+        DatasetWriter(out, command="test-embed", identity=changed, resume=True).__enter__()
+    assert not staging_of(out).exists()  # no lock left to make the next run warn
+    assert snapshot(out) == before
 
 
 def test_resume_refuses_a_complete_folder_of_other_inputs(tmp_path):

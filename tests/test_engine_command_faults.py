@@ -79,3 +79,31 @@ def test_a_worker_killed_mid_embed_is_retried_and_the_bytes_hold(tmp_path, ray_c
     assert killed is not None, "the run ended before a map worker could be killed"
     assert run.returncode == 0, err
     assert_same_output(tmp_path / "local", tmp_path / "ray")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_mid_ray_run_exits_cleanly_and_touches_nothing(tmp_path, ray_cluster, signum):
+    """ray.init replaces the driver's SIGTERM handler (sys.exit) and adds a C-level stack dump;
+    selectkit's must win: exit 128 + signal, its one line, the existing output untouched."""
+    shards = _shards(tmp_path / "shards")
+    out = tmp_path / "emb"
+    out.mkdir()
+    (out / "_selectkit.json").write_text("{}")  # stands for an earlier run's folder
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.address}
+    cmd = [sys.executable, "-m", "selectkit", "embed", str(shards / "*.jsonl.gz"), "-o",
+           f"{out}/", "--fit-rows", "2000", "--engine", "ray"]  # fmt: skip
+    run = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while run.poll() is None and time.monotonic() < deadline and not _map_workers(set()):
+        time.sleep(0.05)  # until the shards are being embedded on the cluster
+    assert run.poll() is None, "the run ended before it could be stopped"
+    run.send_signal(signum)
+    stdout, err = run.communicate(timeout=120)
+    name = signal.Signals(signum).name
+    assert run.returncode == 128 + signum, err
+    lines = [line for line in err.splitlines() if not line.startswith("ray: ")]
+    assert any(line.startswith(f"stopped by {name}") for line in lines), err
+    assert "received at time" not in err and "Traceback" not in err, err
+    assert stdout == ""
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

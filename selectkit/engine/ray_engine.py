@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from selectkit import interrupts
 from selectkit.console import progress_bar
 from selectkit.engine.base import Engine, Handle, KernelFailure, call, item_name, unwrap
 from selectkit.engine.threads import mark_worker
@@ -71,10 +72,11 @@ def _host_port(address: str) -> tuple[str, int] | None:
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     """Refuse, within ``timeout`` seconds, an address that accepts no connection."""
     where = _host_port(address)
-    if where is None:
+    if where is None or not 0 < where[1] < 65536:
         if address != "auto":
             raise SelectkitUsageError(
-                f"Ray address '{public_address(address)}' is not host:port (e.g. head:6379)"
+                f"Ray address '{public_address(address)}' is not host:port with a port from 1 "
+                "to 65535 (e.g. head:6379)"
             )
         return
     started = time.monotonic()
@@ -116,8 +118,15 @@ def _probe_gcs(address: str, timeout: float) -> None:
         thread.join(timeout)
     if "error" not in outcome:
         raise _unreachable(address, f"no answer within {timeout:.0f} s")
-    if outcome["error"] is not None:
-        raise _unreachable(address, f"no Ray head answers there: {_first_line(outcome['error'])}")
+    error = outcome["error"]
+    if error is not None and "auth" in str(error).lower():
+        raise SelectkitError(
+            f"the Ray cluster at '{public_address(address)}' refused this driver's "
+            "authentication: it runs with token authentication, so run the command with "
+            "RAY_AUTH_MODE=token and the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+        )
+    if error is not None:
+        raise _unreachable(address, f"no Ray head answers there: {_first_line(error)}")
 
 
 @contextlib.contextmanager
@@ -210,7 +219,8 @@ def connect(address: str | None) -> tuple[Any, str, bool]:
     if address:
         check_reachable(address)
         try:
-            ray.init(address=address, **common)
+            with interrupts.handlers_kept(), interrupts.spawning():
+                ray.init(address=address, **common)
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ...
             raise SelectkitError(
                 f"cannot connect to the Ray cluster at '{public_address(address)}': "
@@ -222,7 +232,9 @@ def connect(address: str | None) -> tuple[Any, str, bool]:
     store = min(int(_total_memory() * OBJECT_STORE_SHARE), OBJECT_STORE_MAX)
     os.environ.setdefault("RAY_memory_usage_threshold", "0.98")
     # address="local": a new instance, never a cluster some other process started here
-    ray.init(address="local", object_store_memory=max(store, 100 << 20), **common)
+    # its processes are born deaf to the terminal's Ctrl-C: this driver decides, then stops them
+    with interrupts.handlers_kept(), interrupts.spawning():
+        ray.init(address="local", object_store_memory=max(store, 100 << 20), **common)
     _quiet(ray)
     return ray, "local", True
 
@@ -306,6 +318,14 @@ class RayEngine(Engine):
 
     def put(self, value: Any) -> Handle:
         return Handle(ref=self._ray.put(value))
+
+    def close(self) -> None:
+        """Stop the Ray instance this engine started (never a cluster it connected to), whole:
+        a signal meanwhile is raised once it is down, so nothing is left for exit time."""
+        if not self._started or not self._ray.is_initialized():
+            return
+        with interrupts.handlers_kept(), interrupts.deferred():
+            self._ray.shutdown()
 
     def describe(self) -> dict[str, Any]:
         nodes = [n for n in self._ray.nodes() if n.get("Alive")]

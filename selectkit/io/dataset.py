@@ -317,11 +317,20 @@ class DatasetWriter:
             raise SelectkitUsageError(
                 f"output '{self.output}' is a file; give a folder path (DIR/) or remove the file"
             )
+        if self.output.is_dir() and not _replaceable(self.output):
+            # the commit replaces the whole folder: never one selectkit did not write
+            raise SelectkitUsageError(
+                f"output folder '{self.output}' already holds files and is not a selectkit "
+                f"dataset folder (it has no {RECORD_NAME}); give a new or empty folder"
+            )
         remove_stale_temporaries(parent, self.output.name)  # a swap killed half-way
+        existed = self.staging.exists()
         try:
             self._open_staging()
         except BaseException:
             self._unlock()
+            if not existed:  # refused before any work: leave nothing behind
+                shutil.rmtree(self.staging, ignore_errors=True)
             raise
         return self
 
@@ -380,8 +389,9 @@ class DatasetWriter:
                 0, f"the command changed ({record.command!r} then, {self.command!r} now)"
             )
         if changes:
+            run = "its finished run" if where == self.output else f"the run in '{where.name}'"
             raise SelectkitMismatchError(
-                f"cannot resume '{self.output}' from '{where.name}': {'; '.join(changes)}; drop "
+                f"cannot resume '{self.output}' from {run}: {'; '.join(changes)}; drop "
                 f"{option('resume')} to start over, or restore that run's inputs and parameters"
             )
 
@@ -515,6 +525,11 @@ class DatasetWriter:
         if exc_type is not None and self._plan is not None and self.staging.is_dir():
             KEPT.append((str(self.staging), len(self._done)))
         return False
+
+
+def _replaceable(folder: Path) -> bool:
+    """True for an empty folder or one a selectkit run committed (it has its record)."""
+    return (folder / RECORD_NAME).is_file() or next(folder.iterdir(), None) is None
 
 
 def _remove(entry: Path) -> None:
