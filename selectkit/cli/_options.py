@@ -20,6 +20,15 @@ Output = Annotated[
         help="Output file (.parquet, .jsonl, .csv) or '-' for JSON Lines on stdout.",
     ),
 ]
+FolderOutput = Annotated[
+    str,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Output file (.parquet, .jsonl, .csv), '-' for JSON Lines on stdout, or DIR/ for a "
+        "dataset folder (one Parquet part per input shard; see --resume).",
+    ),
+]
 Json = Annotated[
     bool, typer.Option("--json", help="Print the run summary as JSON on stdout (stdout = data).")
 ]

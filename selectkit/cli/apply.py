@@ -9,10 +9,10 @@ import typer
 
 from selectkit.cli._options import (
     EngineOpt,
+    FolderOutput,
     IdCol,
     InputFormat,
     Json,
-    Output,
     RayAddressOpt,
     ResumeOpt,
 )
@@ -29,10 +29,14 @@ def apply(
             "on across them)."
         ),
     ],
-    output: Output,
+    output: FolderOutput,
     order: Annotated[
         str,
-        typer.Option("--order", help="rank (pick order, default) or original (the table's order)."),
+        typer.Option(
+            "--order",
+            help="rank (pick order, default) or original (the table's order); with -o DIR/ "
+            "each part is in that order.",
+        ),
     ] = "rank",
     id_col: IdCol = "id",
     manifest_columns: Annotated[

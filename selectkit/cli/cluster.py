@@ -9,10 +9,10 @@ import typer
 from selectkit.cli._options import (
     EmbeddingCol,
     EngineOpt,
+    FolderOutput,
     IdCol,
     InputFormat,
     Json,
-    Output,
     RayAddressOpt,
     ResumeOpt,
     Seed,
@@ -25,7 +25,7 @@ def cluster(
     input: Annotated[
         str, typer.Argument(help="Vectors: .npy, or a table with an embedding column.")
     ],
-    output: Output,
+    output: FolderOutput,
     k: Annotated[
         Optional[int], typer.Option("-k", "--k", min=1, help="Number of clusters.")
     ] = None,

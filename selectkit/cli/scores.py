@@ -10,11 +10,11 @@ import typer
 from selectkit.cli._options import (
     EmbeddingCol,
     EngineOpt,
+    FolderOutput,
     IdCol,
     InputFormat,
     Json,
     LabelCol,
-    Output,
     RayAddressOpt,
     Seed,
 )
@@ -28,7 +28,7 @@ def scores(
             help="Tables with an embedding and a label column, joined on the id column."
         ),
     ],
-    output: Output,
+    output: FolderOutput,
     model: Annotated[
         str,
         typer.Option("--model", help="sgd (linear softmax, fast) or mlp (one hidden layer)."),

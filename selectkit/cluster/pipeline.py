@@ -294,8 +294,10 @@ def _cluster(
             "seed_cost": finest.seed_cost,
             "lloyd_iterations": finest.iterations,
             "empty_clusters": int((sizes == 0).sum()),
-            **finest.info,
+            **{k: v for k, v in finest.info.items() if not k.endswith("_s")},
         }
+        # seconds are timings (the one part of a provenance that differs between two runs)
+        prov.timings.update({k: v for k, v in finest.info.items() if k.endswith("_s")})
         prov.engine = engine_record(eng)
         if centroids_out:
             table = _centroid_table(tree, sizes, levels is not None)
