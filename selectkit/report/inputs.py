@@ -1,0 +1,131 @@
+"""What a report is made of: each input told apart by its columns, read once.
+
+A *manifest* has ``id`` and ``rank`` (the output of ``select``); *curves* are the output of
+``al simulate`` (repeat, strategy, round, n_labelled, accuracy); a *DISCO evaluation* is the
+output of ``disco evaluate`` (seed, budget, method, mae, spearman). Every other table is part of
+the *pool*: embeddings, clusters, a corpus with text and labels, joined on the id column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from selectkit.errors import SelectkitDataError, SelectkitUsageError
+from selectkit.io import read_provenance
+from selectkit.io.formats import detect_format
+from selectkit.io.tables import check_exists, read_table
+from selectkit.pool import Columns, Pool, load_pool
+
+CURVES_COLUMNS = ("repeat", "strategy", "round", "n_labelled", "accuracy")
+DISCO_COLUMNS = ("seed", "budget", "method", "mae", "spearman")
+MANIFEST_COLUMNS = ("rank",)
+
+
+@dataclass
+class Artefact:
+    """One input read whole: its path, frame and provenance (``None`` when it carries none)."""
+
+    path: str
+    frame: pl.DataFrame
+    provenance: dict[str, Any] | None
+
+
+@dataclass
+class ReportInputs:
+    """The inputs of one report, by kind: ``kind`` is selection, curves or disco."""
+
+    kind: str
+    manifests: list[Artefact] = field(default_factory=list)
+    pool: Pool | None = None
+    pool_paths: list[str] = field(default_factory=list)
+    table: Artefact | None = None
+
+
+def _columns_of(path: str, columns: Columns) -> list[str]:
+    """Column names of ``path``: from the Parquet footer when it is one, else a read."""
+    if detect_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return list(read_table(path, id_col=columns.id).frame.columns)
+
+
+def kind_of(columns: list[str]) -> str:
+    """``manifest``, ``curves``, ``disco`` or ``pool`` for a table with these columns."""
+    if all(c in columns for c in CURVES_COLUMNS):
+        return "curves"
+    if all(c in columns for c in DISCO_COLUMNS):
+        return "disco"
+    if all(c in columns for c in MANIFEST_COLUMNS) and "embedding" not in columns:
+        return "manifest"
+    return "pool"
+
+
+def _artefact(path: str, columns: Columns) -> Artefact:
+    table = read_table(path, id_col=columns.id)
+    prov = read_provenance(path) if detect_format(path) == "parquet" else None
+    return Artefact(path=path, frame=table.frame, provenance=prov)
+
+
+def gather(paths: list[str], columns: Columns) -> ReportInputs:
+    """Read and classify ``paths``: the manifests and the pool tables (joined into a
+    :class:`~selectkit.pool.Pool`), or exactly one curves or DISCO table. Refuses a mix of
+    kinds, stdin, and manifest ids the pool lacks. Costs one read of each input."""
+    if not paths:
+        raise SelectkitUsageError("give at least one input: a manifest, curves or eval table")
+    kinds: dict[str, list[str]] = {"manifest": [], "curves": [], "disco": [], "pool": []}
+    for p in paths:
+        if p == "-":
+            raise SelectkitUsageError("report reads files, not stdin ('-'); give the file paths")
+        check_exists(p)
+        kinds[kind_of(_columns_of(p, columns))].append(p)
+    for kind in ("curves", "disco"):
+        if kinds[kind]:
+            if len(paths) > 1:
+                others = [p for p in paths if p not in kinds[kind]]
+                what = "`al simulate` curves" if kind == "curves" else "`disco evaluate` results"
+                raise SelectkitUsageError(
+                    f"'{kinds[kind][0]}' holds {what}, which make a page of their own; "
+                    f"report it alone (drop {', '.join(repr(o) for o in others)})"
+                )
+            return ReportInputs(kind=kind, table=_artefact(paths[0], columns))
+    if not kinds["manifest"]:
+        raise SelectkitUsageError(
+            f"no manifest among {', '.join(repr(p) for p in paths)} (a table with 'id' and "
+            "'rank', as `selectkit select` writes); give one or more manifests first"
+        )
+    manifests = [_artefact(p, columns) for p in kinds["manifest"]]
+    for m in manifests:
+        if columns.id not in m.frame.columns or m.frame.height == 0:
+            raise SelectkitDataError(
+                f"manifest '{m.path}' has no rows or no '{columns.id}' column; give the output "
+                "of `selectkit select`"
+            )
+    pool = load_pool(kinds["pool"], columns=columns) if kinds["pool"] else None
+    if pool is not None:
+        _check_ids(manifests, pool, kinds["pool"], columns.id)
+    return ReportInputs(
+        kind="selection", manifests=manifests, pool=pool, pool_paths=kinds["pool"]
+    )
+
+
+def _check_ids(manifests: list[Artefact], pool: Pool, pool_paths: list[str], id_col: str) -> None:
+    ids = pool.frame.get_column(id_col)
+    for m in manifests:
+        mids = m.frame.get_column(id_col)
+        if mids.dtype != ids.dtype:
+            raise SelectkitDataError(
+                f"manifest '{m.path}' has {mids.dtype} ids but the pool "
+                f"'{pool_paths[0]}' has {ids.dtype} ids; give the pool it was selected from"
+            )
+        missing = mids.filter(~mids.is_in(ids.implode()))
+        if missing.len():
+            raise SelectkitDataError(
+                f"manifest '{m.path}' has {missing.len()} ids not in the pool "
+                f"'{Path(pool_paths[0])}' (first: {missing[0]!r}); give the tables it was "
+                "selected from"
+            )
