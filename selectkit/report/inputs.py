@@ -8,7 +8,7 @@ the *pool*: embeddings, clusters, a corpus with text and labels, joined on the i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,11 @@ def gather(paths: list[str], columns: Columns) -> ReportInputs:
                 f"manifest '{m.path}' has no rows or no '{columns.id}' column; give the output "
                 "of `selectkit select`"
             )
-    pool = load_pool(kinds["pool"], columns=columns) if kinds["pool"] else None
+    pool = None
+    if kinds["pool"]:  # label 'none': no label column, as in `select --label-col none`
+        no_labels = columns.label == "none"
+        read_as = replace(columns, label=Columns.label) if no_labels else columns
+        pool = load_pool(kinds["pool"], columns=read_as, use_labels=not no_labels)
     if pool is not None:
         _check_ids(manifests, pool, kinds["pool"], columns.id)
     return ReportInputs(

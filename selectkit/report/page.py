@@ -13,7 +13,6 @@ from typing import Any
 
 from selectkit._version import __version__
 
-MAP_SIZE = {"selection": 640, "compare": 460}
 
 
 @lru_cache(maxsize=None)
@@ -48,6 +47,12 @@ def _sections(page: dict[str, Any]) -> list[tuple[str, str]]:
     return [*out, ("provenance", "Provenance")]
 
 
+def _map_size(page: dict[str, Any]) -> int:
+    """CSS pixels of each map: one large, two or three side by side on a laptop screen."""
+    n = len(page.get("names") or [])
+    return 640 if n <= 1 else 440 if n == 2 else 400
+
+
 def map_json(data: dict[str, Any]) -> str:
     """The map's data as compact JSON that is safe inside a ``<script>`` element."""
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
@@ -67,5 +72,5 @@ def render(page: dict[str, Any], *, title: str, subtitle: list[str]) -> str:
         css=_asset("report.css"),
         map_js=_asset("map.js"),
         map_json=map_json(data) if data else "",
-        map_size=MAP_SIZE.get(page["kind"], 640),
+        map_size=_map_size(page),
     )
