@@ -72,9 +72,7 @@ def run_demo(
     from selectkit.report import write_report
 
     report = out / "report.html"  # both selections side by side, texts on hover
-    write_report(
-        [out / "kcenter.parquet", out / "random.parquet", emb, corpus], report, seed=seed
-    )
+    write_report([out / "kcenter.parquet", out / "random.parquet", emb, corpus], report, seed=seed)
     return {
         "corpus": str(corpus),
         "rows": embed_prov.metrics["rows"],

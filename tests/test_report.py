@@ -20,7 +20,7 @@ import selectkit as sk
 from selectkit.al.curves import summarise
 from selectkit.report.projection import sample_rows
 
-from .conftest import RT, Cli
+from .conftest import FORTUNES, Cli
 
 #: anything that would make a browser fetch: a URL in src/href/url()/@import, or a protocol-
 #: relative one (the page must render from disk with no network)
@@ -36,7 +36,9 @@ def _ok(result) -> None:
 
 def map_block(html: str) -> dict:
     """The map's JSON data as the page's script reads it."""
-    match = re.search(r'<script id="sk-map-data" type="application/json">(.*?)</script>', html, re.S)
+    match = re.search(
+        r'<script id="sk-map-data" type="application/json">(.*?)</script>', html, re.S
+    )
     assert match, "no map data in the page"
     return json.loads(match.group(1))
 
@@ -83,13 +85,12 @@ def disco_eval(tmp_path_factory, digits) -> Path:
     test = np.arange(600, len(y))
     rows = []
     models = {f"knn{k}_n{n}": (KNeighborsClassifier(k), n) for k in (1, 5) for n in (100, 300)}
-    models |= {f"lr{c}_n{n}": (LogisticRegression(C=c, max_iter=300), n) for c in (0.1, 1) for n in (100, 300)}  # fmt: skip
+    for c in (0.1, 1):
+        models |= {f"lr{c}_n{n}": (LogisticRegression(C=c, max_iter=300), n) for n in (100, 300)}
     for name, (model, n) in models.items():
         proba = model.fit(x[:n], y[:n]).predict_proba(x[test])
         rows.append(
-            pl.DataFrame(
-                {"model": name, "id": test, "proba": proba.tolist(), "label": y[test]}
-            )
+            pl.DataFrame({"model": name, "id": test, "proba": proba.tolist(), "label": y[test]})
         )
     d = tmp_path_factory.mktemp("disco")
     preds = d / "preds.parquet"
@@ -117,7 +118,7 @@ def test_selection_page_shows_provenance_shares_scores_and_map(art, tmp_path, cl
     assert 'id="share-cluster"' in html and 'id="share-label"' in html
     pool_labels = pl.read_ndjson(art["corpus"]).get_column("label")
     n_fresh = int((pool_labels == "fresh").sum())
-    assert f"<td>fresh</td><td class=\"num\">{n_fresh}</td>" in html
+    assert f'<td>fresh</td><td class="num">{n_fresh}</td>' in html
     assert html.count('data-chart="bars"') == 2
     assert 'data-chart="histogram"' in html  # kcenter records a score per pick
     data = map_block(html)
@@ -139,7 +140,10 @@ def test_same_inputs_same_bytes_and_row_order_does_not_move_the_map(art, tmp_pat
     shuffled = tmp_path / "emb_shuffled.parquet"
     pl.read_parquet(art["emb"]).sample(fraction=1.0, shuffle=True, seed=3).write_parquet(shuffled)
     sk.write_report([art["kcenter"], shuffled, art["clusters"], art["corpus"]], tmp_path / "c.html")
-    a, c = map_block((tmp_path / "a.html").read_text()), map_block((tmp_path / "c.html").read_text())
+    a, c = (
+        map_block((tmp_path / "a.html").read_text()),
+        map_block((tmp_path / "c.html").read_text()),
+    )
     assert a == c
     # another seed draws another sample when the map is capped
     d1, _ = sk.render_report(inputs, max_points=100, seed=0)
@@ -261,7 +265,7 @@ def test_bad_inputs_one_line_and_exit_code_and_nothing_written(art, tmp_path, cl
     # a manifest whose ids the pool lacks: names the manifest and the pool
     fortunes = tmp_path / "fortunes.parquet"
     head = tmp_path / "f.jsonl"
-    head.write_text("".join(open(RT.parent / "fortunes.jsonl").readlines()[:50]))
+    head.write_text("".join(FORTUNES.read_text().splitlines(keepends=True)[:50]))
     _ok(cli("embed", head, "-o", fortunes))
     result = cli("report", art["kcenter"], fortunes, "-o", out)
     assert result.exit_code == 1 and "ids not in the pool" in result.stderr

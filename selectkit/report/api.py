@@ -62,9 +62,7 @@ def render_report(
     else:
         if got.pool is not None and got.pool.frame.height > 200_000:
             note(f"report: drawing at most {max_points:,} of {got.pool.frame.height:,} rows")
-        page = selection_page(
-            got, cols, seed=seed, max_points=max_points, text_chars=text_chars
-        )
+        page = selection_page(got, cols, seed=seed, max_points=max_points, text_chars=text_chars)
     default = {
         "selection": "Selection report",
         "compare": "Selections compared",

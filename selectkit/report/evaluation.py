@@ -83,7 +83,9 @@ def curves_page(art: Artefact) -> dict[str, Any]:
             f"{curves.get_column('round').n_unique()} rounds, "
             f"{int(curves['n_labelled'].min())} to {int(curves['n_labelled'].max())} labelled rows"
         ],
-        "provenance": [{"name": "curves", "path": art.path, "rows": provenance_rows(art.provenance)}],
+        "provenance": [
+            {"name": "curves", "path": art.path, "rows": provenance_rows(art.provenance)}
+        ],
     }
 
 
@@ -96,9 +98,7 @@ def disco_page(art: Artefact) -> dict[str, Any]:
     methods = sorted(results.get_column("method").unique().to_list())
     charts = []
     for metric, label in (("mae", "MAE (accuracy points)"), ("spearman", "Spearman ρ")):
-        lines = {
-            m: _band(results.filter(pl.col("method") == m), "budget", metric) for m in methods
-        }
+        lines = {m: _band(results.filter(pl.col("method") == m), "budget", metric) for m in methods}
         charts.append(
             svg.line_chart(
                 f"{label} per anchor budget (mean ± sd over seeds)",

@@ -112,9 +112,7 @@ def gather(paths: list[str], columns: Columns) -> ReportInputs:
         pool = load_pool(kinds["pool"], columns=read_as, use_labels=not no_labels)
     if pool is not None:
         _check_ids(manifests, pool, kinds["pool"], columns.id)
-    return ReportInputs(
-        kind="selection", manifests=manifests, pool=pool, pool_paths=kinds["pool"]
-    )
+    return ReportInputs(kind="selection", manifests=manifests, pool=pool, pool_paths=kinds["pool"])
 
 
 def _check_ids(manifests: list[Artefact], pool: Pool, pool_paths: list[str], id_col: str) -> None:

@@ -7,15 +7,14 @@ CSS and the map's script are read from ``assets/`` and inlined; the map's data g
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
 from selectkit._version import __version__
 
 
-
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> str:
     return resources.files("selectkit.report").joinpath("assets", name).read_text("utf-8")
 
