@@ -191,8 +191,20 @@ def line_chart(
     y_label: str,
 ) -> str:
     """Curves with spread bands: each series is (x, mean, low, high), drawn as a line over a
-    translucent band from low to high; x and y ranges cover every series."""
+    translucent band from low to high; x and y ranges cover every series. Points whose mean
+    is not finite (a Spearman of constant predictions) are left out; a band edge that is not
+    finite falls back to the mean."""
+    clean = {}
+    for name, (x, mean, low, high) in curves.items():
+        x, mean, low, high = (np.asarray(a, dtype=np.float64) for a in (x, mean, low, high))
+        ok = np.isfinite(mean) & np.isfinite(x)
+        low = np.where(np.isfinite(low), low, mean)[ok]
+        high = np.where(np.isfinite(high), high, mean)[ok]
+        # a series without one finite value keeps its legend entry, marked, and draws nothing
+        clean[name if ok.any() else f"{name} (no finite values)"] = (x[ok], mean[ok], low, high)
+    curves = clean
     xs = np.concatenate([c[0] for c in curves.values()]) if curves else np.zeros(1)
+    xs = xs if xs.size else np.zeros(1)
     ys = np.concatenate([np.r_[c[2], c[3], c[1]] for c in curves.values()]) if curves else xs
     ys = ys[np.isfinite(ys)]
     x_lo, x_hi = float(xs.min()), float(xs.max())
@@ -221,6 +233,8 @@ def line_chart(
         f"{escape(x_label)}</text>"
     )
     for (name, (x, mean, low, high)), c in zip(curves.items(), colours, strict=False):
+        if x.size == 0:
+            continue
         upper = [f"{_f(x_of(a))},{_f(y_of(b))}" for a, b in zip(x, high, strict=True)]
         lower = [f"{_f(x_of(a))},{_f(y_of(b))}" for a, b in zip(x[::-1], low[::-1], strict=True)]
         out.append(f'<path d="M{" L".join(upper + lower)} Z" fill="{c}" fill-opacity="0.18"/>')

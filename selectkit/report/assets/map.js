@@ -31,8 +31,10 @@
     function px(i) { return pad + d.xy[2 * i] * scale; }
     function py(i) { return size - pad - d.xy[2 * i + 1] * scale; }
     ctx.fillStyle = "#ffffff"; ctx.fillRect(0, 0, size, size);
-    ctx.fillStyle = "rgba(120,120,120,0.35)";
-    for (var i = 0; i < n; i++) { ctx.fillRect(px(i) - 1, py(i) - 1, 2, 2); }
+    // small pools get larger, darker dots; 50k points stay a light cloud
+    var dot = n < 5000 ? 3 : 2;
+    ctx.fillStyle = n < 5000 ? "rgba(110,110,110,0.55)" : "rgba(120,120,120,0.35)";
+    for (var i = 0; i < n; i++) { ctx.fillRect(px(i) - dot / 2, py(i) - dot / 2, dot, dot); }
     var mine = s >= 0 ? d.picks[s] : [];
     ctx.fillStyle = d.colours[s] || "#0072b2";
     ctx.strokeStyle = "rgba(255,255,255,0.9)"; ctx.lineWidth = 0.6;
