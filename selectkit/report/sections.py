@@ -21,6 +21,8 @@ from selectkit.report.projection import map_points
 #: categories drawn in a share chart (the table lists up to TABLE_CATEGORIES)
 CHART_CATEGORIES = 30
 TABLE_CATEGORIES = 50
+#: characters of hover text for all rows that are not picks together (picks get text_chars)
+TEXT_BUDGET = 2_000_000
 #: characters of a value shown in a provenance cell
 CELL_CHARS = 240
 
@@ -289,8 +291,16 @@ def _map_data(
         "picks": picks,
     }
     if columns.text in pool.frame.columns:
-        texts = pool.frame.get_column(columns.text).gather(points.rows).cast(pl.String)
-        data["texts"] = texts.str.slice(0, text_chars).fill_null("").to_list()
+        # picks show text_chars; other rows share a budget, so 50k points stay a few MB
+        other_chars = min(text_chars, TEXT_BUDGET // max(points.rows.size, 1))
+        limit = np.where(picked[points.rows], text_chars, other_chars)
+        texts = pl.DataFrame(
+            {
+                "t": pool.frame.get_column(columns.text).gather(points.rows).cast(pl.String),
+                "n": pl.Series(limit, dtype=pl.UInt32),
+            }
+        ).select(pl.col("t").str.slice(0, pl.col("n")).fill_null(""))
+        data["texts"] = texts.get_column("t").to_list()
     n, total = points.rows.size, pool.frame.height
     shown = sum(len(p) for p in picks)
     all_picks = sum(len(r) for r in picked_rows)
@@ -301,4 +311,9 @@ def _map_data(
     )
     if "texts" not in data:
         note += " Give the corpus (a table with a text column) to see texts on hover."
+    elif other_chars < text_chars:
+        note += (
+            f" Hover shows {text_chars} characters of a pick's text, {other_chars} of other "
+            "rows' (a 2 MB text budget)."
+        )
     return data, note
