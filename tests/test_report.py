@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from markupsafe import escape  # the escaping jinja2 applies
 
 import selectkit as sk
 from selectkit.al.curves import summarise
@@ -315,3 +316,37 @@ def test_size_bound_at_50k_points(tmp_path):
     capped = sk.write_report([manifest, emb], tmp_path / "c.html", max_points=5000)
     data = map_block((tmp_path / "c.html").read_text())
     assert capped["points"] == 5000 and len(data["picks"][0]) == 500
+
+
+def test_semdedup_dropped_rows_beside_the_rows_they_duplicate(tmp_path, cli, rt_small):
+    # real reviews plus 20 of them reposted with a suffix: near-duplicates semdedup must drop
+    base = pl.read_ndjson(rt_small)
+    reposts = base.head(20).with_columns(pl.col("id") + "-repost", pl.col("text") + " (reposted)")
+    corpus = tmp_path / "corpus.jsonl"
+    pl.concat([base, reposts]).write_ndjson(corpus)
+    emb, clusters = tmp_path / "emb.parquet", tmp_path / "clusters.parquet"
+    _ok(cli("embed", corpus, "-o", emb))
+    _ok(cli("cluster", emb, "-k", "4", "-o", clusters))
+    kept, dropped = tmp_path / "kept.parquet", tmp_path / "dropped.parquet"
+    _ok(
+        cli(
+            "select", emb, clusters, "--strategy", "semdedup", "--threshold", "0.9",
+            "-o", kept, "--emit-dropped", dropped,
+        )
+    )  # fmt: skip
+    pairs = pl.read_parquet(dropped).sort(["similarity", "id"], descending=[True, False])
+    assert pairs.height >= 15
+    out = tmp_path / "sd.html"
+    _ok(cli("report", kept, dropped, emb, corpus, "-o", out))
+    html = out.read_text()
+    assert f"{pairs.height} rows of {dropped} were dropped" in html
+    texts = dict(pl.read_ndjson(corpus).select("id", "text").iter_rows())
+    top = pairs.row(0, named=True)
+    row = (
+        f"<td>{top['id']}</td><td>{escape(texts[top['id']][:160])}</td>"
+        f"<td>{top['duplicate_of']}</td><td>{escape(texts[top['duplicate_of']][:160])}</td>"
+    )
+    assert row in html
+    # with two manifests the dropped rows' manifest is ambiguous: refused, naming the fix
+    result = cli("report", kept, kept, dropped, emb, "-o", out)
+    assert result.exit_code == 2 and "the one manifest semdedup kept" in result.stderr

@@ -23,6 +23,8 @@ from selectkit.pool import Columns, Pool, load_pool
 CURVES_COLUMNS = ("repeat", "strategy", "round", "n_labelled", "accuracy")
 DISCO_COLUMNS = ("seed", "budget", "method", "mae", "spearman")
 MANIFEST_COLUMNS = ("rank",)
+#: what `select --strategy semdedup --emit-dropped` writes
+DROPPED_COLUMNS = ("duplicate_of", "similarity")
 
 
 @dataclass
@@ -43,6 +45,7 @@ class ReportInputs:
     pool: Pool | None = None
     pool_paths: list[str] = field(default_factory=list)
     table: Artefact | None = None
+    dropped: list[Artefact] = field(default_factory=list)
 
 
 def _columns_of(path: str, columns: Columns) -> list[str]:
@@ -60,6 +63,8 @@ def kind_of(columns: list[str]) -> str:
         return "curves"
     if all(c in columns for c in DISCO_COLUMNS):
         return "disco"
+    if all(c in columns for c in DROPPED_COLUMNS):
+        return "dropped"
     if all(c in columns for c in MANIFEST_COLUMNS) and "embedding" not in columns:
         return "manifest"
     return "pool"
@@ -77,7 +82,13 @@ def gather(paths: list[str], columns: Columns) -> ReportInputs:
     kinds, stdin, and manifest ids the pool lacks. Costs one read of each input."""
     if not paths:
         raise SelectkitUsageError("give at least one input: a manifest, curves or eval table")
-    kinds: dict[str, list[str]] = {"manifest": [], "curves": [], "disco": [], "pool": []}
+    kinds: dict[str, list[str]] = {
+        "manifest": [],
+        "curves": [],
+        "disco": [],
+        "dropped": [],
+        "pool": [],
+    }
     for p in paths:
         if p == "-":
             raise SelectkitUsageError("report reads files, not stdin ('-'); give the file paths")
@@ -112,7 +123,18 @@ def gather(paths: list[str], columns: Columns) -> ReportInputs:
         pool = load_pool(kinds["pool"], columns=read_as, use_labels=not no_labels)
     if pool is not None:
         _check_ids(manifests, pool, kinds["pool"], columns.id)
-    return ReportInputs(kind="selection", manifests=manifests, pool=pool, pool_paths=kinds["pool"])
+    if kinds["dropped"] and len(manifests) != 1:
+        raise SelectkitUsageError(
+            f"'{kinds['dropped'][0]}' lists the rows semdedup dropped; give it with the one "
+            "manifest semdedup kept"
+        )
+    return ReportInputs(
+        kind="selection",
+        manifests=manifests,
+        pool=pool,
+        pool_paths=kinds["pool"],
+        dropped=[_artefact(p, columns) for p in kinds["dropped"]],
+    )
 
 
 def _check_ids(manifests: list[Artefact], pool: Pool, pool_paths: list[str], id_col: str) -> None:

@@ -229,6 +229,8 @@ def selection_page(
                 )
             )
 
+    dropped = [_dropped(d, pool, columns) for d in inputs.dropped]
+
     map_data = None
     map_note = "no map: give the embeddings the selection was made from (e.g. emb.parquet)"
     if pool is not None and columns.embedding in (*pool.frame.columns, *pool.arrays):
@@ -252,8 +254,66 @@ def selection_page(
         "overlap": overlap,
         "shares": shares,
         "histograms": histograms,
+        "dropped": dropped,
         "map": map_data,
         "map_note": map_note,
+    }
+
+
+#: near-duplicate pairs listed (the most similar first)
+DROPPED_ROWS = 100
+
+
+def _dropped(art: Artefact, pool, columns: Columns) -> dict[str, Any]:
+    """semdedup's dropped rows beside the kept rows they duplicate, most similar first, with
+    both texts when the pool has a text column."""
+    frame = art.frame.sort(["similarity", columns.id], descending=[True, False])
+    shown = frame.head(DROPPED_ROWS)
+    texts = None
+    if pool is not None and columns.text in pool.frame.columns:
+        texts = pool.frame.select(
+            pl.col(columns.id), pl.col(columns.text).cast(pl.String).str.slice(0, 160)
+        )
+    header = ["dropped id", "kept id (duplicate_of)", "similarity"]
+    if texts is not None:
+        header = ["dropped id", "dropped text", "kept id (duplicate_of)", "kept text", "similarity"]
+        lookup = texts.rename({columns.id: "__k", columns.text: "__t"})
+        shown = (
+            shown.join(lookup, left_on=columns.id, right_on="__k", how="left")
+            .rename({"__t": "dropped_text"})
+            .join(
+                lookup.rename({"__k": "__k2"}), left_on="duplicate_of", right_on="__k2", how="left"
+            )
+            .rename({"__t": "kept_text"})
+            .sort(["similarity", columns.id], descending=[True, False])
+        )
+    rows = []
+    for rec in shown.iter_rows(named=True):
+        row = [str(rec[columns.id])]
+        if texts is not None:
+            row.append(rec["dropped_text"] or "")
+        row.append(str(rec["duplicate_of"]))
+        if texts is not None:
+            row.append(rec["kept_text"] or "")
+        row.append(f"{rec['similarity']:.4f}")
+        rows.append(row)
+    sims = frame.get_column("similarity").cast(pl.Float64).to_numpy()
+    chart = (
+        svg.histogram(
+            "Similarity of dropped rows to the row kept", {"dropped": sims}, [svg.colour(4)],
+            x_label="cosine similarity",
+        )
+        if sims.size
+        else None
+    )  # fmt: skip
+    return {
+        "path": art.path,
+        "count": frame.height,
+        "shown": len(rows),
+        "header": header,
+        "rows": rows,
+        "chart": chart,
+        "text_cols": texts is not None,
     }
 
 
