@@ -350,3 +350,38 @@ def test_semdedup_dropped_rows_beside_the_rows_they_duplicate(tmp_path, cli, rt_
     # with two manifests the dropped rows' manifest is ambiguous: refused, naming the fix
     result = cli("report", kept, kept, dropped, emb, "-o", out)
     assert result.exit_code == 2 and "the one manifest semdedup kept" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def disco_predicted(disco_eval) -> tuple[Path, Path]:
+    """`disco predict` output for the zoo's models and their true accuracies (model, accuracy)."""
+    d = disco_eval.parent
+    preds = d / "preds.parquet"
+    sk.select_files([preds], d / "anchors.parquet", strategy="disco", budget=20, use_labels=False)
+    sk.disco_fit_files(preds, None, d / "anchors.parquet", d / "predictor", pca_dim=4)
+    sk.disco_predict_files(d / "predictor", preds, d / "predicted.parquet")
+    frame = pl.read_parquet(preds).with_columns(
+        correct=pl.col("proba").list.arg_max() == pl.col("label")
+    )
+    frame.group_by("model").agg(accuracy=pl.col("correct").mean()).write_parquet(d / "acc.parquet")
+    return d / "predicted.parquet", d / "acc.parquet"
+
+
+def test_disco_predicted_vs_true_accuracy_page(disco_predicted, tmp_path, cli):
+    from selectkit.disco.evaluate import spearman
+
+    predicted, acc = disco_predicted
+    out = tmp_path / "pred.html"
+    _ok(cli("report", predicted, acc, "-o", out))
+    html = out.read_text()
+    both = pl.read_parquet(predicted).join(pl.read_parquet(acc), on="model")
+    mae = 100 * (both["predicted_accuracy"] - both["accuracy"]).abs().mean()
+    rho = spearman(both["predicted_accuracy"].to_numpy(), both["accuracy"].to_numpy())
+    assert f"{both.height} models: MAE {mae:.2f} accuracy points, Spearman {rho:.3f}" in html
+    assert html.count("<circle") == both.height and 'data-chart="scatter"' in html
+    # predictions alone: a bar per model and how to see the error
+    _ok(cli("report", predicted, "-o", tmp_path / "alone.html"))
+    alone = (tmp_path / "alone.html").read_text()
+    assert 'data-chart="bars"' in alone and "true accuracies (model, accuracy)" in alone
+    result = cli("report", predicted, acc, acc, "-o", out)
+    assert result.exit_code == 2 and "drop" in result.stderr

@@ -19,7 +19,7 @@ import pytest
 
 import selectkit as sk
 
-from .test_report import art, disco_eval  # noqa: F401  (the same real artefacts)
+from .test_report import art, disco_eval, disco_predicted  # noqa: F401  (the same artefacts)
 
 CHROMIUM = os.environ.get("SELECTKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SELECTKIT_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -202,3 +202,11 @@ def test_tables_read_without_javascript(browser, art, tmp_path):  # noqa: F811
         )  # the script did not run, the tables are there all the same
     finally:
         browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
+
+
+def test_disco_predicted_page_in_chromium(browser, disco_predicted, tmp_path):  # noqa: F811
+    page = tmp_path / "predicted.html"
+    sk.write_report(list(disco_predicted), page)
+    _open(browser, page)
+    assert _charts_drawn(browser) == 1
+    _shot(browser, tmp_path, "disco-predicted")

@@ -10,7 +10,7 @@ from selectkit import arguments
 from selectkit.console import note
 from selectkit.errors import SelectkitUsageError, option
 from selectkit.pool import Columns
-from selectkit.report.evaluation import curves_page, disco_page
+from selectkit.report.evaluation import curves_page, disco_page, predicted_page
 from selectkit.report.inputs import gather
 from selectkit.report.page import render
 from selectkit.report.projection import MAX_POINTS
@@ -59,6 +59,8 @@ def render_report(
         page = curves_page(got.table)
     elif got.kind == "disco":
         page = disco_page(got.table)
+    elif got.kind == "predicted":
+        page = predicted_page(got.table, got.manifests[0] if got.manifests else None)
     else:
         if got.pool is not None and got.pool.frame.height > 200_000:
             note(f"report: drawing at most {max_points:,} of {got.pool.frame.height:,} rows")
@@ -68,6 +70,7 @@ def render_report(
         "compare": "Selections compared",
         "curves": "Active-learning curves",
         "disco": "DISCO evaluation",
+        "predicted": "DISCO predicted accuracy",
     }[page["kind"]]
     return render(page, title=title or default, subtitle=_subtitle(page)), page
 

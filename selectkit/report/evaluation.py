@@ -122,3 +122,67 @@ def disco_page(art: Artefact) -> dict[str, Any]:
             {"name": "evaluation", "path": art.path, "rows": provenance_rows(art.provenance)}
         ],
     }
+
+
+def predicted_page(art: Artefact, truth: Artefact | None) -> dict[str, Any]:
+    """`disco predict`'s accuracy per model; with true accuracies, predicted vs true (scatter
+    with the diagonal), the error per model, MAE in points and Spearman."""
+    from selectkit.disco.evaluate import spearman
+
+    pred = art.frame.select("model", "predicted_accuracy")
+    if pred.height == 0:
+        raise SelectkitDataError(f"'{art.path}' has no rows; give the output of `disco predict`")
+    provenance = [{"name": "prediction", "path": art.path, "rows": provenance_rows(art.provenance)}]
+    if truth is None:
+        pred = pred.sort(["predicted_accuracy", "model"], descending=[True, False])
+        chart = svg.bar_chart(
+            "Predicted accuracy per model",
+            [str(m) for m in pred["model"]],
+            {"predicted": pred["predicted_accuracy"].to_list()},
+            [svg.colour(0)],
+            y_label="accuracy",
+        )
+        return {
+            "kind": "predicted",
+            "charts": [chart],
+            "summary": _table(pred),
+            "facts": [
+                f"{pred.height} models; give a table of their true accuracies (model, accuracy) "
+                "to see the error"
+            ],
+            "provenance": provenance,
+        }
+    both = pred.join(truth.frame.select("model", "accuracy"), on="model", how="inner")
+    missing = pred.height - both.height
+    if both.height == 0:
+        raise SelectkitDataError(
+            f"no model of '{art.path}' is in '{truth.path}'; give the true accuracies of the "
+            "predicted models"
+        )
+    both = both.with_columns(
+        error_points=100 * (pl.col("predicted_accuracy") - pl.col("accuracy"))
+    ).sort(["model"])
+    x, y = both["accuracy"].to_numpy(), both["predicted_accuracy"].to_numpy()
+    mae = float(np.abs(x - y).mean() * 100)
+    rho = spearman(y, x) if both.height > 1 else float("nan")
+    chart = svg.scatter(
+        "Predicted vs true accuracy per model",
+        x,
+        y,
+        [str(m) for m in both["model"]],
+        x_label="true accuracy",
+        y_label="predicted accuracy",
+    )
+    facts = [f"{both.height} models: MAE {mae:.2f} accuracy points, Spearman {rho:.3f}"]
+    if missing:
+        facts.append(f"{missing} predicted models have no true accuracy in '{truth.path}'")
+    provenance.append(
+        {"name": "true accuracy", "path": truth.path, "rows": provenance_rows(truth.provenance)}
+    )
+    return {
+        "kind": "predicted",
+        "charts": [chart],
+        "summary": _table(both),
+        "facts": facts,
+        "provenance": provenance,
+    }

@@ -23,6 +23,9 @@ from selectkit.pool import Columns, Pool, load_pool
 CURVES_COLUMNS = ("repeat", "strategy", "round", "n_labelled", "accuracy")
 DISCO_COLUMNS = ("seed", "budget", "method", "mae", "spearman")
 MANIFEST_COLUMNS = ("rank",)
+#: what `disco predict` writes, and the true accuracies it may be compared with
+PREDICTED_COLUMNS = ("model", "predicted_accuracy")
+ACCURACY_COLUMNS = ("model", "accuracy")
 #: what `select --strategy semdedup --emit-dropped` writes
 DROPPED_COLUMNS = ("duplicate_of", "similarity")
 
@@ -63,6 +66,10 @@ def kind_of(columns: list[str]) -> str:
         return "curves"
     if all(c in columns for c in DISCO_COLUMNS):
         return "disco"
+    if all(c in columns for c in PREDICTED_COLUMNS):
+        return "predicted"
+    if all(c in columns for c in ACCURACY_COLUMNS) and "id" not in columns:
+        return "accuracy"
     if all(c in columns for c in DROPPED_COLUMNS):
         return "dropped"
     if all(c in columns for c in MANIFEST_COLUMNS) and "embedding" not in columns:
@@ -87,6 +94,8 @@ def gather(paths: list[str], columns: Columns) -> ReportInputs:
         "curves": [],
         "disco": [],
         "dropped": [],
+        "predicted": [],
+        "accuracy": [],
         "pool": [],
     }
     for p in paths:
@@ -94,6 +103,8 @@ def gather(paths: list[str], columns: Columns) -> ReportInputs:
             raise SelectkitUsageError("report reads files, not stdin ('-'); give the file paths")
         check_exists(p)
         kinds[kind_of(_columns_of(p, columns))].append(p)
+    if kinds["predicted"]:
+        return _predicted(paths, kinds, columns)
     for kind in ("curves", "disco"):
         if kinds[kind]:
             if len(paths) > 1:
@@ -135,6 +146,32 @@ def gather(paths: list[str], columns: Columns) -> ReportInputs:
         pool_paths=kinds["pool"],
         dropped=[_artefact(p, columns) for p in kinds["dropped"]],
     )
+
+
+def _plain(path: str) -> Artefact:
+    """A table keyed by model, not by row id (no id column is added)."""
+    import polars as pl
+
+    from selectkit.io.formats import detect_format as fmt
+
+    readers = {"parquet": pl.read_parquet, "csv": pl.read_csv, "jsonl": pl.read_ndjson}
+    frame = readers.get(fmt(path), pl.read_ndjson)(path)
+    prov = read_provenance(path) if fmt(path) == "parquet" else None
+    return Artefact(path=path, frame=frame, provenance=prov)
+
+
+def _predicted(paths: list[str], kinds: dict[str, list[str]], columns: Columns) -> ReportInputs:
+    """`disco predict` output, optionally with one table of the models' true accuracies."""
+    others = [p for p in paths if p not in kinds["predicted"] + kinds["accuracy"]]
+    if len(kinds["predicted"]) > 1 or len(kinds["accuracy"]) > 1 or others:
+        extra = (kinds["predicted"][1:] + kinds["accuracy"][1:] + others)[0]
+        raise SelectkitUsageError(
+            f"'{kinds['predicted'][0]}' holds `disco predict` output: report it alone or with "
+            f"one table of true accuracies (model, accuracy); drop '{extra}'"
+        )
+    table = _plain(kinds["predicted"][0])
+    truth = _plain(kinds["accuracy"][0]) if kinds["accuracy"] else None
+    return ReportInputs(kind="predicted", table=table, manifests=[truth] if truth else [])
 
 
 def _check_ids(manifests: list[Artefact], pool: Pool, pool_paths: list[str], id_col: str) -> None:

@@ -248,3 +248,57 @@ def line_chart(
     out += _legend(list(curves), colours, _H - 4)
     out.append("</svg>")
     return "".join(out)
+
+
+def scatter(
+    title: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    labels: Sequence[str],
+    *,
+    x_label: str,
+    y_label: str,
+) -> str:
+    """Points (x, y) on equal axes with the diagonal y = x (e.g. predicted vs true accuracy);
+    each point's label is its tooltip."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    both = np.r_[x, y]
+    lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    pad = (hi - lo) * 0.06 or 0.05
+    lo, hi = lo - pad, hi + pad
+    height = _W - 120
+    plot_h = height - _TOP - _BOTTOM
+    plot_w = plot_h  # square: the diagonal at 45 degrees
+    out = _open(title, "scatter", height)
+
+    def x_of(v: float) -> float:
+        return _LEFT + plot_w * (v - lo) / (hi - lo)
+
+    def y_of(v: float) -> float:
+        return _TOP + plot_h * (1 - (v - lo) / (hi - lo))
+
+    for t in _ticks(lo, hi):
+        out.append(
+            f'<line x1="{_f(x_of(t))}" x2="{_f(x_of(t))}" y1="{_TOP}" y2="{_f(_TOP + plot_h)}" '
+            f'class="grid"/><line x1="{_LEFT}" x2="{_f(_LEFT + plot_w)}" y1="{_f(y_of(t))}" '
+            f'y2="{_f(y_of(t))}" class="grid"/>'
+            f'<text x="{_f(x_of(t))}" y="{_f(_TOP + plot_h + 14)}" class="tick" '
+            f'text-anchor="middle">{fmt_number(t)}</text>'
+            f'<text x="{_LEFT - 4}" y="{_f(y_of(t) + 3)}" class="tick" text-anchor="end">'
+            f"{fmt_number(t)}</text>"
+        )
+    out.append(
+        f'<path d="M{_f(x_of(lo))},{_f(y_of(lo))} L{_f(x_of(hi))},{_f(y_of(hi))}" '
+        'stroke="#888" stroke-dasharray="4 3" fill="none"/>'
+        f'<text x="{_f(_LEFT + plot_w / 2)}" y="{height - 18}" class="axis" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+        f'<text x="12" y="{_f(_TOP + plot_h / 2)}" class="axis" text-anchor="middle" '
+        f'transform="rotate(-90 12 {_f(_TOP + plot_h / 2)})">{escape(y_label)}</text>'
+    )
+    for a, b, label in zip(x, y, labels, strict=True):
+        out.append(
+            f'<circle cx="{_f(x_of(a))}" cy="{_f(y_of(b))}" r="4" fill="{PALETTE[0]}" '
+            f'fill-opacity="0.8"><title>{escape(label)}: {a:.4f} vs {b:.4f}</title></circle>'
+        )
+    out.append("</svg>")
+    return "".join(out)
