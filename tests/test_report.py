@@ -21,7 +21,7 @@ import selectkit as sk
 from selectkit.al.curves import summarise
 from selectkit.report.projection import sample_rows
 
-from .conftest import FORTUNES, Cli
+from .conftest import FORTUNES, RT, Cli
 
 #: anything that would make a browser fetch: a URL in src/href/url()/@import, or a protocol-
 #: relative one (the page must render from disk with no network)
@@ -385,3 +385,29 @@ def test_disco_predicted_vs_true_accuracy_page(disco_predicted, tmp_path, cli):
     assert 'data-chart="bars"' in alone and "true accuracies (model, accuracy)" in alone
     result = cli("report", predicted, acc, acc, "-o", out)
     assert result.exit_code == 2 and "drop" in result.stderr
+
+
+def test_dsir_target_vs_selection_shift(tmp_path, cli):
+    target = tmp_path / "plots.jsonl"
+    lines = RT.read_text().splitlines(keepends=True)
+    target.write_text("".join(line for line in lines if '"label": "plot"' in line))
+    manifest = tmp_path / "dsir.parquet"
+    _ok(
+        cli(
+            "select", RT, FORTUNES, "--strategy", "dsir", "--target", target, "--budget",
+            "50", "-o", manifest,
+        )
+    )  # fmt: skip
+    metrics = sk.read_provenance(manifest)["metrics"]
+    out = tmp_path / "dsir.html"
+    _ok(cli("report", manifest, RT, "-o", out))
+    html = out.read_text()
+    assert 'id="dsir0"' in html
+    row = "".join(
+        f'<td class="num">{metrics[k][0]:.4f}</td>'
+        for k in ("kl_target_pool", "kl_target_random", "kl_target_selected")
+    )
+    assert f"<td>target 0</td>{row}" in html
+    assert f"KL reduction vs a random sample: {metrics['kl_reduction']:.4f}" in html
+    # the corpus as pool: label shares of the selection vs the corpus (the target is plots)
+    assert 'id="share-label"' in html

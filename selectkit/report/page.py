@@ -41,6 +41,7 @@ def _sections(page: dict[str, Any]) -> list[tuple[str, str]]:
         out += [(f"share-{s['role']}", f"Per {s['role']}") for s in page["shares"]]
         if page["histograms"]:
             out.append(("scores", "Scores & weights"))
+        out += [(f"dsir{i}", "DSIR shift") for i in range(len(page["dsir"]))]
         out += [(f"dropped{i}", "Near-duplicates") for i in range(len(page["dropped"]))]
     else:
         out = [("summary", "Summary"), ("charts", "Charts")]

@@ -230,6 +230,11 @@ def selection_page(
             )
 
     dropped = [_dropped(d, pool, columns) for d in inputs.dropped]
+    dsir = [
+        section
+        for m, name in zip(manifests, names, strict=True)
+        if (section := _dsir(m, name)) is not None
+    ]
 
     map_data = None
     map_note = "no map: give the embeddings the selection was made from (e.g. emb.parquet)"
@@ -255,9 +260,38 @@ def selection_page(
         "shares": shares,
         "histograms": histograms,
         "dropped": dropped,
+        "dsir": dsir,
         "map": map_data,
         "map_note": map_note,
     }
+
+
+def _dsir(art: Artefact, name: str) -> dict[str, Any] | None:
+    """DSIR's shift towards each target, from the metrics `select` recorded: KL divergence of
+    the target's hashed n-gram distribution from the pool's, a random sample's (same size) and
+    the selection's (lower = closer to the target). None for other strategies."""
+    metrics = (art.provenance or {}).get("metrics") or {}
+    keys = ("kl_target_pool", "kl_target_random", "kl_target_selected")
+    if not all(isinstance(metrics.get(k), list) for k in keys):
+        return None
+    n = len(metrics["kl_target_selected"])
+    targets = [f"target {i}" for i in range(n)]
+    header = ["target", "KL(target ‖ pool)", "KL(target ‖ random)", "KL(target ‖ selection)"]
+    rows = [[t, *(f"{float(metrics[k][i]):.4f}" for k in keys)] for i, t in enumerate(targets)]
+    chart = svg.bar_chart(
+        f"{name}: hashed n-gram KL divergence from each target (lower = closer)",
+        targets,
+        {
+            "pool": [float(v) for v in metrics["kl_target_pool"]],
+            "random sample": [float(v) for v in metrics["kl_target_random"]],
+            "selection": [float(v) for v in metrics["kl_target_selected"]],
+        },
+        [svg.POOL_COLOUR, svg.colour(1), svg.colour(0)],
+        y_label="KL divergence",
+    )
+    reduction = metrics.get("kl_reduction")
+    note = f"KL reduction vs a random sample: {float(reduction):.4f}" if reduction else ""
+    return {"name": name, "header": header, "rows": rows, "chart": chart, "note": note}
 
 
 #: near-duplicate pairs listed (the most similar first)
