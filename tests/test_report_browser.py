@@ -210,3 +210,11 @@ def test_disco_predicted_page_in_chromium(browser, disco_predicted, tmp_path):  
     _open(browser, page)
     assert _charts_drawn(browser) == 1
     _shot(browser, tmp_path, "disco-predicted")
+
+
+def test_the_checks_catch_a_page_that_fetches(browser, tmp_path):
+    """The network and console checks can fail: a page that loads an image from a server."""
+    page = tmp_path / "fetches.html"
+    page.write_text('<!DOCTYPE html><html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
+    with pytest.raises(AssertionError, match=r"network requests|SEVERE"):
+        _open(browser, page)
