@@ -8,6 +8,7 @@ the *pool*: embeddings, clusters, a corpus with text and labels, joined on the i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import polars as pl
 
 from selectkit.errors import SelectkitDataError, SelectkitUsageError
 from selectkit.io import read_provenance
-from selectkit.io.formats import detect_format
+from selectkit.io.formats import detect_format, is_gzip
 from selectkit.io.tables import check_exists, read_table
 from selectkit.pool import Columns, Pool, load_pool
 
@@ -52,11 +53,21 @@ class ReportInputs:
 
 
 def _columns_of(path: str, columns: Columns) -> list[str]:
-    """Column names of ``path``: from the Parquet footer when it is one, else a read."""
-    if detect_format(path) == "parquet":
+    """Column names of ``path``, enough to tell its kind: the Parquet footer, the first rows of
+    a plain JSON Lines or CSV file (a corpus is then read once, by the pool), else a read."""
+    fmt = detect_format(path)
+    if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(path).names)
+    if fmt == "npy":
+        return [columns.embedding]
+    if not is_gzip(path) and os.path.isfile(path):
+        try:
+            head = (pl.read_ndjson if fmt == "jsonl" else pl.read_csv)(path, n_rows=20)
+            return list(head.columns)
+        except (pl.exceptions.PolarsError, OSError, ValueError):
+            pass  # the full read below names the problem
     return list(read_table(path, id_col=columns.id).frame.columns)
 
 
@@ -150,13 +161,13 @@ def gather(paths: list[str], columns: Columns) -> ReportInputs:
 
 def _plain(path: str) -> Artefact:
     """A table keyed by model, not by row id (no id column is added)."""
-    import polars as pl
-
-    from selectkit.io.formats import detect_format as fmt
-
     readers = {"parquet": pl.read_parquet, "csv": pl.read_csv, "jsonl": pl.read_ndjson}
-    frame = readers.get(fmt(path), pl.read_ndjson)(path)
-    prov = read_provenance(path) if fmt(path) == "parquet" else None
+    fmt = detect_format(path)
+    try:
+        frame = readers.get(fmt, pl.read_ndjson)(path)
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise SelectkitDataError(f"cannot read '{path}': {exc}") from None
+    prov = read_provenance(path) if fmt == "parquet" else None
     return Artefact(path=path, frame=frame, provenance=prov)
 
 
