@@ -217,6 +217,11 @@ def test_disco_page_has_mae_and_spearman_per_budget(disco_eval, tmp_path, cli):
         assert f"<td>{method}</td>" in html or f'<td class="num">{method}</td>' in html
     mae = results.filter((pl.col("budget") == 5) & (pl.col("method") == "disco+ridge"))["mae"]
     assert f"{mae.mean():.4f}" in html
+    # a seed's NaN Spearman (constant predictions) is left out of the mean, as in the summary:
+    # only a method without one finite value is drawn as missing
+    blank = results.group_by("method").agg(pl.col("spearman").is_nan().all().alias("none"))
+    for method, none in blank.iter_rows():
+        assert (f"{method} (no finite values)" in html) == none
 
 
 def test_select_writes_report_after_the_manifest(art, tmp_path, cli):

@@ -15,9 +15,12 @@ from selectkit.report.sections import provenance_rows
 
 def _band(frame: pl.DataFrame, x: str, y: str) -> tuple[np.ndarray, ...]:
     """Per ``x``: mean of ``y`` and mean ± one standard deviation over the other rows (repeats
-    or seeds; the band is the line itself for one)."""
+    or seeds; the band is the line itself for one). Rows where ``y`` is not finite (the
+    Spearman of a seed whose predictions are all equal) are left out, as ``disco evaluate``'s
+    summary leaves them out."""
     agg = (
-        frame.group_by(x)
+        frame.filter(pl.col(y).is_finite())
+        .group_by(x)
         .agg(
             pl.col(y).mean().alias("mean"),
             pl.when(pl.len() > 1).then(pl.col(y).std(ddof=1)).otherwise(0.0).alias("sd"),
@@ -29,11 +32,15 @@ def _band(frame: pl.DataFrame, x: str, y: str) -> tuple[np.ndarray, ...]:
 
 
 def _table(frame: pl.DataFrame) -> dict[str, Any]:
-    """A frame as a header and rows of strings (floats to 4 decimals)."""
+    """A frame as a header and rows of strings (floats to 4 decimals, nulls blank) and which
+    columns are numeric (right-aligned)."""
     rows = []
     for rec in frame.iter_rows():
-        rows.append([f"{v:.4f}" if isinstance(v, float) else str(v) for v in rec])
-    return {"header": frame.columns, "rows": rows}
+        rows.append(
+            ["" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in rec]
+        )
+    num = [dtype.is_numeric() for dtype in frame.dtypes]
+    return {"header": frame.columns, "rows": rows, "num": num}
 
 
 def _require(art: Artefact, needed: tuple[str, ...], what: str) -> None:
@@ -99,6 +106,11 @@ def disco_page(art: Artefact) -> dict[str, Any]:
     charts = []
     for metric, label in (("mae", "MAE (accuracy points)"), ("spearman", "Spearman ρ")):
         lines = {m: _band(results.filter(pl.col("method") == m), "budget", metric) for m in methods}
+        if metric == "spearman":  # a correlation: the band stays within [-1, 1]
+            lines = {
+                m: (x, mean, np.clip(lo, -1, 1), np.clip(hi, -1, 1))
+                for m, (x, mean, lo, hi) in lines.items()
+            }
         charts.append(
             svg.line_chart(
                 f"{label} per anchor budget (mean ± sd over seeds)",

@@ -74,15 +74,31 @@ def _y_axis(lo: float, hi: float, y_of, height: int, label: str) -> list[str]:
     return out
 
 
-def _legend(names: Sequence[str], colours: Sequence[str], y: float) -> list[str]:
-    out, x = [], float(_LEFT)
+def _legend(names: Sequence[str], colours: Sequence[str], y: float) -> tuple[list[str], int]:
+    """Legend swatches from the left at baseline ``y``, wrapped onto more rows when they
+    would pass the right edge; returns the elements and the extra height the rows take."""
+    out, x, row = [], float(_LEFT), 0
     for name, c in zip(names, colours, strict=True):
+        width = 22 + 6.0 * len(name)
+        if x > _LEFT and x + width > _W - _RIGHT:
+            x, row = float(_LEFT), row + 1
+        yy = y + 14 * row
         out.append(
-            f'<rect x="{_f(x)}" y="{_f(y - 9)}" width="10" height="10" fill="{c}"/>'
-            f'<text x="{_f(x + 14)}" y="{_f(y)}" class="tick">{escape(name)}</text>'
+            f'<rect x="{_f(x)}" y="{_f(yy - 9)}" width="10" height="10" fill="{c}"/>'
+            f'<text x="{_f(x + 14)}" y="{_f(yy)}" class="tick">{escape(name)}</text>'
         )
-        x += 22 + 6.5 * len(name)
-    return out
+        x += width
+    return out, 14 * row
+
+
+def _close(
+    out: list[str], legend: tuple[list[str], int], title: str, kind: str, height: int
+) -> str:
+    """The finished ``<svg>``: the legend appended, the height grown by its extra rows."""
+    parts, extra = legend
+    if extra:
+        out[0] = _open(title, kind, height + extra)[0]
+    return "".join([*out, *parts, "</svg>"])
 
 
 def bar_chart(
@@ -126,9 +142,7 @@ def bar_chart(
                 f'<text x="{_f(cx)}" y="{_f(ly)}" class="tick" text-anchor="end" '
                 f'transform="rotate(-40 {_f(cx)} {_f(ly)})">{escape(cat[:14])}</text>'
             )
-    out += _legend(list(series), colours, height - 6)
-    out.append("</svg>")
-    return "".join(out)
+    return _close(out, _legend(list(series), colours, height - 6), title, "bars", height)
 
 
 def histogram(
@@ -177,9 +191,7 @@ def histogram(
             f'<path d="M{" L".join(points)} Z" fill="{c}" fill-opacity="0.25" '
             f'stroke="{c}" stroke-width="1.5"/>'
         )
-    out += _legend(list(series), colours, _H - 4)
-    out.append("</svg>")
-    return "".join(out)
+    return _close(out, _legend(list(series), colours, _H - 4), title, "histogram", _H)
 
 
 def line_chart(
@@ -245,9 +257,7 @@ def line_chart(
         )
         for a, b in zip(x, mean, strict=True):
             out.append(f'<circle cx="{_f(x_of(a))}" cy="{_f(y_of(b))}" r="2.5" fill="{c}"/>')
-    out += _legend(list(curves), colours, _H - 4)
-    out.append("</svg>")
-    return "".join(out)
+    return _close(out, _legend(list(curves), colours, _H - 4), title, "curves", _H)
 
 
 def scatter(
