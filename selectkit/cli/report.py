@@ -25,8 +25,9 @@ def report(
         list[str],
         typer.Argument(
             help="Manifest(s) of `select` and the pool tables they came from (embeddings, "
-            "clusters, corpus with text), or one `al simulate` curves table, or one "
-            "`disco evaluate` table."
+            "clusters, corpus with text; semdedup's --emit-dropped table too), or one "
+            "`al simulate` curves table, or one `disco evaluate` table, or `disco predict` "
+            "output (with a model,accuracy table to compare)."
         ),
     ],
     output: Annotated[
@@ -60,6 +61,10 @@ def report(
         selectkit report curves.parquet -o al.html
 
         selectkit report eval.parquet -o disco.html
+
+        selectkit report predicted.parquet acc.parquet -o predicted.html
+
+    docs/report.md says what each page shows.
     """
     from selectkit.pool import Columns
     from selectkit.report import write_report
