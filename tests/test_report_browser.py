@@ -218,3 +218,24 @@ def test_the_checks_catch_a_page_that_fetches(browser, tmp_path):
     page.write_text('<!DOCTYPE html><html><body><img src="http://127.0.0.1:9/x.png"></body></html>')
     with pytest.raises(AssertionError, match=r"network requests|SEVERE"):
         _open(browser, page)
+
+
+@pytest.mark.slow
+def test_a_50k_point_map_draws_and_hovers(browser, tmp_path):
+    """Synthetic vectors (only for scale): 50,000 points draw on load and the hover finds one."""
+    import time
+
+    import numpy as np
+
+    emb = tmp_path / "emb.npy"
+    np.save(emb, np.random.default_rng(0).standard_normal((50_000, 16)).astype(np.float32))
+    manifest = tmp_path / "m.parquet"
+    sk.select_files([emb], manifest, strategy="random", budget=200, metrics=False)
+    page = tmp_path / "big.html"
+    sk.write_report([manifest, emb], page)
+    started = time.perf_counter()
+    _open(browser, page)
+    canvas = browser.find_element("css selector", "canvas.skmap")
+    assert canvas.get_attribute("data-drawn") == "50000"
+    assert time.perf_counter() - started < 20  # loads and draws in seconds, even on 2 cores
+    assert canvas.get_attribute("data-probe-id") in _hover(browser, canvas)
