@@ -220,6 +220,14 @@ def select(
             help="anchoral: neighbours per anchor (K).",
         ),
     ] = 50,
+    report_path: Annotated[
+        Optional[str],
+        typer.Option(
+            "--report",
+            help="Also write an HTML report of the selection vs the pool to this file "
+            "(as `selectkit report MANIFEST INPUTS... -o PATH`), after the manifest.",
+        ),
+    ] = None,
     input_format: InputFormat = None,
     threads: Threads = None,
     engine: EngineOpt = "local",
@@ -277,6 +285,8 @@ def select(
         raise SelectkitUsageError("give at least one input table")
     if emit_dropped is not None and emit_dropped == output:
         raise SelectkitUsageError("--emit-dropped needs a file other than -o's")
+    if report_path is not None:
+        _check_report(report_path, output, tables)
     prov = select_files(
         tables,
         output,
@@ -302,8 +312,23 @@ def select(
         engine=engine,
         ray_address=ray_address,
     )
-    report(
-        {"output": output, "strategy": strategy, "seed": seed, **prov.metrics, **prov.timings},
-        as_json=as_json,
-        title="select",
-    )
+    summary = {"output": output, "strategy": strategy, "seed": seed}
+    if report_path is not None:
+        from selectkit.report import write_report
+
+        # after the manifest is in place: the report reads it like any other; a failed report
+        # leaves the manifest written and no partial report
+        write_report([output, *tables], report_path, columns=columns, seed=seed)
+        summary["report"] = report_path
+    report({**summary, **prov.metrics, **prov.timings}, as_json=as_json, title="select")
+
+
+def _check_report(report_path: str, output: str, tables: list[str]) -> None:
+    """--report needs files to read back: a manifest file, not stdout, and no stdin input."""
+    if output == "-" or "-" in tables:
+        raise SelectkitUsageError(
+            "--report reads the manifest and inputs back: write -o to a file and give inputs "
+            "as files (not '-')"
+        )
+    if report_path in (output, *tables):
+        raise SelectkitUsageError("--report needs a file of its own (e.g. manifest.html)")
