@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from selectkit.embed import embed_file
+from selectkit.io.dataset import staging_of
 
 from ._ray_cluster import is_ray_process
 from ._same_bytes import assert_same_output
@@ -93,10 +94,15 @@ def test_a_stop_signal_mid_ray_run_exits_cleanly_and_touches_nothing(tmp_path, r
     env = {**os.environ, "RAY_ADDRESS": ray_cluster.address}
     cmd = [sys.executable, "-m", "selectkit", "embed", str(shards / "*.jsonl.gz"), "-o",
            f"{out}/", "--fit-rows", "2000", "--engine", "ray"]  # fmt: skip
+    idle = set(_map_workers(set()))  # earlier tests' workers: not this run's
     run = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while run.poll() is None and time.monotonic() < deadline and not _map_workers(set()):
-        time.sleep(0.05)  # until the shards are being embedded on the cluster
+
+    def embedding() -> bool:  # connected (its staging folder is made after) and mapping shards
+        return staging_of(out).is_dir() and bool(set(_map_workers(set())) - idle)
+
+    while run.poll() is None and time.monotonic() < deadline and not embedding():
+        time.sleep(0.05)
     assert run.poll() is None, "the run ended before it could be stopped"
     run.send_signal(signum)
     stdout, err = run.communicate(timeout=120)
