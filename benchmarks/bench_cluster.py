@@ -10,11 +10,24 @@ with ``init_method`` 0 (random), 1 (k-means++), 2 (AFK-MC^2, chain 50 and 200).
 
     python benchmarks/bench_cluster.py --n 100000 --k 100 --seeds 10
     python benchmarks/bench_cluster.py --n 1000000 --k 1000 --seeds 3 --skip-sklearn-at 200000
+
+Engines (issue 13): ``--engines VECTORS`` adds, in the same run, ``selectkit cluster`` (fit on
+``--engine-fit-sample`` rows + 25 Lloyd iterations with tol 0 + assign every row to a folder) on
+real vectors (a Parquet file, dataset folder or glob: e.g. ``selectkit embed`` of the memory
+corpus) with the local engine, Ray with one worker and Ray across two nodes (head + one worker
+node, 1 CPU each, on this machine). Each runs in its own child process; the table gives wall
+time (Ray's start excluded, reported apart), rows/s, the driver's peak RSS, the overhead
+against local, and whether the output is the same bytes as local's.
+
+    python benchmarks/bench_cluster.py --seeds 1 --full-seeds 0 --n 20000 \
+        --engines emb100k.parquet --engine-k 1000 --engine-fit-sample 100000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import env_report, print_env, table, write_json
+from _common import REPO, env_report, print_env, table, write_json
 
 
 def mixture(n: int, d: int, centres: int, seed: int = 0) -> np.ndarray:
@@ -235,6 +248,150 @@ def report(result: dict) -> None:
     )
 
 
+ENGINE_MODES = ("local", "ray-1", "ray-2nodes")
+
+
+def engine_child(mode: str, vectors: str, out: str, k: int, fit_sample: int, iters: int) -> None:
+    """One engine run in this (child) process; prints a JSON line with its measurements."""
+    import resource
+
+    ray_start = 0.0
+    cluster = None
+    if mode != "local":
+        os.environ.setdefault("RAY_memory_usage_threshold", "0.98")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        t = time.perf_counter()
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 1,
+                "object_store_memory": 1 << 30,
+                "include_dashboard": False,
+            },
+        )
+        if mode == "ray-2nodes":
+            cluster.add_node(num_cpus=1, object_store_memory=1 << 30)
+        cluster.wait_for_nodes()
+        os.environ["RAY_ADDRESS"] = cluster.address
+        ray_start = time.perf_counter() - t
+    from selectkit.cluster import cluster_file
+
+    try:
+        t = time.perf_counter()
+        prov = cluster_file(
+            vectors,
+            out + "/",
+            k=k,
+            fit_sample=fit_sample,
+            iters=iters,
+            tol=0.0,
+            seed=0,
+            centroids_out=out + ".centroids.parquet",
+            engine="local" if mode == "local" else "ray",
+        )
+        wall = time.perf_counter() - t
+    finally:
+        if cluster is not None:
+            import ray
+
+            ray.shutdown()
+            cluster.shutdown()
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "wall_s": wall,
+                "ray_start_s": ray_start,
+                "rows": prov.metrics["rows"],
+                "fit_rows": prov.params["fit_rows"],
+                "lloyd_iterations": prov.metrics["lloyd_iterations"],
+                "timings": prov.timings,
+                "engine": prov.engine,
+                "driver_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def _same_output(a: str, b: str) -> bool:
+    from selectkit.io.tables import fingerprint_file
+
+    names = sorted(p.name for p in Path(a).glob("part-*.parquet"))
+    if names != sorted(p.name for p in Path(b).glob("part-*.parquet")):
+        return False
+    files = [(Path(a) / n, Path(b) / n) for n in names]
+    files.append((Path(a + ".centroids.parquet"), Path(b + ".centroids.parquet")))
+    return all(fingerprint_file(x) == fingerprint_file(y) for x, y in files)
+
+
+def run_engines(vectors: str, k: int, fit_sample: int, iters: int, timeout: float) -> dict:
+    """Each engine mode in a child process, then their outputs compared with local's."""
+    import tempfile
+
+    from _common import run_child
+
+    root = tempfile.mkdtemp(prefix="bench-cluster-engines-")
+    rows = []
+    for mode in ENGINE_MODES:
+        out = f"{root}/{mode}"
+        cmd = [sys.executable, __file__, "--engine-child", mode, "--engines", vectors,
+               "--engine-k", str(k), "--engine-fit-sample", str(fit_sample),
+               "--iters", str(iters), "--engine-out", out]  # fmt: skip
+        res = run_child(cmd, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
+        line = [ln for ln in res["stdout"].splitlines() if ln.startswith("{")]
+        if res["rc"] != 0 or not line:
+            print(f"  [{mode}] failed (rc {res['rc']}): {res['stderr'][-2000:]}", flush=True)
+            continue
+        row = json.loads(line[-1])
+        row["same_as_local"] = mode == "local" or _same_output(f"{root}/local", out)
+        print(f"  [{mode}] {row}", flush=True)
+        rows.append(row)
+    return {"vectors": vectors, "k": k, "fit_sample": fit_sample, "iters": iters, "runs": rows}
+
+
+def report_engines(result: dict) -> None:
+    runs = result["runs"]
+    if not runs:
+        return
+    local = next((r for r in runs if r["mode"] == "local"), None)
+    table_rows = []
+    for r in runs:
+        t = r["timings"]
+        table_rows.append(
+            [
+                r["mode"],
+                f"{r['wall_s']:.1f}",
+                f"{r['rows'] / r['wall_s']:,.0f}",
+                f"{t.get('read_s', 0):.1f} / {t.get('fit_s', 0):.1f} / {t.get('assign_s', 0):.1f}",
+                f"{r['ray_start_s']:.1f}",
+                f"{r['driver_peak_rss_mib']:.0f}",
+                f"{r['wall_s'] / local['wall_s']:.2f}x" if local else "-",
+                "yes" if r["same_as_local"] else "NO",
+            ]
+        )
+    print(
+        f"\ncluster on engines: {runs[0]['rows']:,} rows, k={result['k']}, fit on "
+        f"{runs[0]['fit_rows']:,} rows, {runs[0]['lloyd_iterations']} Lloyd iterations, assign all"
+    )
+    print(
+        table(
+            [
+                "engine",
+                "wall s",
+                "rows/s",
+                "read / fit / assign s",
+                "Ray start s",
+                "driver peak MiB",
+                "vs local",
+                "same bytes",
+            ],
+            table_rows,
+        )
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000)
@@ -255,7 +412,23 @@ def main() -> int:
     ap.add_argument(
         "--full-seeds", type=int, default=3, help="seeds for the full k-means runs (0: none)"
     )
+    ap.add_argument("--engines", default="", help="vectors for the engine comparison (see above)")
+    ap.add_argument("--engine-k", type=int, default=1000)
+    ap.add_argument("--engine-fit-sample", type=int, default=100_000)
+    ap.add_argument("--engine-timeout", type=float, default=3600.0)
+    ap.add_argument("--engine-child", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--engine-out", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.engine_child:
+        engine_child(
+            args.engine_child,
+            args.engines,
+            args.engine_out,
+            args.engine_k,
+            args.engine_fit_sample,
+            args.iters,
+        )
+        return 0
     rep = env_report()
     print_env(rep)
     results = []
@@ -283,7 +456,16 @@ def main() -> int:
             )
         )
         report(results[-1])
-    path = write_json(f"bench_cluster_n{args.n}_k{args.k}", {"env": rep, "results": results})
+    engines = None
+    if args.engines:
+        engines = run_engines(
+            args.engines, args.engine_k, args.engine_fit_sample, args.iters, args.engine_timeout
+        )
+        report_engines(engines)
+    path = write_json(
+        f"bench_cluster_n{args.n}_k{args.k}",
+        {"env": rep, "results": results, "engines": engines},
+    )
     print(f"JSON: {path}")
     return 0
 

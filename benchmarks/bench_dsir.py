@@ -6,11 +6,16 @@ peak memory, and checks parity: with the reference's settings (sha256 buckets, u
 bigrams, 10,000 buckets, no target smoothing, deterministic top-k, documents under 100 tokens
 never picked) both must pick the same documents. Then selectkit's default configuration (poly64
 hash, Gumbel top-k sampling) on the same corpus, and optionally on a 10x corpus of shards to show
-flat memory.
+flat memory. With ``--engines local,ray`` the default configuration also runs on Ray in the same
+run (column "engine"): on a Ray instance the command starts itself, or with ``--ray-nodes N`` on
+a cluster of N nodes started here (``ray.cluster_utils.Cluster``, the CPUs split between them),
+or on ``--ray-address``; the manifests must be identical to the local engine's.
 
     python benchmarks/make_dsir_corpus.py --repeat 10      # real text, see benchmarks/README.md
     python benchmarks/bench_dsir.py                        # ~3 min on 2 cores
     python benchmarks/bench_dsir.py --memory-shards 'benchmarks/out/dsir_raw_x10_*.jsonl'
+    python benchmarks/bench_dsir.py --skip-peer --engines local,ray --ray-nodes 2 \
+        --memory-shards 'benchmarks/out/dsir_raw_x10_*.jsonl'
 
 Requires `pip install data-selection nltk` (benchmark-only; never a selectkit dependency).
 """
@@ -52,6 +57,36 @@ def peer_child(raw: str, target: str, budget: int, workers: int, out: str) -> No
     )
 
 
+def start_cluster(nodes: int, cpus: int):
+    """A Ray cluster of ``nodes`` nodes on this machine (``cpus`` split between them, 300 MB of
+    object store each); returns (cluster, address)."""
+    os.environ.setdefault("RAY_memory_usage_threshold", "0.98")
+    from ray.cluster_utils import Cluster
+
+    per_node = max(1, cpus // nodes)
+    store = 300_000_000
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": per_node, "object_store_memory": store,
+                        "include_dashboard": False},
+    )  # fmt: skip
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=per_node, object_store_memory=store)
+    cluster.wait_for_nodes()
+    return cluster, cluster.address
+
+
+def stop_cluster(cluster) -> None:
+    cluster.shutdown()
+
+
+def _same_manifest(a: dict, b: dict) -> bool:
+    """The same manifest data (the provenance differs in timings and the engine record)."""
+    import polars as pl
+
+    return pl.read_parquet(a["manifest"]).equals(pl.read_parquet(b["manifest"]))
+
+
 def count_lines(paths: list[str]) -> int:
     n = 0
     for p in paths:
@@ -78,6 +113,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--memory-shards", default=None, help="glob of a 10x corpus (selectkit)")
     parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument("--engines", default="local", help="comma-separated: local, ray")
+    parser.add_argument("--ray-nodes", type=int, default=0, help="start a cluster of N nodes")
+    parser.add_argument("--ray-address", default=None, help="run on this Ray cluster")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -93,14 +131,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-dsir-", dir=OUT))
     sk = [sys.executable, "-m", "selectkit", "-q", "select"]
     common = ["--strategy", "dsir", "--target", args.target, "--budget", str(args.budget)]
-    common += ["--workers", str(args.workers)]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    cluster = None
+    address = args.ray_address
+    if "ray" in engines and args.ray_nodes and not address:
+        cluster, address = start_cluster(args.ray_nodes, args.workers)
     parity = ["--hash", "sha256", "--top-k", "--min-tokens", "100", "--smoothing", "0"]
     runs: dict[str, dict] = {}
 
-    def selectkit_run(name: str, inputs: list[str], extra: list[str], docs: int) -> None:
-        manifest = work / f"{name}.parquet"
+    def selectkit_run(
+        name: str, inputs: list[str], extra: list[str], docs: int, engine: str = "local"
+    ) -> None:
+        manifest = work / f"{len(runs)}.parquet"
+        where = ["--workers", str(args.workers)]
+        if engine == "ray":
+            where = ["--engine", "ray", *(["--ray-address", address] if address else [])]
         res = run_child(
-            [*sk, *inputs, *common, *extra, "-o", str(manifest), "--json"],
+            [*sk, *inputs, *common, *where, *extra, "-o", str(manifest), "--json"],
             timeout=args.timeout,
             env=env,
         )
@@ -113,6 +160,8 @@ def main() -> None:
         res["ids"] = pl.read_parquet(manifest).get_column("id").to_list()
         res["summary"] = summary
         res["docs"] = docs
+        res["engine"] = engine if engine == "local" else f"ray ({args.ray_nodes or 1} node(s))"
+        res["manifest"] = manifest
         runs[name] = res
 
     if not args.skip_peer:
@@ -148,6 +197,22 @@ def main() -> None:
     if args.memory_shards:
         shards = sorted(glob.glob(args.memory_shards))
         selectkit_run(f"selectkit default, {len(shards)} shards", shards, [], count_lines(shards))
+    same_bytes = {}
+    try:
+        if "ray" in engines:
+            selectkit_run("selectkit default on ray", [args.raw], [], n_docs, engine="ray")
+            same_bytes["default"] = _same_manifest(
+                runs["selectkit default (poly64, gumbel)"], runs["selectkit default on ray"]
+            )
+            if args.memory_shards:
+                name = f"selectkit default, {len(shards)} shards"
+                selectkit_run(f"{name}, on ray", shards, [], count_lines(shards), engine="ray")
+                same_bytes["shards"] = _same_manifest(runs[name], runs[f"{name}, on ray"])
+    finally:
+        if cluster is not None:
+            stop_cluster(cluster)
+    for what, same in same_bytes.items():
+        print(f"ray vs local ({what}): {'identical manifests' if same else 'MANIFESTS DIFFER'}")
 
     peer = runs.get("reference (sha256, top-k)")
     rows = []
@@ -157,6 +222,7 @@ def main() -> None:
         rows.append(
             [
                 name,
+                res.get("engine", "-"),
                 res["docs"],
                 fmt(res["wall_s"], 1),
                 fmt(rate, 0),
@@ -169,6 +235,7 @@ def main() -> None:
         table(
             [
                 "method",
+                "engine",
                 "docs",
                 "wall s",
                 "docs/s",
@@ -185,6 +252,9 @@ def main() -> None:
         "docs": n_docs,
         "budget": args.budget,
         "workers": args.workers,
+        "engines": engines,
+        "ray_nodes": args.ray_nodes,
+        "ray_same_bytes": same_bytes,
         "runs": {},
     }
     if peer:
@@ -214,7 +284,7 @@ def main() -> None:
             res["foldoc_share"] = share
             print(f"  {name}: selection {share:.3f} ({share / pool_share:.1f}x the pool)")
     for name, res in runs.items():
-        res = {k: v for k, v in res.items() if k not in ("ids", "stdout", "stderr")}
+        res = {k: v for k, v in res.items() if k not in ("ids", "stdout", "stderr", "manifest")}
         result["runs"][name] = res
         if "summary" in res:
             s = res["summary"]

@@ -12,11 +12,20 @@ Measures, in one run and one environment:
       corpora of each ``--sizes`` docs: wall time, docs/s, the fit/embed split the CLI reports,
       and the child's exact peak RSS (``os.wait4`` rusage) plus a sampled RSS trace.
 
+  (c) engines, side by side in the same run: ``selectkit embed 'shards/*.jsonl.gz' -o DIR/``
+      over ``--engine-shards`` gzip shards of ``--engine-docs`` real documents (``--engine-corpus``,
+      e.g. ``make_memory_corpus.py``'s ``memory_100000.jsonl``; else the short texts below) with
+      ``--engine local`` and ``--engine ray`` (a Ray instance started by the run on this machine,
+      or ``$RAY_ADDRESS``): wall time, docs/s, the driver's peak RSS, and whether the two
+      folders hold the same bytes.
+
 Short texts come from data_samples/rotten_tomatoes.jsonl (``text`` < 300 chars), repeated with a
 row-number suffix so that every text differs.
 
     .venv/bin/python benchmarks/bench_embed.py                   # full: 10k, 100k, 1M
     .venv/bin/python benchmarks/bench_embed.py --sizes 10000,100000 --repeats 3   # quick
+    .venv/bin/python benchmarks/bench_embed.py --skip-inmem --skip-e2e \
+        --engine-corpus /tmp/selectkit-memory/memory_100000.jsonl      # engines only
 
 Results: a table on stdout and benchmarks/out/bench_embed.json.
 """
@@ -233,6 +242,97 @@ def bench_e2e(
     return rows
 
 
+# --------------------------------------------------------------------------- (c) engines
+
+
+def make_shards(corpus: Path | None, n: int, shards: int, base: list[str], folder: Path) -> Path:
+    """``shards`` gzip JSONL shards of the first ``n`` documents of ``corpus`` (or of the short
+    texts); cached by size."""
+    import gzip
+
+    import polars as pl
+
+    out = folder / f"shards_{n}_{shards}"
+    if out.is_dir() and len(list(out.glob("*.jsonl.gz"))) == shards:
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    frame = (
+        pl.read_ndjson(corpus, n_rows=n).select("id", "text")
+        if corpus is not None
+        else pl.read_ndjson(make_corpus(n, base, folder))
+    )
+    per = -(-frame.height // shards)
+    for k in range(shards):
+        with gzip.open(out / f"docs-{k:03d}.jsonl.gz", "wb") as fh:
+            frame.slice(k * per, per).write_ndjson(fh)
+    return out
+
+
+def _folder_bytes(folder: Path) -> list[bytes]:
+    """Each part's data as Arrow IPC bytes (provenance dropped), in part order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = []
+    for part in sorted(folder.glob("part-*.parquet")):
+        table = pq.read_table(part).replace_schema_metadata(None)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        out.append(sink.getvalue().to_pybytes())
+    return out
+
+
+def bench_engines(args: argparse.Namespace, data_dir: Path) -> dict:
+    """The same embed on the local engine and on Ray, in this run, on the same shards."""
+    import shutil
+
+    shards = make_shards(
+        args.engine_corpus, args.engine_docs, args.engine_shards, base_texts(), data_dir
+    )
+    glob = str(shards / "*.jsonl.gz")
+    rows = {}
+    for engine in args.engines.split(","):
+        out = data_dir / f"emb_engine_{engine}"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [*C.selectkit_exe(), "-q", "embed", glob, "-o", f"{out}/", "--engine", engine]
+        cmd += ["--json"]
+        load0 = os.getloadavg()[0]
+        res = C.run_child(cmd, timeout=args.timeout)
+        res["loadavg_before"], res["loadavg_after"] = load0, os.getloadavg()[0]
+        row = {k: v for k, v in res.items() if k not in ("stdout", "rss_trace")}
+        if res["rc"] == 0:
+            summary = json.loads(res["stdout"])
+            row.update(
+                summary=summary,
+                docs_per_s_wall=args.engine_docs / res["wall_s"],
+                docs_per_s_embed=summary.get("docs_per_s"),
+            )
+        else:
+            print(f"  {engine} FAILED rc={res['rc']}\n{res['stderr'][-2000:]}")
+        rows[engine] = row
+        print(
+            f"  {engine}: wall {res['wall_s']:.1f} s, driver peak RSS "
+            f"{res['peak_rss_mib']:.0f} MiB, load {load0:.1f}->{res['loadavg_after']:.1f}",
+            flush=True,
+        )
+    names = [e for e in rows if rows[e]["rc"] == 0]
+    same = None
+    if len(names) > 1:
+        first = _folder_bytes(data_dir / f"emb_engine_{names[0]}")
+        same = all(_folder_bytes(data_dir / f"emb_engine_{e}") == first for e in names[1:])
+    for e in rows:
+        shutil.rmtree(data_dir / f"emb_engine_{e}", ignore_errors=True)
+    return {
+        "docs": args.engine_docs,
+        "shards": args.engine_shards,
+        "corpus": str(args.engine_corpus or "short texts (data_samples)"),
+        "cpus": os.cpu_count(),
+        "runs": rows,
+        "same_bytes": same,
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -255,6 +355,11 @@ def main() -> int:
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--name", default="bench_embed", help="JSON result name under benchmarks/out/")
     ap.add_argument("--worker-inmem", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--skip-engines", action="store_true")
+    ap.add_argument("--engines", default="local,ray", help="(c): engines to compare")
+    ap.add_argument("--engine-docs", type=int, default=100_000, help="(c): documents")
+    ap.add_argument("--engine-shards", type=int, default=8, help="(c): gzip shards")
+    ap.add_argument("--engine-corpus", type=Path, default=None, help="(c): real JSONL corpus")
     args = ap.parse_args()
 
     if args.worker_inmem is not None:  # child process for (a)
@@ -309,6 +414,13 @@ def main() -> int:
             args.threads,
             args.data_dir,
         )
+    if not args.skip_engines:
+        print(
+            f"\n-- (c) engines {args.engines}: {args.engine_docs:,} docs in "
+            f"{args.engine_shards} shards --",
+            flush=True,
+        )
+        payload["engines"] = bench_engines(args, args.data_dir)
     payload["loadavg_end"] = os.getloadavg()
     C.write_json(args.name, payload)
 
@@ -395,6 +507,43 @@ def main() -> int:
             print(f"  peak RSS 100k -> 1M: {a:.0f} -> {b:.0f} MiB ({growth:+.1%}): {verdict}")
             payload["peak_rss_growth_100k_to_1m"] = growth
             C.write_json(args.name, payload)
+    if "engines" in payload:
+        eng = payload["engines"]
+        print(
+            f"\n(c) `selectkit embed 'shards/*.jsonl.gz' -o DIR/ --engine E`, {eng['docs']:,} docs "
+            f"in {eng['shards']} shards ({eng['corpus']}), {eng['cpus']} CPUs:"
+        )
+        base_wall = None
+        table = []
+        for name, r in eng["runs"].items():
+            if r["rc"] != 0:
+                table.append([name, "FAILED", None, None, None, None])
+                continue
+            base_wall = base_wall or r["wall_s"]
+            table.append(
+                [
+                    name,
+                    r["wall_s"],
+                    r["docs_per_s_wall"],
+                    r["docs_per_s_embed"],
+                    r["wall_s"] / base_wall,
+                    r["peak_rss_mib"],
+                ]
+            )
+        print(
+            C.table(
+                [
+                    "engine",
+                    "wall s",
+                    "docs/s (wall)",
+                    "docs/s (embed)",
+                    "wall / first",
+                    "driver peak RSS MiB",
+                ],
+                table,
+            )
+        )
+        print(f"  same bytes in every engine's parts: {eng['same_bytes']}")
     sources = {r.get("selectkit_source") for row in payload.get("e2e", []) for r in row["runs"]}
     sources.add(rep["selectkit_source"])
     sources.add(C.source_fingerprint())

@@ -41,6 +41,7 @@ from selectkit.errors import (
 from selectkit.inspect import inspect_file
 from selectkit.io import read_provenance, read_table, write_table
 from selectkit.pool import Columns, Pool, load_pool
+from selectkit.report import render_report, write_report
 from selectkit.rng import derive_rng
 from selectkit.select import build_manifest, select, select_files
 from selectkit.strategies import Param, Selection, get_strategy, list_strategies, register_strategy
@@ -79,12 +80,14 @@ __all__ = [
     "read_provenance",
     "read_table",
     "register_strategy",
+    "render_report",
     "run_demo",
     "scores_file",
     "scores_for_pool",
     "select",
     "select_files",
     "training_dynamics",
+    "write_report",
     "write_table",
 ]
 

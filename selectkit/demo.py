@@ -38,7 +38,8 @@ def run_demo(
 ) -> dict[str, Any]:
     """Embed the corpus, select ``budget`` rows by kcenter and by random, apply the kcenter pick.
 
-    Writes emb.parquet, kcenter.parquet, random.parquet and subset.jsonl into ``out_dir`` and
+    Writes emb.parquet, kcenter.parquet, random.parquet, subset.jsonl and report.html (both
+    selections against the pool, viewable offline in a browser) into ``out_dir`` and
     returns a summary: timings, coverage of the pool by each selection (mean/max distance of every
     row to its nearest pick) and the label mix of each.
     """
@@ -68,6 +69,10 @@ def run_demo(
         runs[strategy] = summary
     subset = out / "subset.jsonl"
     apply_manifest(out / "kcenter.parquet", corpus, subset)
+    from selectkit.report import write_report
+
+    report = out / "report.html"  # both selections side by side, texts on hover
+    write_report([out / "kcenter.parquet", out / "random.parquet", emb, corpus], report, seed=seed)
     return {
         "corpus": str(corpus),
         "rows": embed_prov.metrics["rows"],
@@ -80,6 +85,7 @@ def run_demo(
             "kcenter": str(out / "kcenter.parquet"),
             "random": str(out / "random.parquet"),
             "subset": str(subset),
+            "report": str(report),
         },
     }
 

@@ -16,7 +16,9 @@ These let ``ccs`` (and ``sensitivity``, through ``loss``) run without a deep-lea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -127,22 +129,72 @@ def scores_file(
     seed: int = DEFAULT_SEED,
     columns: Columns | None = None,
     input_format: str | None = None,
+    engine: str | Any = "local",
+    ray_address: str | None = None,
 ) -> Provenance:
     """Write id, aum, forgetting, el2n and loss for every labelled row of ``inputs`` (needs an
-    embedding and a label column; unlabelled rows are left out). ``inputs`` is one path or a
-    list. Returns the provenance. Cost: see ``training_dynamics``."""
+    embedding and a label column; unlabelled rows are left out). ``inputs`` is one path (a
+    file, a quoted glob or a dataset folder) or a list. ``output`` is a table file, or a
+    dataset folder (``DIR/``: one part per ``PART_ROWS`` rows of the result, in its row order,
+    and a completion record). The model trains on the driver whatever the ``engine`` (it is
+    recorded, as for every command). Returns the provenance. Cost: see
+    ``training_dynamics``."""
+    from selectkit.engine import engine_record
+    from selectkit.io.dataset import is_folder_output
+    from selectkit.select import opened_engine
+
     inputs = arguments.paths(inputs, "inputs")
     output = arguments.path(output, "output")
     check_args(epochs=epochs, model=model, seed=seed)
-    check_output_path(output, inputs)
+    folder = is_folder_output(output)
+    check_output_path(output, inputs, folder=folder)
     cols = columns or Columns()
-    prov = Provenance(command="scores", seed=seed)
-    prov.start("read")
-    pool = load_pool(inputs, columns=cols, input_format=input_format)
-    prov.stop("read")
-    result = scores_for_pool(pool, epochs=epochs, model=model, seed=seed, prov=prov)
-    write_table(result, output, provenance=prov)
+    with opened_engine(engine, ray_address) as eng:
+        prov = Provenance(command="scores", seed=seed)
+        prov.start("read")
+        pool = load_pool(inputs, columns=cols, input_format=input_format)
+        prov.stop("read")
+        result = scores_for_pool(pool, epochs=epochs, model=model, seed=seed, prov=prov)
+        prov.engine = engine_record(eng)
+        if folder:
+            write_folder(result, output, prov)
+        else:
+            write_table(result, output, provenance=prov)
     return prov
+
+
+#: rows per part of ``scores -o DIR/`` (the parts are fixed by the result's size alone)
+PART_ROWS = 1 << 17
+
+
+@dataclass(frozen=True)
+class RowRange:
+    """A part of a result held on the driver: rows ``[start, stop)``, named by its range."""
+
+    index: int
+    key: str
+    start: int
+    stop: int
+
+
+def write_folder(result: pl.DataFrame, output: str | Path, prov: Provenance) -> None:
+    """Write ``result`` as the dataset folder ``output``: part ``i`` holds rows
+    ``[i * PART_ROWS, (i + 1) * PART_ROWS)``, each part carries ``prov``, then the completion
+    record (``selectkit.io.dataset.DatasetWriter``). O(rows) writing; no copy of ``result``."""
+    from selectkit.io.dataset import DatasetWriter, write_part
+
+    starts = range(0, max(result.height, 1), PART_ROWS)
+    stops = [min(start + PART_ROWS, result.height) for start in starts]
+    ranges = [
+        RowRange(i, f"rows:{start}-{stop}", start, stop)
+        for i, (start, stop) in enumerate(zip(starts, stops, strict=True))
+    ]
+    identity = {"inputs": [s["fingerprint"] for s in prov.inputs], "params": prov.params}
+    with DatasetWriter(output, command="scores", identity=identity) as writer:
+        for part in writer.todo(ranges):
+            rows = result.slice(part.start, part.stop - part.start)
+            writer.done(write_part(writer.staging, part, [rows], prov))
+        writer.commit(prov)
 
 
 def scores_for_pool(

@@ -67,6 +67,22 @@ def install() -> None:
             signal.signal(sig, _raise)
 
 
+@contextlib.contextmanager
+def handlers_kept() -> Iterator[None]:
+    """Restore the stop signals' handlers after the block, which may replace them: Ray's
+    ``ray.init`` installs a SIGTERM handler that exits on the spot and a C-level crash handler
+    that prints a stack dump; ours must stay, so a scheduler's SIGTERM still unwinds the run
+    (exit 143, outputs untouched). Main thread only (elsewhere nothing can be set)."""
+    main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} if main else {}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:  # None: set outside Python, cannot be restored from here
+                signal.signal(sig, handler)
+
+
 def ignore_in_worker() -> None:
     """Pool initializer: leave SIGINT and SIGHUP to the parent, keep SIGTERM's default.
 

@@ -13,10 +13,12 @@ wording. Imports only the standard library (the CLI reads these declarations at 
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import math
 import numbers
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,6 +45,10 @@ def _num(value: float) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:g}"
+
+
+#: an integer written with an exponent on the command line ("5e9", "1.5E6")
+_SCIENTIFIC = re.compile(r"^\d+(\.\d+)?[eE]\+?\d+$")
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,11 @@ class Param:
                 raise ValueError(raw)  # True is no number of strata
             if self.type is int and isinstance(raw, float) and not raw.is_integer():
                 raise ValueError(raw)  # never truncate 2.7 to 2 silently
+            if self.type is int and isinstance(raw, str) and _SCIENTIFIC.match(raw.strip()):
+                exact = decimal.Decimal(raw.strip())  # "5e9" tokens: exact, or refused
+                if exact != exact.to_integral_value():
+                    raise ValueError(raw)
+                return int(exact)
             value = self.type(raw)
             if self.type is float and not math.isfinite(value):
                 raise ValueError(raw)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from selectkit.arguments import instance, integer, paths, text
 from selectkit.arguments import path as path_argument
 from selectkit.budget import parse_budget
+from selectkit.engine import engine_record
 from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.metrics import selection_metrics
@@ -21,7 +22,7 @@ from selectkit.pool import Columns, Pool
 from selectkit.rng import DEFAULT_SEED, derive_rng
 from selectkit.strategies import Selection, get_strategy, list_strategies
 from selectkit.strategies.base import LABELS_AS_DATA, Strategy, check_selection
-from selectkit.strategies.inputs import FileInputs, StreamingAdapter
+from selectkit.strategies.inputs import FileInputs, ShardedPick, ShardRequest, StreamingAdapter
 from selectkit.strategies.scored import Acquisition, acquire
 
 PERCENT_BUDGET = "budget='5%'"  # how Python writes the CLI's --budget 5%
@@ -75,16 +76,7 @@ def select(
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
     mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
-    if spec.self_sized and budget is not None:
-        raise SelectkitUsageError(
-            f"strategy '{spec.name}' decides how many rows it keeps and takes no budget; "
-            f"drop {option('budget', cli='--budget', python='budget=')}"
-        )
-    if not spec.self_sized and budget is None:
-        raise SelectkitUsageError(
-            f"strategy '{spec.name}' needs a budget: give {option('budget', 1000)}, "
-            f"{option('budget', 0.05)} or {option('budget', '5%', python=PERCENT_BUDGET)}"
-        )
+    check_budget_given(spec, budget)
     pool = prepare_pool(pool, spec, resolved, labelled_col)
     if mods.subpool:
         pool.require(["embedding"], option("subpool", mods.subpool))
@@ -120,6 +112,20 @@ def select(
     if perm is not None:  # the returned selection indexes the pool as the caller gave it
         selection.indices = perm[selection.indices]
     return manifest, selection
+
+
+def check_budget_given(spec: Strategy, budget: object) -> None:
+    """A usage error when a self-sized strategy gets a budget or another strategy none. O(1)."""
+    if spec.self_sized and budget is not None:
+        raise SelectkitUsageError(
+            f"strategy '{spec.name}' decides how many rows it keeps and takes no budget; "
+            f"drop {option('budget', cli='--budget', python='budget=')}"
+        )
+    if not spec.self_sized and budget is None:
+        raise SelectkitUsageError(
+            f"strategy '{spec.name}' needs a budget: give {option('budget', 1000)}, "
+            f"{option('budget', 0.05)} or {option('budget', '5%', python=PERCENT_BUDGET)}"
+        )
 
 
 def prepare_pool(
@@ -221,6 +227,8 @@ def select_files(
     coldness: float | None = None,
     subpool: str | None = None,
     subpool_options: dict[str, int] | None = None,
+    engine: str | Any = "local",
+    ray_address: str | None = None,
 ) -> Provenance:
     """Read ``inputs``, select, and write the manifest with provenance to ``output``.
 
@@ -228,7 +236,14 @@ def select_files(
     long tables; DSIR: a stream). ``labelled_col``, the modifiers and the other options are
     ``select``'s. ``emit`` maps a side table the strategy offers (e.g. ``dropped`` for semdedup) to a path; each
     is written atomically before the manifest. Returns the provenance written (parameters, seed,
-    inputs, timings, metrics).
+    inputs, timings, metrics, engine).
+
+    ``engine`` (``"local"``, the default, or ``"ray"``, or a ``selectkit.engine`` Engine) runs
+    the strategy's per-shard work, where the strategy declares some (``Strategy.shards``: the
+    row-local scored strategies score each shard and merge a top-k); every other strategy reads
+    the pool on the driver, on either engine (docs/strategies.md, "What runs where").
+    ``ray_address`` (else ``$RAY_ADDRESS``, else a local Ray instance) is Ray's. The manifest
+    and its provenance, apart from timings and the engine record, are the same on every engine.
     """
     _check_call_arguments(strategy, seed, params, labelled_col)
     inputs = paths(inputs, "inputs")
@@ -249,17 +264,83 @@ def select_files(
                 f"drop {option(f'emit_{name}', python=f'emit={{{name!r}: ...}}')}"
             )
         check_output_path(path, [*inputs, output])
-    prov = Provenance(command="select", seed=seed)
-    files = FileInputs(inputs, columns or Columns(), input_format, use_labels)
     adapter = spec.inputs
-    if isinstance(adapter, StreamingAdapter):
-        if labelled_col is not None:
-            raise SelectkitUsageError(
-                f"strategy '{spec.name}' streams its input files and cannot leave labelled rows "
-                f"out; drop the labelled-set column ({option('labelled_col')}), or "
-                "filter the files first"
+    if isinstance(adapter, StreamingAdapter) and labelled_col is not None:
+        raise SelectkitUsageError(
+            f"strategy '{spec.name}' streams its input files and cannot leave labelled rows "
+            f"out; drop the labelled-set column ({option('labelled_col')}), or "
+            "filter the files first"
+        )
+    if not isinstance(adapter, StreamingAdapter):
+        check_budget_given(spec, budget)
+    with opened_engine(engine, ray_address) as eng:
+        prov = Provenance(command="select", seed=seed)
+        files = FileInputs(inputs, columns or Columns(), input_format, use_labels, engine=eng)
+        if isinstance(adapter, StreamingAdapter):
+            return _select_streamed(adapter, spec, files, output, prov, budget, resolved, eng)
+        if spec.shards is not None:
+            request = ShardRequest(
+                files=files,
+                budget=budget,
+                seed=seed,
+                params=resolved,
+                labelled_col=labelled_col,
+                labels_as_data=spec.labels == LABELS_AS_DATA,
+                metrics=metrics,
+                modifiers=mods,
+                strategy=spec.name,
             )
-        return _select_streamed(adapter, spec, files, output, prov, budget, resolved)
+            prov.start("select")
+            picked = spec.shards.run(request, eng)
+            if picked is not None:
+                prov.stop("select")
+                return _write_sharded(picked, spec, request, output, prov, eng)
+        return _select_on_driver(
+            spec,
+            files,
+            output,
+            prov,
+            eng,
+            budget=budget,
+            resolved=resolved,
+            mods=mods,
+            emit=emit,
+            threads=threads,
+            metrics=metrics,
+            labelled_col=labelled_col,
+            stochastic=stochastic,
+            coldness=coldness,
+            subpool=subpool,
+            subpool_options=subpool_options,
+        )
+
+
+def _select_on_driver(
+    spec: Strategy,
+    files: FileInputs,
+    output: str | Path,
+    prov: Provenance,
+    eng: Any,
+    *,
+    budget: int | float | str | None,
+    resolved: dict[str, Any],
+    mods: Acquisition,
+    emit: dict[str, str | Path],
+    threads: int | None,
+    metrics: bool,
+    labelled_col: str | None,
+    stochastic: str | None,
+    coldness: float | None,
+    subpool: str | None,
+    subpool_options: dict[str, int] | None,
+) -> Provenance:
+    """The pool read on the driver (the strategy's input adapter), the strategy run on it, the
+    manifest and side tables written: what ``select_files`` does for a strategy without a
+    shard plan, on either engine. Returns the provenance written."""
+    adapter = spec.inputs
+    seed = prov.seed if prov.seed is not None else DEFAULT_SEED
+    use_labels = files.use_labels
+    strategy = spec.name
     prov.start("read")
     pool = prepare_pool(adapter.load(files, resolved), spec, resolved, labelled_col)
     prov.stop("read")
@@ -290,6 +371,7 @@ def select_files(
         "labels": spec.labels,
         "labelled_col": pool.labelled_column,
     }
+    prov.engine = engine_record(eng)
     prov.inputs = [s.as_dict() for s in pool.sources]
     prov.metrics = {
         "pool_rows": len(pool),
@@ -312,8 +394,10 @@ def _select_streamed(
     prov: Provenance,
     budget: int | float | str | None,
     params: dict[str, Any],
+    eng: Any,
 ) -> Provenance:
-    """A streaming adapter reads the files and selects itself; we write its manifest."""
+    """A streaming adapter reads the files and selects itself (on ``files.engine`` where it
+    hands work to one); we write its manifest."""
     prov.start("select")
     result = adapter.stream(files, budget, prov.seed, params)
     prov.stop("select")
@@ -325,8 +409,73 @@ def _select_streamed(
         "columns": files.columns.__dict__,
         "labels": spec.labels,
     }
+    prov.engine = engine_record(eng)
+    if result.engine is not None:  # the strategy ran on an engine of its own
+        prov.engine = result.engine
     prov.inputs = result.inputs
     prov.metrics = result.metrics
     prov.timings.update(result.timings)
     write_table(result.manifest, output, provenance=prov)
     return prov
+
+
+def _write_sharded(
+    picked: ShardedPick,
+    spec: Strategy,
+    request: ShardRequest,
+    output: str | Path,
+    prov: Provenance,
+    eng: Any,
+) -> Provenance:
+    """Write a shard plan's manifest with the provenance the driver path records for the same
+    selection (same parameters, inputs and metrics). Returns the provenance."""
+    files = request.files
+    prov.params = {
+        "strategy": spec.name,
+        "budget": None if request.budget is None else str(request.budget),
+        "budget_rows": int(picked.manifest.height),
+        "strategy_params": dict(request.params),
+        "acquisition": request.modifiers.describe(),
+        "columns": files.columns.__dict__,
+        "use_labels": files.use_labels,
+        "labels": spec.labels,
+        "labelled_col": labelled_column(
+            request.labelled_col, files.columns, request.labels_as_data, files.use_labels
+        ),
+    }
+    prov.engine = engine_record(eng)
+    prov.inputs = picked.inputs
+    prov.metrics = {
+        "pool_rows": picked.pool_rows,
+        "selectable_rows": picked.selectable_rows,
+        "selected_rows": int(picked.manifest.height),
+        **picked.metrics,
+    }
+    write_table(picked.manifest, output, provenance=prov)
+    return prov
+
+
+def labelled_column(
+    labelled_col: str | None, columns: Columns, labels_as_data: bool, use_labels: bool
+) -> str | None:
+    """The column whose non-null rows are the labelled set, as ``Pool.labelled_column`` says
+    for a pool loaded with these settings. O(1)."""
+    if labelled_col is not None:
+        return labelled_col
+    return None if labels_as_data or not use_labels else columns.label
+
+
+@contextmanager
+def opened_engine(engine: str | Any, ray_address: str | None) -> Iterator[Any]:
+    """The engine ``engine`` names (``selectkit.engine.get_engine``: usage errors before any
+    work), closed on exit when it was made here; an Engine given is passed through, left open."""
+    from selectkit.engine import get_engine
+
+    if ray_address is not None:
+        text(ray_address, "ray_address")
+    eng = get_engine(engine, ray_address=ray_address)
+    try:
+        yield eng
+    finally:
+        if eng is not engine:
+            eng.close()

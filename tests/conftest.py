@@ -121,3 +121,79 @@ def long_frame() -> pl.DataFrame:
     from selectkit.testing import long_frame as long_predictions
 
     return long_predictions()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray: one real two-node cluster for the whole run (tests/_ray_cluster.py says how and why).
+# A test needs it by being marked `ray` or by using `ray_cluster`; a session fixture of another
+# file that runs the Ray engine must request `ray_cluster` itself.
+
+from tests import _ray_cluster  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _ray_cluster.check_required()
+    _ray_cluster.configure_controller(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _ray_cluster.unconfigure(config)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selection reads the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _ray_cluster.mark_items(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    return _ray_cluster.make_scheduler(config, log)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """The two-node cluster (head + one worker node, 1 CPU each), RAY_ADDRESS exported;
+    started on first use, stopped (no process left) when the session ends."""
+    if not _ray_cluster.ray_installed():
+        message = f"Ray is not installed: {_ray_cluster.INSTALL_HINT}"
+        if _ray_cluster.ray_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = _ray_cluster.start(REPO)
+    yield cluster
+    # what outlives Ray's own shutdown is killed by pid and counted in the run's summary
+    killed = cluster.stop()
+    _ray_cluster.record(cluster, _RAY_TESTS_RUN[0], killed)
+
+
+_RAY_TESTS_RUN = [0]
+_RAY_REPORTS: dict[str, dict] = {}
+
+
+@pytest.fixture(autouse=True)
+def _ray_for_marked_tests(request):
+    if request.node.get_closest_marker("ray") is not None:
+        request.getfixturevalue("ray_cluster")
+        _RAY_TESTS_RUN[0] += 1
+
+
+@pytest.hookimpl(trylast=True)  # after the session fixtures' teardown stopped the cluster
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not _ray_cluster.TIMINGS:
+        return
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: tell the controller
+        session.config.workeroutput[_ray_cluster.SUMMARY_KEY] = dict(_ray_cluster.TIMINGS)
+    else:
+        _RAY_REPORTS["this process"] = dict(_ray_cluster.TIMINGS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    timings = getattr(node, "workeroutput", {}).get(_ray_cluster.SUMMARY_KEY)
+    if timings:
+        _RAY_REPORTS[node.gateway.id] = timings
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in _ray_cluster.summary_lines(_RAY_REPORTS):
+        terminalreporter.write_line(line)

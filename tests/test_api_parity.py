@@ -44,6 +44,7 @@ COMMANDS = {
     "inspect": "inspect_file",
     "strategies": "list_strategies",
     "demo": "run_demo",
+    "report": "write_report",
     "al simulate": "al_simulate_file",
     "disco fit": "disco_fit_files",
     "disco predict": "disco_predict_files",

@@ -192,6 +192,25 @@ def test_fifo_and_process_substitution_are_read_as_streams(tmp_path):
     assert pl.read_parquet(out).get_column("id").to_list() == list(range(300))
 
 
+def test_dsir_and_inspect_read_a_process_substitution(tmp_path):
+    # DSIR reads its pool twice (histograms, then top-k): a pipe is spooled once, not seen empty
+    src = write_jsonl(tmp_path / "c.jsonl", corpus(300))
+    out = tmp_path / "dsir.parquet"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = (
+        f"{sys.executable} -m selectkit -q select <(gzip -c {src}) --strategy dsir "
+        f"--target {src} --budget 40 -o {out}"
+    )
+    r = subprocess.run(["bash", "-c", command], capture_output=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    assert pl.read_parquet(out).height == 40
+    command = f"{sys.executable} -m selectkit inspect --json <(cat {out})"
+    r = subprocess.run(["bash", "-c", command], capture_output=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    info = json.loads(r.stdout)
+    assert (info["format"], info["rows"]) == ("parquet", 40)
+
+
 def test_gzip_is_detected_by_content_on_stdin_and_in_files(tmp_path):
     src = write_jsonl(tmp_path / "c.jsonl", corpus(120))
     packed = gzip.compress(src.read_bytes())

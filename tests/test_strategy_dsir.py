@@ -230,7 +230,7 @@ def test_same_seed_same_bytes_other_seed_other_sample(corpus, tmp_path):
 def test_selection_does_not_depend_on_worker_count(corpus, tmp_path):
     one, _ = run(corpus, tmp_path, name="w1.parquet", workers=1)
     two, prov = run(corpus, tmp_path, name="w2.parquet", workers=2)
-    assert prov.params["strategy_params"]["workers_resolved"] == 2
+    assert prov.engine == {"engine": "local", "workers": 2}  # the engine record (issue 13)
     assert one.equals(two)
 
 

@@ -20,6 +20,15 @@ Output = Annotated[
         help="Output file (.parquet, .jsonl, .csv) or '-' for JSON Lines on stdout.",
     ),
 ]
+FolderOutput = Annotated[
+    str,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Output file (.parquet, .jsonl, .csv), '-' for JSON Lines on stdout, or DIR/ for a "
+        "dataset folder (one Parquet part per input shard; see --resume).",
+    ),
+]
 Json = Annotated[
     bool, typer.Option("--json", help="Print the run summary as JSON on stdout (stdout = data).")
 ]
@@ -97,3 +106,29 @@ def key_values(items: list[str] | None, flag: str, example: str) -> dict[str, st
             raise SelectkitUsageError(f"{flag} {item!r} is not KEY=VALUE, e.g. {flag} {example}")
         out[key.strip().replace("-", "_")] = value.strip()
     return out
+
+
+# where the work runs (selectkit.engine); declared once for every scaled-out command
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="Where the work runs: local (this machine) or ray (a Ray cluster; "
+        "pip install 'selectkit[ray]'). Same output bytes either way.",
+    ),
+]
+RayAddressOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to run on (host:port); default $RAY_ADDRESS, else a local Ray instance.",
+    ),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="With a folder output (-o DIR/): reuse the parts an interrupted run finished; "
+        "refused if the inputs or parameters changed.",
+    ),
+]

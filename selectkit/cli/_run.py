@@ -57,6 +57,9 @@ def run(fn: Callable[[], T]) -> T:
     """Call ``fn``; turn errors into one line on stderr and the documented exit code."""
     console = stderr_console()
     try:
+        from selectkit.io.dataset import KEPT
+
+        KEPT.clear()  # only this run's kept parts are worth a mention
         with cli_messages():  # messages name options as flags (--label-col), not label_col=
             return fn()
     except PASS_THROUGH:
@@ -73,6 +76,8 @@ def run(fn: Callable[[], T]) -> T:
         message = str(exc)
         if exc.exit_code == 2:
             message = with_help_hint(message)
+        if "--resume" not in message:
+            message += _kept_parts()
         console.print(_error_line("error:", message), soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except OSError as exc:
@@ -120,6 +125,17 @@ def with_help_hint(message: str) -> str:
     return f"{message.rstrip()} (see '{ctx.command_path} --help')"
 
 
+def _kept_parts() -> str:
+    """What a failed or stopped run left for ``--resume`` (a folder output's finished parts)."""
+    from selectkit.io.dataset import KEPT
+
+    return "".join(
+        f"; {parts} finished part(s) kept in '{staging}' for --resume"
+        for staging, parts in KEPT
+        if parts
+    )
+
+
 def stopped(exc: KeyboardInterrupt) -> int:
     """Say on stderr that a signal stopped the run; return the exit status for it."""
     from selectkit.io.write import COMMITTED
@@ -130,6 +146,7 @@ def stopped(exc: KeyboardInterrupt) -> int:
         line = f"{what} after the run wrote {done} (complete)"
     else:
         line = f"{what}; no output was written or changed"
+    line += _kept_parts()
     if not _flags["stopped"]:
         _flags["stopped"] = True
         stderr_console().print(line, soft_wrap=True)

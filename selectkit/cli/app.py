@@ -18,7 +18,17 @@ from typer.core import TyperGroup
 from selectkit import interrupts
 from selectkit._version import __version__
 from selectkit.cli import _click as click
-from selectkit.cli import apply, cluster, demo, embed, inspect, scores, select, strategies
+from selectkit.cli import (
+    apply,
+    cluster,
+    demo,
+    embed,
+    inspect,
+    report,
+    scores,
+    select,
+    strategies,
+)
 from selectkit.cli._options import GLOBAL_OPTIONS_NOTE
 from selectkit.cli._run import configure, guarded, stopped, stopped_outside_run, with_help_hint
 from selectkit.console import stderr_console
@@ -135,6 +145,7 @@ app.command("apply")(guarded(apply.apply))
 app.command("inspect")(guarded(inspect.inspect))
 app.command("strategies")(guarded(strategies.strategies))
 app.command("demo")(guarded(demo.demo))
+app.command("report")(guarded(report.report))
 
 from selectkit.cli.al import app as _al_app  # noqa: E402  (sub-apps: selectkit al / disco ...)
 from selectkit.cli.disco import app as _disco_app  # noqa: E402

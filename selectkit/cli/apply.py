@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from selectkit.cli._options import IdCol, InputFormat, Json, Output
+from selectkit.cli._options import (
+    EngineOpt,
+    FolderOutput,
+    IdCol,
+    InputFormat,
+    Json,
+    RayAddressOpt,
+    ResumeOpt,
+)
 from selectkit.cli._run import check_json_stdout, report
 
 
@@ -16,14 +24,19 @@ def apply(
     table: Annotated[
         list[str],
         typer.Argument(
-            help="Any table holding the same ids (e.g. the corpus); several shards are read in "
-            "order as one table (rows without ids are numbered on across them)."
+            help="Any table holding the same ids (e.g. the corpus); several shards, a quoted glob "
+            "or a dataset folder are read in order as one table (rows without ids are numbered "
+            "on across them)."
         ),
     ],
-    output: Output,
+    output: FolderOutput,
     order: Annotated[
         str,
-        typer.Option("--order", help="rank (pick order, default) or original (the table's order)."),
+        typer.Option(
+            "--order",
+            help="rank (pick order, default) or original (the table's order); with -o DIR/ "
+            "each part is in that order.",
+        ),
     ] = "rank",
     id_col: IdCol = "id",
     manifest_columns: Annotated[
@@ -41,9 +54,15 @@ def apply(
             "(row count, or own ids that are not row numbers).",
         ),
     ] = False,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    resume: ResumeOpt = False,
     as_json: Json = False,
 ) -> None:
     """Materialise a manifest: the rows of TABLE whose ids the manifest lists.
+
+    With -o DIR/ each shard's picked rows become its own part of a dataset folder; with
+    --engine ray the shards are filtered across a Ray cluster (same output bytes).
 
     Example:  selectkit apply manifest.parquet data_samples/rotten_tomatoes.jsonl -o subset.jsonl
     """
@@ -59,5 +78,8 @@ def apply(
         with_manifest_columns=manifest_columns,
         input_format=input_format,
         force=force,
+        engine=engine,
+        ray_address=ray_address,
+        resume=resume,
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="apply")

@@ -6,7 +6,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from selectkit.cli._options import EmbeddingCol, IdCol, InputFormat, Json, Output, Seed, Threads
+from selectkit.cli._options import (
+    EmbeddingCol,
+    EngineOpt,
+    FolderOutput,
+    IdCol,
+    InputFormat,
+    Json,
+    RayAddressOpt,
+    ResumeOpt,
+    Seed,
+    Threads,
+)
 from selectkit.cli._run import check_json_stdout, report
 
 
@@ -14,7 +25,7 @@ def cluster(
     input: Annotated[
         str, typer.Argument(help="Vectors: .npy, or a table with an embedding column.")
     ],
-    output: Output,
+    output: FolderOutput,
     k: Annotated[
         Optional[int], typer.Option("-k", "--k", min=1, help="Number of clusters.")
     ] = None,
@@ -82,6 +93,9 @@ def cluster(
         int, typer.Option("--batch-size", min=1, help="Rows per assignment batch.")
     ] = 65536,
     threads: Threads = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    resume: ResumeOpt = False,
     as_json: Json = False,
 ) -> None:
     """k-means: writes id, cluster, distance (squared distance to its centroid) per row.
@@ -91,6 +105,8 @@ def cluster(
     k-means++ quality at a fraction of its cost. Then Lloyd iterations on faiss. With --fit-sample
     the model is fitted on a sample and every row is assigned in a stream (for data bigger than
     memory). With --levels a hierarchical k-means with resampling is built (Vo et al. 2024).
+    The input may be a dataset folder or a quoted glob; -o DIR/ writes one part per input shard.
+    --engine ray runs the Lloyd blocks and the assignment on a Ray cluster: same bytes.
 
     Example:  selectkit cluster emb.parquet -k 50 -o clusters.parquet --centroids centroids.parquet
     """
@@ -119,6 +135,9 @@ def cluster(
         batch_size=batch_size,
         threads=threads,
         input_format=input_format,
+        engine=engine,
+        ray_address=ray_address,
+        resume=resume,
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="cluster")
 

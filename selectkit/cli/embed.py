@@ -7,16 +7,27 @@ from typing import Annotated, Optional
 import typer
 
 from selectkit import textcap
-from selectkit.cli._options import IdCol, Json, MaxChars, OnLong, TextCol, Threads
+from selectkit.cli._options import (
+    EngineOpt,
+    IdCol,
+    Json,
+    MaxChars,
+    OnLong,
+    RayAddressOpt,
+    ResumeOpt,
+    TextCol,
+    Threads,
+)
 from selectkit.cli._run import check_json_stdout, report
 
 
 def embed(
     input: Annotated[
-        str,
+        list[str],
         typer.Argument(
-            help="Corpus with a text column: .jsonl, .parquet or .csv (gzip, bz2 or xz compressed too), or - for "
-            "JSON Lines on stdin."
+            help="Corpus with a text column: .jsonl, .parquet or .csv (gzip, bz2 or xz compressed "
+            "too), several shards, a quoted glob ('shards/*.jsonl.gz') or a dataset folder, "
+            "or - for JSON Lines on stdin."
         ),
     ],
     output: Annotated[
@@ -24,8 +35,9 @@ def embed(
         typer.Option(
             "-o",
             "--output",
-            help="Vectors: .parquet (id + embedding list column), .jsonl, or - for JSON Lines on "
-            "stdout. CSV cannot hold a vector column.",
+            help="Vectors: .parquet (id + embedding list column), .jsonl, - for JSON Lines on "
+            "stdout, or DIR/ for a dataset folder (one part per shard). CSV cannot hold a "
+            "vector column.",
         ),
     ],
     embedder: Annotated[
@@ -63,6 +75,9 @@ def embed(
         ),
     ] = None,
     threads: Threads = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    resume: ResumeOpt = False,
     as_json: Json = False,
 ) -> None:
     """Turn a corpus into vectors: writes id + embedding (fixed-size float32 list).
@@ -71,13 +86,16 @@ def embed(
     no download: hashed word and character n-grams, TF-IDF weighted, reduced to --dim by a PCA fitted
     on the first --fit-rows texts.
 
+    Each input file is a shard (a big Parquet file, several); with --engine ray the shards are
+    embedded across a Ray cluster, with the same output bytes as the local engine.
+
     Example:  selectkit embed data_samples/rotten_tomatoes.jsonl -o emb.parquet
     """
     from selectkit.embed import embed_file
 
     check_json_stdout(as_json, output)
     prov = embed_file(
-        input,
+        input[0] if len(input) == 1 else input,
         output,
         embedder=embedder,
         dim=dim,
@@ -91,6 +109,9 @@ def embed(
         keep_columns=keep or (),
         max_chars=max_chars,
         on_long=on_long,
+        engine=engine,
+        ray_address=ray_address,
+        resume=resume,
     )
     rate = prov.metrics["rows"] / max(prov.timings.get("embed_s", 0.0), 1e-9)
     summary = {"output": output, **prov.metrics, **prov.timings, "docs_per_s": round(rate, 1)}

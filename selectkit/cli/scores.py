@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from selectkit.cli._options import EmbeddingCol, IdCol, InputFormat, Json, LabelCol, Output, Seed
+from selectkit.cli._options import (
+    EmbeddingCol,
+    EngineOpt,
+    FolderOutput,
+    IdCol,
+    InputFormat,
+    Json,
+    LabelCol,
+    RayAddressOpt,
+    Seed,
+)
 from selectkit.cli._run import check_json_stdout, report
 
 
@@ -18,7 +28,7 @@ def scores(
             help="Tables with an embedding and a label column, joined on the id column."
         ),
     ],
-    output: Output,
+    output: FolderOutput,
     model: Annotated[
         str,
         typer.Option("--model", help="sgd (linear softmax, fast) or mlp (one hidden layer)."),
@@ -29,6 +39,8 @@ def scores(
     embedding_col: EmbeddingCol = "embedding",
     label_col: LabelCol = "label",
     input_format: InputFormat = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
     as_json: Json = False,
 ) -> None:
     """Score how hard each labelled row is to learn: AUM, forgetting events, EL2N and loss.
@@ -37,6 +49,9 @@ def scores(
     predictions of each row evolve. Low aum, high forgetting, high el2n and high loss mark hard
     (or mislabelled) rows. Writes id, aum, forgetting, el2n, loss for the labelled rows; feed it to
     `select --strategy ccs --score-col aum` (or topk, or sensitivity with --loss-col loss).
+
+    The model trains on this machine whatever --engine says; -o DIR/ writes a dataset
+    folder (part files and a completion record) that `select` reads as one input.
 
     Example:  selectkit scores emb.parquet --label-col label -o dyn.parquet
     """
@@ -53,5 +68,7 @@ def scores(
         seed=seed,
         columns=columns,
         input_format=input_format,
+        engine=engine,
+        ray_address=ray_address,
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="scores")

@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 from selectkit.cli._options import (
     ClusterCol,
     EmbeddingCol,
+    EngineOpt,
     GroupCol,
     IdCol,
     InputFormat,
@@ -26,6 +27,7 @@ from selectkit.cli._options import (
     Output,
     ProbaCol,
     ProbaMcCol,
+    RayAddressOpt,
     ScoreCol,
     Seed,
     TextCol,
@@ -218,8 +220,18 @@ def select(
             help="anchoral: neighbours per anchor (K).",
         ),
     ] = 50,
+    report_path: Annotated[
+        Optional[str],
+        typer.Option(
+            "--report",
+            help="Also write an HTML report of the selection vs the pool to this file "
+            "(as `selectkit report MANIFEST INPUTS... -o PATH`), after the manifest.",
+        ),
+    ] = None,
     input_format: InputFormat = None,
     threads: Threads = None,
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
     as_json: Json = False,
 ) -> None:
     """Pick --budget rows with a strategy and write a manifest (id, rank, score, weight[, cluster]).
@@ -244,6 +256,11 @@ def select(
     Active learning (a pool with your model's proba column):
 
         selectkit select pool.parquet -s margin -b 100 --stochastic power --coldness 2 -o batch.parquet
+
+    On a Ray cluster (margin, entropy, least-confidence and bald score each shard there; the
+    other strategies read the pool on this machine; docs/strategies.md says what runs where):
+
+        selectkit select 'preds/*.parquet' -s margin -b 100000 -o batch.parquet --engine ray
     """
     from selectkit.pool import Columns
     from selectkit.select import select_files
@@ -268,6 +285,8 @@ def select(
         raise SelectkitUsageError("give at least one input table")
     if emit_dropped is not None and emit_dropped == output:
         raise SelectkitUsageError("--emit-dropped needs a file other than -o's")
+    if report_path is not None:
+        _check_report(report_path, output, tables)
     prov = select_files(
         tables,
         output,
@@ -290,9 +309,26 @@ def select(
             "neighbours": anchor_neighbours,
             "subpool_size": subpool_size,
         },
+        engine=engine,
+        ray_address=ray_address,
     )
-    report(
-        {"output": output, "strategy": strategy, "seed": seed, **prov.metrics, **prov.timings},
-        as_json=as_json,
-        title="select",
-    )
+    summary = {"output": output, "strategy": strategy, "seed": seed}
+    if report_path is not None:
+        from selectkit.report import write_report
+
+        # after the manifest is in place: the report reads it like any other; a failed report
+        # leaves the manifest written and no partial report
+        write_report([output, *tables], report_path, columns=columns, seed=seed)
+        summary["report"] = report_path
+    report({**summary, **prov.metrics, **prov.timings}, as_json=as_json, title="select")
+
+
+def _check_report(report_path: str, output: str, tables: list[str]) -> None:
+    """--report needs files to read back: a manifest file, not stdout, and no stdin input."""
+    if output == "-" or "-" in tables:
+        raise SelectkitUsageError(
+            "--report reads the manifest and inputs back: write -o to a file and give inputs "
+            "as files (not '-')"
+        )
+    if report_path in (output, *tables):
+        raise SelectkitUsageError("--report needs a file of its own (e.g. manifest.html)")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selectkit.cluster.kmeans import KMeansResult, assign, kmeans
+from selectkit.cluster.kmeans import KMeansResult, kmeans
+from selectkit.cluster.lloyd_blocks import assign_rows
 from selectkit.cluster.seeding import check_k_fits
 from selectkit.errors import SelectkitUsageError, option
 
@@ -48,7 +49,8 @@ def resampled_kmeans(
     sample_size: int | None,
     **kw,
 ) -> tuple[KMeansResult, np.ndarray]:
-    """k-means followed by ``resample_steps`` rounds of resampling; returns (result, labels)."""
+    """k-means followed by ``resample_steps`` rounds of resampling; returns (result, labels).
+    ``kw`` goes to ``kmeans`` (its ``engine`` also runs the reassignment of every row)."""
     result = kmeans(x, k, rng=rng, **kw)
     labels, dist = result.labels, result.distances
     size = sample_size or max(1, x.shape[0] // (2 * k))
@@ -60,7 +62,9 @@ def resampled_kmeans(
         seed_cost = result.seed_cost
         result = kmeans(np.asarray(x[rows], dtype=np.float32), k, rng=rng, **kw)
         result.seed_cost = seed_cost
-        labels, dist = assign(x, result.centroids, spherical=kw.get("spherical", False))
+        labels, dist = assign_rows(
+            x, result.centroids, spherical=kw.get("spherical", False), engine=kw.get("engine")
+        )
     result.sizes = np.bincount(labels, minlength=k)
     result.inertia = float(dist.astype(np.float64).sum())
     result.labels, result.distances = labels, dist  # of every row of x, not of the last sample

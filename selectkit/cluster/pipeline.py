@@ -1,4 +1,5 @@
-"""The ``cluster`` command: fit k-means (on a sample if asked), then assign every row in a stream."""
+"""The ``cluster`` command: fit k-means (on a sample if asked), then assign every row, shard by
+shard, on any engine (the driver: plan, fit matrix, seeding, Lloyd's reductions, outputs)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from threadpoolctl import threadpool_limits
 
 from selectkit import arguments
 from selectkit.cluster.hierarchical import check_levels, hierarchical_kmeans
-from selectkit.cluster.kmeans import KMEANS_BOUNDS, assign_block, centroid_index
+from selectkit.cluster.kmeans import KMEANS_BOUNDS
+from selectkit.cluster.outputs import assign_to_file, assign_to_folder
+from selectkit.cluster.search import centroid_index
 from selectkit.cluster.seeding import SEEDERS, check_k_fits
-from selectkit.console import progress_bar, warn
+from selectkit.cluster.shards import AssignSpec, ReadSpec
+from selectkit.cluster.sources import fit_matrix, plan_input
+from selectkit.console import warn
+from selectkit.engine import Engine, engine_record
+from selectkit.engine.threads import thread_limits
 from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import (
     Provenance,
@@ -23,10 +29,10 @@ from selectkit.io import (
     output_group,
     write_table,
 )
-from selectkit.io.tables import DEFAULT_ID, check_unique_ids
-from selectkit.io.vector_source import open_vectors
+from selectkit.io.dataset import is_folder_output
+from selectkit.io.tables import DEFAULT_ID, input_files
 from selectkit.params import Param, check_arguments
-from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes, smallest_keys
+from selectkit.rng import DEFAULT_SEED, derive_rng
 
 #: the one declaration of `selectkit cluster`'s numeric bounds; its CLI options' min/max match it
 CLUSTER_BOUNDS = {
@@ -55,21 +61,21 @@ def parse_levels(text: str, name: str = "levels") -> list[int]:
     return levels
 
 
-def _fit_matrix(vs, fit_rows: int, seed: int) -> np.ndarray:
-    """The rows k-means is fitted on, in id order: every row, or the ``fit_rows`` rows with the
-    smallest seeded hashes of their ids. Both the sample and the order follow the ids, never the
-    rows' positions, so the same rows in another order fit the same centroids (and so get the
-    same clusters). Cost: the ids in memory; a copy of the fit rows when they are out of order."""
-    ids = vs.ids()
-    if fit_rows < vs.n:
-        keys = id_hashes(ids, derive_salt(seed, "cluster", "fit-sample"))
-        rows = np.sort(smallest_keys(keys, fit_rows))  # sorted positions: one pass to read them
-        x_fit, ids = vs.take(rows), ids.gather(rows)
-    else:
-        x_fit = vs.load()
-    if ids.is_sorted():
-        return x_fit
-    return np.ascontiguousarray(x_fit[ids.arg_sort().to_numpy()])
+def _check_engine_args(engine, ray_address, resume, folder: bool) -> None:
+    """Usage checks of the engine options, before any work."""
+    from selectkit.engine import ENGINES
+
+    if not isinstance(engine, Engine):
+        arguments.text(engine, "engine", choices=list(ENGINES))
+    if ray_address is not None:
+        arguments.text(ray_address, "ray_address")
+    if not isinstance(resume, bool):
+        raise SelectkitUsageError(f"{option('resume')} must be True or False, not {resume!r}")
+    if resume and not folder:
+        raise SelectkitUsageError(
+            f"{option('resume')} continues a folder output; give {option('output', cli='-o')} "
+            "DIR/ (a trailing slash makes a dataset folder)"
+        )
 
 
 def cluster_file(
@@ -94,16 +100,23 @@ def cluster_file(
     batch_size: int = 65536,
     threads: int | None = None,
     input_format: str | None = None,
+    engine: str | Engine = "local",
+    ray_address: str | None = None,
+    resume: bool = False,
 ) -> Provenance:
     """Cluster the vectors of ``input_path`` and write id, cluster, distance to ``output``.
 
-    With ``fit_sample`` the model is fitted on that many uniformly sampled rows and every row is
-    then assigned in a stream of batches, so memory is O(fit_sample * d + batch), not O(n * d).
-    The fit sample and its order derive from the seed and the ids (``_fit_matrix``), so the same
-    rows in any order get the same clusters.
+    ``input_path`` is a file, a dataset folder or a quoted glob; ``output`` a file, or a folder
+    (``DIR/``) that gets one part per input shard. With ``fit_sample`` the model is fitted on
+    that many rows sampled by their ids' seeded hashes and every row is then assigned shard by
+    shard, so memory is O(fit_sample * d + shard), not O(n * d). The fit rows are put in id
+    order, so the same rows in any order or sharding get the same centroids and clusters.
     With ``levels`` (finest first) a hierarchical k-means is fitted and the output gets one
     ``cluster_level<i>`` column per extra level. ``centroids_out`` receives cluster, centroid,
-    size (and level, parent for a hierarchy). Returns the provenance written.
+    size (and level, parent for a hierarchy). ``engine`` ("local", "ray" or an Engine) runs the
+    per-shard and per-block kernels (``ray_address``: the cluster; default $RAY_ADDRESS); the
+    output is the same bytes on every engine. ``resume`` (folder outputs) reuses the parts of
+    an interrupted run with the same inputs and parameters. Returns the provenance written.
     """
     input_path = arguments.path(input_path, "input_path")
     output = arguments.path(output, "output")
@@ -144,11 +157,13 @@ def cluster_file(
             "one value or one per level"
         )
     arguments.text(seeding, "seeding", choices=SEEDERS)
+    folder = is_folder_output(output)
+    _check_engine_args(engine, ray_address, resume, folder)
     # every usage check runs before any work: both outputs, their formats, distinct paths
-    outputs = [output] + ([centroids_out] if centroids_out else [])
-    for out in outputs:
-        check_output_path(out, [input_path])
+    inputs = [input_path, *input_files(input_path)] if str(input_path) != "-" else []
+    check_output_path(output, inputs, folder=folder)
     if centroids_out:
+        check_output_path(centroids_out, inputs)
         centroids = option("centroids_out", cli="--centroids")
         if Path(str(centroids_out)).resolve() == Path(str(output)).resolve():
             raise SelectkitUsageError(
@@ -158,105 +173,142 @@ def cluster_file(
             raise SelectkitUsageError(
                 f"{centroids} '{centroids_out}': centroids are vectors; write .parquet or .jsonl"
             )
-    TableWriter(output)  # validates the output's format now (opens nothing)
+    if not folder:
+        TableWriter(output)  # validates the output's format now (opens nothing)
+    from selectkit.engine import get_engine
+
+    eng = get_engine(engine, ray_address=ray_address)
+    try:
+        with thread_limits(threads):
+            return _cluster(
+                eng,
+                input_path,
+                output,
+                folder=folder,
+                resume=resume,
+                ks=ks,
+                levels=levels,
+                centroids_out=centroids_out,
+                seeding=seeding,
+                iters=iters,
+                tol=tol,
+                spherical=spherical,
+                seed=seed,
+                max_trials=max_trials,
+                chain=chain,
+                fit_sample=fit_sample,
+                resample_steps=resample_steps,
+                sample_size=sample_size,
+                read=ReadSpec(embedding_col, id_col, batch_size, input_format),
+                threads=threads,
+            )
+    finally:
+        if eng is not engine:  # an Engine the caller gave stays theirs
+            eng.close()
+
+
+def _cluster(
+    eng,
+    input_path,
+    output,
+    *,
+    folder: bool,
+    resume: bool,
+    ks: list[int],
+    levels,
+    centroids_out,
+    seeding: str,
+    iters: int,
+    tol: float,
+    spherical: bool,
+    seed: int,
+    max_trials: int,
+    chain: int,
+    fit_sample,
+    resample_steps: int,
+    sample_size,
+    read: ReadSpec,
+    threads,
+) -> Provenance:
     prov = Provenance(command="cluster", seed=seed)
-    vs = open_vectors(
-        input_path, embedding_col=embedding_col, id_col=id_col, input_format=input_format
-    )
-    fit_rows = vs.n if not fit_sample or fit_sample >= vs.n else fit_sample
+    prov.start("read")
+    planned = plan_input(str(input_path), read, eng)
+    fit = fit_matrix(planned, read, eng, fit_sample, seed)
+    prov.stop("read")
+    x_fit, n = fit.x, fit.rows
+    fit_rows = x_fit.shape[0]
     check_k_fits(
         ks[0],
         fit_rows,
         rows="k-means is fitted on",
         name="levels" if levels else "k",
-        hint=f" or raise {option('fit_sample')}" if fit_rows < vs.n else "",
+        hint=f" or raise {option('fit_sample')}" if fit_rows < n else "",
     )
-    with threadpool_limits(limits=threads):
-        prov.start("read")
-        x_fit = _fit_matrix(vs, fit_rows, seed)
-        prov.stop("read")
-        common = dict(
-            seeding=seeding,
-            iters=iters,
-            tol=tol,
-            spherical=spherical,
-            max_trials=max_trials,
-            chain=chain,
-        )
-        prov.start("fit")
-        tree = hierarchical_kmeans(
-            x_fit,
-            ks,
-            rng_for_level=lambda i: derive_rng(seed, "cluster", "level", i),
-            resample_steps=resample_steps if levels else 0,
-            sample_size=sample_size,
-            **common,
-        )
-        prov.stop("fit")
-        finest = tree[0].result
-        up = _ancestors(tree)
-        prov.start("assign")
-        sizes = np.zeros(ks[0], dtype=np.int64)
-        inertia = 0.0
-        id_chunks: list[pl.Series] = []
-        index = centroid_index(finest.centroids, spherical)
-        with (
-            output_group(),  # assignments and centroids commit together, or none
-            TableWriter(output) as writer,
-            progress_bar("assign", vs.n) as bar,
-        ):
-            for ids, block in vs.batches(batch_size):
-                labels, dist = assign_block(block, index, spherical)
-                sizes += np.bincount(labels, minlength=ks[0])
-                inertia += float(dist.astype(np.float64).sum())
-                id_chunks.append(ids)
-                columns = [
-                    ids.alias(id_col),
-                    pl.Series("cluster", labels.astype(np.int32)),
-                    pl.Series("distance", dist),
-                ]
-                columns += [
-                    pl.Series(f"cluster_level{i + 2}", up[i][labels].astype(np.int32))
-                    for i in range(len(up))
-                ]
-                writer.write(pl.DataFrame(columns))
-                bar.advance(block.shape[0])
-            check_unique_ids(pl.concat(id_chunks), f"'{input_path}'")
-            prov.stop("assign")
-            prov.params = {
-                "k": ks[0],
-                "levels": levels,
-                "seeding": seeding,
-                "iters": iters,
-                "tol": tol,
-                "spherical": spherical,
-                # options that the chosen seeding or mode ignores are recorded as None
-                "max_trials": max_trials if seeding in ("rs", "rs-greedy") else None,
-                "afkmc2_chain": chain if seeding == "afkmc2" else None,
-                "fit_sample": fit_sample,
-                "fit_rows": fit_rows,
-                "resample_steps": resample_steps if levels else None,
-                "sample_size": sample_size if levels else None,
-                "embedding_col": embedding_col,
-                "id_col": id_col,
-                "batch_size": batch_size,
-                "threads": threads,
-            }
-            prov.inputs = [vs.source.as_dict()]
-            prov.metrics = {
-                "rows": vs.n,
-                "dim": vs.dim,
-                "inertia": inertia,
-                "fit_inertia": finest.inertia,
-                "seed_cost": finest.seed_cost,
-                "lloyd_iterations": finest.iterations,
-                "empty_clusters": int((sizes == 0).sum()),
-                **finest.info,
-            }
-            writer.provenance = prov
-            if centroids_out:
-                table = _centroid_table(tree, sizes, levels is not None)
-                write_table(table, centroids_out, provenance=prov)
+    prov.start("fit")
+    tree = hierarchical_kmeans(
+        x_fit,
+        ks,
+        rng_for_level=lambda i: derive_rng(seed, "cluster", "level", i),
+        resample_steps=resample_steps if levels else 0,
+        sample_size=sample_size,
+        seeding=seeding,
+        iters=iters,
+        tol=tol,
+        spherical=spherical,
+        max_trials=max_trials,
+        chain=chain,
+        engine=eng,
+    )
+    prov.stop("fit")
+    del x_fit
+    finest = tree[0].result
+    prov.params = {
+        "k": ks[0],
+        "levels": levels,
+        "seeding": seeding,
+        "iters": iters,
+        "tol": tol,
+        "spherical": spherical,
+        # options that the chosen seeding or mode ignores are recorded as None
+        "max_trials": max_trials if seeding in ("rs", "rs-greedy") else None,
+        "afkmc2_chain": chain if seeding == "afkmc2" else None,
+        "fit_sample": fit_sample,
+        "fit_rows": fit_rows,
+        "resample_steps": resample_steps if levels else None,
+        "sample_size": sample_size if levels else None,
+        "embedding_col": read.embedding_col,
+        "id_col": read.id_col,
+        "batch_size": read.batch_size,
+        "threads": threads,
+    }
+    prov.inputs = [source.as_dict() for source in planned.sources]
+    spec = AssignSpec(read, centroid_index(finest.centroids, spherical), _ancestors(tree))
+
+    def finish(sizes: np.ndarray, inertia: float) -> None:
+        prov.stop("assign")
+        prov.metrics = {
+            "rows": n,
+            "dim": int(finest.centroids.shape[1]),
+            "inertia": inertia,
+            "fit_inertia": finest.inertia,
+            "seed_cost": finest.seed_cost,
+            "lloyd_iterations": finest.iterations,
+            "empty_clusters": int((sizes == 0).sum()),
+            **{k: v for k, v in finest.info.items() if not k.endswith("_s")},
+        }
+        # seconds are timings (the one part of a provenance that differs between two runs)
+        prov.timings.update({k: v for k, v in finest.info.items() if k.endswith("_s")})
+        prov.engine = engine_record(eng)
+        if centroids_out:
+            table = _centroid_table(tree, sizes, levels is not None)
+            write_table(table, centroids_out, provenance=prov)
+
+    prov.start("assign")
+    with output_group():  # assignments and centroids commit together, or none
+        if folder:
+            assign_to_folder(eng, planned, spec, output, prov, resume, n, finish)
+        else:
+            assign_to_file(eng, planned, spec, output, prov, n, finish)
     if prov.metrics["empty_clusters"]:
         warn(
             f"{prov.metrics['empty_clusters']} of {ks[0]} clusters are empty (the data has fewer "

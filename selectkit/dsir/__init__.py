@@ -1,7 +1,8 @@
 """DSIR (Xie et al., NeurIPS 2023) at corpus scale: hashed n-gram features (``features``), raw and
-target distributions (``model``), per-batch weighing in worker processes (``weigh``,
-``parallel``), exact streaming selection (``resample``), inputs (``sources``) and the two-pass
-driver (``pipeline``). The ``dsir`` strategy (``selectkit.strategies.dsir``) is the entry point;
+target distributions (``model``), per-batch weighing (``weigh``), exact streaming selection
+(``resample``), shards and their readers (``sources``), the two passes as shard kernels that any
+engine runs (``kernels``), the driver's exact merge of their candidates (``merge``, ``store``)
+and the two-pass driver (``pipeline``). The ``dsir`` strategy (``selectkit.strategies.dsir``) is the entry point;
 see docs/dsir.md.
 """
 

@@ -1,30 +1,35 @@
 """DSIR end to end: fit the target and raw n-gram distributions, weigh every document, select.
 
-At most two streamed passes over the raw corpus: pass 1 counts its n-grams (skipped when a saved
-model is given and the budget needs no corpus totals), pass 2 weighs each document and keeps only
-the running top list. Memory is O(buckets x targets + budget + workers x batch), flat in corpus
-size; the selected documents' n-gram buckets are kept (about 4 bytes per token) to measure the
-KL reduction exactly.
+The driver fits the targets, plans the corpus's shards (fixed by the data) and runs at most two
+passes of shard kernels (``selectkit.dsir.kernels``) on an engine (this process, a local process
+pool or a Ray cluster): pass 1 counts each shard's n-grams (skipped when a saved model is given
+and the budget needs no corpus totals) and the driver adds them up in shard order; pass 2 weighs
+each shard and returns its own top lists, which the driver merges exactly
+(``selectkit.dsir.merge``). The result is the same on every engine and number of workers.
+Driver memory is O(buckets x targets + budget + shards in flight x their candidates), flat in
+corpus size; the selected documents' n-gram buckets are kept (about 4 bytes per token) to measure
+the KL reduction exactly. Each kernel holds one shard: O(budget + one batch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from selectkit.budget import parse_budget
-from selectkit.console import progress_bar
+from selectkit.dsir.kernels import CountSpec, SelectSpec, count_shard, select_shard
+from selectkit.dsir.merge import CandidateMerge
 from selectkit.dsir.model import DsirModel, kl_divergence
-from selectkit.dsir.parallel import Executor, default_workers
-from selectkit.dsir.resample import Reservoir, TopKBuffer, prefix_length
-from selectkit.dsir.sources import CHUNK_ROWS, FileChunks, FrameChunks
-from selectkit.dsir.weigh import FeatureConfig, fit_chunk, weigh_chunk
+from selectkit.dsir.resample import prefix_length
+from selectkit.dsir.sources import Corpus, FrameShard, Reading, check_ids_agree, merged_inputs
+from selectkit.dsir.weigh import FeatureConfig
+from selectkit.engine import LocalEngine, default_workers, engine_record, get_engine
+from selectkit.engine.shards import SHARD_ROWS
 from selectkit.errors import SelectkitError, SelectkitUsageError, option, param_option
-from selectkit.rng import derive_rng
 from selectkit.textcap import MAX_CHARS, TextCap, warn_truncated
 
 INLINE_BELOW_BYTES = 4 << 20  # smaller inputs run in this process: spawning costs more
@@ -57,8 +62,9 @@ class DsirSettings:
 
 @dataclass
 class DsirResult:
-    """What DSIR picked: global rows (input order), ids (None = rows are the ids), log-weights,
-    weights (draws with replacement, else 1), target index per pick, plus metrics and timings."""
+    """What DSIR picked: global rows (input order; -1 when the inputs have ids and were not
+    counted), ids (None = rows are the ids), log-weights, weights (draws with replacement, else
+    1), target index per pick, plus metrics, timings, the engine's record and the inputs read."""
 
     rows: np.ndarray
     ids: list[Any] | None
@@ -69,24 +75,29 @@ class DsirResult:
     metrics: dict[str, Any]
     params: dict[str, Any]
     timings: dict[str, float]
+    engine: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def fit_target(
     paths: list[str], settings: DsirSettings, cap: TextCap | None = None
 ) -> tuple[np.ndarray, int]:
     """n-gram counts (B,) and token total of the target files, in this process; texts longer
-    than ``settings.max_chars`` are cut (counted in ``cap`` when given)."""
-    src = FileChunks(paths, settings.text_col, settings.id_col)  # format by extension
-    src.cap = cap if cap is not None else settings.text_cap()
+    than ``settings.max_chars`` are cut (their number is added to ``cap.truncated`` when given)."""
+    corpus = Corpus(paths)  # format by extension
+    spec = CountSpec(settings.features, _reading(settings))
     counts = np.zeros(settings.features.buckets, dtype=np.int64)
-    tokens = 0
+    tokens = truncated = 0
     try:
-        for chunk in src.chunks():
-            c, t = fit_chunk(chunk.texts, settings.features)
-            counts += c
-            tokens += int(t.sum())
+        for shard in corpus.plan():
+            part = count_shard(shard, spec)
+            counts += part.counts
+            tokens += part.eligible_tokens
+            truncated += part.truncated
     finally:
-        src.close()
+        corpus.close()
+    if cap is not None:
+        cap.truncated += truncated
     if tokens == 0:
         raise SelectkitError(
             f"target '{', '.join(paths)}' has no tokens in column '{settings.text_col}'; give "
@@ -95,18 +106,18 @@ def fit_target(
     return counts, tokens
 
 
+def _reading(settings: DsirSettings) -> Reading:
+    return Reading(settings.text_col, settings.id_col, settings.max_chars, settings.on_long)
+
+
 def _target_model(settings: DsirSettings, cap: TextCap) -> tuple[np.ndarray, list[str], np.ndarray]:
     if not settings.targets:
         raise SelectkitUsageError(
             f"strategy 'dsir' needs a target corpus: add {param_option('target', 'FILE')} "
             f"(repeatable), or a saved model with {param_option('model', 'FILE.npz')}"
         )
-    fitted = []
-    truncated = 0
-    for target in settings.targets:  # each target is read once: its truncations add up
-        fitted.append(fit_target([target], settings, cap))
-        truncated += cap.truncated
-    cap.truncated = truncated
+    # each target is read once: its truncations add up
+    fitted = [fit_target([target], settings, cap) for target in settings.targets]
     counts = np.stack([c for c, _ in fitted]).astype(np.float64)
     tokens = np.array([t for _, t in fitted], dtype=np.int64)
     names = list(settings.targets)
@@ -152,55 +163,73 @@ def split_budget(total: int, shares: np.ndarray) -> np.ndarray:
     return parts
 
 
-def _workers(settings: DsirSettings, source: FileChunks | FrameChunks) -> int:
+def _local_workers(settings: DsirSettings, corpus: Corpus | None, shards: list) -> int:
+    """``--workers``, or auto: every core for inputs of 4 MiB or more, else 1 (spawning costs
+    more than it saves on small inputs)."""
     if settings.workers:
         return settings.workers
-    if isinstance(source, FrameChunks):
+    if corpus is None:
         return 1
     try:
-        size = source.total_bytes()
+        size = corpus.total_bytes(shards)
     except OSError:
         size = INLINE_BELOW_BYTES  # unreadable: the read itself reports it
     return default_workers() if size >= INLINE_BELOW_BYTES else 1
 
 
-class _Store:
-    """Side store for the documents still in some top list: id and n-gram buckets by global row."""
+def _runs_own_pool(engine: Any) -> bool:
+    """Whether DSIR starts its own local engine of ``workers`` processes: for ``"local"``,
+    ``None`` or a local engine of one worker (the runner's default). Any other engine (Ray, a
+    local pool of several workers) runs the shards as given."""
+    if engine is None or (isinstance(engine, str) and engine == "local"):
+        return True
+    return isinstance(engine, LocalEngine) and engine.workers == 1
 
-    def __init__(self) -> None:
-        self.ids: dict[int, Any] = {}
-        self.feats: dict[int, np.ndarray] = {}
 
-    def add(
-        self,
-        rows: np.ndarray,
-        ids: list[Any] | None,
-        ptr: np.ndarray,
-        buckets: np.ndarray,
-        at: np.ndarray,
-    ) -> None:
-        """Keep rows ``rows`` whose n-grams are CSR rows ``at`` of (``ptr``, ``buckets``)."""
-        starts, stops = ptr[at].tolist(), ptr[at + 1].tolist()
-        for i, row in enumerate(rows.tolist()):
-            self.feats[row] = buckets[starts[i] : stops[i]].copy()
-            if ids is not None:
-                self.ids[row] = ids[i]
+def _check_engine(engine: Any, workers: int | None) -> None:
+    """A usage error, before any work, for ``workers`` with an engine that brings its own."""
+    if workers and not _runs_own_pool(engine):
+        raise SelectkitUsageError(
+            f"{param_option('workers')} sets the processes of the local engine; on another "
+            "engine its own workers run the shards: drop it"
+        )
 
-    def keep_only(self, live: np.ndarray) -> None:
-        keep = set(live.tolist())
-        self.feats = {r: f for r, f in self.feats.items() if r in keep}
-        self.ids = {r: v for r, v in self.ids.items() if r in keep}
+
+def _open_engine(engine: Any, ray_address: str | None, workers: int | None, auto: int):
+    """(the engine to run on, whether we started it and must close it); see ``_runs_own_pool``
+    (auto: ``auto`` processes)."""
+    if _runs_own_pool(engine):
+        return get_engine("local", workers=workers or auto), True
+    if isinstance(engine, str):
+        return get_engine(engine, ray_address=ray_address), True
+    return engine, False
+
+
+def _pool_shards(source: FrameShard) -> list[FrameShard]:
+    """An in-memory column as shards of ``SHARD_ROWS`` rows (fixed by the data)."""
+    n = source.texts.len()
+    out = []
+    for i, start in enumerate(range(0, max(n, 1), SHARD_ROWS)):
+        ids = None if source.ids is None else source.ids.slice(start, SHARD_ROWS)
+        texts = source.texts.slice(start, SHARD_ROWS)
+        key = f"pool:{start}-{start + texts.len()}"
+        out.append(FrameShard(texts, ids, key=key, index=i, row0=start))
+    return out
 
 
 def run_dsir(
-    source: FileChunks | FrameChunks,
+    source: Corpus | FrameShard,
     budget: int | float | str | None,
     seed: int,
     settings: DsirSettings,
+    engine: Any = "local",
+    ray_address: str | None = None,
 ) -> DsirResult:
-    """Select from ``source`` with DSIR; see the module doc. ``budget`` counts documents (a count,
-    fraction or percentage of the eligible ones); ``settings.budget_tokens`` counts tokens
-    instead. ``seed`` is an integer base for every random stream (noise per target and batch)."""
+    """Select from ``source`` (a corpus of files, or a pool's text column) with DSIR; see the
+    module doc. ``budget`` counts documents (a count, fraction or percentage of the eligible
+    ones); ``settings.budget_tokens`` counts tokens instead. ``seed`` is an integer base for every
+    random stream. ``engine`` ("local", "ray" or an Engine) runs the shard kernels; the result is
+    the same on any engine and any number of workers."""
     timings: dict[str, float] = {}
     cfg = settings.features
     if (budget is None) == (settings.budget_tokens is None):
@@ -213,9 +242,10 @@ def run_dsir(
             f"{param_option('with_replacement')} draws a number of documents: use "
             f"{option('budget')}, not {param_option('budget_tokens')}"
         )
+    if isinstance(source, Corpus):
+        _check_engine(engine, settings.workers)
     t0 = time.perf_counter()
     target_cap = settings.text_cap()
-    source.cap = settings.text_cap()
     if settings.model:
         model = DsirModel.load(settings.model)
         cfg = FeatureConfig(model.ngrams, model.buckets, model.hash_name)
@@ -241,52 +271,51 @@ def run_dsir(
     if model.target_tokens is None:
         model.target_tokens = np.ones(n_targets, dtype=np.int64)
     shares = resolve_quotas(settings.quotas, model.target_tokens)
-    workers = _workers(settings, source)
     need_pass1 = (
         not settings.model
         or (budget is not None and not str(budget).strip().isdigit())
         or (settings.budget_tokens is not None and n_targets > 1)
     )
-    stats = {"rows": None, "eligible": None, "eligible_tokens": None, "max_tokens": None}
+    reading = _reading(settings)
+    corpus = source if isinstance(source, Corpus) else None
+    started = False
+    eng = None
     try:
-        with Executor(workers) as ex:
-            if need_pass1:
-                t0 = time.perf_counter()
-                raw = np.zeros(cfg.buckets, dtype=np.int64)
-                rows = eligible = eligible_tokens = max_tokens = 0
-                with progress_bar("dsir: counting n-grams", None, rate=True) as bar:
-                    tasks = ((c.texts, cfg) for c in source.chunks())
-                    for counts, toks in ex.map(fit_chunk, tasks):
-                        raw += counts
-                        ok = toks >= settings.min_tokens
-                        rows += toks.size
-                        eligible += int(ok.sum())
-                        eligible_tokens += int(toks[ok].sum())
-                        if ok.any():
-                            max_tokens = max(max_tokens, int(toks[ok].max()))
-                        bar.advance(toks.size)
-                stats = {
-                    "rows": rows,
-                    "eligible": eligible,
-                    "eligible_tokens": eligible_tokens,
-                    "max_tokens": max_tokens,
-                }
-                if rows == 0:
-                    raise SelectkitError("the input has no rows; give a corpus with documents")
-                if not settings.model:
-                    model.raw_counts = raw.astype(np.float64)
-                timings["fit_raw_s"] = time.perf_counter() - t0
-            if settings.save_model:
-                model.save(settings.save_model)
-            log_ratio = model.log_ratio()
-            t0 = time.perf_counter()
-            picked = _weigh_and_select(
-                ex, source, budget, seed, settings, cfg, log_ratio, shares, stats
+        if corpus is not None:
+            shards = corpus.plan()
+            eng, started = _open_engine(
+                engine, ray_address, settings.workers, _local_workers(settings, corpus, shards)
             )
-            timings["weigh_select_s"] = time.perf_counter() - t0
+        else:
+            shards = _pool_shards(source)
+            eng, started = _open_engine("local", None, settings.workers, 1)
+        stats = {"rows": None, "eligible": None, "eligible_tokens": None, "max_tokens": None}
+        if need_pass1:
+            t0 = time.perf_counter()
+            raw, stats, shards = _count(eng, shards, CountSpec(cfg, reading, settings.min_tokens))
+            if not settings.model:
+                model.raw_counts = raw.astype(np.float64)
+            timings["fit_raw_s"] = time.perf_counter() - t0
+        elif any(s.row0 is None for s in shards) and _first_has_ids(shards, reading) is False:
+            # id-less documents are numbered across the shards: count the rows first
+            t0 = time.perf_counter()
+            _raw, _stats, shards = _count(eng, shards, CountSpec(cfg, reading, ngrams=False))
+            timings["count_rows_s"] = time.perf_counter() - t0
+        if settings.save_model:
+            model.save(settings.save_model)
+        log_ratio = model.log_ratio()
+        t0 = time.perf_counter()
+        picked = _weigh_and_select(
+            eng, shards, budget, seed, settings, cfg, log_ratio, shares, stats
+        )
+        timings["weigh_select_s"] = time.perf_counter() - t0
+        engine_rec = engine_record(eng)
     finally:
-        source.close()
-    rows_out, ids, scores, weights, target, metrics = picked
+        if eng is not None and started:
+            eng.close()
+        if corpus is not None:
+            corpus.close()
+    rows_out, ids, scores, weights, target, metrics, extra = picked
     total_rows = metrics["pool_rows"]
     q_sel = _normalise(metrics.pop("_selected_counts"))
     q_rand = _normalise(metrics.pop("_baseline_counts"))
@@ -304,22 +333,22 @@ def run_dsir(
             "model_fingerprints": model.fingerprints(),
             "target_tokens": [int(t) for t in model.target_tokens],
             "raw_ngrams": int(model.raw_counts.sum()),
-            "docs_per_s": round(total_rows / max(elapsed, 1e-9), 1),
-            "truncated_texts": source.cap.truncated,
+            "truncated_texts": extra["truncated"],
             "truncated_target_texts": target_cap.truncated,
         }
     )
+    # a rate changes from run to run: it is a timing, not a metric
+    timings["docs_per_s"] = total_rows / max(elapsed, 1e-9)
     # one line for both: the corpus counts one pass (both passes cut the same texts)
-    warn_truncated(source.cap.truncated + target_cap.truncated, settings.max_chars)
+    warn_truncated(extra["truncated"] + target_cap.truncated, settings.max_chars)
     params = {
         "ngrams": cfg.ngrams,
         "buckets": cfg.buckets,
         "hash": cfg.hash_name,
         "smoothing": model.smoothing,
         "quotas_resolved": [round(float(s), 6) for s in shares],
-        "workers_resolved": workers,
         "targets": model.target_names,
-        **source.cap.record(),
+        **target_cap.record(),
     }
     return DsirResult(
         rows_out,
@@ -330,8 +359,47 @@ def run_dsir(
         model.target_names,
         metrics,
         params,
-        {k: round(v, 6) for k, v in timings.items()},
+        {k: round(v, 6) if k != "docs_per_s" else round(v, 1) for k, v in timings.items()},
+        engine_rec,
+        extra["inputs"],
     )
+
+
+def _count(eng, shards: list, spec: CountSpec) -> tuple[np.ndarray, dict[str, Any], list]:
+    """Pass 1 on the engine: the corpus's n-gram counts (summed in shard order, exact), its
+    statistics, and the shards with their first global row numbers."""
+    raw = np.zeros(spec.features.buckets, dtype=np.int64)
+    rows = eligible = eligible_tokens = max_tokens = 0
+    row0s, has_ids = [], []
+    label = "dsir: counting n-grams" if spec.ngrams else "dsir: counting rows"
+    for part in eng.map(count_shard, shards, shared=spec, label=label, total=len(shards)):
+        if part.counts is not None:
+            raw += part.counts
+        row0s.append(rows)
+        has_ids.append(part.has_ids)
+        rows += part.rows
+        eligible += part.eligible
+        eligible_tokens += part.eligible_tokens
+        max_tokens = max(max_tokens, part.max_tokens)
+    check_ids_agree(has_ids, shards, spec.reading.id_col)
+    if rows == 0:
+        raise SelectkitError("the input has no rows; give a corpus with documents")
+    stats = {
+        "rows": rows,
+        "eligible": eligible,
+        "eligible_tokens": eligible_tokens,
+        "max_tokens": max_tokens,
+    }
+    shards = [dataclasses.replace(s, row0=r) for s, r in zip(shards, row0s, strict=True)]
+    return raw, stats, shards
+
+
+def _first_has_ids(shards: list, reading: Reading) -> bool | None:
+    """Whether the first non-empty shard has an id column (reads one batch of it)."""
+    for shard in shards:
+        for chunk in shard.open(reading).chunks():
+            return chunk.ids is not None
+    return None
 
 
 def _normalise(counts: np.ndarray) -> np.ndarray:
@@ -339,7 +407,7 @@ def _normalise(counts: np.ndarray) -> np.ndarray:
     return counts / total if total > 0 else counts
 
 
-def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares, stats):
+def _weigh_and_select(eng, shards, budget, seed, settings, cfg, log_ratio, shares, stats):
     n_targets = log_ratio.shape[0]
     doc_budget = None
     if budget is not None:
@@ -362,89 +430,47 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
     slack = stats["max_tokens"] or 0
     size = doc_budget if doc_budget is not None else settings.budget_tokens
 
-    def new_buffer(amount: int, slack_docs: int = 0) -> TopKBuffer:
+    def sized(amount: int, slack_docs: int = 0) -> tuple[int | None, int | None]:
+        # target j skips what earlier targets took: j documents' worth of tokens of slack
         if doc_budget is not None:
-            return TopKBuffer(count=amount)
-        return TopKBuffer(need_tokens=amount + slack_docs * slack)
+            return (amount, None)
+        return (None, amount + slack_docs * slack)
 
-    if settings.mode == "replace":
-        reservoirs = [Reservoir(int(q)) if q > 0 else None for q in quotas]
-        buffers = None
-    else:
-        reservoirs = None
-        buffers = [new_buffer(int(cum[j]), j) for j in range(n_targets)]
-    baseline = new_buffer(int(size))
-    noise = "gumbel" if settings.mode == "gumbel" else "none"
-    store = _Store()
-    pending: deque = deque()
-
-    def thresholds() -> np.ndarray:
-        ranked = buffers if buffers is not None else []
-        targets = [b.threshold for b in ranked] or [-np.inf] * n_targets
-        return np.array([*targets, baseline.threshold])
-
-    def tasks():
-        for chunk in source.chunks():
-            pending.append(chunk)
-            yield (
-                chunk.texts,
-                cfg,
-                log_ratio,
-                settings.min_tokens,
-                noise,
-                seed,
-                _doc_ids(chunk),
-                thresholds(),
-            )
-
-    total_rows = 0
-    with progress_bar("dsir: weighing documents", stats["rows"], rate=True) as bar:
-        for res in ex.map(weigh_chunk, tasks()):
-            chunk = pending.popleft()
-            grow = chunk.row0 + res.rows
-            total_rows += res.batch_rows
-            placed = []
-            for j in range(n_targets):
-                ok = np.isfinite(res.keys[j])
-                if buffers is not None:
-                    buffers[j].add(
-                        res.keys[j][ok], grow[ok], res.tokens[ok], res.logw[j][ok], res.ties[ok]
-                    )
-                elif reservoirs[j] is not None:
-                    rng = derive_rng(seed, "dsir", "draws", j, chunk.file, chunk.index)
-                    placed.append(reservoirs[j].add(res.logw[j][ok], grow[ok], res.tokens[ok], rng))
-            ok = np.isfinite(res.keys[-1])
-            baseline.add(res.keys[-1][ok], grow[ok], res.tokens[ok], res.logw[-1][ok], res.ties[ok])
-            # keep ids and n-grams only of rows that can still end up selected
-            keep = res.keys[-1] >= baseline.threshold
-            if buffers is not None:
-                for j, b in enumerate(buffers):
-                    keep |= res.keys[j] >= b.threshold
-            elif placed:
-                keep |= np.isin(grow, np.concatenate(placed))
-            keep &= np.isfinite(res.keys).any(axis=0)
-            if keep.any():
-                at = np.flatnonzero(keep)
-                ids = None if chunk.ids is None else chunk.ids.gather(res.rows[at]).to_list()
-                store.add(grow[at], ids, res.feat_ptr, res.feat_bucket, at)
-            if len(store.feats) > 4 * CHUNK_ROWS + 2 * _live_size(buffers, reservoirs, baseline):
-                store.keep_only(_live(buffers, reservoirs, baseline))
-            bar.advance(res.batch_rows)
+    replace = settings.mode == "replace"
+    spec = SelectSpec(
+        features=cfg,
+        reading=_reading(settings),
+        log_ratio=log_ratio,
+        min_tokens=settings.min_tokens,
+        noise="gumbel" if settings.mode == "gumbel" else "none",
+        seed=seed,
+        buffers=None if replace else tuple(sized(int(cum[j]), j) for j in range(n_targets)),
+        baseline=sized(int(size)),
+        draws=tuple(int(q) for q in quotas) if replace else None,
+    )
+    merged = CandidateMerge(spec, seed)
+    label = "dsir: weighing documents"
+    for part in eng.map(select_shard, shards, shared=spec, label=label, total=len(shards)):
+        merged.add(part)
+    check_ids_agree(merged.has_ids, shards, settings.id_col)
+    total_rows = merged.pool_rows
     if total_rows == 0:
         raise SelectkitError("the input has no rows; give a corpus with documents")
-    rows, scores, weights, target = _final(buffers, reservoirs, quotas, doc_budget)
+    rows, scores, weights, target = _final(merged.buffers, merged.reservoirs, quotas, doc_budget)
     if doc_budget is not None and rows.size < doc_budget and settings.mode != "replace":
         raise SelectkitError(
             f"budget {doc_budget} is larger than the pool: only {rows.size} documents have at "
             f"least {param_option('min_tokens', settings.min_tokens)} tokens"
         )
-    sel_counts = _counts(store, rows, weights, cfg.buckets)
-    _keys, base_rows, base_tokens, _ = baseline.ranked()
+    store = merged.store
+    sel_counts = store.counts(rows, weights, cfg.buckets)
+    _keys, base_rows, base_tokens, _ = merged.baseline.ranked()
     keep = prefix_length(base_tokens, doc_budget, settings.budget_tokens)
-    base_counts = _counts(store, base_rows[:keep], np.ones(keep), cfg.buckets)
-    ids_out = None if not store.ids else [store.ids[r] for r in rows.tolist()]
+    base_counts = store.counts(base_rows[:keep], np.ones(keep), cfg.buckets)
+    ids = store.ids_of(rows)
+    ids_out = None if ids is None else ids.to_list()
     n = cfg.ngrams  # F n-grams of up to n tokens come from (F + n(n-1)/2) // n tokens
-    tokens_sel = int(sum((len(store.feats[r]) + n * (n - 1) // 2) // n for r in rows.tolist()))
+    tokens_sel = int(((store.lengths(rows) + n * (n - 1) // 2) // n).sum())
     metrics = {
         "pool_rows": total_rows,
         "eligible_rows": stats["eligible"] if stats["eligible"] is not None else None,
@@ -456,47 +482,8 @@ def _weigh_and_select(ex, source, budget, seed, settings, cfg, log_ratio, shares
         "_selected_counts": sel_counts,
         "_baseline_counts": base_counts,
     }
-    return rows, ids_out, scores, weights, target, metrics
-
-
-def _doc_ids(chunk) -> object:
-    """What a document's noise and tie-break derive from: its id, or without ids its global row
-    number (which is also its manifest id)."""
-    if chunk.ids is not None:
-        return chunk.ids
-    return np.arange(chunk.row0, chunk.row0 + chunk.texts.len(), dtype=np.int64)
-
-
-def _counts(store: _Store, rows: np.ndarray, weights: np.ndarray, buckets: int) -> np.ndarray:
-    """Summed n-gram counts (B,) of ``rows``, each counted ``weights`` times."""
-    if rows.size == 0:
-        return np.zeros(buckets)
-    feats = [store.feats[r] for r in rows.tolist()]
-    lengths = np.array([f.size for f in feats])
-    return np.bincount(
-        np.concatenate(feats).astype(np.int64),
-        weights=np.repeat(weights, lengths),
-        minlength=buckets,
-    ).astype(np.float64)
-
-
-def _live(buffers, reservoirs, baseline: TopKBuffer) -> np.ndarray:
-    baseline.prune()
-    parts = [baseline.rows]
-    if buffers is not None:
-        for b in buffers:
-            b.prune()
-            parts.append(b.rows)
-    else:
-        parts.extend(r.live_rows() for r in reservoirs if r is not None)
-    return np.unique(np.concatenate(parts))
-
-
-def _live_size(buffers, reservoirs, baseline: TopKBuffer) -> int:
-    size = baseline.rows.size + baseline._pending_rows
-    if buffers is not None:
-        return size + sum(b.rows.size + b._pending_rows for b in buffers)
-    return size + sum(r.k for r in reservoirs if r is not None)
+    extra = {"truncated": merged.truncated, "inputs": merged_inputs(merged.sources)}
+    return merged.global_rows(rows, shards), ids_out, scores, weights, target, metrics, extra
 
 
 def _final(buffers, reservoirs, quotas, doc_budget):

@@ -10,6 +10,9 @@
   exp(log-weight), over a stream: k independent weighted reservoirs of size one, updated per batch
   (a batch holding mass M of the running total Z takes Binomial(k, M / Z) of the slots). Memory O(k).
   Its draws are sequential over the batches, so they depend on the batches' order (documented).
+  Reservoirs of several shards merge exactly (``merge``): slot by slot, a shard's draw wins with
+  probability (its mass) / (the total mass), by Gumbel-max over the shards' log-masses with noise
+  seeded per shard key, so the merge does not depend on the order the shards arrive in.
 """
 
 from __future__ import annotations
@@ -99,6 +102,18 @@ class TopKBuffer:
         self.prune()
         return self.keys, self.rows, self.tokens, self.scores
 
+    def entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(keys, rows, tokens, scores, ties) of every kept document, best first: what ``add``
+        takes, so one buffer's top list can be offered to another (a per-shard top-k merged on
+        the driver)."""
+        self.prune()
+        return self.keys, self.rows, self.tokens, self.scores, self.ties
+
+    def live_rows(self) -> np.ndarray:
+        """Rows still in the top list (after a prune)."""
+        self.prune()
+        return self.rows
+
 
 class Reservoir:
     """k weighted draws with replacement over a stream; see the module doc."""
@@ -109,6 +124,7 @@ class Reservoir:
         self.slot_score = np.zeros(k, dtype=np.float64)
         self.slot_tokens = np.zeros(k, dtype=np.int64)
         self.log_total = -np.inf
+        self._slot_key = np.full(k, -np.inf)  # merge's running Gumbel-max per slot
 
     def add(
         self,
@@ -147,3 +163,30 @@ class Reservoir:
 
     def live_rows(self) -> np.ndarray:
         return np.unique(self.slot_row[self.slot_row >= 0])
+
+    def slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """(row, score, tokens per slot (row -1 = empty), log of the mass seen): what ``merge``
+        takes from another reservoir."""
+        return self.slot_row, self.slot_score, self.slot_tokens, self.log_total
+
+    def merge(
+        self,
+        slots: tuple[np.ndarray, np.ndarray, np.ndarray, float],
+        rows: np.ndarray,
+        gumbels: np.ndarray,
+    ) -> None:
+        """Fold in a shard's reservoir (``slots``, of the same size, over other documents; its slot
+        rows renumbered as ``rows``) into this one, which only merges (it starts empty). Slot s
+        keeps the draw with the larger log-mass + ``gumbels[s]`` (k Gumbel(0, 1) variates seeded
+        for that shard): the shard's draw is kept with probability its mass / the total mass, so
+        the merged slots are an exact draw over the union, whatever the order of merging. O(k)."""
+        _row, score, tokens, log_mass = slots
+        if not np.isfinite(log_mass):  # the shard had no eligible document
+            return
+        key = log_mass + gumbels
+        win = key > self._slot_key
+        self._slot_key = np.where(win, key, self._slot_key)
+        self.slot_row = np.where(win, rows, self.slot_row)
+        self.slot_score = np.where(win, score, self.slot_score)
+        self.slot_tokens = np.where(win, tokens, self.slot_tokens)
+        self.log_total = float(np.logaddexp(self.log_total, log_mass))

@@ -1,11 +1,13 @@
-"""Where DSIR's documents come from: files streamed in fixed batches, or an in-memory column.
+"""Where DSIR's documents come from: the corpus's shards, or an in-memory column (a Pool).
 
-Both yield ``Chunk``s of exactly ``CHUNK_ROWS`` rows (the last of each file may be shorter),
-whatever the files' own batch or row-group layout: batches are the unit of the seeded noise, so
-fixed batches make a selection independent of the file layout and of the number of workers.
-Standard input is spooled to a temporary file first, because DSIR reads its input twice.
-Texts longer than the ``cap`` (``--max-chars``) are cut before anything hashes them; a source
-holds one batch at a time.
+A shard is fixed by the data (one input file, or a row range of a large Parquet file: the
+engine's ``plan_shards``), never by the number of workers. Each shard is read in batches of
+``CHUNK_ROWS`` rows (the last one of a shard may be shorter), whatever the file's own batch or
+row-group layout. ``FileShard`` and ``FrameShard`` are picklable: a kernel on any worker reads its
+own shard. Standard input, a FIFO or ``<(...)`` is spooled to a temporary file on the driver first,
+because DSIR reads its input twice (so with a remote Ray cluster, a stream works only when the
+driver's temporary folder is shared; give files instead). Texts longer than the ``cap``
+(``--max-chars``) are cut before anything hashes them; a reader holds one batch at a time.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import polars as pl
 
+from selectkit.engine.shards import Shard, plan_shards
 from selectkit.errors import SelectkitError
-from selectkit.io.formats import STDIO, detect_format
-from selectkit.io.tables import Source, expand_inputs, iter_batches
+from selectkit.io.formats import STDIO, detect_format, known_suffix
+from selectkit.io.streams import is_stream, where_of
+from selectkit.io.tables import iter_batches
 from selectkit.pool import column_option
 from selectkit.textcap import TextCap
 
@@ -32,14 +36,25 @@ CHUNK_ROWS = 8192
 
 @dataclass
 class Chunk:
-    """``CHUNK_ROWS`` (or fewer) documents: which file and batch, their texts and ids (None when
-    the input has no id column: the global row number is then the id)."""
+    """``CHUNK_ROWS`` (or fewer) documents of one shard: their first row within the shard, their
+    texts (already capped) and ids (None when the input has no id column)."""
 
-    file: int
-    index: int
     row0: int
     texts: pl.Series
     ids: pl.Series | None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a kernel reads documents: the columns, and the ``--max-chars`` cap's settings."""
+
+    text_col: str = "text"
+    id_col: str = "id"
+    max_chars: int = 100_000
+    on_long: str = "truncate"
+
+    def cap(self) -> TextCap:
+        return TextCap(self.max_chars, self.on_long)
 
 
 def _rechunk(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
@@ -57,123 +72,200 @@ def _rechunk(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame
         yield pl.concat(pending, how="vertical_relaxed")
 
 
+@dataclass(frozen=True)
+class FileShard:
+    """One shard of the corpus as DSIR reads it: the engine's ``shard``, the file to open (stdin's
+    spooled copy for '-'), its format, and ``row0``: the global row number of its first row once
+    known (the plan knows it for Parquet, pass 1 counts it otherwise). ``key`` names it (errors,
+    random streams); ``index`` is its place in shard order."""
+
+    shard: Shard
+    readable: str
+    input_format: str | None
+    allow_empty: bool
+    row0: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.shard.key
+
+    @property
+    def index(self) -> int:
+        return self.shard.index
+
+    @property
+    def path(self) -> str:
+        return self.shard.path
+
+    @property
+    def where(self) -> str:
+        return self.shard.where
+
+    def open(self, reading: Reading) -> ShardReader:
+        """A reader of this shard's batches (one streamed read)."""
+        first = self.shard.rows[0] if self.shard.rows else 0
+        groups = range(*self.shard.groups) if self.shard.groups is not None else None
+        source, frames = iter_batches(
+            self.readable,
+            columns=[reading.text_col, reading.id_col],
+            input_format=self.input_format,
+            batch_size=CHUNK_ROWS,
+            allow_empty=self.allow_empty,  # an empty part file among shards is skipped
+            row_groups=groups,  # a row range of a large Parquet file
+        )
+        source.path = self.shard.path
+        frames = _rechunk(_checked(frames, reading.text_col, self.where), CHUNK_ROWS)
+        ranged = self.shard.rows is not None
+        return ShardReader(self.where, frames, reading, reading.cap(), first, source, ranged)
+
+
 @dataclass
-class FileChunks:
-    """Documents of input files (Parquet, JSONL, CSV, .gz, or '-'), in input order."""
+class ShardReader:
+    """One shard's documents in ``Chunk``s (``chunks``); ``cap`` counts what it truncated and
+    ``source`` (a file's provenance record, None for a pool) is complete once read through."""
 
-    paths: list[str]
-    text_col: str = "text"
-    id_col: str = "id"
-    input_format: str | None = None
-    stdin: BinaryIO | None = None
-    sources: list[Source] = field(default_factory=list)
-    _spool: dict[str, str] = field(default_factory=dict)
-    _spool_format: str | None = None
-    _has_ids: bool | None = None
-    cap: TextCap | None = None  # the --max-chars cap; its count restarts with every pass
-
-    def __post_init__(self) -> None:
-        self.paths = expand_inputs(self.paths)
-
-    def _readable(self, path: str) -> tuple[str, str | None]:
-        if path != STDIO:
-            return path, self.input_format
-        if path not in self._spool:
-            fmt = detect_format(STDIO, self.input_format)
-            fd, tmp = tempfile.mkstemp(prefix="selectkit-dsir-", suffix=".stdin")
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(self.stdin or sys.stdin.buffer, out, 1 << 20)
-            if os.path.getsize(tmp) == 0:
-                os.unlink(tmp)
-                raise SelectkitError("stdin is empty; pipe a JSON Lines table into the command")
-            self._spool[path] = tmp
-            self._spool_format = fmt
-        return self._spool[path], self._spool_format
-
-    def total_bytes(self) -> int:
-        """Bytes of all inputs on disk (stdin is spooled first, so it counts too)."""
-        return sum(os.path.getsize(self._readable(p)[0]) for p in self.paths)
+    where: str
+    frames: Iterator[pl.DataFrame]
+    reading: Reading
+    cap: TextCap
+    first: int = 0  # the shard's first row within its file (row ranges of a Parquet file)
+    source: Any = None
+    ranged: bool = False  # a row range: its record's rows are the range's
 
     def chunks(self) -> Iterator[Chunk]:
-        """Yield every document in fixed batches; one streamed read of every file."""
         row = 0
-        sources = []
-        if self.cap is not None:
-            self.cap.truncated = 0
-        for fi, path in enumerate(self.paths):
-            readable, fmt = self._readable(path)
-            source, batches = iter_batches(
-                readable,
-                columns=[self.text_col, self.id_col],
-                input_format=fmt,
-                batch_size=CHUNK_ROWS,
-                allow_empty=len(self.paths) > 1,  # an empty part file among shards is skipped
-            )
-            where = "stdin" if path == STDIO else f"'{path}'"
-            file_row = 0
-            for ci, frame in enumerate(_rechunk(self._checked(batches, where), CHUNK_ROWS)):
-                ids = frame.get_column(self.id_col) if self.id_col in frame.columns else None
-                self._check_ids(ids, where)
-                texts = _capped(self.cap, frame.get_column(self.text_col), where, file_row, ids)
-                yield Chunk(fi, ci, row, texts, ids)
-                row += frame.height
-                file_row += frame.height
-            source.path = path
-            sources.append(source)
-        self.sources = sources
+        id_col = self.reading.id_col
+        for frame in self.frames:
+            ids = frame.get_column(id_col) if id_col in frame.columns else None
+            _check_null_ids(ids, id_col, self.where)
+            texts = frame.get_column(self.reading.text_col)
+            texts = self.cap.apply(texts, where=self.where, row0=self.first + row, ids=ids)
+            yield Chunk(row, texts, ids)
+            row += frame.height
 
-    def _checked(self, batches: Iterator[pl.DataFrame], where: str) -> Iterator[pl.DataFrame]:
-        for frame in batches:
-            if self.text_col not in frame.columns:
+    def record(self) -> dict[str, Any] | None:
+        """The file's provenance record (rows, fingerprint), once read through; a row range's
+        says so (``_range``), so ``merged_inputs`` adds the ranges of one file up."""
+        if self.source is None:
+            return None
+        return {**self.source.as_dict(), **({"_range": True} if self.ranged else {})}
+
+
+def _checked(frames: Iterator[pl.DataFrame], text_col: str, where: str) -> Iterator[pl.DataFrame]:
+    for frame in frames:
+        if text_col not in frame.columns:
+            raise SelectkitError(
+                f"{where} has no text column '{text_col}'; name it with " + column_option("text")
+            )
+        yield frame
+
+
+def _check_null_ids(ids: pl.Series | None, id_col: str, where: str) -> None:
+    if ids is not None and ids.null_count():
+        raise SelectkitError(f"{where}: column '{id_col}' has null ids; every row needs one")
+
+
+def check_ids_agree(has_ids: list[bool | None], shards: list[FileShard], id_col: str) -> None:
+    """Every shard has an id column, or none does (empty shards, None, do not count); the first
+    that differs from the ones before it is named."""
+    seen = None
+    for has, shard in zip(has_ids, shards, strict=True):
+        if has is None:
+            continue
+        if seen is None:
+            seen = has
+        elif has != seen:
+            raise SelectkitError(
+                f"{shard.where} {'has' if has else 'lacks'} an id column '{id_col}' but an "
+                "earlier input does not match; give every input ids, or none (row numbers are "
+                "then used)"
+            )
+
+
+@dataclass
+class Corpus:
+    """The raw corpus's shards in shard order (``plan``), with stdin spooled; ``close`` removes
+    the spooled copy."""
+
+    paths: list[str]
+    input_format: str | None = None
+    stdin: BinaryIO | None = None
+    _spool: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def plan(self) -> list[FileShard]:
+        """The shards of every input, in input order; O(inputs)."""
+        shards = plan_shards(self.paths, input_format=self.input_format)
+        many = len(shards) > 1
+        out = []
+        for shard in shards:
+            readable, fmt = self._readable(shard.path)
+            out.append(FileShard(shard, readable, fmt, many, shard.row0))
+        return out
+
+    def total_bytes(self, shards: list[FileShard]) -> int:
+        """Bytes of all inputs on disk (stdin is spooled first, so it counts too)."""
+        seen = {s.readable for s in shards}
+        return sum(os.path.getsize(p) for p in seen)
+
+    def _readable(self, path: str) -> tuple[str, str | None]:
+        if not is_stream(path):
+            # absolute: a Ray worker's current folder is its raylet's, not the driver's
+            return os.path.abspath(path), self.input_format
+        if path not in self._spool:  # stdin, a FIFO or <(...): read twice, so spooled once
+            named = path != STDIO and (self.input_format or known_suffix(path))
+            fmt = detect_format(path if named else STDIO, self.input_format)
+            fd, tmp = tempfile.mkstemp(prefix="selectkit-dsir-", suffix=".stdin")
+            with os.fdopen(fd, "wb") as out:
+                if path == STDIO:
+                    shutil.copyfileobj(self.stdin or sys.stdin.buffer, out, 1 << 20)
+                else:
+                    with open(path, "rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 20)
+            if os.path.getsize(tmp) == 0:
+                os.unlink(tmp)
                 raise SelectkitError(
-                    f"{where} has no text column '{self.text_col}'; name it with "
-                    + column_option("text")
+                    f"{where_of(path)} is empty; pipe a JSON Lines table into the command"
                 )
-            yield frame
-
-    def _check_ids(self, ids: pl.Series | None, where: str) -> None:
-        has = ids is not None
-        if self._has_ids is None:
-            self._has_ids = has
-        elif self._has_ids != has:
-            raise SelectkitError(
-                f"{where} {'has' if has else 'lacks'} an id column '{self.id_col}' but an earlier "
-                "input does not match; give every input ids, or none (row numbers are then used)"
-            )
-        if has and ids.null_count():
-            raise SelectkitError(
-                f"{where}: column '{self.id_col}' has null ids; every row needs one"
-            )
+            self._spool[path] = (tmp, fmt)
+        return self._spool[path]
 
     def close(self) -> None:
-        for tmp in self._spool.values():
+        for tmp, _fmt in self._spool.values():
             Path(tmp).unlink(missing_ok=True)
         self._spool.clear()
 
 
-@dataclass
-class FrameChunks:
-    """Documents of an in-memory text column (the Python API's Pool). ``ids``: their ids (noise
+def merged_inputs(sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One provenance record per input file from the shards' records (row ranges of one file
+    add up), in shard order."""
+    out: list[dict[str, Any]] = []
+    for rec in sources:
+        if out and out[-1]["path"] == rec["path"] and rec.get("_range"):
+            out[-1]["rows"] += rec["rows"]
+            continue
+        out.append({k: v for k, v in rec.items() if k != "_range"})
+    return out
+
+
+@dataclass(frozen=True)
+class FrameShard:
+    """An in-memory text column (the Python API's Pool) as one shard. ``ids``: their ids (noise
     and tie-breaks derive from them, as from files' ids); None = positions are the ids."""
 
     texts: pl.Series
-    sources: list[Source] = field(default_factory=list)
     ids: pl.Series | None = None
-    cap: TextCap | None = None
+    key: str = "pool"
+    index: int = 0
+    row0: int = 0
+    where: str = "the pool"
 
-    def chunks(self) -> Iterator[Chunk]:
-        if self.cap is not None:
-            self.cap.truncated = 0
-        for ci, start in enumerate(range(0, self.texts.len(), CHUNK_ROWS)):
-            ids = None if self.ids is None else self.ids.slice(start, CHUNK_ROWS)
-            texts = _capped(self.cap, self.texts.slice(start, CHUNK_ROWS), "the pool", start, ids)
-            yield Chunk(0, ci, start, texts, ids)
+    def open(self, reading: Reading) -> ShardReader:
+        """A reader of the column in ``CHUNK_ROWS`` slices."""
+        return ShardReader(self.where, self._frames(reading), reading, reading.cap())
 
-    def close(self) -> None:
-        pass
-
-
-def _capped(
-    cap: TextCap | None, texts: pl.Series, where: str, row0: int, ids: pl.Series | None
-) -> pl.Series:
-    return texts if cap is None else cap.apply(texts, where=where, row0=row0, ids=ids)
+    def _frames(self, reading: Reading) -> Iterator[pl.DataFrame]:
+        for start in range(0, self.texts.len(), CHUNK_ROWS):
+            cols = {reading.text_col: self.texts.slice(start, CHUNK_ROWS)}
+            if self.ids is not None:
+                cols[reading.id_col] = self.ids.slice(start, CHUNK_ROWS)
+            yield pl.DataFrame(cols)

@@ -37,6 +37,9 @@ _P = np.uint64(0x100000001B3)  # odd, so it is invertible modulo 2**64
 _P_INV = np.uint64(pow(int(_P), -1, 1 << 64))
 _BIGRAM = np.uint64(0x9E3779B97F4A7C15)
 _CHAR_SALT = np.uint64(0xC2B2AE3D27D4EB4F)
+# fixed-point grids of the exact projection (see HashingEmbedder._project)
+_SKETCH_SCALE = float(1 << 26)
+_COMPONENT_SCALE = float(1 << 24)
 
 # ASCII letters and digits and every non-ASCII byte (parts of multi-byte letters) make words.
 _WORD_BYTE = np.zeros(256, dtype=bool)
@@ -172,6 +175,7 @@ class HashingEmbedder:
         self.idf_chars: np.ndarray | None = None
         self.mean: np.ndarray | None = None
         self.components: np.ndarray | None = None
+        self._grid: np.ndarray | None = None  # the components on the fixed-point grid
         self.fit_rows = 0
 
     def config(self) -> dict[str, Any]:
@@ -256,6 +260,7 @@ class HashingEmbedder:
             components = np.zeros((self.sketch_dim, self.dim), dtype=np.float32)
             components[:, : vt.shape[0]] = vt.T
             self.mean, self.components = mean.astype(np.float32), components
+        self._grid = None
         return self
 
     def _sketch(self, docs: np.ndarray, hashes: np.ndarray, idf: np.ndarray, n_docs: int):
@@ -289,6 +294,31 @@ class HashingEmbedder:
             out[i : i + rows] = self._sketch_chunk(texts.slice(i, rows))
         return out
 
+    def _project(self, centred: np.ndarray) -> np.ndarray:
+        """``centred @ components`` computed exactly on a fixed-point grid, so a row's vector
+        does not depend on the rows beside it, the thread count or the machine.
+
+        A float32 product rounds differently with another BLAS blocking (another batch cut,
+        shard, thread count or CPU), which would make the vectors differ in their last bits
+        between engines. Here both factors are rounded to integers (the sketch to multiples
+        of 2^-26, the unit-norm components to 2^-24: errors ~1e-8, below float32's own
+        rounding of this product) and multiplied in float64, where every product and partial
+        sum of such integers is exact (they stay below 2^52: rows have norm <= 2 and columns
+        norm 1), so any summation order gives the same integers. Cost: one float64 product
+        instead of a float32 one, O(rows * sketch_dim * dim).
+        """
+        if self._grid is None:
+            self._grid = np.rint(self.components.astype(np.float64) * _COMPONENT_SCALE)
+        # rounded in float32 (the scaling by a power of two is exact there): every value is
+        # then an integer below 2^27, which float64 holds exactly
+        fixed = np.rint(centred * np.float32(_SKETCH_SCALE)).astype(np.float64)
+        out = fixed @ self._grid
+        out *= 1.0 / (_SKETCH_SCALE * _COMPONENT_SCALE)  # a power of two: exact
+        return out.astype(np.float32)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_grid": None}  # rebuilt where it is used (8 bytes per entry)
+
     def embed(self, texts: Sequence[str] | pl.Series) -> np.ndarray:
         """Return the (len(texts), dim) float32 embeddings; rows have unit norm (0 if empty).
 
@@ -303,7 +333,7 @@ class HashingEmbedder:
             if self.components is not None:
                 empty = ~sketch.any(axis=1)
                 sketch -= self.mean
-                sketch = sketch @ self.components
+                sketch = self._project(sketch)
                 sketch[empty] = 0.0
             normalise_rows_(sketch)
             out[i : i + sketch.shape[0]] = sketch

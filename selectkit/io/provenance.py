@@ -30,7 +30,8 @@ class Provenance:
     """What a command did: parameters, seed, inputs, timings and summary metrics.
 
     ``timings`` are the only part that changes between two runs of the same command on the same
-    inputs; everything else, and every data column, is reproducible.
+    inputs; everything else, and every data column, is reproducible. ``engine`` says where the
+    work ran (:func:`selectkit.engine.engine_record`): the output is the same on every engine.
     """
 
     command: str
@@ -39,6 +40,7 @@ class Provenance:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    engine: dict[str, Any] | None = None
     _clock: dict[str, float] = field(default_factory=dict, repr=False)
 
     def start(self, stage: str) -> None:
@@ -60,6 +62,7 @@ class Provenance:
             "inputs": self.inputs,
             "metrics": self.metrics,
             "timings": self.timings,
+            **({"engine": self.engine} if self.engine is not None else {}),
             "python": platform.python_version(),
             **({"argv": _invocation["argv"]} if _invocation["argv"] else {}),
         }

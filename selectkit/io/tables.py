@@ -52,8 +52,10 @@ __all__ = [
     "expand_inputs",
     "fingerprint_bytes",
     "fingerprint_file",
+    "input_files",
     "integer_ids_if_canonical",
     "iter_batches",
+    "names_many_files",
     "open_parquet",
     "read_table",
 ]
@@ -64,20 +66,28 @@ _GLOB_CHARS = set("*?[")
 
 @dataclass
 class Source:
-    """Where a table came from: path, format, row count and a content fingerprint."""
+    """Where a table came from: path, format, row count and a content fingerprint.
+
+    ``parts``: how many files a dataset folder or a quoted glob held (None for one file); its
+    fingerprint then covers every part (:func:`~selectkit.io.dataset.combined_fingerprint`).
+    """
 
     path: str
     format: str
     rows: int = 0
     fingerprint: str | None = None
+    parts: int | None = None
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "path": self.path,
             "format": self.format,
             "rows": self.rows,
             "fingerprint": self.fingerprint,
         }
+        if self.parts is not None:
+            out["parts"] = self.parts
+        return out
 
 
 @dataclass
@@ -195,13 +205,18 @@ def input_format_of(path: str, override: str | None, head: bytes) -> str:
     return sniff_format(head) or detect_format(path)
 
 
+class _EmptyInput(SelectkitDataError):
+    """An input of blank lines only: an empty shard among several is skipped, whereas any
+    other read error (a truncated gzip) fails the run naming the file."""
+
+
 def _open(path: str, input_format: str | None, stdin: BinaryIO | None) -> tuple[Input, str]:
     inp = Input(path, stdin)
     try:
         head = inp.head()
         if not head.strip():
             what = "stdin is empty" if path == STDIO else f"input '{path}' is empty"
-            raise SelectkitDataError(f"{what}; give a table with at least one row")
+            raise _EmptyInput(f"{what}; give a table with at least one row")
         return inp, input_format_of(path, input_format, head)
     except BaseException:
         inp.close()
@@ -226,6 +241,30 @@ def read_table(
     pass (streams: one read).
     """
     path = str(path)
+    if names_many_files(path):
+        return _read_many(path, input_files(path), input_format, id_col, columns, vector_col)
+    frame, arrays, fmt, fingerprint = _read_frame(
+        path, input_format, id_col, columns, vector_col, stdin
+    )
+    where = where_of(path)
+    if fmt == "csv":
+        frame = integer_ids_if_canonical(frame, id_col)
+    if frame.height == 0:
+        raise SelectkitDataError(f"{where} has no rows; give a table with at least one row")
+    frame = ensure_ids(frame, id_col, where)
+    source = Source(path=path, format=fmt, rows=frame.height, fingerprint=fingerprint)
+    return Table(frame=frame, source=source, arrays=arrays)
+
+
+def _read_frame(
+    path: str,
+    input_format: str | None,
+    id_col: str,
+    columns: list[str] | None,
+    vector_col: str,
+    stdin: BinaryIO | None,
+) -> tuple[pl.DataFrame, dict[str, np.ndarray], str, str]:
+    """One file's rows as read (no ids added yet), its arrays, format and fingerprint."""
     check_exists(path)
     where = where_of(path)
     arrays: dict[str, np.ndarray] = {}
@@ -253,13 +292,76 @@ def read_table(
         except _READ_ERRORS as exc:
             raise _read_error(where, fmt, exc) from None
         fingerprint = inp.fingerprint() if is_stream(path) else fingerprint_file(path)
-    if fmt == "csv":
+    return frame, arrays, fmt, fingerprint
+
+
+def _read_many(
+    path: str,
+    files: list[str],
+    input_format: str | None,
+    id_col: str,
+    columns: list[str] | None,
+    vector_col: str,
+) -> Table:
+    """A dataset folder or a quoted glob read whole as one table: its parts in order, one
+    schema across them, ids checked (and row-number ids given) over all the rows."""
+    where = where_of(path)
+    frames: list[pl.DataFrame] = []
+    matrices: list[np.ndarray] = []
+    formats: list[str] = []
+    prints: list[str] = []
+    locked: _Schema | None = None
+    for file in files:
+        frame, arrays, fmt, fingerprint = _read_frame(
+            file, input_format, id_col, columns, vector_col, None
+        )
+        if vector_col in arrays:
+            matrices.append(arrays[vector_col])
+        elif frame.width:
+            locked = locked or _Schema(fmt, id_col, where_of(file))
+            locked.where = where_of(file)
+            frames.append(locked.conform(frame, 0))
+        formats.append(fmt)
+        prints.append(fingerprint)
+    if matrices and len(matrices) != len(files):
+        raise SelectkitDataError(
+            f"{where} mixes .npy matrices with tables; give parts of one format"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    if matrices:
+        dims = {m.shape[1] for m in matrices}
+        if len(dims) > 1:
+            raise SelectkitDataError(
+                f"{where}: its .npy parts have different widths {sorted(dims)}"
+            )
+        arrays[vector_col] = np.concatenate(matrices)  # a copy: parts are separate files
+        frame = pl.DataFrame({id_col: np.arange(arrays[vector_col].shape[0], dtype=np.int64)})
+    else:
+        frame = _concat(frames)
+    if formats and all(f == "csv" for f in formats):
         frame = integer_ids_if_canonical(frame, id_col)
     if frame.height == 0:
         raise SelectkitDataError(f"{where} has no rows; give a table with at least one row")
     frame = ensure_ids(frame, id_col, where)
-    source = Source(path=path, format=fmt, rows=frame.height, fingerprint=fingerprint)
+    source = Source(
+        path=path,
+        format=formats[0] if len(set(formats)) == 1 else "mixed",
+        rows=frame.height,
+        fingerprint=_combined(files, prints),
+        parts=len(files),
+    )
     return Table(frame=frame, source=source, arrays=arrays)
+
+
+def _combined(files: list[str], prints: list[str | None]) -> str:
+    """The fingerprint of a multi-file input: its parts' names (relative to their common folder,
+    so moving the folder keeps it) and fingerprints, in order."""
+    from selectkit.io.dataset import combined_fingerprint
+
+    folders = [os.path.dirname(os.path.abspath(f)) for f in files]
+    common = os.path.commonpath(folders) if folders else ""
+    names = [os.path.relpath(os.path.abspath(f), common) for f in files]
+    return combined_fingerprint(zip(names, prints, strict=True))
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -295,18 +397,39 @@ def _load_npy(path_or_buffer: str | io.BytesIO, where: str) -> np.ndarray:
     return matrix
 
 
-def expand_inputs(paths: Sequence[str | Path]) -> list[str]:
-    """Expand quoted globs (``'shards/*.jsonl.gz'``) that name no file, sorted; others unchanged."""
+def names_many_files(path: str | Path) -> bool:
+    """Whether one input names several files: a folder, or a quoted glob that names no file."""
+    p = str(path)
+    if p == STDIO:
+        return False
+    return os.path.isdir(p) or bool(_GLOB_CHARS & set(p) and not os.path.exists(p))
+
+
+def input_files(path: str | Path) -> list[str]:
+    """The files one input names, in reading order: a dataset folder's parts (its record's
+    order; a folder of ``part-*.parquet`` without one, sorted), a quoted glob's matches sorted
+    (a matching folder gives its parts), else the path itself. The one place every reader
+    expands inputs. O(files); reads a folder's record, never the data."""
+    from selectkit.io.dataset import dataset_parts
+
+    p = str(path)
+    if not names_many_files(p):
+        return [p]
+    if os.path.isdir(p):
+        return dataset_parts(p)
+    matches = sorted(glob.glob(p))
+    if not matches:
+        raise SelectkitDataError(f"no file matches '{p}'; check the pattern")
     out: list[str] = []
-    for p in map(str, paths):
-        if p != STDIO and _GLOB_CHARS & set(p) and not os.path.exists(p):
-            matches = sorted(glob.glob(p))
-            if not matches:
-                raise SelectkitDataError(f"no file matches '{p}'; check the pattern")
-            out.extend(matches)
-        else:
-            out.append(p)
+    for match in matches:
+        out.extend(dataset_parts(match) if os.path.isdir(match) else [match])
     return out
+
+
+def expand_inputs(paths: Sequence[str | Path]) -> list[str]:
+    """Every input's files (:func:`input_files`): quoted globs sorted, dataset folders as
+    their parts in order; plain files unchanged."""
+    return [f for p in paths for f in input_files(p)]
 
 
 def iter_batches(
@@ -319,6 +442,7 @@ def iter_batches(
     schema_overrides: dict[str, pl.DataType] | None = None,
     id_col: str | None = None,
     allow_empty: bool = False,
+    row_groups: Sequence[int] | None = None,
 ) -> tuple[Source, Iterator[pl.DataFrame]]:
     """Stream a table as polars frames of at most ``batch_size`` rows with only ``columns`` (all
     columns when None).
@@ -330,15 +454,27 @@ def iter_batches(
     uniqueness needs all ids and is the caller's. With ``allow_empty`` an empty input (0 bytes,
     or no rows) yields no batches instead of failing. Columns missing from the file are absent
     from the batches. Memory is O(batch_size) rows. The returned ``Source`` gets its row count and
-    fingerprint filled in when the stream is exhausted.
+    fingerprint filled in when the stream is exhausted. ``row_groups``: read only these row
+    groups of a Parquet file (a shard of it, :mod:`selectkit.engine.shards`).
     """
     path = str(path)
+    if names_many_files(path):
+        files = input_files(path)
+        options = dict(
+            columns=columns,
+            input_format=input_format,
+            batch_size=batch_size,
+            schema_overrides=schema_overrides,
+            id_col=id_col,
+            allow_empty=allow_empty,
+        )
+        return _iter_many(path, files, options)
     where = where_of(path)
     if not check_exists(path, allow_empty=allow_empty):
         return _empty_shard(path, input_format), iter(())
     try:
         inp, fmt = _open(path, input_format, stdin)
-    except SelectkitDataError:
+    except _EmptyInput:
         if allow_empty and not is_stream(path):  # only blank lines
             return _empty_shard(path, input_format), iter(())
         raise
@@ -354,7 +490,10 @@ def iter_batches(
         rows = 0
         with inp:
             try:
-                for batch in _table_batches(inp, path, fmt, columns, batch_size, id_col, where):
+                batches = _table_batches(
+                    inp, path, fmt, columns, batch_size, id_col, where, row_groups=row_groups
+                )
+                for batch in batches:
                     batch = _cast(batch, overrides, where, rows)
                     rows += batch.height
                     yield batch
@@ -370,6 +509,59 @@ def iter_batches(
     return source, generate()
 
 
+def _iter_many(path: str, files: list[str], options: dict) -> tuple[Source, Iterator[pl.DataFrame]]:
+    """A dataset folder's or a quoted glob's batches: each part's, in order, under one schema
+    (the first part's fixes it; a later part that cannot follow is named with its row),
+    re-cut to ``batch_size`` rows across part boundaries, so a folder gives the same batches
+    as the one file it was cut from (batch-shaped float work then gives the same bytes)."""
+    first = files[0]
+    guess = options["input_format"] or (detect_format(first) if known_suffix(first) else "jsonl")
+    source = Source(path=path, format=guess, parts=len(files))
+
+    def conformed() -> Iterator[pl.DataFrame]:
+        rows = 0
+        prints: list[str | None] = []
+        formats: list[str] = []
+        locked: _Schema | None = None
+        for file in files:
+            part, batches = iter_batches(file, **options)
+            part_rows = 0
+            for batch in batches:
+                locked = locked or _Schema(part.format, options["id_col"], where_of(file))
+                locked.where = where_of(file)
+                batch = locked.conform(batch, part_rows)
+                part_rows += batch.height
+                yield batch
+            rows += part.rows
+            prints.append(part.fingerprint)
+            formats.append(part.format)
+        source.rows = rows
+        source.format = formats[0] if len(set(formats)) == 1 else "mixed"
+        source.fingerprint = _combined(files, prints)
+
+    return source, recut(conformed(), options["batch_size"])
+
+
+def recut(batches: Iterator[pl.DataFrame], batch_size: int) -> Iterator[pl.DataFrame]:
+    """``batches`` (one schema) re-cut into frames of ``batch_size`` rows (the last one
+    shorter); holds at most one batch plus one incoming. O(rows) copying at the seams only."""
+    pending: list[pl.DataFrame] = []
+    held = 0
+    for batch in batches:
+        if not pending and batch.height == batch_size:
+            yield batch
+            continue
+        pending.append(batch)
+        held += batch.height
+        while held >= batch_size:
+            merged = pl.concat(pending, how="vertical")
+            yield merged.head(batch_size)
+            rest = merged.slice(batch_size)
+            pending, held = ([rest], rest.height) if rest.height else ([], 0)
+    if held:
+        yield pl.concat(pending, how="vertical")
+
+
 _noted_empty: set[str] = set()
 
 
@@ -381,8 +573,13 @@ def _note_empty(where: str) -> None:
 
 
 def _empty_shard(path: str, input_format: str | None) -> Source:
-    """The source of an empty shard (Spark and friends write empty part files): no rows."""
+    """The source of an empty shard (Spark and friends write empty part files), noted once."""
     _note_empty(where_of(path))
+    return empty_source(path, input_format)
+
+
+def empty_source(path: str, input_format: str | None) -> Source:
+    """The source of an input file with no rows: its format and fingerprint; O(its bytes)."""
     fmt = detect_format(path, input_format) if input_format or known_suffix(path) else "jsonl"
     return Source(path, fmt, 0, fingerprint_file(path))
 
@@ -397,13 +594,14 @@ def _table_batches(
     where: str,
     *,
     data: bytes | None = None,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Batches of one opened input, conformed to one schema and id-checked. ``data``: the
     input's decompressed bytes when the caller already holds them all (``read_table``)."""
     whole = _Whole(path, inp, data)
     if fmt == "parquet":
         raw: Iterator[tuple[pl.DataFrame, bytes | None]] = _parquet_batches(
-            inp, path, columns, batch_size
+            inp, path, columns, batch_size, row_groups
         )
     elif fmt == "csv":
         raw = _csv_batches(whole, columns, batch_size, id_col)
@@ -422,12 +620,17 @@ def _table_batches(
 
 
 def _parquet_batches(
-    inp: Input, path: str, columns: list[str] | None, batch_size: int
+    inp: Input,
+    path: str,
+    columns: list[str] | None,
+    batch_size: int,
+    row_groups: Sequence[int] | None = None,
 ) -> Iterator[tuple[pl.DataFrame, None]]:
     in_memory = is_stream(path) or inp.compression is not None
     pf = pq.ParquetFile(io.BytesIO(inp.stream.read()) if in_memory else path)
     present = _present(columns, pf.schema_arrow.names)
-    for rb in pf.iter_batches(batch_size=batch_size, columns=present):
+    groups = list(row_groups) if row_groups is not None else None
+    for rb in pf.iter_batches(batch_size=batch_size, columns=present, row_groups=groups):
         if rb.num_rows:
             yield pl.from_arrow(rb), None
 

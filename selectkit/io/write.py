@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from selectkit import interrupts
-from selectkit.errors import SelectkitError, SelectkitUsageError
+from selectkit.errors import SelectkitError, SelectkitUsageError, option
 from selectkit.io.formats import STDIO, detect_format, is_gzip
 from selectkit.io.provenance import METADATA_KEY, Provenance
 from selectkit.io.vectors import as_matrix
@@ -30,26 +30,45 @@ PARQUET_COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 1 << 16  # rows per Parquet row group, whatever the caller's batch size
 
 
-def check_output_path(output: str | Path, inputs: Sequence[str | Path]) -> None:
-    """Refuse an output that is one of the inputs or lies in a folder that does not exist."""
+def check_output_path(
+    output: str | Path, inputs: Sequence[str | Path], *, folder: bool = False
+) -> None:
+    """Refuse an output that is one of the inputs or lies in a folder that does not exist.
+
+    ``folder``: the caller writes a dataset folder (``-o DIR/``); an existing folder is then
+    fine (it is replaced whole at the end), an existing file is refused, and so is an input
+    inside the folder (the swap would remove it). O(inputs).
+    """
     out = str(output)
     if out == STDIO:
         return
     real = os.path.realpath(out)
     for inp in inputs:
-        if str(inp) != STDIO and os.path.realpath(str(inp)) == real:
+        if str(inp) == STDIO:
+            continue
+        inside = folder and os.path.realpath(str(inp)).startswith(real.rstrip(os.sep) + os.sep)
+        if os.path.realpath(str(inp)) == real or inside:
+            what = "a new folder" if folder else "a new file"
             raise SelectkitUsageError(
-                f"output '{out}' is also an input; write to a new file so the input stays intact"
+                f"output '{out}' is also an input; write to {what} so the input stays intact"
             )
     parent = Path(out).resolve().parent
     if not parent.is_dir():
         raise SelectkitUsageError(f"output folder '{parent}' does not exist; create it first")
+    if folder:
+        if Path(out).exists() and not Path(out).is_dir():
+            raise SelectkitUsageError(
+                f"output '{out}' is a file; give a folder path (DIR/) or remove the file"
+            )
+        return
     if Path(out).is_dir():
         raise SelectkitUsageError(f"output '{out}' is a folder; give a file path")
 
 
 #: temporary outputs are named ``.NAME.PID-RANDOM.sk-tmp`` next to ``NAME``
 TMP_SUFFIX = ".sk-tmp"
+#: a dataset folder ``DIR`` is staged in ``.DIR.sk-partial`` (stable: ``--resume`` finds it)
+PARTIAL_SUFFIX = ".sk-partial"
 #: outputs this process committed, in order: a signal after them must not say "nothing written"
 COMMITTED: list[str] = []
 _group: contextvars.ContextVar[list[tuple[Path, Path]] | None] = contextvars.ContextVar(
@@ -70,13 +89,23 @@ def atomic_path(output: str | Path) -> contextlib.AbstractContextManager[Path]:
     return _staged(output, folder_output=False)
 
 
+def atomic_part(output: str | Path, dataset: str | Path) -> contextlib.AbstractContextManager[Path]:
+    """Like :func:`atomic_path` for a file of the dataset folder ``dataset`` being staged (a
+    part, a progress record): renamed into place at once, even inside an :func:`output_group`,
+    and not counted among the run's committed outputs, since each must be durable on its own.
+    A write error names ``dataset`` and says the finished parts are kept for ``--resume``."""
+    return _staged(output, folder_output=False, part_of=Path(dataset))
+
+
 def atomic_folder(output: str | Path) -> contextlib.AbstractContextManager[Path]:
     """Like :func:`atomic_path` for a folder output: the old folder is swapped out whole."""
     return _staged(output, folder_output=True)
 
 
 @contextlib.contextmanager
-def _staged(output: str | Path, *, folder_output: bool) -> Iterator[Path]:
+def _staged(
+    output: str | Path, *, folder_output: bool, part_of: Path | None = None
+) -> Iterator[Path]:
     out = Path(output)
     folder = out.resolve().parent
     remove_stale_temporaries(folder, out.name)
@@ -89,22 +118,22 @@ def _staged(output: str | Path, *, folder_output: bool) -> Iterator[Path]:
             os.close(fd)
             tmp = Path(name)
     except OSError as exc:
-        raise _write_error(out, exc) from None
+        raise _write_error(out, exc, part_of) from None
     try:
         yield tmp
         for path in tmp.iterdir() if folder_output else [tmp]:
             _fsync(path)
         # mkstemp/mkdtemp make 0600/0700; give the mode a plain open()/mkdir() would
         os.chmod(tmp, (0o777 if folder_output else 0o666) & ~_umask())
-        group = _group.get()
+        group = None if part_of is not None else _group.get()
         if group is None:
-            _commit([(tmp, out)])
+            _commit([(tmp, out)], record=part_of is None)
         else:
             group.append((tmp, out))
     except BaseException as exc:
         _discard(tmp)
         if isinstance(exc, OSError) and exc.errno != errno.EPIPE:
-            raise _write_error(out, exc) from exc
+            raise _write_error(out, exc, part_of) from exc
         raise
 
 
@@ -127,20 +156,22 @@ def output_group() -> Iterator[None]:
         _commit(staged)
     except BaseException:
         for tmp, _ in staged:
-            _discard(tmp)
+            if not tmp.name.endswith(PARTIAL_SUFFIX):  # a dataset's staging keeps its parts
+                _discard(tmp)
         raise
     finally:
         if token is not None:
             _group.reset(token)
 
 
-def _commit(staged: list[tuple[Path, Path]]) -> None:
+def _commit(staged: list[tuple[Path, Path]], *, record: bool = True) -> None:
     """Rename finished temporaries over their outputs with the stop signals held.
 
     A signal that already arrived cancels the commit: it is raised as the block ends and the
     caller removes the temporaries. One that arrives during the renames waits until all are
     done, so a group is never half-committed. An existing folder output is moved aside first
-    (a folder cannot be renamed over a full one) and removed after.
+    (a folder cannot be renamed over a full one) and removed after. ``record``: list the
+    outputs in :data:`COMMITTED` (not a dataset's parts, which are no output yet).
     """
     aside: list[Path] = []
     with interrupts.deferred():
@@ -151,7 +182,8 @@ def _commit(staged: list[tuple[Path, Path]]) -> None:
                 aside.append(out.with_name(f".{out.name}.{os.getpid()}-old{TMP_SUFFIX}"))
                 os.replace(out, aside[-1])
             os.replace(tmp, out)
-            COMMITTED.append(str(out))
+            if record:
+                COMMITTED.append(str(out))
         for folder in {out.resolve().parent for _, out in staged}:
             _fsync_folder(folder)
     for old in aside:
@@ -185,13 +217,18 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def _write_error(out: Path, exc: OSError) -> SelectkitError:
+def _write_error(out: Path, exc: OSError, part_of: Path | None = None) -> SelectkitError:
     reason = exc.strerror or str(exc).splitlines()[0]
     hint = (
         "free some space or write elsewhere"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc)
         else "check the folder's permissions and free space"
     )
+    if part_of is not None:
+        return SelectkitError(
+            f"cannot write '{part_of}' ({reason}, writing {out.name}); {hint}. The existing "
+            f"'{part_of}' is unchanged; the finished parts are kept for {option('resume')}"
+        )
     return SelectkitError(
         f"cannot write '{out}' ({reason}); {hint}. Any existing file is unchanged"
     )
@@ -250,10 +287,19 @@ class TableWriter:
     Use as a context manager; call ``write(batch)`` any number of times and set ``provenance``
     before the block ends. Parquet batches are regrouped into row groups of ``ROW_GROUP_ROWS``,
     so the file layout does not depend on the batch size; memory stays O(batch + row group).
+    ``part_of``: ``output`` is a part file of that dataset folder's staging (see
+    :func:`atomic_part`).
     """
 
-    def __init__(self, output: str | Path, *, output_format: str | None = None) -> None:
+    def __init__(
+        self,
+        output: str | Path,
+        *,
+        output_format: str | None = None,
+        part_of: str | Path | None = None,
+    ) -> None:
         self.output = str(output)
+        self._part_of = part_of
         self.format = detect_format(self.output, output_format, output=True)
         if self.format == "npy":
             raise SelectkitUsageError(
@@ -275,7 +321,12 @@ class TableWriter:
                 raise SelectkitUsageError("cannot write Parquet to stdout; use -o FILE.parquet")
             self._text = sys.stdout.buffer
         else:
-            self._tmp = self._stack.enter_context(atomic_path(self.output))
+            staged = (
+                atomic_path(self.output)
+                if self._part_of is None
+                else atomic_part(self.output, self._part_of)
+            )
+            self._tmp = self._stack.enter_context(staged)
         return self
 
     def write(self, batch: pl.DataFrame) -> None:

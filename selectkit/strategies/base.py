@@ -23,7 +23,7 @@ from selectkit.params import AUTO as AUTO  # re-exported: strategies import it f
 from selectkit.params import Param as Param
 from selectkit.params import check_params
 from selectkit.pool import Pool
-from selectkit.strategies.inputs import WIDE, InputAdapter
+from selectkit.strategies.inputs import WIDE, InputAdapter, ShardPlan
 
 ENTRY_POINT_GROUP = "selectkit.strategies"
 
@@ -71,13 +71,16 @@ class Selection:
 class StreamedSelection:
     """What a streaming strategy returns to ``select_files``: the finished manifest (id, rank,
     score, weight, ...), summary metrics, the values it chose for parameters, the inputs it read
-    (``Source.as_dict()``) and stage timings in seconds."""
+    (``Source.as_dict()``), stage timings in seconds and, when it ran on an engine of its own
+    (DSIR's process pool), that engine's record (``selectkit.engine.engine_record``; None: the
+    engine ``select`` gave it)."""
 
     manifest: pl.DataFrame
     metrics: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    engine: dict[str, Any] | None = None
 
 
 StrategyFn = Callable[..., Selection]
@@ -111,6 +114,9 @@ class Strategy:
     # Parameters the strategy can run with on example data (a dict, or a function returning
     # one when building it costs, e.g. a path to a bundled corpus); see ``example_params``.
     examples: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None
+    # How it runs on an engine (selectkit.strategies.inputs.ShardPlan): per shard of the input
+    # with a driver-side reduction; None = the pool is read on the driver (either engine).
+    shards: ShardPlan | None = None
 
     def keeps_input_order(self, params: dict[str, Any]) -> bool:
         """Whether, under the resolved ``params``, this strategy reads the input's row order."""
@@ -152,6 +158,7 @@ def register_strategy(
     scorer: Callable[..., np.ndarray] | None = None,
     reads_row_order: Callable[[dict[str, Any]], bool] | None = None,
     examples: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+    shards: ShardPlan | None = None,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
@@ -169,11 +176,16 @@ def register_strategy(
     ``--order input``); everywhere else ``select`` runs strategies on the rows sorted by id.
     ``examples``: parameters the strategy needs to run at all on example data (a dict, or a
     function returning one), used by ``selectkit.testing``'s contract checks.
+    ``shards`` declares how the strategy runs on an engine (``select --engine``): a ``ShardPlan``
+    whose per-shard kernels and driver reduction give the same selection as ``fn`` on the whole
+    pool; without one (the default) the pool is read on the driver and ``fn`` runs there.
     """
     if labels not in LABEL_USES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_USES)}, not {labels!r}")
     if not isinstance(inputs, InputAdapter):
         raise ValueError(f"inputs must be an input adapter (load, prepare), not {inputs!r}")
+    if shards is not None and not isinstance(shards, ShardPlan):
+        raise ValueError(f"shards must be a shard plan (name, run), not {shards!r}")
 
     def decorate(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
@@ -193,6 +205,7 @@ def register_strategy(
             scorer=scorer,
             reads_row_order=reads_row_order,
             examples=examples,
+            shards=shards,
         )
         return fn
 

@@ -3,8 +3,9 @@
 Each document's log-importance weight is the log-likelihood ratio of its hashed n-grams under the
 target and the raw bag-of-n-grams models; documents are drawn without replacement in proportion
 to exp(weight) by Gumbel top-k (or ranked by weight with ``top_k``, or drawn with replacement).
-From files (``select_files``, the CLI) DSIR streams the corpus in at most two passes on every core;
-from a Pool (Python API) it reads the pool's text column. The core lives in ``selectkit.dsir``.
+From files (``select_files``, the CLI) DSIR streams the corpus in at most two passes of shard
+kernels on every core or on a Ray cluster (``engine=``); from a Pool (Python API) it reads the
+pool's text column. The core lives in ``selectkit.dsir``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import polars as pl
 from selectkit import textcap
 from selectkit.dsir.features import HASHES
 from selectkit.dsir.pipeline import DsirSettings, run_dsir
-from selectkit.dsir.sources import FileChunks, FrameChunks
+from selectkit.dsir.sources import Corpus, FrameShard
 from selectkit.dsir.weigh import FeatureConfig
 from selectkit.errors import SelectkitUsageError, param_option
 from selectkit.io.tables import check_unique_ids
@@ -58,7 +59,11 @@ PARAMS = {
         str, "auto", "Budget share per target: auto (token shares), pooled (one target), 0.7,0.3."
     ),
     "workers": Param(
-        int, AUTO, "Processes for hashing (auto: all cores for inputs >= 4 MiB).", low=1
+        int,
+        AUTO,
+        "Processes of the local engine (auto: all cores for inputs >= 4 MiB); not with --engine "
+        "ray.",
+        low=1,
     ),
     "model": Param(str, "", "Weigh with a model saved by --save-model (no fitting, no --target)."),
     "save_model": Param(str, "", "Write the fitted distributions to this .npz file."),
@@ -121,8 +126,14 @@ def dsir_stream(
     (1, or the number of draws with replacement), and target (with several targets)."""
     columns, input_format = files.columns, files.input_format
     settings = settings_from(params, columns, input_format)
-    source = FileChunks(list(map(str, files.paths)), columns.text, columns.id, input_format)
-    res = run_dsir(source, budget, _base_seed(derive_rng(seed, "select", "dsir")), settings)
+    corpus = Corpus(list(map(str, files.paths)), input_format)
+    res = run_dsir(
+        corpus,
+        budget,
+        _base_seed(derive_rng(seed, "select", "dsir")),
+        settings,
+        engine=getattr(files, "engine", None),  # the runner's engine (None: local)
+    )
     ids = pl.Series("id", res.ids) if res.ids is not None else pl.Series("id", res.rows)
     # ids are not collected for the whole corpus (memory): the selection's must be unique
     check_unique_ids(ids, "the inputs' selected rows")
@@ -137,13 +148,16 @@ def dsir_stream(
     if len(res.target_names) > 1:
         names = pl.Series("target", res.target_names, dtype=pl.String)
         frame = frame.with_columns(target=names.gather(res.target))
-    return StreamedSelection(
+    streamed = StreamedSelection(
         manifest=frame,
         metrics=res.metrics,
         params=res.params,
-        inputs=[s.as_dict() for s in source.sources],
+        inputs=res.inputs,
         timings=res.timings,
     )
+    if hasattr(streamed, "engine"):  # the runner records the engine (issue 13)
+        streamed.engine = res.engine
+    return streamed
 
 
 # from files, DSIR reads the corpus itself in at most two streamed passes; a Pool is wide
@@ -186,7 +200,7 @@ def dsir(pool: Pool, budget: int | None, rng: np.random.Generator, **params: Any
     texts = pool.frame.get_column(pool.columns.text).gather(candidates)
     # the pool's ids, as the file interface reads them: the same rows get the same noise
     ids = pool.ids.gather(candidates)
-    res = run_dsir(FrameChunks(texts, ids=ids), budget, _base_seed(rng), settings)
+    res = run_dsir(FrameShard(texts, ids=ids), budget, _base_seed(rng), settings)
     return Selection(
         indices=candidates[res.rows],
         scores=res.scores,

@@ -110,9 +110,14 @@ def register_scored_strategy(
     optional: tuple[str, ...] = (),
     params: dict[str, Param] | None = None,
     cost: str = "",
+    row_local: bool = False,
 ) -> Callable[[Scorer], Scorer]:
     """Decorator registering scorer ``fn(pool, rows, **params) -> scores`` (higher = acquire
-    first) as strategy ``name``; the modifiers of ``Acquisition`` then apply to it."""
+    first) as strategy ``name``; the modifiers of ``Acquisition`` then apply to it.
+
+    ``row_local=True`` declares that each row's score depends on that row's columns alone (not
+    on the other rows): the strategy then runs per shard on an engine (``ShardedTopK``: each
+    shard's top-k merged on the driver). Leave it False for a scorer that looks across rows."""
 
     def decorate(scorer: Scorer) -> Scorer:
         def run(pool: Pool, budget: int, rng: np.random.Generator, **kw: Any) -> Selection:
@@ -128,10 +133,18 @@ def register_scored_strategy(
             params=params,
             cost=cost,
             scorer=scorer,
+            shards=sharded_top_k(scorer, tuple(needs)) if row_local else None,
         )(run)
         return scorer
 
     return decorate
+
+
+def sharded_top_k(scorer: Scorer, needs: tuple[str, ...]) -> Any:
+    """The shard plan of a row-local scorer (``selectkit.strategies.sharded.ShardedTopK``)."""
+    from selectkit.strategies.sharded import ShardedTopK  # it builds on this module
+
+    return ShardedTopK(scorer, needs)
 
 
 def acquire(

@@ -11,7 +11,10 @@ first, so the manifest's ``score`` column reads the same way for all of them:
   model (Houlsby et al. 2011; Gal et al. 2017), from ``proba_mc`` (n x T passes x C classes)
 
 Scores are computed in float64 over chunks of rows, so memory stays O(chunk C) (O(chunk T C)
-for BALD) beyond the probability table itself.
+for BALD) beyond the probability table itself. Each row's score depends on its own
+probabilities alone (``row_local=True``), so on an engine (``select --engine ray``) every shard
+of the input scores its rows and the shards' top-k are merged on the driver
+(``selectkit.strategies.sharded``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ def _bald(mc: np.ndarray) -> np.ndarray:
     summary="Uncertainty sampling: rows whose most likely class is least likely (1 - max p).",
     needs=("proba",),
     cost="O(n*C) time; O(chunk*C) extra memory.",
+    row_local=True,
 )
 def least_confidence(pool: Pool, rows: np.ndarray) -> np.ndarray:
     """1 - max_c p_c per row of ``rows``; O(|rows| C)."""
@@ -69,6 +73,7 @@ def least_confidence(pool: Pool, rows: np.ndarray) -> np.ndarray:
     summary="Margin sampling: rows whose two most likely classes are closest; score = 1 - margin.",
     needs=("proba",),
     cost="O(n*C) time; O(chunk*C) extra memory.",
+    row_local=True,
 )
 def margin(pool: Pool, rows: np.ndarray) -> np.ndarray:
     """1 - (p_(1) - p_(2)) per row of ``rows``; O(|rows| C)."""
@@ -80,6 +85,7 @@ def margin(pool: Pool, rows: np.ndarray) -> np.ndarray:
     summary="Entropy sampling: rows whose predicted class distribution has the highest entropy.",
     needs=("proba",),
     cost="O(n*C) time; O(chunk*C) extra memory.",
+    row_local=True,
 )
 def entropy(pool: Pool, rows: np.ndarray) -> np.ndarray:
     """-sum_c p_c ln p_c per row of ``rows``; O(|rows| C)."""
@@ -92,6 +98,7 @@ def entropy(pool: Pool, rows: np.ndarray) -> np.ndarray:
     "or ensemble members (proba_mc).",
     needs=("proba_mc",),
     cost="O(n*T*C) time; O(chunk*T*C) extra memory.",
+    row_local=True,
 )
 def bald(pool: Pool, rows: np.ndarray) -> np.ndarray:
     """H(mean_t p_t) - mean_t H(p_t) per row of ``rows``, clipped at 0; O(|rows| T C)."""

@@ -1,0 +1,119 @@
+"""cluster's input as shards, and the fit matrix drawn from them (driver side).
+
+The fit matrix is the same bytes whatever the sharding or the engine: the sample is the
+``fit_rows`` rows with the smallest seeded hashes of their ids (ties by row), and it is put in
+id order, exactly as one pass over one file would put it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from selectkit.cluster.shards import (
+    FitRequest,
+    KeySpec,
+    ReadSpec,
+    VectorShard,
+    shard_fit_rows,
+    shard_keys,
+)
+from selectkit.engine import Engine
+from selectkit.errors import SelectkitDataError
+from selectkit.io.tables import Source
+from selectkit.io.vector_source import open_vectors
+from selectkit.rng import derive_salt, smallest_keys
+
+
+@dataclass
+class Planned:
+    """The input's shards, how messages name it, and its provenance record."""
+
+    items: list[VectorShard]
+    where: str
+    sources: list[Source]
+    matrix: np.ndarray | None = None  # a single .npy input, memory-mapped
+
+
+def plan_input(path: str, read: ReadSpec, engine: Engine) -> Planned:
+    """The shards of ``path`` (a file, a dataset folder or a quoted glob): Parquet and .npy by
+    files and row ranges (``plan_shards``); anything read whole (stdin, JSON Lines, CSV) as one
+    shard held on the engine. The input is opened and checked up front (``open_vectors``:
+    columns, row count, ids unique across all parts)."""
+    from selectkit.engine.shards import plan_shards
+
+    where = "stdin" if path == "-" else f"'{path}'"
+    vs = open_vectors(
+        path, embedding_col=read.embedding_col, id_col=read.id_col, input_format=read.input_format
+    )
+    npy = vs._matrix is not None and vs.source.format == "npy"
+    if vs._matrix is not None and not npy:  # read whole, as it always was
+        data = engine.put((vs.ids(), np.asarray(vs.load(), dtype=np.float32)))
+        key = "-" if path == "-" else os.path.basename(path)
+        return Planned([VectorShard(0, key, data=data)], where, [vs.source])
+    shards = plan_shards([path], input_format=read.input_format)
+    items = [VectorShard(s.index, s.key, shard=s) for s in shards]
+    return Planned(items, where, [vs.source], vs.load() if npy else None)
+
+
+@dataclass
+class FitMatrix:
+    x: np.ndarray  # float32 (fit_rows, d), in id order
+    rows: int  # rows of the whole input
+    shard_rows: list[int]
+
+
+def fit_matrix(
+    planned: Planned, read: ReadSpec, engine: Engine, fit_sample: int | None, seed: int
+) -> FitMatrix:
+    """The rows k-means is fitted on, in id order: every row, or the ``fit_sample`` rows with
+    the smallest hashes of their ids seeded by ``seed`` (``id_hashes`` with the salt
+    ``derive_salt(seed, "cluster", "fit-sample")``, ties by row). Kernels return each shard's
+    hashes, then its chosen rows; both follow the ids, never the rows' positions or the shards.
+    Cost: two passes over the input with a sample (8 bytes per row on the driver), one
+    without; the fit rows in memory."""
+    items = planned.items
+    if planned.matrix is not None and (not fit_sample or fit_sample >= planned.matrix.shape[0]):
+        # every row of one .npy file, whose ids are its row numbers: fit on the memory map
+        n = planned.matrix.shape[0]
+        return FitMatrix(
+            planned.matrix,
+            n,
+            [(s.shard.rows or (0, n))[1] - (s.shard.rows or (0, n))[0] for s in items],
+        )
+    if fit_sample:
+        spec = KeySpec(read, derive_salt(seed, "cluster", "fit-sample"))
+        found = list(engine.map(shard_keys, items, shared=spec))
+        shard_rows = [r.rows for r in found]
+        keys = np.concatenate([r.keys for r in found])
+        _no_rows(keys.size, planned.where)
+        if fit_sample < keys.size:
+            chosen = np.sort(smallest_keys(keys, fit_sample))
+            bounds = np.searchsorted(chosen, np.cumsum([0, *shard_rows]))
+            starts = np.cumsum([0, *shard_rows])
+            requests = [
+                FitRequest(item, chosen[bounds[i] : bounds[i + 1]] - starts[i])
+                for i, item in enumerate(items)
+                if bounds[i + 1] > bounds[i]
+            ]
+        else:
+            requests = [FitRequest(item, None) for item in items]
+        parts = list(engine.map(shard_fit_rows, requests, shared=read))
+    else:
+        parts = list(engine.map(shard_fit_rows, [FitRequest(i, None) for i in items], shared=read))
+        shard_rows = [p[0].len() for p in parts]
+    parts = [p for p in parts if p[0].len()]
+    _no_rows(sum(p[0].len() for p in parts), planned.where)
+    ids = pl.concat([p[0] for p in parts])
+    x = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
+    if not ids.is_sorted():
+        x = np.ascontiguousarray(x[ids.arg_sort().to_numpy()])
+    return FitMatrix(x, int(sum(shard_rows)), shard_rows)
+
+
+def _no_rows(n: int, where: str) -> None:
+    if n == 0:
+        raise SelectkitDataError(f"{where} has no rows")
