@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from selectkit.console import warn
+from selectkit.console import note, warn
 from selectkit.errors import (
     SelectkitDataError,
     SelectkitError,
@@ -458,6 +458,11 @@ class DatasetWriter:
         for name in set(self._previous) - {p.name for p in self.reused}:
             with contextlib.suppress(FileNotFoundError):
                 (self.staging / name).unlink()
+        if self.resume:
+            note(
+                f"resuming '{self.output}': {len(self.reused)} of {len(plan)} part(s) reused, "
+                f"{len(todo)} to compute"
+            )
         self._previous = {}
         self._write_progress(self._ordered_done())
         return todo
