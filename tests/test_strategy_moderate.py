@@ -101,14 +101,14 @@ def test_cluster_column_is_the_class_without_labels(digits):
 
 
 def test_no_label_and_no_cluster_is_a_usage_error(digits):
-    with pytest.raises(SelectkitUsageError, match="'label' .* or 'cluster'"):
+    with pytest.raises(SelectkitUsageError, match=r"'label' .* or 'cluster'"):
         select(Pool.from_arrays(digits[0]), "moderate", 10)
 
 
 def test_partly_null_labels_are_refused_naming_the_column(digits):
     x, y = digits
     labels = np.where(np.arange(len(y)) % 7 == 0, None, y).astype(object)
-    with pytest.raises(SelectkitDataError, match="column 'label' .* null in 257"):
+    with pytest.raises(SelectkitDataError, match=r"column 'label' .* null in 257"):
         select(Pool.from_arrays(x, labels=labels), "moderate", 10)
 
 
