@@ -110,6 +110,11 @@ def test_partly_null_labels_are_refused_naming_the_column(digits):
     labels = np.where(np.arange(len(y)) % 7 == 0, None, y).astype(object)
     with pytest.raises(SelectkitDataError, match=r"column 'label' .* null in 257"):
         select(Pool.from_arrays(x, labels=labels), "moderate", 10)
+    # with a cluster column, the clusters are the classes (recorded in the metrics)
+    pool = Pool.from_arrays(x, labels=labels, cluster=(y % 3).astype(np.int32))
+    _, sel = select(pool, "moderate", 30, seed=0)
+    assert np.bincount(y[sel.indices] % 3).tolist() == [10, 10, 10]
+    assert sel.metrics["moderate_class_column"] == "cluster"
 
 
 def tied_pool(n_per, seed):

@@ -4,8 +4,9 @@ Per class, the prototype is the coordinate-wise median embedding and each row's 
 Euclidean distance to it. The class keeps its share of the budget from the band of distance
 ranks centred at ``band_center`` (0.5: the rows of moderate distance, neither the most typical
 nor the outliers; lower targets easier rows, higher harder ones). The class is the ``label``
-column; without labels (absent, ``--label-col none``, or null on every candidate) the
-``cluster`` column.
+column when every candidate row has a label; otherwise (no label column, ``--label-col none``,
+or null labels) the ``cluster`` column, and a partly null label column without a cluster column
+is refused. The column used is recorded as the metric ``moderate_class_column``.
 
 Allocation: ``equal`` gives every class the same count (min(t, size) for the largest cut t that
 fits; small classes are taken whole and their surplus flows to the others; the remainder one
@@ -36,7 +37,8 @@ COLUMN_BLOCK = 64  # embedding columns per pass: bounds the per-class copy to n_
 
 def class_codes(pool: Pool, rows: np.ndarray) -> tuple[np.ndarray, str]:
     """Dense int64 class codes 0..C-1 (in sorted class order) of ``rows`` and the column they
-    came from: the label column where every such row has a label, else the cluster column."""
+    came from: the label column where every such row has a label, else the cluster column (a
+    label column null on some rows and no cluster column is a data error)."""
     name = pool.columns.label
     if pool.use_labels and name in pool.frame.columns:
         labels = pool.frame.get_column(name).gather(rows)
@@ -44,7 +46,7 @@ def class_codes(pool: Pool, rows: np.ndarray) -> tuple[np.ndarray, str]:
         if nulls == 0:
             codes = labels.rank("dense").cast(pl.Int64).to_numpy() - 1
             return codes.astype(np.int64), name
-        if nulls < labels.len():
+        if nulls < labels.len() and not pool.has("cluster"):
             raise SelectkitDataError(
                 f"column '{name}' of {pool.where} is null in {nulls} of the {labels.len()} rows "
                 "moderate may pick; give every row a class, or classify by cluster with "
