@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -75,9 +74,10 @@ def accuracy_table():
 
 
 def broadcast_table():
-    import selectkit as sk
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
+
+    import selectkit as sk
 
     rows = {"unweighted": [], "1-NN": [], "5-NN": [], "oracle (clean mask)": []}
     for seed in SEEDS:
@@ -124,13 +124,17 @@ def broadcast_table():
 
 
 def measured(cmd):
-    """Run ``cmd``; return (seconds, peak RSS MiB) of that child alone."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO)})
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"{cmd} failed with {status}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024
+    """Run ``cmd`` under the small launcher (benchmarks/_launch.py: a big parent would inflate
+    the child's ru_maxrss); return (wall seconds, peak RSS MiB) of that child alone."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "r.json"
+        launcher = [sys.executable, str(REPO / "benchmarks" / "_launch.py"), str(result), "--"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        subprocess.run([*launcher, *cmd], env=env, check=True)
+        got = json.loads(result.read_text())
+    if got["rc"] != 0:
+        raise SystemExit(f"{cmd} failed: {got}")
+    return got["wall_s"], got["peak_rss_mib"]
 
 
 def cost_table(n=100_000, d=64, classes=100):
