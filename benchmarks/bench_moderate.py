@@ -1,8 +1,8 @@
 """Moderate-DS coreset and weight broadcast (The Power of Few): quality on digits, cost at 100k.
 
 1. Accuracy: scikit-learn's digits, a stratified 70/30 split per seed; moderate (labels as the
-   classes), random and kcenter pick 1%, 5% and 10% of the training rows; a logistic regression
-   trained on the picks is scored on the test rows. 5 seeds: mean +- sd.
+   classes), random, kcenter and typiclust pick 1%, 5% and 10% of the training rows; a logistic
+   regression trained on the picks is scored on the test rows. 5 seeds: mean +- sd.
 2. Broadcast: 30% of the training labels flipped to another class (uniformly); a 5% moderate
    coreset on the noisy labels; coreset weight = cross-validated p(y_obs | x) on the coreset
    (3-fold logistic regression); weights broadcast to every training row by 1-NN and 5-NN
@@ -60,7 +60,7 @@ def accuracy_table():
 
     out = {}
     for frac in (0.01, 0.05, 0.10):
-        for strategy in ("moderate", "random", "kcenter"):
+        for strategy in ("moderate", "random", "kcenter", "typiclust"):
             accs = []
             for seed in SEEDS:
                 x, xt, y, yt = digits_split(seed)
