@@ -19,7 +19,7 @@ import polars as pl
 
 from selectkit.errors import SelectkitDataError, option
 from selectkit.io import Provenance, TableWriter, check_output_path, read_table
-from selectkit.io.vector_source import open_vectors
+from selectkit.io.vector_source import VectorSource, open_vectors
 from selectkit.io.vectors import as_matrix, check_finite
 from selectkit.params import Param
 
@@ -37,11 +37,10 @@ BROADCAST_PARAMS = {
 }
 
 
-def coreset_weights(
-    path: str, weight_col: str, id_col: str
-) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
+def coreset_weights(path: str, weight_col: str, id_col: str) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The coreset table sorted by id (so faiss's ties go to the smallest id, whatever the
-    file's row order), its source record and the checked weights; data errors name the file."""
+    file's row order), with its weights checked and cast to float64, and its source record;
+    data errors name the file. O(m log m)."""
     table = read_table(path, id_col=id_col)
     frame = table.frame
     where = f"'{path}'"
@@ -68,11 +67,11 @@ def coreset_weights(
     if frame.height == 0:
         raise SelectkitDataError(f"{where} has no rows; give a coreset with weights")
     frame = frame.with_columns(pl.Series(weight_col, w)).sort(id_col)
-    return frame, table.source.as_dict(), frame.select(id_col, weight_col)
+    return frame, table.source.as_dict()
 
 
 def coreset_vectors(
-    frame: pl.DataFrame, path: str, pool, embedding_col: str, id_col: str
+    frame: pl.DataFrame, path: str, pool: VectorSource, embedding_col: str, id_col: str
 ) -> np.ndarray:
     """The coreset rows' float32 embeddings: its own column, else the pool's rows of its ids
     (one pass over the pool). A coreset id missing from the pool is a data error."""
@@ -164,7 +163,7 @@ def broadcast_weights(
         },
     )
     prov.start("read")
-    frame, core_source, _ = coreset_weights(coreset, weight_col, id_col)
+    frame, core_source = coreset_weights(coreset, weight_col, id_col)
     vs = open_vectors(pool, embedding_col=embedding_col, id_col=id_col)
     vectors = coreset_vectors(frame, coreset, vs, embedding_col, id_col)
     prov.stop("read")
