@@ -15,6 +15,7 @@
    imports selectkit.
 
     .venv/bin/python benchmarks/bench_moderate.py          # ~2 min on 2 cores
+    .venv/bin/python benchmarks/bench_moderate.py --rows 1000000 --coreset 1%   # + ~1 min
 Results on stdout and in benchmarks/out/bench_moderate.json.
 """
 
@@ -137,7 +138,7 @@ def measured(cmd):
     return got["wall_s"], got["peak_rss_mib"]
 
 
-def cost_table(n=100_000, d=64, classes=100):
+def cost_table(n=100_000, d=64, classes=100, coreset="10%"):
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(classes, d)).astype(np.float32) * 3
     y = rng.integers(0, classes, size=n)
@@ -151,7 +152,7 @@ def cost_table(n=100_000, d=64, classes=100):
         base = measured([sys.executable, "-c", "import selectkit, selectkit.cli.app, faiss"])
         sel = measured(
             [*exe, "select", str(tmp / "emb.parquet"), "--strategy", "moderate", "--budget",
-             "10%", "-o", str(tmp / "core.parquet")]
+             coreset, "-o", str(tmp / "core.parquet")]
         )  # fmt: skip
         bc = measured(
             [*exe, "weights", "broadcast", str(tmp / "core.parquet"), str(tmp / "emb.parquet"),
@@ -162,13 +163,20 @@ def cost_table(n=100_000, d=64, classes=100):
         "dim": d,
         "data_mib": n * d * 4 / 2**20,
         "import_only": base,
-        "select moderate 10%": sel,
-        "weights broadcast (10k coreset)": bc,
+        "select moderate": sel,
+        "weights broadcast": bc,
+        "coreset": coreset,
     }
 
 
 def main():
-    results = {"accuracy": accuracy_table(), "broadcast": broadcast_table(), "cost": cost_table()}
+    rows = int(sys.argv[sys.argv.index("--rows") + 1]) if "--rows" in sys.argv else 100_000
+    coreset = sys.argv[sys.argv.index("--coreset") + 1] if "--coreset" in sys.argv else "10%"
+    results = {
+        "accuracy": accuracy_table(),
+        "broadcast": broadcast_table(),
+        "cost": cost_table(n=rows, coreset=coreset),
+    }
     print("digits, logistic regression test accuracy, 5 seeds (mean +- sd)")
     for key, (m, s) in results["accuracy"].items():
         print(f"  {key:16s} {m:.3f} +- {s:.3f}")
@@ -176,8 +184,11 @@ def main():
     for key, (m, s) in results["broadcast"].items():
         print(f"  {key:22s} {m:.3f} +- {s:.3f}")
     cost = results["cost"]
-    print(f"cost at {cost['rows']} x {cost['dim']} synthetic rows ({cost['data_mib']:.0f} MiB):")
-    for key in ("import_only", "select moderate 10%", "weights broadcast (10k coreset)"):
+    print(
+        f"cost at {cost['rows']} x {cost['dim']} synthetic rows ({cost['data_mib']:.0f} MiB), "
+        f"coreset {cost['coreset']}:"
+    )
+    for key in ("import_only", "select moderate", "weights broadcast"):
         secs, mib = cost[key]
         print(f"  {key:32s} {secs:6.2f} s  peak RSS {mib:7.0f} MiB")
     OUT.mkdir(parents=True, exist_ok=True)
