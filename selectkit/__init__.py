@@ -45,6 +45,7 @@ from selectkit.report import render_report, write_report
 from selectkit.rng import derive_rng
 from selectkit.select import build_manifest, select, select_files
 from selectkit.strategies import Param, Selection, get_strategy, list_strategies, register_strategy
+from selectkit.weights import broadcast_weights
 
 __all__ = [
     "Columns",
@@ -61,6 +62,7 @@ __all__ = [
     "al_simulate",
     "al_simulate_file",
     "apply_manifest",
+    "broadcast_weights",
     "build_manifest",
     "cluster_file",
     "derive_rng",

@@ -30,6 +30,7 @@ from selectkit.params import REQUIRED
 from selectkit.rng import derive_rng
 from selectkit.textcap import BOUNDS as TEXTCAP_BOUNDS
 from selectkit.textcap import TextCap
+from selectkit.weights import BROADCAST_PARAMS
 from tests.conftest import leftovers
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -49,6 +50,7 @@ COMMANDS = {
     "disco fit": "disco_fit_files",
     "disco predict": "disco_predict_files",
     "disco evaluate": "disco_evaluate_files",
+    "weights broadcast": "broadcast_weights",
 }
 
 
@@ -263,6 +265,7 @@ def _cli_bounds(command: str, renamed: dict[str, str] | None = None) -> dict[str
         ("scores", SCORES_BOUNDS, set()),
         ("disco fit", {**FIT_BOUNDS, "seed": EVALUATE_BOUNDS["seed"]}, set()),
         ("disco evaluate", EVALUATE_BOUNDS, set()),
+        ("weights broadcast", BROADCAST_PARAMS, set()),
         # these al simulate options carry no min: the declaration's check words the refusal
         ("al simulate", SIMULATE_BOUNDS, {"init", "batch", "rounds", "repeats", "mc_members"}),
     ],
@@ -291,6 +294,7 @@ def test_cli_option_bounds_match_the_declared_bounds(command, bounds, python_onl
         (SIMULATE_BOUNDS, sk.al_simulate_file, set()),
         (FIT_BOUNDS, fit_predictor, set()),
         (EVALUATE_BOUNDS, evaluate, set()),
+        (BROADCAST_PARAMS, sk.broadcast_weights, set()),
     ],
 )
 def test_declared_defaults_are_the_functions_defaults(declared, function, skip):

@@ -38,7 +38,7 @@ def test_each_command_lives_in_its_own_module():
     for command in app.registered_commands:
         module = command.callback.__wrapped__.__module__
         assert module == f"selectkit.cli.{command.name}", (command.name, module)
-    assert {g.name for g in app.registered_groups} == {"al", "disco"}
+    assert {g.name for g in app.registered_groups} == {"al", "disco", "weights"}
 
 
 @pytest.mark.parametrize(

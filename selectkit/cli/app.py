@@ -149,9 +149,11 @@ app.command("report")(guarded(report.report))
 
 from selectkit.cli.al import app as _al_app  # noqa: E402  (sub-apps: selectkit al / disco ...)
 from selectkit.cli.disco import app as _disco_app  # noqa: E402
+from selectkit.cli.weights import app as _weights_app  # noqa: E402
 
 app.add_typer(_disco_app, name="disco")
 app.add_typer(_al_app, name="al")
+app.add_typer(_weights_app, name="weights")
 
 
 def entrypoint() -> None:
