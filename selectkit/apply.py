@@ -19,7 +19,7 @@ import polars as pl
 
 from selectkit.arguments import instance
 from selectkit.engine import ENGINE_BOUNDS, Engine, Handle, engine_record, get_engine
-from selectkit.engine.shards import Shard, plan_shards
+from selectkit.engine.shards import Shard, input_fingerprints, plan_shards
 from selectkit.errors import SelectkitError, SelectkitMismatchError, SelectkitUsageError, option
 from selectkit.io import (
     Provenance,
@@ -29,7 +29,13 @@ from selectkit.io import (
     read_table,
     write_table,
 )
-from selectkit.io.dataset import DatasetWriter, PartRecord, is_folder_output, write_part
+from selectkit.io.dataset import (
+    DatasetWriter,
+    PartRecord,
+    is_folder_output,
+    part_name,
+    write_part,
+)
 from selectkit.io.formats import STDIO
 from selectkit.io.tables import (
     Source,
@@ -37,7 +43,6 @@ from selectkit.io.tables import (
     check_unique_ids,
     empty_source,
     expand_inputs,
-    fingerprint_file,
 )
 from selectkit.params import check_arguments
 
@@ -130,7 +135,7 @@ def apply_manifest(
         )
         if folder:
             identity = {
-                "inputs": [manifest.source.as_dict(), *_fingerprints(eng, shards)],
+                "inputs": [manifest.source.as_dict(), *input_fingerprints(eng, shards)],
                 "params": job.params,
             }
             with DatasetWriter(output, command="apply", identity=identity, resume=resume) as w:
@@ -412,30 +417,12 @@ def _finish(
     prov.engine = engine_record(eng)
 
 
-def _fingerprints(eng: Engine, shards: list[Shard]) -> list[dict[str, Any]]:
-    """Each input file's path (as its shard key names it) and content fingerprint, for
-    ``--resume``; computed on the engine."""
-    files: dict[str, Shard] = {}
-    for s in shards:
-        files.setdefault(s.path, s)
-    firsts = list(files.values())
-    prints = eng.map(_fingerprint, [s.path for s in firsts], label="fingerprint")
-    return [
-        {"path": s.key.split(":")[0], "fingerprint": fp}
-        for s, fp in zip(firsts, prints, strict=True)
-    ]
-
-
-def _fingerprint(path: str, _shared: Any) -> str:
-    return fingerprint_file(path)
-
-
 def _reused_result(
     staging: Path, shard: Shard, job: ApplyJob, reused: dict[str, PartRecord]
 ) -> ApplyResult:
     """A part kept from an interrupted run, as its kernel reported it (from its provenance and
     its id column)."""
-    part = reused[f"part-{shard.index:05d}.parquet"]
+    part = reused[part_name(shard.index)]
     if part.fingerprint is None:  # an empty shard: no file
         return ApplyResult(
             shard.index, 0, source=empty_source(shard.path, job.input_format).as_dict(), part=part

@@ -34,13 +34,13 @@ from selectkit.embed.kernel import (
     shard_source,
 )
 from selectkit.engine import Engine, engine_record, get_engine, thread_limits
-from selectkit.engine.shards import Shard, plan_shards
+from selectkit.engine.shards import Shard, input_fingerprints, plan_shards
 from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches, read_provenance
-from selectkit.io.dataset import DatasetWriter, is_folder_output
+from selectkit.io.dataset import DatasetWriter, is_folder_output, part_name
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.streams import is_stream, where_of
-from selectkit.io.tables import empty_source, expand_inputs, fingerprint_file
+from selectkit.io.tables import empty_source, expand_inputs
 from selectkit.io.write import TMP_SUFFIX
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def _embed_shards(
     shared_model = eng.put(model) if opts.embedder == "hashing" else None
     prov.start("embed")
     if folder:
-        identity = {"inputs": _fingerprints(eng, shards), "params": params}
+        identity = {"inputs": input_fingerprints(eng, shards), "params": params}
         with DatasetWriter(output, command="embed", identity=identity, resume=resume) as writer:
             job = replace(job, staging=str(writer.staging), folder=True, model=shared_model,
                           params=params)  # fmt: skip
@@ -298,28 +298,10 @@ def _reread_ids(shard: Shard, job: EmbedJob) -> Iterator[pl.Series]:
             yield batch.get_column(job.id_col)
 
 
-def _fingerprints(eng: Engine, shards: list[Shard]) -> list[dict[str, Any]]:
-    """What ``--resume`` must find unchanged: each input file's path (as its shard key says) and
-    content fingerprint, computed on the engine."""
-    files: dict[str, Shard] = {}
-    for s in shards:
-        files.setdefault(s.path, s)
-    firsts = list(files.values())
-    prints = list(eng.map(_fingerprint, [s.path for s in firsts], label="fingerprint"))
-    return [
-        {"path": s.key.split(":")[0], "fingerprint": fp}
-        for s, fp in zip(firsts, prints, strict=True)
-    ]
-
-
-def _fingerprint(path: str, _shared: Any) -> str:
-    return fingerprint_file(path)
-
-
 def _reused_result(staging: Path, shard: Shard, job: EmbedJob, reused: dict) -> ShardResult:
     """A part kept from an interrupted run, as its kernel would have reported it: its counts and
     source from its provenance, its ids' hashes from its id column."""
-    part = reused[f"part-{shard.index:05d}.parquet"]
+    part = reused[part_name(shard.index)]
     if part.fingerprint is None:  # an empty shard: no file
         return ShardResult(
             shard.index, 0, source=empty_source(shard.path, job.input_format).as_dict(), part=part

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -24,6 +25,7 @@ from selectkit.io.tables import (
     _read_error,
     check_exists,
     expand_inputs,
+    fingerprint_file,
     iter_batches,
     open_parquet,
 )
@@ -222,3 +224,21 @@ def shard_vectors(
             yield ids, block
     except _READ_ERRORS as exc:
         raise _read_error(where, fmt or "parquet", exc) from None
+
+
+def input_fingerprints(engine: Any, shards: Sequence[Shard]) -> list[dict[str, Any]]:
+    """Each input file's path (as its shard key names it) and content fingerprint, in shard
+    order, computed on ``engine``: what ``--resume`` must find unchanged. O(the inputs' bytes)."""
+    files: dict[str, Shard] = {}
+    for shard in shards:
+        files.setdefault(shard.path, shard)
+    firsts = list(files.values())
+    prints = list(engine.map(_fingerprint, [s.path for s in firsts], label="fingerprint"))
+    return [
+        {"path": s.key.split(":")[0], "fingerprint": fp}
+        for s, fp in zip(firsts, prints, strict=True)
+    ]
+
+
+def _fingerprint(path: str, _shared: Any) -> str:
+    return fingerprint_file(path)

@@ -27,6 +27,18 @@ def fill_smallest_first(sizes: np.ndarray, budget: int) -> np.ndarray:
     return counts
 
 
+def water_level(sizes: np.ndarray, budget: int) -> int:
+    """The largest integer cut t with sum(min(t, n_j)) <= ``budget``; O(G log max n_j)."""
+    lo, hi = 0, int(np.max(sizes, initial=0))
+    while lo < hi:  # filled(t) = sum(min(t, n_j)) grows with t
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(mid, sizes).sum()) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def water_fill(sizes: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
     """Per-group counts min(t, n_j) for the largest integer cut t with sum <= ``budget``; the
     remainder goes one each to groups larger than t, chosen at random (balanced sampling).
@@ -35,15 +47,7 @@ def water_fill(sizes: np.ndarray, budget: int, rng: np.random.Generator) -> np.n
     budget = min(int(budget), int(sizes.sum()))
     if budget == 0:
         return np.zeros_like(sizes)
-    ordered = np.sort(sizes)
-    # filled(t) = sum(min(t, n)) is increasing in t; find the largest t with filled(t) <= budget
-    lo, hi = 0, int(ordered[-1])
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if int(np.minimum(mid, ordered).sum()) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
+    lo = water_level(sizes, budget)
     counts = np.minimum(lo, sizes)
     rest = budget - int(counts.sum())
     if rest:

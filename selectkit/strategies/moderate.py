@@ -29,7 +29,7 @@ import polars as pl
 from selectkit.errors import SelectkitDataError, SelectkitUsageError
 from selectkit.pool import Pool, column_option
 from selectkit.rng import id_hashes, salt_of
-from selectkit.strategies.allocation import proportional
+from selectkit.strategies.allocation import proportional, water_level
 from selectkit.strategies.base import LABELS_AS_DATA, Param, Selection, register_strategy
 
 COLUMN_BLOCK = 64  # embedding columns per pass: bounds the per-class copy to n_c x 64 floats
@@ -67,13 +67,7 @@ def equal_counts(sizes: np.ndarray, budget: int) -> np.ndarray:
     ``min(budget, sizes.sum())``; O(C log C)."""
     sizes = np.asarray(sizes, dtype=np.int64)
     budget = min(int(budget), int(sizes.sum()))
-    lo, hi = 0, int(sizes.max(initial=0))
-    while lo < hi:  # filled(t) = sum(min(t, n_c)) grows with t
-        mid = (lo + hi + 1) // 2
-        if int(np.minimum(mid, sizes).sum()) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
+    lo = water_level(sizes, budget)
     counts = np.minimum(lo, sizes)
     rest = budget - int(counts.sum())
     if rest:
