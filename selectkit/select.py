@@ -19,6 +19,7 @@ from selectkit.errors import SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.metrics import selection_metrics
 from selectkit.pool import Columns, Pool
+from selectkit.ranges import GroupRanges, constrained_selection, parse_ranges, resolve_bounds
 from selectkit.rng import DEFAULT_SEED, derive_rng
 from selectkit.strategies import Selection, get_strategy, list_strategies
 from selectkit.strategies.base import LABELS_AS_DATA, Strategy, check_selection
@@ -43,6 +44,9 @@ def select(
     coldness: float | None = None,
     subpool: str | None = None,
     subpool_options: dict[str, int] | None = None,
+    group_min: dict[str, int] | str | None = None,
+    group_max: dict[str, int] | str | None = None,
+    group_ranges: str | Path | pl.DataFrame | GroupRanges | None = None,
 ) -> tuple[pl.DataFrame, Selection]:
     """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
 
@@ -67,6 +71,14 @@ def select(
     1; only with ``stochastic``) instead of taking the top-k; ``subpool='anchoral'`` scores only
     the AnchorAL subpool, tuned by ``subpool_options`` (anchors, neighbours, subpool_size).
 
+    Group ranges (any strategy with a budget): ``group_min`` / ``group_max`` (``{'wiki': 100}``
+    or ``'wiki=100,code=50'``) and/or ``group_ranges`` (a csv/parquet file or DataFrame with
+    columns group, min, max) bound the picks per value of the group column; infeasible bounds
+    fail before any work, naming the group; the strategy's picks are then walked in pick order
+    under the bounds (``selectkit.ranges``; docs/strategies.md, "Group ranges").
+    ``selection.metrics`` gets ``group_ranges`` ([min, max] enforced per group) and
+    ``group_counts``.
+
     Order: the strategy runs on the rows sorted by id (``Pool.in_id_order``), so the same rows in
     any order give the same manifest (unless the strategy reads row order, e.g. semdedup
     ``--order input``); ``selection.indices`` index ``pool`` as given.
@@ -77,6 +89,8 @@ def select(
     resolved = spec.resolve_params(params or {})
     mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
     check_budget_given(spec, budget)
+    ranges = parse_ranges(group_min, group_max, group_ranges)
+    check_ranges_allowed(spec, ranges)
     pool = prepare_pool(pool, spec, resolved, labelled_col)
     if mods.subpool:
         pool.require(["embedding"], option("subpool", mods.subpool))
@@ -87,16 +101,27 @@ def select(
     perm = None
     if not spec.keeps_input_order(resolved):
         pool, perm = pool.in_id_order()
-    rng = derive_rng(seed, "select", spec.name)
+    bounds = None if ranges is None else resolve_bounds(pool, ranges, count)  # type: ignore[arg-type]
+
+    def run(part: Pool, size: int | None, round_: int = 0) -> Selection:
+        # round 0 draws exactly what an unconstrained run draws; later range rounds their own
+        keys = ("select", spec.name) + (("ranges", round_) if round_ else ())
+        extra = {"bounds": bounds} if spec.meets_ranges else {}
+        if mods.active:
+            sel = acquire(part, size, derive_rng(seed, *keys), spec.scorer, resolved, mods)
+            sel.metrics.update(mods.describe())
+        else:
+            sel = spec(part, size, derive_rng(seed, *keys), **resolved, **extra)
+        check_selection(sel, part, size, spec.name)
+        return sel
+
     # threadpoolctl scans the loaded libraries on entry (~20 ms): only when a limit is asked for
     limit = nullcontext() if threads is None else threadpool_limits(limits=threads)
     with limit:
-        if mods.active:
-            selection = acquire(pool, count, rng, spec.scorer, resolved, mods)
-            selection.metrics.update(mods.describe())
+        if bounds is None:
+            selection = run(pool, count)
         else:
-            selection = spec(pool, count, rng, **resolved)
-        check_selection(selection, pool, count, spec.name)
+            selection = constrained_selection(pool, bounds, run)
         if metrics and pool.has("embedding"):
             selection.metrics.update(
                 selection_metrics(
@@ -112,6 +137,16 @@ def select(
     if perm is not None:  # the returned selection indexes the pool as the caller gave it
         selection.indices = perm[selection.indices]
     return manifest, selection
+
+
+def check_ranges_allowed(spec: Strategy, ranges: GroupRanges | None) -> None:
+    """A usage error for group ranges on a strategy without a budget (semdedup, dsir), which
+    decides itself what it keeps. O(1)."""
+    if ranges is not None and (spec.self_sized or isinstance(spec.inputs, StreamingAdapter)):
+        raise SelectkitUsageError(
+            f"strategy '{spec.name}' decides itself which rows it keeps and takes no group "
+            f"ranges; drop {option('group_min')}/{option('group_max')}/{option('group_ranges')}"
+        )
 
 
 def check_budget_given(spec: Strategy, budget: object) -> None:
@@ -229,6 +264,9 @@ def select_files(
     subpool_options: dict[str, int] | None = None,
     engine: str | Any = "local",
     ray_address: str | None = None,
+    group_min: dict[str, int] | str | None = None,
+    group_max: dict[str, int] | str | None = None,
+    group_ranges: str | Path | pl.DataFrame | GroupRanges | None = None,
 ) -> Provenance:
     """Read ``inputs``, select, and write the manifest with provenance to ``output``.
 
@@ -244,6 +282,9 @@ def select_files(
     the pool on the driver, on either engine (docs/strategies.md, "What runs where").
     ``ray_address`` (else ``$RAY_ADDRESS``, else a local Ray instance) is Ray's. The manifest
     and its provenance, apart from timings and the engine record, are the same on every engine.
+    Group ranges (``group_min``, ``group_max``, ``group_ranges``: see ``select``) are parsed
+    before any file is read and recorded in the provenance (``params.group_ranges``; metrics
+    ``group_ranges``, ``group_counts``); with them the pool is read on the driver.
     """
     _check_call_arguments(strategy, seed, params, labelled_col)
     inputs = paths(inputs, "inputs")
@@ -252,6 +293,8 @@ def select_files(
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
     mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
+    ranges = parse_ranges(group_min, group_max, group_ranges)
+    check_ranges_allowed(spec, ranges)
     emit = {k: v for k, v in (emit or {}).items() if v is not None}
     for name, path in emit.items():
         if name not in spec.emits:
@@ -278,7 +321,7 @@ def select_files(
         files = FileInputs(inputs, columns or Columns(), input_format, use_labels, engine=eng)
         if isinstance(adapter, StreamingAdapter):
             return _select_streamed(adapter, spec, files, output, prov, budget, resolved, eng)
-        if spec.shards is not None:
+        if spec.shards is not None and ranges is None:
             request = ShardRequest(
                 files=files,
                 budget=budget,
@@ -312,6 +355,7 @@ def select_files(
             coldness=coldness,
             subpool=subpool,
             subpool_options=subpool_options,
+            ranges=ranges,
         )
 
 
@@ -333,6 +377,7 @@ def _select_on_driver(
     coldness: float | None,
     subpool: str | None,
     subpool_options: dict[str, int] | None,
+    ranges: GroupRanges | None = None,
 ) -> Provenance:
     """The pool read on the driver (the strategy's input adapter), the strategy run on it, the
     manifest and side tables written: what ``select_files`` does for a strategy without a
@@ -358,6 +403,7 @@ def _select_on_driver(
         coldness=coldness,
         subpool=subpool,
         subpool_options=subpool_options,
+        group_ranges=ranges,
     )
     prov.stop("select")
     prov.params = {
@@ -371,6 +417,8 @@ def _select_on_driver(
         "labels": spec.labels,
         "labelled_col": pool.labelled_column,
     }
+    if ranges is not None:
+        prov.params["group_ranges"] = {"column": pool.columns.group, **ranges.describe()}
     prov.engine = engine_record(eng)
     prov.inputs = [s.as_dict() for s in pool.sources]
     prov.metrics = {

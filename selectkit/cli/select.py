@@ -220,6 +220,29 @@ def select(
             help="anchoral: neighbours per anchor (K).",
         ),
     ] = 50,
+    group_min: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--group-min",
+            help="Group ranges, any strategy: at least COUNT picks of each GROUP of --group-col "
+            "(GROUP=COUNT[,GROUP=COUNT...]; repeatable).",
+        ),
+    ] = None,
+    group_max: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--group-max",
+            help="Group ranges: at most COUNT picks of each GROUP (GROUP=COUNT,...; repeatable).",
+        ),
+    ] = None,
+    group_ranges: Annotated[
+        Optional[str],
+        typer.Option(
+            "--group-ranges",
+            help="Group ranges from a csv/parquet file with columns group,min,max (empty = no "
+            "bound).",
+        ),
+    ] = None,
     report_path: Annotated[
         Optional[str],
         typer.Option(
@@ -256,6 +279,10 @@ def select(
     Active learning (a pool with your model's proba column):
 
         selectkit select pool.parquet -s margin -b 100 --stochastic power --coldness 2 -o batch.parquet
+
+    Group ranges on any strategy (at least / at most so many picks per --group-col value):
+
+        selectkit select emb.parquet meta.parquet -s kcenter -b 500 --group-col source --group-min wiki=100,code=50 --group-max web=200 -o m.parquet
 
     On a Ray cluster (margin, entropy, least-confidence and bald score each shard there; the
     other strategies read the pool on this machine; docs/strategies.md says what runs where):
@@ -311,6 +338,9 @@ def select(
         },
         engine=engine,
         ray_address=ray_address,
+        group_min=group_min,
+        group_max=group_max,
+        group_ranges=group_ranges,
     )
     summary = {"output": output, "strategy": strategy, "seed": seed}
     if report_path is not None:

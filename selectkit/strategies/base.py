@@ -117,6 +117,9 @@ class Strategy:
     # How it runs on an engine (selectkit.strategies.inputs.ShardPlan): per shard of the input
     # with a driver-side reduction; None = the pool is read on the driver (either engine).
     shards: ShardPlan | None = None
+    # Meets group ranges itself (fair-centers): ``select`` passes the resolved bounds as
+    # ``bounds=`` (a ``selectkit.ranges.GroupBounds``) instead of re-running it per round.
+    meets_ranges: bool = False
 
     def keeps_input_order(self, params: dict[str, Any]) -> bool:
         """Whether, under the resolved ``params``, this strategy reads the input's row order."""
@@ -159,6 +162,7 @@ def register_strategy(
     reads_row_order: Callable[[dict[str, Any]], bool] | None = None,
     examples: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     shards: ShardPlan | None = None,
+    meets_ranges: bool = False,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
@@ -206,6 +210,7 @@ def register_strategy(
             reads_row_order=reads_row_order,
             examples=examples,
             shards=shards,
+            meets_ranges=meets_ranges,
         )
         return fn
 
