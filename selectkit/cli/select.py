@@ -282,8 +282,7 @@ def select(
 
     Group ranges on any strategy (at least / at most so many picks per --group-col value):
 
-        selectkit select emb.parquet meta.parquet -s kcenter -b 500 --group-col source\
-            --group-min wiki=100,code=50 --group-max web=200 -o m.parquet
+        selectkit select emb.parquet meta.parquet -s kcenter -b 500 --group-min wiki=100 -o m.parquet
 
     On a Ray cluster (margin, entropy, least-confidence and bald score each shard there; the
     other strategies read the pool on this machine; docs/strategies.md says what runs where):
