@@ -7,6 +7,7 @@ from selectkit.strategies import (  # noqa: F401  (registration on import)
     coreset,
     disco,
     dsir,
+    fair_centers,
     kcenter,
     moderate,
     random,
