@@ -50,13 +50,15 @@ class GroupRanges:
 class GroupBounds:
     """Bounds resolved against a pool: ``codes`` (int64 per pool row, the group of each row,
     -1 for rows outside the candidates), ``names`` (code -> group name), ``lo`` and ``hi``
-    (int64 per code; ``hi`` is capped at the group's candidate count) and the ``budget``."""
+    (int64 per code; ``hi`` is capped at the group's candidate count), the ``budget`` and
+    ``bounded`` (bool per code: the group has a min or max of the user's)."""
 
     codes: np.ndarray
     names: list[str]
     lo: np.ndarray
     hi: np.ndarray
     budget: int
+    bounded: np.ndarray | None = None  # bool per code: the user gave this group a bound
 
     def counts(self, rows: np.ndarray) -> np.ndarray:
         """Picks per group code among pool rows ``rows``. O(len(rows))."""
@@ -241,22 +243,27 @@ def resolve_bounds(pool: Pool, ranges: GroupRanges, budget: int) -> GroupBounds:
     if int(lo.sum()) > budget:
         raise SelectkitDataError(
             f"the group mins sum to {int(lo.sum())}, more than the budget {budget}; raise the "
-            f"budget or lower a min ({_largest(names, lo)})"
+            f"budget or lower a min ({_shown(names, lo, lo > 0)})"
         )
     if int(hi.sum()) < budget:
+        capped = np.isin(names, list(ranges.maxs))
         raise SelectkitDataError(
             f"the group maxes (capped at each group's selectable rows) allow at most "
             f"{int(hi.sum())} picks, fewer than the budget {budget}; lower the budget or raise "
-            f"a max ({_largest(names, hi, smallest=True)})"
+            f"a max ({_shown(names, hi, capped, smallest=True)})"
         )
     codes = np.full(len(pool), -1, dtype=np.int64)
     codes[cand] = inverse
-    return GroupBounds(codes=codes, names=names, lo=lo, hi=hi, budget=budget)
+    bounded = np.isin(names, list(set(ranges.mins) | set(ranges.maxs)))
+    return GroupBounds(codes=codes, names=names, lo=lo, hi=hi, budget=budget, bounded=bounded)
 
 
-def _largest(names: list[str], values: np.ndarray, smallest: bool = False) -> str:
-    order = np.argsort(values if smallest else -values, kind="stable")[:3]
-    return ", ".join(f"{names[i]}={int(values[i])}" for i in order)
+def _shown(names: list[str], values: np.ndarray, among: np.ndarray, smallest: bool = False) -> str:
+    """Up to three ``name=value`` of the groups ``among``, largest (or smallest) first."""
+    rows = np.flatnonzero(among)
+    rows = rows[np.argsort(values[rows] if smallest else -values[rows], kind="stable")][:3]
+    more = ", ..." if np.count_nonzero(among) > 3 else ""
+    return ", ".join(f"{names[i]}={int(values[i])}" for i in rows) + more
 
 
 def walk(
@@ -393,8 +400,10 @@ def constrained_selection(
 
 
 def effective_ranges(bounds: GroupBounds) -> dict[str, list[int]]:
-    """[min, max] per group as enforced (max capped at the group's selectable rows)."""
-    return {n: [int(a), int(b)] for n, a, b in zip(bounds.names, bounds.lo, bounds.hi, strict=True)}
+    """[min, max] as enforced (max capped at the group's selectable rows) for each group the
+    user bounded; the others are [0, size]."""
+    rows = range(len(bounds.names)) if bounds.bounded is None else np.flatnonzero(bounds.bounded)
+    return {bounds.names[i]: [int(bounds.lo[i]), int(bounds.hi[i])] for i in rows}
 
 
 __all__ = [
