@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import env_report, run_child, write_json  # noqa: E402
+from _common import env_report, run_child, write_json
 
 SEEDS = range(5)
 
@@ -173,11 +173,18 @@ def part_cost_vs_unconstrained():
     for seed in SEEDS:
         _, sel = select(pool2, "fair-centers", 50, seed=seed, group_min={"outlier": 10})
         ratios.append(sel.metrics["fair_centers_cost_ratio"])
-    out["min 10 of 30 outliers"] = {"ratio_to_unconstrained": [float(np.mean(ratios)), float(np.std(ratios))]}
+    out["min 10 of 30 outliers"] = {
+        "ratio_to_unconstrained": [float(np.mean(ratios)), float(np.std(ratios))]
+    }
     return out
 
 
-RANGES = [((1, 1, 1), (1, 2, 4)), ((2, 0, 0), (2, 1, 4)), ((0, 0, 2), (0, 4, 4)), ((1, 1, 0), (4, 4, 0))]
+RANGES = [
+    ((1, 1, 1), (1, 2, 4)),
+    ((2, 0, 0), (2, 1, 4)),
+    ((0, 0, 2), (0, 4, 4)),
+    ((1, 1, 0), (4, 4, 0)),
+]
 
 
 def brute_force(x, groups, k, lo, hi, p):
@@ -274,7 +281,9 @@ def main():
     payload["exact_bounds"] = part_exact_bounds()
     rows = payload["exact_bounds"]["rows"]
     print("1. exact bounds (violations must be 0)")
-    for (corpus, strategy), grp in itertools.groupby(rows, key=lambda r: (r["corpus"], r["strategy"])):
+    for (corpus, strategy), grp in itertools.groupby(
+        rows, key=lambda r: (r["corpus"], r["strategy"])
+    ):
         grp = list(grp)
         print(
             f"  {corpus:16s} {strategy:13s} violations={sum(r['violations'] for r in grp)} "

@@ -106,7 +106,9 @@ def select(
     def run(part: Pool, size: int | None, round_: int = 0) -> Selection:
         # round 0 draws exactly what an unconstrained run draws; later range rounds their own
         keys = ("select", spec.name) + (("ranges", round_) if round_ else ())
-        extra = {"bounds": bounds} if spec.meets_ranges else {}
+        # bounds index the whole pool: only round 0 runs on it (a later round, which a strategy
+        # that meets ranges never needs, gets the walk's constraint alone)
+        extra = {"bounds": bounds} if spec.meets_ranges and not round_ else {}
         if mods.active:
             sel = acquire(part, size, derive_rng(seed, *keys), spec.scorer, resolved, mods)
             sel.metrics.update(mods.describe())

@@ -225,3 +225,17 @@ def test_cli_json_reports_group_counts(cli, rt_tables, tmp_path):
     )  # fmt: skip
     assert payload["group_counts"]["plot"] == 0
     assert json.dumps(payload["group_ranges"])
+
+
+def test_select_files_with_a_shard_plan_strategy_reads_on_the_driver(frame, tmp_path):
+    """margin has a per-shard plan; with ranges the pool is read on the driver and the bounds
+    hold (a ranges DataFrame from Python)."""
+    from selectkit import select_files
+
+    path = tmp_path / "pool.parquet"
+    frame.drop("label").write_parquet(path)
+    ranges = pl.DataFrame({"group": ["2", "5"], "min": [15, None], "max": [None, 0]})
+    out = tmp_path / "m.parquet"
+    prov = select_files([path], out, strategy="margin", budget=40, group_ranges=ranges)
+    assert prov.metrics["group_counts"]["2"] >= 15 and prov.metrics["group_counts"]["5"] == 0
+    assert prov.params["group_ranges"] == {"column": "group", "min": {"2": 15}, "max": {"5": 0}}
