@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
-from selectkit.pool import Pool, column_option
+from selectkit.pool import Pool, _GatheredRows, column_option
 
 #: the column marking rows a later round must not pick (original labelled set + picks so far)
 TAKEN = "__selectkit_range_taken"
@@ -305,18 +305,24 @@ def open_groups(bounds: GroupBounds, counts: np.ndarray, taken: int) -> np.ndarr
 
 def remaining_pool(
     pool: Pool, bounds: GroupBounds, picked: np.ndarray, open_: np.ndarray
-) -> tuple[Pool, np.ndarray]:
+) -> tuple[Pool, np.ndarray | None]:
     """The pool a later round runs on: the labelled set, the picks so far (both marked taken)
     and the unpicked candidates of the ``open_`` groups, in the pool's (id) order; and the
-    pool rows it keeps. O(n) plus a copy of the kept rows."""
+    pool rows it keeps. O(n) plus a copy of the kept rows.
+
+    A pool subclass with row-aligned state of its own (DISCO's pivoted ``ModelPool``) cannot be
+    cut by rows here: it keeps every row, the closed groups' rows marked taken too, and the
+    rows returned are None (its indices are the pool's)."""
     taken = pool.labelled_mask.copy()
     taken[picked] = True
     codes = bounds.codes
     keep = taken | ((codes >= 0) & open_[np.maximum(codes, 0)])
+    if type(pool) is not Pool:
+        flag = pl.Series(TAKEN, np.where(keep & ~taken, None, True))
+        marked = replace(pool, frame=pool.frame.with_columns(flag))
+        return marked.marking_labelled(TAKEN, labels_as_data=pool.labels_as_data), None
     rows = np.flatnonzero(keep).astype(np.int64)
     frame = pool.frame[rows].with_columns(pl.Series(TAKEN, np.where(taken[rows], True, None)))
-    from selectkit.pool import _GatheredRows
-
     sub = Pool(
         frame=frame,
         columns=pool.columns,
@@ -352,7 +358,7 @@ def constrained_selection(
     while taken < bounds.budget:
         if rounds == 0:
             sub, rows = pool, None
-        else:
+        else:  # rows None: the sub-pool's indices are the pool's
             sub, rows = remaining_pool(pool, bounds, picked, open_groups(bounds, counts, taken))
         sel = run(sub, bounds.budget - taken, rounds)
         first = first or sel

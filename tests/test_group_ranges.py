@@ -239,3 +239,38 @@ def test_select_files_with_a_shard_plan_strategy_reads_on_the_driver(frame, tmp_
     prov = select_files([path], out, strategy="margin", budget=40, group_ranges=ranges)
     assert prov.metrics["group_counts"]["2"] >= 15 and prov.metrics["group_counts"]["5"] == 0
     assert prov.params["group_ranges"] == {"column": "group", "min": {"2": 15}, "max": {"5": 0}}
+
+
+def _budgeted():
+    from selectkit import list_strategies
+    from selectkit.strategies.inputs import StreamingAdapter
+
+    return [
+        s.name
+        for s in list_strategies()
+        if not s.self_sized and not isinstance(s.inputs, StreamingAdapter)
+    ]
+
+
+@pytest.mark.parametrize("strategy", _budgeted())
+def test_every_strategy_with_a_budget_meets_ranges_on_its_example_pool(strategy):
+    """Each registered strategy (DISCO's pivoted pool and moderate's classes included) through
+    the same runner: later rounds run on a cut or marked pool and the bounds hold."""
+    from selectkit import get_strategy
+    from selectkit.testing import example_pool
+
+    pool = example_pool(strategy)
+    params = get_strategy(strategy).example_params()
+    mins, maxs = {"3": 25, "4": 10}, {"0": 1, "1": 0}
+    _, sel = select(pool, strategy, 60, seed=1, params=params, group_min=mins, group_max=maxs)
+    assert sel.indices.size == 60 == np.unique(sel.indices).size
+    assert within(sel.metrics["group_counts"], mins, maxs), sel.metrics["group_counts"]
+
+
+def test_moderate_keeps_its_budget_when_a_whole_cluster_is_labelled(frame):
+    """The bug later rounds exposed: moderate gave an empty class a pick of its own."""
+    marked = frame.drop("label").with_columns(
+        pl.when(pl.col("cluster") == 3).then(1).otherwise(None).alias("seen")
+    )
+    _, sel = select(Pool(frame=marked, columns=Columns()), "moderate", 45, labelled_col="seen")
+    assert sel.indices.size == 45

@@ -52,8 +52,9 @@ def class_codes(pool: Pool, rows: np.ndarray) -> tuple[np.ndarray, str]:
                 "moderate may pick; give every row a class, or classify by cluster with "
                 + column_option("label", "none")
             )
-    if pool.has("cluster"):
-        return pool.cluster_labels[rows], pool.columns.cluster
+    if pool.has("cluster"):  # dense over ``rows``: a cluster without such rows is no class
+        codes = np.unique(pool.cluster_labels[rows], return_inverse=True)[1]
+        return codes.astype(np.int64), pool.columns.cluster
     raise SelectkitUsageError(
         f"strategy 'moderate' needs a class per row: column '{name}' (label) or "
         f"'{pool.columns.cluster}' (cluster), which {pool.where} lacks; add labels, or make "
