@@ -374,7 +374,9 @@ def constrained_selection(
         )
         picked = np.concatenate([p[0] for p in parts])
         rounds += 1
-        if kept.size == 0:  # cannot happen (the first open pick is always kept); never loop
+        # round 1 may keep nothing (all its picks in closed groups); a later round runs on the
+        # open groups only, so its first pick is always kept: never loop
+        if kept.size == 0 and rounds > 1 and taken < bounds.budget:
             from selectkit.errors import SelectkitInternalError
 
             raise SelectkitInternalError("group ranges: a round kept no pick")

@@ -86,6 +86,20 @@ def test_loose_ranges_change_nothing(frame):
     assert sel.metrics["group_ranges_rounds"] == 1 and sel.metrics["group_ranges_skipped"] == 0
 
 
+def test_a_first_round_that_keeps_nothing_is_followed_by_one_that_fills():
+    """budget 1, min 1 on a group the strategy's own pick misses (round 1 keeps nothing)."""
+    from selectkit.testing import wide_frame
+
+    pool = Pool(frame=wide_frame().head(600), columns=Columns())
+    for strategy in ("random", "kcenter", "topk"):
+        plain, _ = select(pool, strategy, 1, seed=3)
+        first = pool.frame.get_column("group")[pool.ids.to_list().index(plain["id"][0])]
+        other = "0" if first != "0" else "1"
+        _, sel = select(pool, strategy, 1, seed=3, group_min={other: 1})
+        assert sel.metrics["group_counts"][other] == 1
+        assert sel.metrics["group_ranges_rounds"] == 2
+
+
 def test_max_zero_excludes_a_group_and_mins_fill_in_pick_order(frame):
     pool = Pool(frame=frame, columns=Columns())
     _, sel = select(pool, "topk", 30, seed=0, group_min={"8": 10}, group_max={"1": 0, "2": 3})
