@@ -183,6 +183,9 @@ def register_strategy(
     ``shards`` declares how the strategy runs on an engine (``select --engine``): a ``ShardPlan``
     whose per-shard kernels and driver reduction give the same selection as ``fn`` on the whole
     pool; without one (the default) the pool is read on the driver and ``fn`` runs there.
+    ``meets_ranges``: ``fn`` meets group ranges itself and takes them as ``bounds=`` (a
+    ``selectkit.ranges.GroupBounds``; None without ranges); every other strategy gets group
+    ranges from ``select``'s constrained walk over its picks (``selectkit.ranges``).
     """
     if labels not in LABEL_USES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_USES)}, not {labels!r}")
