@@ -85,3 +85,16 @@ def test_numpy_pool_api(digits):
     manifest, sel = select(Pool.from_arrays(x), "kcenter", 10, seed=0)
     assert manifest.get_column("id").to_list() == sel.indices.tolist()
     assert np.isfinite(manifest.get_column("score").drop_nulls().to_numpy()).all()
+
+
+@pytest.mark.parametrize("name", [s.name for s in list_strategies() if s.meets_ranges])
+def test_a_strategy_that_meets_ranges_meets_them_alone(name):
+    """``meets_ranges=True`` (fair-centers): one round, no pick skipped by the runner's walk."""
+    from selectkit.testing import example_pool
+
+    params = get_strategy(name).example_params()
+    mins, maxs = {"3": 12, "7": 5}, {"0": 0, "1": 2}
+    _, sel = select(example_pool(name), name, 40, params=params, group_min=mins, group_max=maxs)
+    counts = sel.metrics["group_counts"]
+    assert counts["3"] >= 12 and counts["7"] >= 5 and counts["0"] == 0 and counts["1"] <= 2
+    assert sel.metrics["group_ranges_rounds"] == 1 and sel.metrics["group_ranges_skipped"] == 0
