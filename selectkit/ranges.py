@@ -337,15 +337,15 @@ def constrained_selection(
     pool: Pool,
     bounds: GroupBounds,
     run: Callable[[Pool, int, int], Any],
-    meets_ranges: bool = False,
 ) -> Any:
     """Picks of ``run(pool, count, round)`` (a Selection) constrained to ``bounds``, in pick
     order: round 0 runs the strategy on the whole pool with the whole budget, later rounds on
     :func:`remaining_pool` with what is left of it. Scores and weights of kept picks are the
     ones the strategy gave them in the round that picked them. Records ``group_counts`` (picks
     per group), ``group_ranges_rounds`` and ``group_ranges_skipped`` (strategy picks the walk
-    skipped) in the returned selection's metrics. Cost: the strategy's, once per round (at most
-    ``groups + 2`` rounds; one for a strategy that ``meets_ranges``)."""
+    skipped) and ``group_ranges`` in the returned selection's metrics; the strategy's own
+    metrics, tables and chosen parameters are round 0's. Cost: the strategy's, once per round
+    (at most ``groups + 2`` rounds; one for a strategy that ``meets_ranges``)."""
     from selectkit.strategies.base import Selection
 
     counts = np.zeros(len(bounds.names), dtype=np.int64)
@@ -361,7 +361,8 @@ def constrained_selection(
         else:  # rows None: the sub-pool's indices are the pool's
             sub, rows = remaining_pool(pool, bounds, picked, open_groups(bounds, counts, taken))
         sel = run(sub, bounds.budget - taken, rounds)
-        first = first or sel
+        if first is None:
+            first = sel
         order = sel.indices if rows is None else rows[sel.indices]
         kept, taken, walked = walk(order, bounds, counts, taken)
         skipped += walked - int(kept.size)
