@@ -8,6 +8,7 @@ from selectkit.strategies import (  # noqa: F401  (registration on import)
     disco,
     dsir,
     kcenter,
+    kmq,
     moderate,
     random,
     semdedup,
