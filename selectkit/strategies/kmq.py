@@ -254,16 +254,17 @@ def kmq(
         means, _ = group_means(x, groups, c, rows=candidates)
         key = squared_distances_to(x, candidates, means, groups)
         scores = np.sqrt(key)
-    elif within == "uniform" or q is None:
-        mode = "uniform"
-        key = id_uniforms(ids, salt)
     else:
-        log_w = draw_weights_log(q, within, temperature, pool.where)
-        exp_var = -np.log(id_uniforms(ids, salt))  # E_i ~ Exp(1) from (seed, id)
-        with np.errstate(invalid="ignore"):
-            key = np.log(exp_var) - log_w  # log(E_i / w_i); +inf for w_i = 0
-        key = np.where(np.isnan(key), np.inf, key)
-        scores = q
+        log_e = np.log(-np.log(id_uniforms(ids, salt)))  # log E_i, E_i ~ Exp(1) from (seed, id)
+        if within == "uniform" or q is None:  # w_i = 1: constant quality draws the same rows
+            mode = "uniform"
+            key = log_e
+        else:
+            log_w = draw_weights_log(q, within, temperature, pool.where)
+            with np.errstate(invalid="ignore"):
+                key = log_e - log_w  # log(E_i / w_i); +inf for w_i = 0
+            key = np.where(np.isnan(key), np.inf, key)
+            scores = q
     order = np.lexsort((tie, key, groups))
     starts = np.concatenate([[0], np.cumsum(sizes)])
     rank = np.arange(groups.size) - starts[groups[order]]
