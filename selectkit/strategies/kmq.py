@@ -122,7 +122,7 @@ def draw_weights_log(q: np.ndarray, within: str, temperature: float, where: str)
     if (q < 0).any():
         first = float(q[np.flatnonzero(q < 0)[0]])
         raise SelectkitDataError(
-            f"the quality of {where} has {int((q < 0).sum())} negative values (first: {first}); "
+            f"{where} has {int((q < 0).sum())} negative values (first: {first:g}); "
             f"within=quality weights rows by q^(1/T) and needs q >= 0: shift the scores, or use "
             f"{option('within', 'softmax')}"
         )
@@ -260,7 +260,8 @@ def kmq(
             mode = "uniform"
             key = log_e
         else:
-            log_w = draw_weights_log(q, within, temperature, pool.where)
+            where = f"the quality column '{q_name}' of {pool.where}"
+            log_w = draw_weights_log(q, within, temperature, where)
             with np.errstate(invalid="ignore"):
                 key = log_e - log_w  # log(E_i / w_i); +inf for w_i = 0
             key = np.where(np.isnan(key), np.inf, key)
