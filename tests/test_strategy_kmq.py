@@ -425,3 +425,22 @@ def test_kmq_weights_json_summary_is_machine_readable(cli, files, tmp_path):
     pl.DataFrame({"id": m1["id"], "feedback": -np.arange(30.0)}).write_parquet(fb)
     result = cli("kmq-weights", r1, fb, "-o", tmp_path / "w.parquet", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)["shifted"] is True
+
+
+def test_exclude_with_a_sharded_strategy_and_refused_by_dsir(cli, tmp_path):
+    pool = tmp_path / "pool.parquet"
+    wide_frame().select("id", "proba", "text").write_parquet(pool)
+    r1, r2 = tmp_path / "r1.parquet", tmp_path / "r2.parquet"
+    assert cli("select", pool, "-s", "margin", "-b", "30", "-o", r1).exit_code == 0
+    result = cli("select", pool, "-s", "margin", "-b", "30", "--exclude", r1, "-o", r2)
+    assert result.exit_code == 0, result.output
+    a, b = pl.read_parquet(r1), pl.read_parquet(r2)
+    assert not set(a["id"]) & set(b["id"])
+    # the next 30 by margin: the same as the top 60 without the first 30
+    both = cli("select", pool, "-s", "margin", "-b", "60", "-o", tmp_path / "r60.parquet")
+    assert both.exit_code == 0
+    top60 = set(pl.read_parquet(tmp_path / "r60.parquet")["id"])
+    assert set(b["id"]) == top60 - set(a["id"])
+    result = cli("select", pool, "-s", "dsir", "--target", pool, "-b", "5", "--exclude", r1,
+                 "-o", tmp_path / "d.parquet")  # fmt: skip
+    assert "exclude" in one_line_error(result, code=2)
