@@ -21,6 +21,7 @@
 
     nice -n 10 /work/main/.venv/bin/python benchmarks/bench_kmq.py            # 1 + 2 (~2 min)
     nice -n 10 /work/main/.venv/bin/python benchmarks/bench_kmq.py --cost     # 3 (~2 min)
+    nice -n 10 /work/main/.venv/bin/python benchmarks/bench_kmq.py --noise 0 --static-only
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ sys.path.insert(0, str(REPO))
 import selectkit as sk  # noqa: E402
 
 SEEDS = range(10)
-NOISE = 0.2
+NOISE = float(sys.argv[sys.argv.index("--noise") + 1]) if "--noise" in sys.argv else 0.2
 
 
 def noisy_digits(seed):
@@ -99,7 +100,9 @@ def static_table():
                     row["cov"].append(sel.metrics["coverage_mean_distance"])
                     row["noisy"].append(float(flip[idx].mean()))
     return {
-        f"{int(frac * 100)}% {name}": {m: (float(np.mean(v)), float(np.std(v))) for m, v in r.items()}
+        f"{int(frac * 100)}% {name}": {
+            m: (float(np.mean(v)), float(np.std(v))) for m, v in r.items()
+        }
         for (frac, name), r in out.items()
     }
 
@@ -107,7 +110,7 @@ def static_table():
 def iterative_table(k=10, frac=0.10, rounds=3):
     res = {"static kMQ": [], "iterative kMQ (3 rounds)": [], "weight spread (max/min)": []}
     for seed in SEEDS:
-        xtr, y_obs, flip, xte, yte, q = noisy_digits(seed)
+        xtr, y_obs, _flip, xte, yte, q = noisy_digits(seed)
         rng = np.random.default_rng(1000 + seed)
         val = rng.random(len(xtr)) < 0.2
         pool_rows = np.flatnonzero(~val)
@@ -185,7 +188,9 @@ def cost_table(n=1_000_000, d=64, k=1000):
         base = [*exe, "select", str(tmp / "emb.npy"), str(tmp / "cq.parquet"), "-s", "kmq",
                 "--quality-col", "quality", "-b", "10%"]  # fmt: skip
         out["kmq 10%"] = measured([*base, "-o", str(tmp / "m1.parquet")])
-        out["kmq 10% --no-metrics"] = measured([*base, "--no-metrics", "-o", str(tmp / "m2.parquet")])
+        out["kmq 10% --no-metrics"] = measured(
+            [*base, "--no-metrics", "-o", str(tmp / "m2.parquet")]
+        )
         out["kmq 10% --within closest --no-metrics"] = measured(
             [*base, "--within", "closest", "--no-metrics", "-o", str(tmp / "m3.parquet")]
         )
@@ -224,9 +229,13 @@ def main():
     show(f"digits, {int(NOISE * 100)}% flipped training labels, {len(SEEDS)} seeds "
          "(acc = clean test accuracy, cov = coverage distance, noisy = share of flipped picks)",
          static)  # fmt: skip
+    if "--static-only" in sys.argv:
+        return
     it = iterative_table()
     show("iterative kMQ vs static kMQ, digits, 10% in 3 rounds, k = 10", it)
-    (outdir / "bench_kmq.json").write_text(json.dumps({"static": static, "iterative": it}, indent=1))
+    (outdir / "bench_kmq.json").write_text(
+        json.dumps({"static": static, "iterative": it}, indent=1)
+    )
 
 
 if __name__ == "__main__":
