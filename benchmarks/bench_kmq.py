@@ -22,6 +22,7 @@
     nice -n 10 /work/main/.venv/bin/python benchmarks/bench_kmq.py            # 1 + 2 (~2 min)
     nice -n 10 /work/main/.venv/bin/python benchmarks/bench_kmq.py --cost     # 3 (~2 min)
     nice -n 10 /work/main/.venv/bin/python benchmarks/bench_kmq.py --noise 0 --static-only
+    nice -n 10 /work/main/.venv/bin/python benchmarks/bench_kmq.py --rt   # Rotten Tomatoes, AUM
 """
 
 from __future__ import annotations
@@ -62,6 +63,55 @@ def noisy_digits(seed):
                               method="predict_proba")  # fmt: skip
     q = proba[np.arange(y_obs.size), y_obs]
     return xtr, y_obs, flip, xte, yte, q
+
+
+def noisy_rt(seed):
+    """The same for the bundled Rotten Tomatoes snippets (3,000 rows, fresh / rotten / plot),
+    selectkit's hashing embeddings; the quality is the AUM of `selectkit scores` (training
+    dynamics on the noisy training labels: low = hard or mislabelled)."""
+    corpus = pl.read_ndjson(REPO / "data_samples" / "rotten_tomatoes.jsonl")
+    x = sk.embed_texts(corpus["text"].to_list())
+    y = np.unique(corpus["label"].to_numpy(), return_inverse=True)[1]
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.3, stratify=y, random_state=seed)
+    rng = np.random.default_rng(seed)
+    flip = rng.random(ytr.size) < NOISE
+    y_obs = ytr.copy()
+    y_obs[flip] = (ytr[flip] + rng.integers(1, 3, flip.sum())) % 3
+    dyn = sk.scores_for_pool(sk.Pool.from_arrays(xtr, labels=y_obs), seed=seed)
+    return xtr, y_obs, flip, xte, yte, dyn["aum"].to_numpy()
+
+
+def rt_arms(k=20):
+    return {
+        "random": ("random", {}),
+        "topk-aum": ("topk", {}),
+        f"kM-Random k={k}": ("kmq", {"k": k, "within": "uniform"}),
+        f"kMQ softmax T=1 k={k}": ("kmq", {"k": k, "within": "softmax"}),
+        f"kMQ softmax T=0.3 k={k}": ("kmq", {"k": k, "within": "softmax", "temperature": 0.3}),
+        f"kM-Closest k={k}": ("kmq", {"k": k, "within": "closest"}),
+    }
+
+
+def rt_table():
+    out = {}
+    for seed in SEEDS:
+        xtr, y_obs, flip, xte, yte, q = noisy_rt(seed)
+        pool = sk.Pool.from_arrays(xtr, score=q)
+        for frac in (0.05, 0.10):
+            for name, (strategy, params) in rt_arms().items():
+                _, sel = sk.select(pool, strategy, round(frac * len(xtr)), seed=seed,
+                                   params=params)  # fmt: skip
+                idx = sel.indices
+                row = out.setdefault((frac, name), {"acc": [], "cov": [], "noisy": []})
+                row["acc"].append(fit_score(xtr[idx], y_obs[idx], xte, yte))
+                row["cov"].append(sel.metrics["coverage_mean_distance"])
+                row["noisy"].append(float(flip[idx].mean()))
+    return {
+        f"{int(frac * 100)}% {name}": {
+            m: (float(np.mean(v)), float(np.std(v))) for m, v in r.items()
+        }
+        for (frac, name), r in out.items()
+    }
 
 
 def fit_score(x, y, xt, yt):
@@ -224,6 +274,12 @@ def main():
             else:
                 print(f"  {key:45s} {val}")
         (outdir / "bench_kmq_cost.json").write_text(json.dumps(cost, indent=1))
+        return
+    if "--rt" in sys.argv:
+        rt = rt_table()
+        show(f"Rotten Tomatoes, {int(NOISE * 100)}% flipped training labels, quality = AUM, "
+             f"{len(SEEDS)} seeds", rt)  # fmt: skip
+        (outdir / "bench_kmq_rt.json").write_text(json.dumps(rt, indent=1))
         return
     static = static_table()
     show(f"digits, {int(NOISE * 100)}% flipped training labels, {len(SEEDS)} seeds "

@@ -165,7 +165,8 @@ def read_cluster_weights(path: str, known: np.ndarray) -> tuple[np.ndarray, dict
         raise SelectkitDataError(
             f"{where} has {int(unknown.sum())} cluster ids that are not clusters of the pool "
             f"(first: {ids[np.flatnonzero(unknown)[0]]}); give the weights made from the same "
-            "clusters file (selectkit kmq-weights)"
+            "clusters file (selectkit kmq-weights), and drop the rows of clusters whose rows "
+            "--exclude removed entirely"
         )
     out = np.ones(known.size, dtype=np.float64)
     out[pos] = w
