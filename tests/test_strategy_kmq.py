@@ -347,6 +347,13 @@ def test_everything_excluded_exits_1(cli, files, tmp_path):
     wide_frame().select("id").write_parquet(everything)
     result = run_select(cli, files, tmp_path / "m.parquet", "-b", "1", "--exclude", everything)
     assert "excluded" in one_line_error(result)
+    # the excluded manifest is an input: -o may not overwrite it; a missing one exits 1
+    result = run_select(cli, files, everything, "-b", "1", "--exclude", everything)
+    assert "also an input" in one_line_error(result, code=2)
+    result = run_select(
+        cli, files, tmp_path / "m.parquet", "-b", "1", "--exclude", tmp_path / "no.parquet"
+    )
+    assert "does not exist" in one_line_error(result)
 
 
 # ------------------------------------------------------------------------------ kmq-weights
