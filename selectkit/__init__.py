@@ -40,6 +40,7 @@ from selectkit.errors import (
 )
 from selectkit.inspect import inspect_file
 from selectkit.io import read_provenance, read_table, write_table
+from selectkit.kmq import kmq_weights
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.report import render_report, write_report
 from selectkit.rng import derive_rng
@@ -75,6 +76,7 @@ __all__ = [
     "get_strategy",
     "inspect_file",
     "kmeans",
+    "kmq_weights",
     "list_strategies",
     "load_pool",
     "make_embedder",

@@ -15,7 +15,7 @@ from selectkit.arguments import instance, integer, paths, text
 from selectkit.arguments import path as path_argument
 from selectkit.budget import parse_budget
 from selectkit.engine import engine_record
-from selectkit.errors import SelectkitUsageError, option
+from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.metrics import selection_metrics
 from selectkit.pool import Columns, Pool
@@ -47,6 +47,7 @@ def select(
     group_min: dict[str, int] | str | None = None,
     group_max: dict[str, int] | str | None = None,
     group_ranges: str | Path | pl.DataFrame | GroupRanges | None = None,
+    exclude: object = None,
 ) -> tuple[pl.DataFrame, Selection]:
     """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
 
@@ -82,6 +83,11 @@ def select(
     Order: the strategy runs on the rows sorted by id (``Pool.in_id_order``), so the same rows in
     any order give the same manifest (unless the strategy reads row order, e.g. semdedup
     ``--order input``); ``selection.indices`` index ``pool`` as given.
+
+    ``exclude``: ids (a list, array or polars Series) of rows to leave out before the strategy
+    runs, e.g. an earlier round's manifest ids (``select_files(exclude=[paths])``): they are
+    removed from the pool, so they are neither picked nor seen (budget fractions count the rest).
+    ``selection.metrics["excluded_rows"]`` says how many pool rows went. Cost: O(n) hash join.
     """
     _check_call_arguments(strategy, seed, params, labelled_col)
     instance(pool, Pool, "pool", "sk.load_pool('emb.parquet')", optional=False)
@@ -92,6 +98,11 @@ def select(
     ranges = parse_ranges(group_min, group_max, group_ranges)
     check_ranges_allowed(spec, ranges)
     pool = prepare_pool(pool, spec, resolved, labelled_col)
+    kept, excluded = None, 0
+    if exclude is not None:
+        before = len(pool)
+        pool, kept = without_ids(pool, exclude)
+        excluded = before - len(pool)
     if mods.subpool:
         pool.require(["embedding"], option("subpool", mods.subpool))
     if pool.has("cluster"):
@@ -138,6 +149,9 @@ def select(
     manifest = build_manifest(pool, selection)
     if perm is not None:  # the returned selection indexes the pool as the caller gave it
         selection.indices = perm[selection.indices]
+    if kept is not None:
+        selection.indices = kept[selection.indices]
+        selection.metrics["excluded_rows"] = excluded
     return manifest, selection
 
 
@@ -149,6 +163,73 @@ def check_ranges_allowed(spec: Strategy, ranges: GroupRanges | None) -> None:
             f"strategy '{spec.name}' decides itself which rows it keeps and takes no group "
             f"ranges; drop {option('group_min')}/{option('group_max')}/{option('group_ranges')}"
         )
+def without_ids(pool: Pool, ids: object) -> tuple[Pool, np.ndarray]:
+    """``pool`` without the rows whose id is in ``ids`` (``select(exclude=...)``) and the
+    positions of the rows kept (``kept[i]`` is the given pool's row of the new pool's row i).
+    Ids of another kind than the pool's (text vs integers) are a data error; ids not in the
+    pool are ignored. Nothing left is a data error. O(n) time and one copy of the kept rows."""
+    from dataclasses import replace
+
+    from selectkit.pool import _GatheredRows
+
+    drop = ids if isinstance(ids, pl.Series) else pl.Series("exclude", list(ids))
+    pool_ids = pool.ids
+    if drop.len() and (
+        drop.dtype.is_integer() != pool_ids.dtype.is_integer()
+        or (drop.dtype == pl.String) != (pool_ids.dtype == pl.String)
+    ):
+        raise SelectkitDataError(
+            f"the excluded ids are {drop.dtype} but the ids of {pool.where} are "
+            f"{pool_ids.dtype}; exclude a manifest made from the same rows"
+        )
+    if drop.dtype.is_integer():
+        drop, pool_ids = drop.cast(pl.Int64), pool_ids.cast(pl.Int64)
+    mask = pool_ids.is_in(drop.implode()).to_numpy()
+    kept = np.flatnonzero(~mask).astype(np.int64)
+    if kept.size == 0:
+        raise SelectkitDataError(
+            f"every one of the {len(pool)} rows of {pool.where} is excluded ("
+            f"{option('exclude')}); nothing is left to select"
+        )
+    if kept.size == len(pool):
+        return pool, kept
+    gathered = replace(
+        pool,
+        frame=pool.frame[kept],
+        arrays=_GatheredRows(pool.arrays, kept),  # type: ignore[arg-type]
+    )
+    return gathered, kept
+
+
+def excluded_ids(paths: Sequence[str | Path], id_col: str) -> tuple[pl.Series | None, list[dict]]:
+    """The ids of the earlier manifests at ``paths`` (``select --exclude``), concatenated, and
+    each file's source record (path, rows, fingerprint, ``"role": "exclude"``). A file without
+    the id column is a data error naming it. One streaming read of each id column."""
+    from selectkit.io.tables import iter_batches
+
+    parts: list[pl.Series] = []
+    records: list[dict] = []
+    for path in paths:
+        source, batches = iter_batches(str(path), columns=[id_col], id_col=id_col)
+        for batch in batches:
+            if id_col not in batch.columns:
+                raise SelectkitDataError(
+                    f"'{path}' (given to {option('exclude')}) has no id column '{id_col}' "
+                    f"(columns: {', '.join(batch.columns) or 'none'}); exclude a manifest "
+                    f"written by `selectkit select`, or name its id column with "
+                    f"{option('id_col')}"
+                )
+            parts.append(batch.get_column(id_col))
+        records.append({**source.as_dict(), "role": "exclude"})
+    if not parts:
+        return None, records
+    kinds = {s.dtype.is_integer() for s in parts}
+    if len(kinds) > 1:
+        raise SelectkitDataError(
+            f"the files given to {option('exclude')} mix integer and text ids; exclude "
+            "manifests of the same pool"
+        )
+    return pl.concat([s.cast(pl.Int64) if s.dtype.is_integer() else s for s in parts]), records
 
 
 def check_budget_given(spec: Strategy, budget: object) -> None:
@@ -269,8 +350,14 @@ def select_files(
     group_min: dict[str, int] | str | None = None,
     group_max: dict[str, int] | str | None = None,
     group_ranges: str | Path | pl.DataFrame | GroupRanges | None = None,
+    exclude: Sequence[str | Path] | None = None,
 ) -> Provenance:
     """Read ``inputs``, select, and write the manifest with provenance to ``output``.
+
+    ``exclude``: earlier manifests (any table with the id column) whose rows are removed from
+    the pool before the strategy runs (``select(exclude=ids)``); each is recorded among the
+    provenance's inputs with ``"role": "exclude"`` and its fingerprint, and the metric
+    ``excluded_rows`` counts the pool rows removed. Not for streaming strategies (dsir).
 
     The strategy's input adapter reads the files (one row per id joined on the id column; DISCO:
     long tables; DSIR: a stream). ``labelled_col``, the modifiers and the other options are
@@ -290,8 +377,9 @@ def select_files(
     """
     _check_call_arguments(strategy, seed, params, labelled_col)
     inputs = paths(inputs, "inputs")
+    exclude = paths(exclude, "exclude") if exclude is not None else []
     path_argument(output, "output")
-    check_output_path(output, inputs)
+    check_output_path(output, [*inputs, *exclude])
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
     mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
@@ -318,12 +406,19 @@ def select_files(
         )
     if not isinstance(adapter, StreamingAdapter):
         check_budget_given(spec, budget)
+    elif exclude:
+        raise SelectkitUsageError(
+            f"strategy '{spec.name}' streams its input files and cannot leave rows out; drop "
+            f"{option('exclude')}, or filter the files first"
+        )
+    dropped = excluded_ids(exclude, (columns or Columns()).id) if exclude else None
     with opened_engine(engine, ray_address) as eng:
         prov = Provenance(command="select", seed=seed)
         files = FileInputs(inputs, columns or Columns(), input_format, use_labels, engine=eng)
         if isinstance(adapter, StreamingAdapter):
             return _select_streamed(adapter, spec, files, output, prov, budget, resolved, eng)
-        if spec.shards is not None and ranges is None:
+        # group ranges and --exclude read the pool here, on the driver
+        if spec.shards is not None and ranges is None and dropped is None:
             request = ShardRequest(
                 files=files,
                 budget=budget,
@@ -358,6 +453,7 @@ def select_files(
             subpool=subpool,
             subpool_options=subpool_options,
             ranges=ranges,
+            exclude=dropped,
         )
 
 
@@ -380,6 +476,7 @@ def _select_on_driver(
     subpool: str | None,
     subpool_options: dict[str, int] | None,
     ranges: GroupRanges | None = None,
+    exclude: tuple[pl.Series | None, list[dict]] | None = None,
 ) -> Provenance:
     """The pool read on the driver (the strategy's input adapter), the strategy run on it, the
     manifest and side tables written: what ``select_files`` does for a strategy without a
@@ -406,6 +503,7 @@ def _select_on_driver(
         subpool=subpool,
         subpool_options=subpool_options,
         group_ranges=ranges,
+        exclude=None if exclude is None else (exclude[0] if exclude[0] is not None else []),
     )
     prov.stop("select")
     prov.params = {
@@ -422,7 +520,9 @@ def _select_on_driver(
     if ranges is not None:
         prov.params["group_ranges"] = {"column": pool.columns.group, **ranges.describe()}
     prov.engine = engine_record(eng)
-    prov.inputs = [s.as_dict() for s in pool.sources]
+    prov.inputs = [s.as_dict() for s in pool.sources] + (exclude[1] if exclude else [])
+    if exclude is not None:
+        prov.params["exclude"] = [r["path"] for r in exclude[1]]
     prov.metrics = {
         "pool_rows": len(pool),
         "selectable_rows": int(pool.candidates.size),

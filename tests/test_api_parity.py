@@ -26,6 +26,7 @@ from selectkit.disco.predictor import FIT_BOUNDS, fit_predictor
 from selectkit.dynamics import BOUNDS as SCORES_BOUNDS
 from selectkit.embed.hashing import BOUNDS as HASHING_BOUNDS
 from selectkit.embed.pipeline import EMBED_BOUNDS
+from selectkit.kmq import KMQ_WEIGHTS_PARAMS
 from selectkit.params import REQUIRED
 from selectkit.rng import derive_rng
 from selectkit.textcap import BOUNDS as TEXTCAP_BOUNDS
@@ -51,6 +52,7 @@ COMMANDS = {
     "disco predict": "disco_predict_files",
     "disco evaluate": "disco_evaluate_files",
     "weights broadcast": "broadcast_weights",
+    "kmq-weights": "kmq_weights",
 }
 
 
@@ -266,6 +268,7 @@ def _cli_bounds(command: str, renamed: dict[str, str] | None = None) -> dict[str
         ("disco fit", {**FIT_BOUNDS, "seed": EVALUATE_BOUNDS["seed"]}, set()),
         ("disco evaluate", EVALUATE_BOUNDS, set()),
         ("weights broadcast", BROADCAST_PARAMS, set()),
+        ("kmq-weights", KMQ_WEIGHTS_PARAMS, set()),
         # these al simulate options carry no min: the declaration's check words the refusal
         ("al simulate", SIMULATE_BOUNDS, {"init", "batch", "rounds", "repeats", "mc_members"}),
     ],
@@ -295,6 +298,7 @@ def test_cli_option_bounds_match_the_declared_bounds(command, bounds, python_onl
         (FIT_BOUNDS, fit_predictor, set()),
         (EVALUATE_BOUNDS, evaluate, set()),
         (BROADCAST_PARAMS, sk.broadcast_weights, set()),
+        (KMQ_WEIGHTS_PARAMS, sk.kmq_weights, set()),
     ],
 )
 def test_declared_defaults_are_the_functions_defaults(declared, function, skip):

@@ -24,6 +24,7 @@ from selectkit.cli import (
     demo,
     embed,
     inspect,
+    kmq_weights,
     report,
     scores,
     select,
@@ -146,6 +147,7 @@ app.command("inspect")(guarded(inspect.inspect))
 app.command("strategies")(guarded(strategies.strategies))
 app.command("demo")(guarded(demo.demo))
 app.command("report")(guarded(report.report))
+app.command("kmq-weights")(guarded(kmq_weights.kmq_weights))
 
 from selectkit.cli.al import app as _al_app  # noqa: E402  (sub-apps: selectkit al / disco ...)
 from selectkit.cli.disco import app as _disco_app  # noqa: E402

@@ -251,6 +251,14 @@ def select(
             "(as `selectkit report MANIFEST INPUTS... -o PATH`), after the manifest.",
         ),
     ] = None,
+    exclude: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--exclude",
+            help="An earlier manifest (any table with the id column): its rows are removed "
+            "from the pool before the strategy runs (repeatable; recorded in provenance).",
+        ),
+    ] = None,
     input_format: InputFormat = None,
     threads: Threads = None,
     engine: EngineOpt = "local",
@@ -275,6 +283,10 @@ def select(
         selectkit select emb.parquet clusters.parquet --strategy semdedup --threshold 0.95 -o kept.parquet
 
         selectkit select shards/*.jsonl.gz --strategy dsir --target wiki.jsonl --budget 1000 -o m.parquet
+
+    A second round that leaves out the rows an earlier manifest picked:
+
+        selectkit select emb.parquet -s kcenter -b 200 --exclude round1.parquet -o round2.parquet
 
     Active learning (a pool with your model's proba column):
 
@@ -341,6 +353,7 @@ def select(
         group_min=group_min,
         group_max=group_max,
         group_ranges=group_ranges,
+        exclude=exclude or None,
     )
     summary = {"output": output, "strategy": strategy, "seed": seed}
     if report_path is not None:

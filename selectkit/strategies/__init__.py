@@ -9,6 +9,7 @@ from selectkit.strategies import (  # noqa: F401  (registration on import)
     dsir,
     fair_centers,
     kcenter,
+    kmq,
     moderate,
     random,
     semdedup,

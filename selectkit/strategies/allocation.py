@@ -88,3 +88,53 @@ def draw_within_groups(
     starts = np.searchsorted(sorted_groups, np.arange(counts.size))
     rank = np.arange(groups.size) - starts[sorted_groups]
     return order[rank < counts[sorted_groups]]
+
+
+def capped_proportional(
+    mass: np.ndarray, sizes: np.ndarray, budget: int, tie: np.ndarray
+) -> np.ndarray:
+    """Per-group counts proportional to ``mass`` (largest remainder), each at most its group's
+    size, the surplus of capped groups redistributed over the others; sums to
+    ``min(budget, sizes.sum())``.
+
+    Groups whose share b * m_j / sum(m) reaches their size are taken whole and the rest of the
+    budget is shared over the other groups by their mass, repeated until no share exceeds its
+    size; then each uncapped group gets floor(share) and the leftover rows go one each to the
+    largest fractional parts (ties: smallest ``tie`` key). Groups of zero mass get rows only when
+    the groups with mass cannot hold the budget (then they share the rest by size).
+    ``mass = sizes`` is ``proportional``; ``mass = weights * sizes`` is a weighted allocation.
+    O(k) per capping round, at most k rounds (a loop over groups, never rows).
+    """
+    mass = np.asarray(mass, dtype=np.float64)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    budget = min(int(budget), int(sizes.sum()))
+    counts = np.zeros_like(sizes)
+    live = (mass > 0) & (sizes > 0)
+    if int(sizes[live].sum()) <= budget:  # every group with mass is taken whole
+        counts[live] = sizes[live]
+        rest = budget - int(counts.sum())
+        if rest:
+            counts[~live] = capped_proportional(
+                sizes[~live].astype(np.float64), sizes[~live], rest, tie[~live]
+            )
+        return counts
+    open_ = live.copy()
+    left = budget
+    while True:  # at most k rounds: each one caps at least one more group
+        share = np.zeros(sizes.size)
+        share[open_] = left * mass[open_] / mass[open_].sum()
+        full = open_ & (share >= sizes)
+        if not full.any():
+            break
+        counts[full] = sizes[full]
+        left -= int(sizes[full].sum())
+        open_ &= ~full
+    base = np.floor(share[open_]).astype(np.int64)
+    counts[open_] = base
+    rest = left - int(base.sum())
+    if rest:
+        idx = np.flatnonzero(open_)
+        frac = share[idx] - base
+        order = np.lexsort((tie[idx], -frac))
+        counts[idx[order[:rest]]] += 1
+    return counts
