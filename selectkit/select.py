@@ -163,6 +163,8 @@ def check_ranges_allowed(spec: Strategy, ranges: GroupRanges | None) -> None:
             f"strategy '{spec.name}' decides itself which rows it keeps and takes no group "
             f"ranges; drop {option('group_min')}/{option('group_max')}/{option('group_ranges')}"
         )
+
+
 def without_ids(pool: Pool, ids: object) -> tuple[Pool, np.ndarray]:
     """``pool`` without the rows whose id is in ``ids`` (``select(exclude=...)``) and the
     positions of the rows kept (``kept[i]`` is the given pool's row of the new pool's row i).

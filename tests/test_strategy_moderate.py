@@ -169,7 +169,9 @@ def test_counts_are_as_allocated_and_picks_lie_in_the_band(sizes, centre, data):
     for c in range(len(sizes)):
         picked = np.sort(d[sel.indices[y[sel.indices] == c]])
         if picked.size:
-            lo = int(np.clip(np.round(centre * sizes[c] - picked.size / 2), 0, sizes[c] - picked.size))
+            lo = int(
+                np.clip(np.round(centre * sizes[c] - picked.size / 2), 0, sizes[c] - picked.size)
+            )
             band = np.sort(d[y == c])[lo : lo + picked.size]
             assert picked == pytest.approx(band, rel=1e-5, abs=1e-6)
 
