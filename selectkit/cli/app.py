@@ -28,6 +28,7 @@ from selectkit.cli import (
     scores,
     select,
     strategies,
+    stream,
 )
 from selectkit.cli._options import GLOBAL_OPTIONS_NOTE
 from selectkit.cli._run import configure, guarded, stopped, stopped_outside_run, with_help_hint
@@ -146,6 +147,7 @@ app.command("inspect")(guarded(inspect.inspect))
 app.command("strategies")(guarded(strategies.strategies))
 app.command("demo")(guarded(demo.demo))
 app.command("report")(guarded(report.report))
+app.command("stream")(guarded(stream.stream))
 
 from selectkit.cli.al import app as _al_app  # noqa: E402  (sub-apps: selectkit al / disco ...)
 from selectkit.cli.disco import app as _disco_app  # noqa: E402
