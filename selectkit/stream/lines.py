@@ -28,6 +28,14 @@ READ_BYTES = 1 << 16
 MAX_LINE_BYTES = 64 << 20
 
 
+class MalformedLine(SelectkitDataError):
+    """A line that cannot be read; ``index``: its position in the batch given to ``parse``."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
 @dataclass
 class Fields:
     """The parsed fields of a batch; ``bad``: lines that could not be read (skipped)."""
@@ -123,6 +131,7 @@ class FieldReader:
         self.score_col = score_col
         self.embedding_col = embedding_col
         self.header: bytes | None = None
+        self.raw_index = np.arange(0)
         self.classes: int | None = None
         self.dim: int | None = None
         schema: dict[str, pl.DataType] = {id_col: pl.String()}
@@ -157,9 +166,17 @@ class FieldReader:
         return pl.read_ndjson(io.BytesIO(data), schema=self.schema)
 
     def parse(self, lines: list[bytes], first_line: int, where: str, skip: bool) -> Fields:
-        """Parse ``lines`` (numbered from ``first_line``). A malformed line raises, naming its
-        number and the fix, unless ``skip`` (then it is marked bad)."""
-        lines = [ln for ln in lines if ln.strip()]
+        """Parse ``lines`` (numbered from ``first_line``; blank lines are dropped, not
+        records). A malformed line raises, naming its number and the fix, unless ``skip`` (then
+        it is marked bad)."""
+        numbers = np.arange(first_line, first_line + len(lines))
+        self.raw_index = np.arange(len(lines))  # position of each parsed line in ``lines``
+        blank = np.array([not ln.strip() for ln in lines], dtype=bool)
+        if blank.any():
+            lines = [ln for ln, b in zip(lines, blank, strict=True) if not b]
+            numbers = numbers[~blank]
+            self.raw_index = self.raw_index[~blank]
+        first_line = numbers  # type: ignore[assignment]  # per-line numbers from here on
         n = len(lines)
         bad = np.zeros(n, dtype=bool)
         reasons = [""] * n
@@ -205,10 +222,11 @@ class FieldReader:
         if not mask.any():
             return
         if not skip:
-            line = first + int(np.argmax(mask))
-            raise SelectkitDataError(
-                f"{where} line {line}: {why}; fix the producer, or pass --on-error skip to skip "
-                "such lines (they are counted)"
+            at = int(np.argmax(mask))
+            raise MalformedLine(
+                f"{where} line {int(first[at])}: {why}; fix the producer, or pass --on-error "
+                "skip to skip such lines (they are counted)",
+                int(self.raw_index[at]),
             )
         fields.bad |= mask
         for i in np.flatnonzero(mask):
@@ -230,7 +248,7 @@ class FieldReader:
             first,
             where,
             skip,
-            f"'{name}' is missing or not a list of {self.classes or 'C'} probabilities",
+            f"'{name}' is missing or not a list of {self.classes or 'class'} probabilities",
         )
         good = ~fields.bad
         with np.errstate(invalid="ignore"):
@@ -266,9 +284,10 @@ class FieldReader:
                 why = "not a JSON object" if self.fmt != "csv" else "not a CSV record"
                 if not skip:
                     detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-                    raise SelectkitDataError(
-                        f"{where} line {first + i}: {why} ({detail}); fix the producer, or pass "
-                        "--on-error skip to skip such lines (they are counted)"
+                    raise MalformedLine(
+                        f"{where} line {int(first[i])}: {why} ({detail}); fix the producer, or "
+                        "pass --on-error skip to skip such lines (they are counted)",
+                        int(self.raw_index[i]),
                     ) from None
                 bad[i] = True
                 reasons[i] = why

@@ -127,11 +127,14 @@ class Policy:
             "quantile_window": list(self.q_window),
         }
         if self.d_emb is not None:
-            order = [(self.d_next + i) % self.d_fill for i in range(self.d_fill)]
-            if self.d_fill < self.d_emb.shape[0]:
-                order = list(range(self.d_fill))
+            size = self.d_emb.shape[0]
+            # oldest first, so a resumed window evicts in the same order
+            start = self.d_next if self.d_fill == size else 0
+            order = (start + np.arange(self.d_fill)) % size
             out["density_window"] = self.d_emb[order].tolist()
-            out["density_nn"] = self.d_nn[order].tolist()
+            out["density_nn"] = [
+                None if not np.isfinite(v) else v for v in self.d_nn[order].tolist()
+            ]
         return out
 
     def load(self, state: dict[str, Any]) -> None:
@@ -148,7 +151,8 @@ class Policy:
             assert self.d_emb is not None
             self.d_fill = emb.shape[0]
             self.d_emb[: self.d_fill] = emb
-            self.d_nn[: self.d_fill] = np.asarray(state["density_nn"], dtype=np.float64)
+            nn = [np.inf if v is None else v for v in state["density_nn"]]
+            self.d_nn[: self.d_fill] = np.asarray(nn, dtype=np.float64)
             self.d_next = self.d_fill % self.d_emb.shape[0]
 
     # -- decisions ------------------------------------------------------------------------

@@ -23,11 +23,10 @@ from scipy.special import ndtri
 
 from selectkit.console import progress_bar
 from selectkit.errors import SelectkitDataError, SelectkitUsageError
-from selectkit.interrupts import Interrupted
 from selectkit.io.provenance import METADATA_KEY, Provenance
 from selectkit.io.write import ROW_GROUP_ROWS, atomic_path, check_output_path, output_group
 from selectkit.rng import derive_salt, id_hashes
-from selectkit.stream.lines import FieldReader, line_batches, open_input
+from selectkit.stream.lines import FieldReader, MalformedLine, line_batches, open_input
 from selectkit.stream.policies import STREAM_PARAMS, STREAM_STRATEGIES, Batch, Policy
 
 STATE_VERSION = 1
@@ -182,6 +181,31 @@ def stream_select(
             writer = _LogWriter(tmp)
             stack.callback(writer.close)
         bar = stack.enter_context(progress_bar("stream", None, rate=True))
+
+        def decide(lines: list[bytes], first: int, where: str) -> int:
+            nonlocal skipped
+            fields = reader.parse(lines, first, where, on_error == "skip")
+            n = len(fields.lines)
+            if not n:
+                return 0
+            keys = fields.ids
+            numbers = np.arange(policy.lines, policy.lines + n)
+            if keys.null_count():
+                fill = pl.Series([f"\x00line{v}" for v in numbers.tolist()])
+                keys = keys.zip_with(keys.is_not_null(), fill)
+            batch = _batch(fields, keys, salts, policy, n)
+            if policy.classes is None:
+                policy.classes = reader.classes
+            keep, used = policy.decide(batch)
+            keep &= ~fields.bad
+            skipped += int(fields.bad.sum())
+            if keep.any():
+                out.write(b"".join(ln for ln, k in zip(fields.lines, keep, strict=True) if k))
+                out.flush()
+            if writer is not None:
+                writer.add(numbers + 1, fields.ids, keep, batch.utility, used, fields.reasons)
+            return n
+
         try:
             for source in inputs:
                 where = "stdin" if source == "-" else f"'{source}'"
@@ -201,34 +225,17 @@ def stream_select(
                                 )
                             if not lines:
                                 continue
-                        fields = reader.parse(lines, number + 1, where, on_error == "skip")
-                        n = len(fields.lines)
-                        if not n:
-                            continue
-                        keys = fields.ids
-                        numbers = np.arange(policy.lines, policy.lines + n)
-                        if keys.null_count():
-                            fill = pl.Series([f"\x00line{v}" for v in numbers.tolist()])
-                            keys = keys.zip_with(keys.is_not_null(), fill)
-                        batch = _batch(fields, keys, salts, policy, n)
-                        if policy.classes is None:
-                            policy.classes = reader.classes
-                        keep, used = policy.decide(batch)
-                        keep &= ~fields.bad
-                        skipped += int(fields.bad.sum())
-                        if keep.any():
-                            out.write(
-                                b"".join(ln for ln, k in zip(fields.lines, keep, strict=True) if k)
-                            )
-                            out.flush()
-                        if writer is not None:
-                            writer.add(
-                                numbers + 1, fields.ids, keep, batch.utility, used, fields.reasons
-                            )
-                        number += n
-                        bar.advance(n)
-        except Interrupted:
-            raise
+                        try:
+                            done = decide(lines, number + 1, where)
+                        except MalformedLine as exc:
+                            # the lines before the bad one are decided (and kept) first
+                            if exc.index:
+                                decide(lines[: exc.index], number + 1, where)
+                            raise
+                        number += len(lines)
+                        bar.advance(done)
+        finally:
+            pass
         seconds = time.perf_counter() - t0
         lines_done = policy.lines - start_line
         summary = {
