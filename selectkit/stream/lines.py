@@ -50,8 +50,12 @@ class Fields:
 
 
 @contextmanager
-def open_input(path: str) -> Iterator[BinaryIO]:
-    """A binary reader for ``path`` ('-' = stdin); gzip by magic bytes. Errors name the file."""
+def open_input(path: str | BinaryIO) -> Iterator[BinaryIO]:
+    """A binary reader for ``path`` ('-' = stdin, or an open binary reader, used as is); gzip
+    by magic bytes. Errors name the file."""
+    if not isinstance(path, str):
+        yield path
+        return
     if path == "-":
         yield sys.stdin.buffer
         return
@@ -77,7 +81,7 @@ def line_batches(reader: BinaryIO, where: str) -> Iterator[list[bytes]]:
     one) as they become available. Memory: one read plus the longest line, capped."""
     pending: list[bytes] = []
     pending_size = 0
-    read1 = getattr(reader, "read1", reader.read)
+    read1 = getattr(reader, "read1", None) or reader.read
     while True:
         chunk = read1(READ_BYTES)
         if not chunk:

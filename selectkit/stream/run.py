@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -94,7 +95,7 @@ def _load_state(path: str | None, record: dict[str, Any], policy: Policy) -> Non
 
 
 def stream_select(
-    inputs: list[str] | tuple[str, ...] = ("-",),
+    inputs: Sequence[str | BinaryIO] = ("-",),
     out: BinaryIO | None = None,
     *,
     strategy: str = "rand-var-uncertainty",
@@ -111,7 +112,8 @@ def stream_select(
     on_error: str = "raise",
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Decide keep/skip for every line of ``inputs`` and write kept lines to ``out`` (default
+    """Decide keep/skip for every line of ``inputs`` (paths, '-' for stdin, or open binary
+    readers) and write kept lines to ``out`` (default
     stdout) unchanged; return a summary (lines, kept, skipped, lines_per_s).
 
     Random draws come from ``seed`` and each line's id (its line number when it has none), so
@@ -135,7 +137,7 @@ def stream_select(
         p[name] = STREAM_PARAMS[name].check(name, value)
     fmt = input_format
     if fmt == "auto":
-        first = next((i for i in inputs if i != "-"), "")
+        first = next((i for i in inputs if isinstance(i, str) and i != "-"), "")
         fmt = "csv" if first.endswith((".csv", ".csv.gz")) else "jsonl"
     if fmt not in ("jsonl", "csv"):
         raise SelectkitUsageError(f"--format {input_format!r}: choose auto, jsonl or csv")
@@ -146,7 +148,7 @@ def stream_select(
         )
     for path in (state, log):
         if path is not None:
-            check_output_path(path, [i for i in inputs if i != "-"])
+            check_output_path(path, [i for i in inputs if isinstance(i, str) and i != "-"])
     # what a state file must agree on to resume
     record = {
         "version": STATE_VERSION,
@@ -208,7 +210,11 @@ def stream_select(
 
         try:
             for source in inputs:
-                where = "stdin" if source == "-" else f"'{source}'"
+                where = (
+                    "stdin"
+                    if source == "-"
+                    else (f"'{source}'" if isinstance(source, str) else "the stream")
+                )
                 number = 0  # line number within this source
                 with open_input(source) as handle:
                     for lines in line_batches(handle, where):
