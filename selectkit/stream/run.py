@@ -173,7 +173,10 @@ def stream_select(
     skipped = 0
     t0 = time.perf_counter()
     prov = Provenance(
-        command="stream", params={k: v for k, v in record.items() if k != "version"}, seed=seed
+        command="stream",
+        params={k: v for k, v in record.items() if k != "version"},
+        seed=seed,
+        inputs=[{"path": i if isinstance(i, str) else "<reader>"} for i in inputs],
     )
     with ExitStack() as stack:
         stack.enter_context(output_group())
