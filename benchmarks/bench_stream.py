@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 import tempfile
 import time
@@ -30,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import env_report, fmt, print_env, run_child, selectkit_exe, table, write_json  # noqa: E402
+from _common import env_report, fmt, print_env, run_child, selectkit_exe, table, write_json
 
-from selectkit.stream import stream_select  # noqa: E402
+from selectkit.stream import stream_select
 
 STRATEGIES = [
     "random",
@@ -324,7 +323,6 @@ def main() -> None:
                 ],
             )
         )
-    del os
 
 
 if __name__ == "__main__":
