@@ -51,6 +51,7 @@ COMMANDS = {
     "disco predict": "disco_predict_files",
     "disco evaluate": "disco_evaluate_files",
     "weights broadcast": "broadcast_weights",
+    "stream": "stream_select",
 }
 
 

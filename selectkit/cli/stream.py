@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from selectkit.cli._options import IdCol, Seed
+from selectkit.cli._options import EmbeddingCol, IdCol, ProbaCol, ScoreCol, Seed
 from selectkit.console import note, stderr_console
 from selectkit.interrupts import Interrupted
 from selectkit.stream.policies import STREAM_PARAMS, STREAM_STRATEGIES
@@ -17,7 +17,7 @@ _P = STREAM_PARAMS
 
 
 def _strategies_help() -> str:
-    return "; ".join(f"{name}: {summary}" for name, (_, summary) in STREAM_STRATEGIES.items())
+    return ", ".join(STREAM_STRATEGIES) + " (docs/stream.md says what each keeps)"
 
 
 def stream(
@@ -31,20 +31,10 @@ def stream(
     budget: Annotated[
         str, typer.Option("--budget", "-b", help="Share of lines to keep: 10% or 0.1.")
     ] = "10%",
-    proba_col: Annotated[
-        Optional[str],
-        typer.Option("--proba-col", help="Field with each line's class probabilities (a list)."),
-    ] = None,
-    score_col: Annotated[
-        Optional[str],
-        typer.Option(
-            "--score-col", help="Field with each line's utility (higher = more worth keeping)."
-        ),
-    ] = None,
-    embedding_col: Annotated[
-        Optional[str],
-        typer.Option("--embedding-col", help="Field with each line's embedding (density)."),
-    ] = None,
+    # a line's fields are the stream's columns: the shared column options, unset by default
+    proba_col: ProbaCol = None,  # type: ignore[assignment]
+    score_col: ScoreCol = None,  # type: ignore[assignment]
+    embedding_col: EmbeddingCol = None,  # type: ignore[assignment]
     id_col: IdCol = "id",
     input_format: Annotated[
         str, typer.Option("--format", help="auto (by extension; stdin: jsonl), jsonl or csv.")
@@ -114,8 +104,7 @@ def stream(
 
         producer | selectkit stream --proba-col proba --budget 10% > kept.jsonl
 
-        selectkit stream scores.jsonl --strategy quantile --score-col score --budget 5% \\
-            --state s.json --log d.parquet > kept.jsonl
+        selectkit stream s.jsonl -s quantile --score-col score -b 5% --state s.json > kept.jsonl
 
     docs/stream.md explains the strategies, resuming with --state, and the costs.
     """

@@ -8,6 +8,7 @@ exactly; ``log`` writes one decision row per input line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -176,7 +177,6 @@ def stream_select(
         command="stream",
         params={k: v for k, v in record.items() if k != "version"},
         seed=seed,
-        inputs=[{"path": i if isinstance(i, str) else "<reader>"} for i in inputs],
     )
     with ExitStack() as stack:
         stack.enter_context(output_group())
@@ -219,8 +219,11 @@ def stream_select(
                     else (f"'{source}'" if isinstance(source, str) else "the stream")
                 )
                 number = 0  # line number within this source
+                digest = hashlib.blake2b(digest_size=16)
+                decided_before = policy.lines
                 with open_input(source) as handle:
                     for lines in line_batches(handle, where):
+                        digest.update(b"".join(lines))
                         if fmt == "csv" and number == 0:
                             header, lines = lines[0], lines[1:]
                             number = 1
@@ -243,6 +246,14 @@ def stream_select(
                             raise
                         number += len(lines)
                         bar.advance(done)
+                prov.inputs.append(
+                    {
+                        "path": source if isinstance(source, str) else "<reader>",
+                        "format": fmt,
+                        "rows": policy.lines - decided_before,
+                        "fingerprint": "blake2b-128:" + digest.hexdigest(),
+                    }
+                )
         finally:
             pass
         seconds = time.perf_counter() - t0
