@@ -318,3 +318,12 @@ def test_sigterm_mid_stream_keeps_state_and_log_untouched(cli, stream_lines, tmp
     assert b"stopped by SIGTERM" in err and b"were not changed" in err
     assert state.read_bytes() == before and not log.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".sk-tmp")]
+
+
+def test_quantile_does_not_keep_a_run_of_tied_scores_whole():
+    lines = b"".join(b'{"id": %d, "s": 0.5}\n' % i for i in range(2000))
+    out = io.BytesIO()
+    summary = stream_select(
+        [io.BytesIO(lines)], out, strategy="quantile", score_col="s", budget=0.1
+    )
+    assert abs(summary["kept"] - 200) <= 2

@@ -55,7 +55,7 @@ STREAM_PARAMS: dict[str, Param] = {
 
 #: strategy name -> (what it reads, one-line summary)
 STREAM_STRATEGIES: dict[str, tuple[str, str]] = {
-    "random": ("nothing", "keep each line with probability = budget"),
+    "random": ("nothing", "keep each line with probability = budget (no budget estimate)"),
     "fixed-uncertainty": (
         "proba",
         "keep lines whose top-class probability is at most 1/C + budget (1 - 1/C)",
@@ -186,12 +186,12 @@ class Policy:
         z = batch.normal.tolist()
         for i in range(n):
             take = False
-            if spent / w < b and kept != cap:
+            if name == "random":  # a coin per line: unbiased, its kept share is binomial
+                used[i] = b
+                take = u1[i] < b and kept != cap
+            elif spent / w < b and kept != cap:
                 c = conf[i]
-                if name == "random":
-                    used[i] = b
-                    take = u1[i] < b
-                elif c != c:  # NaN: seen, not kept
+                if c != c:  # NaN: seen, not kept
                     pass
                 elif name == "fixed-uncertainty":
                     used[i] = fixed
@@ -240,7 +240,9 @@ class Policy:
             theta = ranked[lo] + (ranked[hi] - ranked[lo]) * (pos - lo)
             theta -= (ranked[-1] - ranked[0]) * (b * t - kept) / tol
             used[i] = theta
-            if u >= theta and kept != cap:
+            # a tie with the threshold is kept only while behind the budget: a run of equal
+            # utilities (a constant score, an unfitted model) must not be kept whole
+            if (u > theta or (u == theta and kept < b * t)) and kept != cap:
                 kept += 1
                 keep[i] = True
         self.kept, self.lines = kept, t
