@@ -46,6 +46,7 @@ from selectkit.report import render_report, write_report
 from selectkit.rng import derive_rng
 from selectkit.select import build_manifest, select, select_files
 from selectkit.strategies import Param, Selection, get_strategy, list_strategies, register_strategy
+from selectkit.stream import stream_select
 from selectkit.weights import broadcast_weights
 
 __all__ = [
@@ -90,6 +91,7 @@ __all__ = [
     "scores_for_pool",
     "select",
     "select_files",
+    "stream_select",
     "training_dynamics",
     "write_report",
     "write_table",

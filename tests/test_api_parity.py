@@ -53,6 +53,7 @@ COMMANDS = {
     "disco evaluate": "disco_evaluate_files",
     "weights broadcast": "broadcast_weights",
     "kmq-weights": "kmq_weights",
+    "stream": "stream_select",
 }
 
 

@@ -29,6 +29,7 @@ from selectkit.cli import (
     scores,
     select,
     strategies,
+    stream,
 )
 from selectkit.cli._options import GLOBAL_OPTIONS_NOTE
 from selectkit.cli._run import configure, guarded, stopped, stopped_outside_run, with_help_hint
@@ -148,6 +149,7 @@ app.command("strategies")(guarded(strategies.strategies))
 app.command("demo")(guarded(demo.demo))
 app.command("report")(guarded(report.report))
 app.command("kmq-weights")(guarded(kmq_weights.kmq_weights))
+app.command("stream")(guarded(stream.stream))
 
 from selectkit.cli.al import app as _al_app  # noqa: E402  (sub-apps: selectkit al / disco ...)
 from selectkit.cli.disco import app as _disco_app  # noqa: E402

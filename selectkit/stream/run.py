@@ -1,0 +1,362 @@
+"""``selectkit stream``: keep or skip each line of a stream, in bounded memory.
+
+:func:`stream_select` reads JSON Lines (or CSV) from stdin or files, decides line by line with
+a policy of :mod:`selectkit.stream.policies`, and writes the kept lines, byte for byte, to
+``out`` as soon as each batch of available lines is decided. ``state`` resumes a stream
+exactly; ``log`` writes one decision row per input line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.special import ndtri
+
+from selectkit.console import progress_bar
+from selectkit.errors import SelectkitDataError, SelectkitUsageError
+from selectkit.io.provenance import METADATA_KEY, Provenance
+from selectkit.io.write import ROW_GROUP_ROWS, atomic_path, check_output_path, output_group
+from selectkit.rng import derive_salt, id_hashes
+from selectkit.stream.lines import FieldReader, MalformedLine, line_batches, open_input
+from selectkit.stream.policies import STREAM_PARAMS, STREAM_STRATEGIES, Batch, Policy
+
+STATE_VERSION = 1
+_TWO53 = float(1 << 53)
+
+
+def parse_fraction(text: str | float) -> float:
+    """A keep fraction from '10%', '0.1' or 0.1; a usage error outside (0, 1]."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise SelectkitUsageError(
+            f"--budget '{text}' is not a fraction; give e.g. 10% or 0.1 (the share of lines to keep)"
+        ) from None
+    if not 0.0 < value <= 1.0:
+        raise SelectkitUsageError(f"--budget {text} must be in (0, 1] (e.g. 10% or 0.1)")
+    return value
+
+
+def _uniforms(keys: pl.Series, salt: int) -> np.ndarray:
+    return ((id_hashes(keys, salt) >> np.uint64(11)).astype(np.float64) + 0.5) / _TWO53
+
+
+def _check_inputs(
+    strategy: str, proba_col: str | None, score_col: str | None, embedding_col: str | None
+) -> None:
+    if strategy not in STREAM_STRATEGIES:
+        known = ", ".join(STREAM_STRATEGIES)
+        raise SelectkitUsageError(f"unknown stream strategy '{strategy}'; choose one of {known}")
+    reads = STREAM_STRATEGIES[strategy][0]
+    if "proba" in reads and not proba_col:
+        raise SelectkitUsageError(
+            f"--strategy {strategy} reads class probabilities: give --proba-col NAME "
+            "(a stream of scores takes --strategy quantile or random)"
+        )
+    if reads == "utility" and not (proba_col or score_col):
+        raise SelectkitUsageError(
+            "--strategy quantile ranks a utility: give --score-col NAME (higher = more worth "
+            "keeping) or --proba-col NAME (utility = 1 - top-class probability)"
+        )
+    if "embedding" in reads and not embedding_col:
+        raise SelectkitUsageError(
+            "--strategy density compares embeddings: give --embedding-col NAME as well"
+        )
+
+
+def _load_state(path: str | None, record: dict[str, Any], policy: Policy) -> None:
+    if path is None or not Path(path).exists():
+        return
+    try:
+        saved = json.loads(Path(path).read_text())
+        config, body = saved["config"], saved["state"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SelectkitDataError(
+            f"state file '{path}' is not a selectkit stream state; give another --state path"
+        ) from None
+    for key, value in record.items():
+        if config.get(key) != value:
+            raise SelectkitUsageError(
+                f"state file '{path}' was saved with {key}={config.get(key)!r}, this run has "
+                f"{key}={value!r}; resume with the same options, or give a new --state file"
+            )
+    policy.load(body)
+
+
+def stream_select(
+    inputs: Sequence[str | BinaryIO] = ("-",),
+    out: BinaryIO | None = None,
+    *,
+    strategy: str = "rand-var-uncertainty",
+    budget: str | float = 0.1,
+    proba_col: str | None = None,
+    score_col: str | None = None,
+    embedding_col: str | None = None,
+    id_col: str = "id",
+    input_format: str = "auto",
+    seed: int = 0,
+    max_keep: int | None = None,
+    state: str | None = None,
+    log: str | None = None,
+    on_error: str = "raise",
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Decide keep/skip for every line of ``inputs`` (paths, '-' for stdin, or open binary
+    readers) and write kept lines to ``out`` (default
+    stdout) unchanged; return a summary (lines, kept, skipped, lines_per_s).
+
+    Random draws come from ``seed`` and each line's id (its line number when it has none), so
+    the decisions depend only on the lines seen so far, never on how the input was chunked.
+    ``state``: a JSON file loaded at the start (if it exists) and saved at the end, so a stream
+    fed in pieces decides exactly as one run would. ``log``: Parquet with one row per input line
+    (line, id, keep, utility, threshold, spent). Memory is O(window) whatever the stream's
+    length; time is O(1) per line (O(window) quantile, O(window d) density).
+    """
+    out = sys.stdout.buffer if out is None else out
+    frac = parse_fraction(budget)
+    _check_inputs(strategy, proba_col, score_col, embedding_col)
+    if on_error not in ("raise", "skip"):
+        raise SelectkitUsageError(f"--on-error {on_error!r}: choose raise or skip")
+    if max_keep is not None and max_keep < 0:
+        raise SelectkitUsageError("--max-keep must be >= 0")
+    p = {name: spec.default for name, spec in STREAM_PARAMS.items()}
+    for name, value in (params or {}).items():
+        if name not in STREAM_PARAMS:
+            raise SelectkitUsageError(f"unknown stream parameter '{name}'")
+        p[name] = STREAM_PARAMS[name].check(name, value)
+    fmt = input_format
+    if fmt == "auto":
+        first = next((i for i in inputs if isinstance(i, str) and i != "-"), "")
+        fmt = "csv" if first.endswith((".csv", ".csv.gz")) else "jsonl"
+    if fmt not in ("jsonl", "csv"):
+        raise SelectkitUsageError(f"--format {input_format!r}: choose auto, jsonl or csv")
+    if fmt == "csv" and (proba_col or embedding_col):
+        raise SelectkitUsageError(
+            "a CSV stream carries scalar fields only: use --score-col (or JSON Lines for "
+            "--proba-col / --embedding-col)"
+        )
+    for path in (state, log):
+        if path is not None:
+            check_output_path(path, [i for i in inputs if isinstance(i, str) and i != "-"])
+    # what a state file must agree on to resume
+    record = {
+        "version": STATE_VERSION,
+        "strategy": strategy,
+        "budget": frac,
+        "seed": seed,
+        "max_keep": max_keep,
+        "id_col": id_col,
+        "proba_col": proba_col,
+        "score_col": score_col,
+        "embedding_col": embedding_col,
+        **p,
+    }
+    policy = Policy(strategy, frac, p, max_keep)
+    _load_state(state, record, policy)
+    reader = FieldReader(
+        fmt, id_col=id_col, proba_col=proba_col, score_col=score_col, embedding_col=embedding_col
+    )
+    reader.classes = policy.classes
+    salts = [derive_salt(seed, "stream", strategy, part) for part in ("u", "u2", "z")]
+    start_line = policy.lines
+    skipped = 0
+    t0 = time.perf_counter()
+    prov = Provenance(
+        command="stream",
+        params={k: v for k, v in record.items() if k != "version"},
+        seed=seed,
+    )
+    with ExitStack() as stack:
+        stack.enter_context(output_group())
+        writer = None
+        if log is not None:
+            tmp = stack.enter_context(atomic_path(log))
+            writer = _LogWriter(tmp)
+            stack.callback(writer.close)
+        bar = stack.enter_context(progress_bar("stream", None, rate=True))
+
+        def decide(lines: list[bytes], first: int, where: str) -> int:
+            nonlocal skipped
+            fields = reader.parse(lines, first, where, on_error == "skip")
+            n = len(fields.lines)
+            if not n:
+                return 0
+            keys = fields.ids
+            numbers = np.arange(policy.lines, policy.lines + n)
+            if keys.null_count():
+                fill = pl.Series([f"\x00line{v}" for v in numbers.tolist()])
+                keys = keys.zip_with(keys.is_not_null(), fill)
+            batch = _batch(fields, keys, salts, policy, n)
+            if policy.classes is None:
+                policy.classes = reader.classes
+            keep, used = policy.decide(batch)
+            keep &= ~fields.bad
+            skipped += int(fields.bad.sum())
+            if keep.any():
+                out.write(b"".join(ln for ln, k in zip(fields.lines, keep, strict=True) if k))
+                out.flush()
+            if writer is not None:
+                writer.add(numbers + 1, fields.ids, keep, batch.utility, used, fields.reasons)
+            return n
+
+        try:
+            for source in inputs:
+                where = (
+                    "stdin"
+                    if source == "-"
+                    else (f"'{source}'" if isinstance(source, str) else "the stream")
+                )
+                number = 0  # line number within this source
+                digest = hashlib.blake2b(digest_size=16)
+                decided_before = policy.lines
+                with open_input(source) as handle:
+                    for lines in line_batches(handle, where):
+                        digest.update(b"".join(lines))
+                        if fmt == "csv" and number == 0:
+                            header, lines = lines[0], lines[1:]
+                            number = 1
+                            if reader.header is None:
+                                reader.header = header
+                                out.write(header)
+                            elif header != reader.header:
+                                raise SelectkitDataError(
+                                    f"{where}: its CSV header differs from the first input's; "
+                                    "give files with the same columns"
+                                )
+                            if not lines:
+                                continue
+                        try:
+                            done = decide(lines, number + 1, where)
+                        except MalformedLine as exc:
+                            # the lines before the bad one are decided (and kept) first
+                            if exc.index:
+                                decide(lines[: exc.index], number + 1, where)
+                            raise
+                        number += len(lines)
+                        bar.advance(done)
+                prov.inputs.append(
+                    {
+                        "path": source if isinstance(source, str) else "<reader>",
+                        "format": fmt,
+                        "rows": policy.lines - decided_before,
+                        "fingerprint": "blake2b-128:" + digest.hexdigest(),
+                    }
+                )
+        finally:
+            pass
+        seconds = time.perf_counter() - t0
+        lines_done = policy.lines - start_line
+        summary = {
+            "lines": lines_done,
+            "kept": int(policy.kept),
+            "kept_fraction": round(policy.kept / policy.lines, 6) if policy.lines else 0.0,
+            "skipped_malformed": skipped,
+            "lines_total": policy.lines,
+            "lines_per_s": round(lines_done / seconds) if seconds > 0 else None,
+        }
+        prov.metrics = {k: v for k, v in summary.items() if k != "lines_per_s"}
+        prov.timings = {"stream_s": round(seconds, 6)}
+        if writer is not None:
+            writer.finish(prov)
+        if state is not None:
+            with atomic_path(state) as tmp_state:
+                body = policy.state()
+                text = json.dumps(
+                    {"config": record, "state": body}, sort_keys=True, allow_nan=False
+                )
+                tmp_state.write_text(text + "\n")
+    return summary
+
+
+def _batch(fields, keys: pl.Series, salts: list[int], policy: Policy, n: int) -> Batch:
+    nan = np.full(n, np.nan)
+    conf = margin = nan
+    if fields.proba is not None:
+        top2 = -np.partition(-fields.proba, 1, axis=1)[:, :2] if fields.proba.shape[1] > 1 else None
+        conf = fields.proba.max(axis=1)
+        margin = top2[:, 0] - top2[:, 1] if top2 is not None else nan
+        conf = np.where(fields.bad, np.nan, conf)
+        margin = np.where(fields.bad, np.nan, margin)
+    if fields.score is not None:
+        utility = fields.score
+    elif fields.proba is not None:
+        utility = 1.0 - conf
+    else:
+        utility = nan
+    utility = np.where(fields.bad, np.nan, utility)
+    u1 = _uniforms(keys, salts[0])
+    u2 = _uniforms(keys, salts[1])
+    z = ndtri(_uniforms(keys, salts[2]))
+    return Batch(conf, margin, utility, u1, u2, z, fields.embedding)
+
+
+class _LogWriter:
+    """The decision log, written in row groups as the stream goes (memory O(row group))."""
+
+    SCHEMA = pa.schema(
+        [
+            ("line", pa.int64()),
+            ("id", pa.string()),
+            ("keep", pa.bool_()),
+            ("utility", pa.float64()),
+            ("threshold", pa.float64()),
+            ("error", pa.string()),
+        ]
+    )
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.parts: list[pa.Table] = []
+        self.rows = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, line, ids, keep, utility, threshold, reasons) -> None:
+        table = pa.table(
+            {
+                "line": pa.array(line, pa.int64()),
+                "id": ids.to_arrow().cast(pa.string()),
+                "keep": pa.array(keep),
+                "utility": pa.array(utility, pa.float64(), from_pandas=True),
+                "threshold": pa.array(threshold, pa.float64(), from_pandas=True),
+                "error": pa.array([r or None for r in reasons], pa.string()),
+            },
+            schema=self.SCHEMA,
+        )
+        self.parts.append(table)
+        self.rows += table.num_rows
+        if self.rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.parts:
+            return
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, self.SCHEMA, compression="zstd")
+        self.writer.write_table(pa.concat_tables(self.parts), row_group_size=ROW_GROUP_ROWS)
+        self.parts, self.rows = [], 0
+
+    def finish(self, prov: Provenance) -> None:
+        """Write what is left and the provenance (as the file's key-value metadata)."""
+        self._flush()
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, self.SCHEMA, compression="zstd")
+        self.writer.add_key_value_metadata({METADATA_KEY: prov.to_json()})
+        self.writer.close()
+        self.writer = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

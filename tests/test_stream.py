@@ -1,0 +1,329 @@
+"""`selectkit stream` on a real labelled stream: scikit-learn's digits, with the class
+probabilities of a model fitted on a prefix, replayed line by line."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from selectkit.stream import STREAM_STRATEGIES, stream_select
+
+PROBA_STRATEGIES = [n for n, (reads, _) in STREAM_STRATEGIES.items() if "proba" in reads]
+
+
+@pytest.fixture(scope="module")
+def stream_lines(digits) -> list[bytes]:
+    """Digits rows 300.. in a fixed shuffled order, each a JSON line with id, label, the
+    probabilities of a logistic regression fitted on rows 0..299, a utility and its pixels."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = digits
+    model = LogisticRegression(max_iter=300).fit(x[:300], y[:300])
+    rest = np.random.default_rng(0).permutation(np.arange(300, len(x)))
+    proba = model.predict_proba(x[rest])
+    lines = []
+    for row, p in zip(rest.tolist(), proba, strict=True):
+        p = p / p.sum()
+        record = {
+            "id": f"d{row:04d}",
+            "label": int(y[row]),
+            "proba": [round(float(v), 6) for v in p],
+            "util": round(float(1.0 - p.max()), 6),
+            "emb": [round(float(v), 4) for v in x[row, ::4]],
+        }
+        lines.append((json.dumps(record) + "\n").encode())
+    # the rounded probabilities still sum to 1 within selectkit's tolerance
+    return lines
+
+
+@pytest.fixture(scope="module")
+def stream_file(tmp_path_factory, stream_lines) -> Path:
+    path = tmp_path_factory.mktemp("stream") / "digits.jsonl"
+    path.write_bytes(b"".join(stream_lines * 3))  # ~4.5k lines: windows of 500 to check
+    return path
+
+
+def select_bytes(path: Path, **kw) -> tuple[bytes, dict]:
+    """Kept bytes and summary of one stream_select run over ``path``."""
+    out = io.BytesIO()
+    summary = stream_select([str(path)], out, **kw)
+    return out.getvalue(), summary
+
+
+def kw_for(strategy: str) -> dict:
+    kw: dict = {"strategy": strategy}
+    if strategy == "quantile":
+        kw["score_col"] = "util"
+    else:
+        kw["proba_col"] = "proba"
+    if strategy == "density":
+        kw["embedding_col"] = "emb"
+    return kw
+
+
+@pytest.mark.parametrize("strategy", list(STREAM_STRATEGIES))
+def test_kept_lines_are_input_lines_in_order_byte_for_byte(strategy, stream_file):
+    # fixed uncertainty's threshold 1/C + b (1 - 1/C) is 0.19 at 10%: a confident model
+    # never goes that low, so it gets a budget it can spend
+    budget = "60%" if strategy == "fixed-uncertainty" else "10%"
+    kept, summary = select_bytes(stream_file, budget=budget, **kw_for(strategy))
+    lines = stream_file.read_bytes().splitlines(keepends=True)
+    got = kept.splitlines(keepends=True)
+    assert summary["kept"] == len(got) > 0
+    # a subsequence of the input, in input order
+    it = iter(lines)
+    assert all(any(g == line for line in it) for g in got)
+
+
+@pytest.mark.parametrize("budget", [0.05, 0.1, 0.3])
+@pytest.mark.parametrize("strategy", ["rand-var-uncertainty", "var-uncertainty", "quantile"])
+def test_kept_fraction_tracks_the_budget_in_every_window_of_500(
+    strategy, budget, stream_file, tmp_path
+):
+    log = tmp_path / "log.parquet"
+    select_bytes(stream_file, budget=budget, log=str(log), **kw_for(strategy))
+    keep = pl.read_parquet(log)["keep"].to_numpy()
+    windows = keep[: keep.size // 500 * 500].reshape(-1, 500).mean(axis=1)
+    # the first window pays for the budget estimate's warm-up (θ0 = 1 keeps until it bites)
+    assert np.all(np.abs(windows[1:] - budget) <= 0.2 * budget), windows
+    assert abs(keep.mean() - budget) <= 0.2 * budget
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    strategy=st.sampled_from(list(STREAM_STRATEGIES)),
+    cut=st.integers(1, 4000),
+    seed=st.integers(0, 3),
+)
+def test_feeding_the_stream_in_two_pieces_with_state_decides_the_same(
+    strategy, cut, seed, stream_file, tmp_path_factory
+):
+    folder = tmp_path_factory.mktemp("resume")
+    lines = stream_file.read_bytes().splitlines(keepends=True)
+    first, second = folder / "a.jsonl", folder / "b.jsonl"
+    first.write_bytes(b"".join(lines[:cut]))
+    second.write_bytes(b"".join(lines[cut:]))
+    kw = {"budget": 0.1, "seed": seed, **kw_for(strategy)}
+    whole, _ = select_bytes(stream_file, **kw)
+    state = str(folder / "s.json")
+    a, _ = select_bytes(first, state=state, **kw)
+    b, summary = select_bytes(second, state=state, **kw)
+    assert a + b == whole
+    assert summary["lines_total"] == len(lines)
+
+
+class Trickle:
+    """A reader that hands out its bytes in the chunk sizes given (a slow producer's pipe)."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.sizes, self.pos = data, sizes, 0
+
+    def read1(self, n: int = -1) -> bytes:
+        size = self.sizes[self.pos % len(self.sizes)] if self.sizes else n
+        chunk = self.data[: min(size, n)]
+        self.data = self.data[len(chunk) :]
+        self.pos += 1
+        return chunk
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    sizes=st.lists(st.integers(7, 5000), min_size=1, max_size=6),
+    strategy=st.sampled_from(PROBA_STRATEGIES),
+)
+def test_decisions_do_not_depend_on_how_the_input_arrives(sizes, strategy, stream_lines):
+    data = b"".join(stream_lines[:400])
+    kw = {"budget": 0.2, **kw_for(strategy)}
+    one, two = io.BytesIO(), io.BytesIO()
+    stream_select([io.BytesIO(data)], one, **kw)
+    stream_select([Trickle(data, sizes)], two, **kw)
+    assert one.getvalue() == two.getvalue()
+
+
+def test_log_has_a_row_per_line_and_matches_the_output(stream_file, tmp_path):
+    log = tmp_path / "d.parquet"
+    kept, summary = select_bytes(stream_file, budget=0.1, log=str(log), proba_col="proba")
+    frame = pl.read_parquet(log)
+    lines = stream_file.read_bytes().splitlines(keepends=True)
+    assert frame.height == len(lines) and frame["line"].to_list() == list(range(1, len(lines) + 1))
+    chosen = [lines[i] for i in np.flatnonzero(frame["keep"].to_numpy())]
+    assert b"".join(chosen) == kept
+    assert frame["id"][0] == json.loads(lines[0])["id"]
+    from selectkit.io.provenance import read_provenance
+
+    prov = read_provenance(log)
+    assert prov["command"] == "stream" and prov["metrics"]["kept"] == summary["kept"]
+
+
+def test_max_keep_is_a_hard_cap(stream_file):
+    kept, summary = select_bytes(stream_file, budget=0.5, max_keep=37, proba_col="proba")
+    assert summary["kept"] == 37 == len(kept.splitlines())
+
+
+def test_cli_pipes_kept_lines_to_stdout_and_nothing_else(cli, stream_file):
+    data = stream_file.read_bytes()
+    result = cli("stream", "--proba-col", "proba", "--budget", "10%", input=data)
+    assert result.exit_code == 0, result.stderr
+    got = result.stdout_bytes.splitlines(keepends=True)
+    assert got and set(got) <= set(data.splitlines(keepends=True))
+    assert result.stderr == ""  # -q: no summary; stdout holds only kept lines
+
+
+def test_csv_stream_keeps_its_header_once(cli, stream_lines, tmp_path):
+    rows = [json.loads(line) for line in stream_lines[:800]]
+    csv_path = tmp_path / "s.csv"
+    pl.DataFrame({"id": [r["id"] for r in rows], "util": [r["util"] for r in rows]}).write_csv(
+        csv_path
+    )
+    result = cli(
+        "stream", str(csv_path), str(csv_path), "-s", "quantile", "--score-col", "util", "-b", "0.2"
+    )
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout_bytes.splitlines()
+    assert out[0] == b"id,util" and out.count(b"id,util") == 1
+    assert 0.1 * 1600 < len(out) - 1 < 0.3 * 1600
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"id": "x", proba\n', r"stdin line 4: not a JSON object"),
+        (
+            b'{"id": "x", "proba": [0.7, 0.7, 0, 0, 0, 0, 0, 0, 0, 0]}\n',
+            r"stdin line 4: 'proba' is not a probability distribution",
+        ),
+        (b'{"id": "x"}\n', r"stdin line 4: 'proba' is missing"),
+        (b"[1, 2]\n", r"stdin line 4: not a JSON object"),
+    ],
+)
+def test_a_malformed_line_stops_with_its_number_after_the_lines_before_it(
+    cli, stream_lines, line, message, tmp_path
+):
+    data = b"".join(stream_lines[:3]) + line + b"".join(stream_lines[3:6])
+    keep_all = ["stream", "-s", "random", "--proba-col", "proba", "-b", "1"]
+    state = tmp_path / "s.json"
+    assert cli(*keep_all, "--state", str(state)).exit_code == 0
+    before = state.read_bytes()
+    result = cli(*keep_all, "--state", str(state), input=data)
+    assert result.exit_code == 1
+    assert re.search(message, result.stderr) and "--on-error skip" in result.stderr
+    assert result.stdout_bytes == b"".join(stream_lines[:3])  # decided before the bad line
+    assert state.read_bytes() == before  # a failed run leaves the state as it was
+    skipped = cli(*keep_all, "--on-error", "skip", input=data)
+    assert skipped.exit_code == 0
+    assert skipped.stdout_bytes == b"".join(stream_lines[:6])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-s", "var-uncertainty", "--score-col", "util"], "reads class probabilities"),
+        (["-s", "quantile"], "ranks a utility"),
+        (["-s", "density", "--proba-col", "proba"], "--embedding-col"),
+        (["-s", "nope", "--proba-col", "proba"], "unknown stream strategy 'nope'"),
+        (["--proba-col", "proba", "-b", "0"], "must be in (0, 1]"),
+        (["--proba-col", "proba", "-b", "ten"], "is not a fraction"),
+        (["--proba-col", "proba", "--step", "1.5"], "step"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(cli, args, message, stream_lines):
+    result = cli("stream", *args, input=b"".join(stream_lines[:5]))
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and result.stdout_bytes == b""
+
+
+def test_a_state_from_other_options_is_refused(cli, stream_file, tmp_path):
+    state = tmp_path / "s.json"
+    assert (
+        cli("stream", str(stream_file), "--proba-col", "proba", "--state", str(state)).exit_code
+        == 0
+    )
+    before = state.read_bytes()
+    result = cli(
+        "stream", str(stream_file), "--proba-col", "proba", "-b", "20%", "--state", str(state)
+    )
+    assert result.exit_code == 2 and "budget=0.1" in result.stderr and "budget=0.2" in result.stderr
+    assert state.read_bytes() == before
+
+
+class Repeat:
+    """A reader that replays ``lines`` ``copies`` times without holding the whole stream."""
+
+    def __init__(self, lines: list[bytes], copies: int) -> None:
+        self.lines, self.left, self.pos = lines, copies * len(lines), 0
+
+    def read1(self, n: int = -1) -> bytes:
+        take = min(self.left, 500)
+        chunk = [self.lines[(self.pos + i) % len(self.lines)] for i in range(take)]
+        self.pos, self.left = self.pos + take, self.left - take
+        return b"".join(chunk)
+
+
+class _Sink(io.RawIOBase):
+    def write(self, b) -> int:
+        return len(b)
+
+
+@pytest.mark.parametrize("strategy", ["quantile", "density"])
+def test_memory_stays_flat_as_the_stream_grows(strategy, stream_lines):
+    def peak(copies: int) -> int:
+        tracemalloc.start()
+        stream_select([Repeat(stream_lines, copies)], _Sink(), **kw_for(strategy))
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    small, large = peak(2), peak(16)  # ~3k vs ~24k lines
+    assert large < 1.3 * small, (small, large)
+
+
+def test_sigterm_mid_stream_keeps_state_and_log_untouched(cli, stream_lines, tmp_path):
+    state, log = tmp_path / "s.json", tmp_path / "d.parquet"
+    keep_all = ["stream", "-s", "random", "--proba-col", "proba", "-b", "1"]
+    assert cli(*keep_all, "--state", str(state), input=stream_lines[0]).exit_code == 0
+    before = state.read_bytes()
+    command = [
+        sys.executable,
+        "-m",
+        "selectkit",
+        *keep_all,
+        "--state",
+        str(state),
+        "--log",
+        str(log),
+    ]
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdin and proc.stdout
+    proc.stdin.write(b"".join(stream_lines[1:5]))
+    proc.stdin.flush()
+    # the kept lines arrive while the stream is still open (flushed per batch)
+    assert proc.stdout.readline() == stream_lines[1]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert b"stopped by SIGTERM" in err and b"were not changed" in err
+    assert state.read_bytes() == before and not log.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".sk-tmp")]
+
+
+def test_quantile_does_not_keep_a_run_of_tied_scores_whole():
+    lines = b"".join(b'{"id": %d, "s": 0.5}\n' % i for i in range(2000))
+    out = io.BytesIO()
+    summary = stream_select(
+        [io.BytesIO(lines)], out, strategy="quantile", score_col="s", budget=0.1
+    )
+    assert abs(summary["kept"] - 200) <= 2
