@@ -29,6 +29,8 @@ from selectkit.embed.pipeline import EMBED_BOUNDS
 from selectkit.kmq import KMQ_WEIGHTS_PARAMS
 from selectkit.params import REQUIRED
 from selectkit.rng import derive_rng
+from selectkit.stream.policies import STREAM_PARAMS
+from selectkit.stream.run import STREAM_OPTIONS
 from selectkit.textcap import BOUNDS as TEXTCAP_BOUNDS
 from selectkit.textcap import TextCap
 from selectkit.weights import BROADCAST_PARAMS
@@ -270,6 +272,7 @@ def _cli_bounds(command: str, renamed: dict[str, str] | None = None) -> dict[str
         ("disco evaluate", EVALUATE_BOUNDS, set()),
         ("weights broadcast", BROADCAST_PARAMS, set()),
         ("kmq-weights", KMQ_WEIGHTS_PARAMS, set()),
+        ("stream", {**STREAM_PARAMS, **STREAM_OPTIONS}, set()),
         # these al simulate options carry no min: the declaration's check words the refusal
         ("al simulate", SIMULATE_BOUNDS, {"init", "batch", "rounds", "repeats", "mc_members"}),
     ],
@@ -300,6 +303,7 @@ def test_cli_option_bounds_match_the_declared_bounds(command, bounds, python_onl
         (EVALUATE_BOUNDS, evaluate, set()),
         (BROADCAST_PARAMS, sk.broadcast_weights, set()),
         (KMQ_WEIGHTS_PARAMS, sk.kmq_weights, set()),
+        (STREAM_OPTIONS, sk.stream_select, set()),
     ],
 )
 def test_declared_defaults_are_the_functions_defaults(declared, function, skip):

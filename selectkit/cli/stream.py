@@ -12,6 +12,7 @@ from selectkit.cli._options import EmbeddingCol, IdCol, ProbaCol, ScoreCol, Seed
 from selectkit.console import note, stderr_console
 from selectkit.interrupts import Interrupted
 from selectkit.stream.policies import STREAM_PARAMS, STREAM_STRATEGIES
+from selectkit.stream.run import STREAM_OPTIONS
 
 _P = STREAM_PARAMS
 
@@ -40,7 +41,12 @@ def stream(
         str, typer.Option("--format", help="auto (by extension; stdin: jsonl), jsonl or csv.")
     ] = "auto",
     max_keep: Annotated[
-        Optional[int], typer.Option("--max-keep", min=0, help="Keep at most this many lines.")
+        Optional[int],
+        typer.Option(
+            "--max-keep",
+            min=STREAM_OPTIONS["max_keep"].cli_min,
+            help=STREAM_OPTIONS["max_keep"].help + ".",
+        ),
     ] = None,
     state: Annotated[
         Optional[str],

@@ -27,11 +27,17 @@ from selectkit.console import progress_bar
 from selectkit.errors import SelectkitDataError, SelectkitUsageError
 from selectkit.io.provenance import METADATA_KEY, Provenance
 from selectkit.io.write import ROW_GROUP_ROWS, atomic_path, check_output_path, output_group
+from selectkit.params import Param
 from selectkit.rng import derive_salt, id_hashes
 from selectkit.stream.lines import FieldReader, MalformedLine, line_batches, open_input
 from selectkit.stream.policies import STREAM_PARAMS, STREAM_STRATEGIES, Batch, Policy
 
 STATE_VERSION = 1
+#: stream_select's own bounded options (the policies' are STREAM_PARAMS)
+STREAM_OPTIONS: dict[str, Param] = {
+    "max_keep": Param(int, None, "keep at most this many lines of the whole stream", low=0),
+    "seed": Param(int, 0, "seed of every random draw (with each line's id)", low=0),
+}
 _TWO53 = float(1 << 53)
 
 
@@ -129,8 +135,9 @@ def stream_select(
     _check_inputs(strategy, proba_col, score_col, embedding_col)
     if on_error not in ("raise", "skip"):
         raise SelectkitUsageError(f"--on-error {on_error!r}: choose raise or skip")
-    if max_keep is not None and max_keep < 0:
-        raise SelectkitUsageError("--max-keep must be >= 0")
+    if max_keep is not None:
+        max_keep = STREAM_OPTIONS["max_keep"].check("max_keep", max_keep)
+    seed = STREAM_OPTIONS["seed"].check("seed", seed)
     p = {name: spec.default for name, spec in STREAM_PARAMS.items()}
     for name, value in (params or {}).items():
         if name not in STREAM_PARAMS:
