@@ -288,3 +288,24 @@ def test_moderate_keeps_its_budget_when_a_whole_cluster_is_labelled(frame):
     )
     _, sel = select(Pool(frame=marked, columns=Columns()), "moderate", 45, labelled_col="seen")
     assert sel.indices.size == 45
+
+
+def test_cli_exclude_and_ranges_together_count_only_the_rows_left(cli, rt_tables, tmp_path):
+    emb, meta = rt_tables
+    round1, round2 = tmp_path / "r1.parquet", tmp_path / "r2.parquet"
+    first = ["select", emb, meta, "-s", "kcenter", "-b", "40", "--group-col", "source"]
+    assert cli(*first, "-o", round1).exit_code == 0
+    done = pl.read_parquet(round1).join(pl.read_parquet(meta), on="id")
+    group = done.get_column("source").mode().item()
+    sizes = dict(pl.read_parquet(meta).get_column("source").value_counts().rows())
+    left = sizes[group] - int((done.get_column("source") == group).sum())
+    second = [*first, "--exclude", round1, "-o", round2]
+    # a min the whole group allows, but not what --exclude leaves of it: refused, naming both
+    result = cli(*second, "--group-min", f"{group}={left + 1}")
+    assert result.exit_code == 1 and f"'{group}'" in result.stderr and str(left) in result.stderr
+    assert not round2.exists()
+    result = cli(*second, "--group-min", f"{group}={min(left, 30)}")
+    assert result.exit_code == 0, result.stderr
+    picked = pl.read_parquet(round2).join(pl.read_parquet(meta), on="id")
+    assert not set(picked["id"]) & set(done["id"])
+    assert int((picked.get_column("source") == group).sum()) >= min(left, 30)
