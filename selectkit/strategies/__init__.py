@@ -9,6 +9,7 @@ from selectkit.strategies import (  # noqa: F401  (registration on import)
     dsir,
     kcenter,
     moderate,
+    omp,
     random,
     semdedup,
     sensitivity,
