@@ -67,7 +67,7 @@ def omp_round(
     is at most ``tol``, no free row correlates positively with it, or ``need`` are chosen.
     Among equal correlations the lowest position wins (``a`` is held in id-hash order).
     Cost O(steps * n d + k^2 d) time, O(k d + k^2) memory beyond ``a``."""
-    n, d = a.shape
+    d = a.shape[1]
     blocked = taken.copy()
     chosen: list[int] = []
     rows = np.zeros((need, d), dtype=np.float64)  # the chosen vectors
