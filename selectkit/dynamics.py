@@ -43,10 +43,11 @@ BOUNDS = {
     "epochs": Param(int, 10, "training epochs", low=1),
     "seed": Param(int, DEFAULT_SEED, "seeds the model and the epochs' order (recorded)", low=0),
     "grad_dim": Param(
-        int, 512, "dimensions of the projected gradient features", low=1, high=1 << 16
+        int, None, "dimensions of the projected gradient features (None: 512)", low=1, high=1 << 16
     ),
 }
 EL2N_EPOCHS = 10
+GRAD_DIM = 512  # --grad-dim's default
 CHUNK_ROWS = 8192
 
 
@@ -209,7 +210,7 @@ def check_args(
             f"{option('grad_dim')} sets the size of gradient features: add "
             + option("gradients", python="gradients=True")
         )
-    dim = BOUNDS["grad_dim"].default if grad_dim is None else grad_dim
+    dim = GRAD_DIM if grad_dim is None else grad_dim
     return check_arguments(BOUNDS, grad_dim=dim)["grad_dim"]
 
 
