@@ -133,7 +133,11 @@ rows, frac, run = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] == "run"
 rng = np.random.default_rng(0)
 centres = rng.normal(size=(100, 128)).astype(np.float32) * 2
 comp = rng.integers(0, 100, rows)
-x = centres[comp] + rng.normal(size=(rows, 128)).astype(np.float32)
+x = np.empty((rows, 128), dtype=np.float32)  # in chunks: the generation must not set the peak
+for s in range(0, rows, 65536):
+    x[s : s + 65536] = centres[comp[s : s + 65536]] + rng.standard_normal(
+        (min(65536, rows - s), 128), dtype=np.float32
+    )
 import selectkit as sk
 pool = sk.Pool.from_arrays(x, cluster=comp.astype(np.int32))
 t = time.perf_counter()
