@@ -247,7 +247,7 @@ def omp(
     with progress_bar("omp clusters", k) as bar, threadpool_limits(limits=1):
         for c in range(k):  # a loop over clusters, not rows
             members = candidates[order[starts[c] : starts[c + 1]]]
-            a = np.array(x[np.sort(members)], dtype=np.float32)[np.argsort(np.argsort(members))]
+            a = np.asarray(x[members], dtype=np.float32)  # one gather, in id-hash order
             if normalize_rows:
                 normalise_rows_(a)
             pos, w, errors[c] = omp_cluster(
