@@ -31,6 +31,7 @@ PRUNERS = {  # strategy: extra CLI options
     "sensitivity": [],
     "topk": [],
     "stratified": [],
+    "omp": [],
 }
 ACQUISITION = ("kcenter", "coreset", "typiclust", "badge", "margin", "entropy", "random")
 
