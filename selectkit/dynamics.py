@@ -326,11 +326,15 @@ def scores_for_pool(
             f"column '{pool.columns.label}' of {pool.where} has no labels; training dynamics "
             "need labelled rows"
         )
+    # the rows in id order: the epochs' seeded order, the model and so every score and gradient
+    # are the same for the same rows in any input order (the output is in id order too)
+    rows = rows[pool.ids.gather(rows).arg_sort().to_numpy()]
     x = pool.embeddings
     labels = pool.frame.get_column(pool.columns.label).gather(rows).to_numpy()
     if prov:
         prov.start("train")
-    xs = x if rows.size == len(pool) else np.asarray(x[rows])
+    in_order = rows.size == len(pool) and bool(np.all(rows == np.arange(rows.size)))
+    xs = x if in_order else np.asarray(x[rows])
     dyn = training_dynamics(
         xs,
         labels,

@@ -128,3 +128,24 @@ def test_cli_bad_grad_dim_exits_2(cli, tmp_path, digits_parquet, args, message):
     r = cli("scores", digits_parquet, "--label-col", "digit", *args, "-o", out)
     assert r.exit_code == 2 and message in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 2 and not out.exists()
+
+
+def test_shuffled_rows_give_the_same_gradients_per_id(digits):
+    x, y = digits
+    x, y = x[:300], y[:300]
+    ids = [f"r{i:03d}" for i in range(300)]
+    perm = np.random.default_rng(2).permutation(300)
+    a = scores_for_pool(Pool.from_arrays(x, ids=ids, labels=y), epochs=2, gradients=True,
+                        grad_dim=16)  # fmt: skip
+    b = scores_for_pool(
+        Pool.from_arrays(x[perm], ids=[ids[i] for i in perm], labels=y[perm]),
+        epochs=2,
+        gradients=True,
+        grad_dim=16,
+    )
+    assert a.equals(b)  # the model trains on the rows in id order; the output is in id order
+    dyn_a = scores_for_pool(Pool.from_arrays(x, ids=ids, labels=y), epochs=2)
+    dyn_b = scores_for_pool(
+        Pool.from_arrays(x[perm], ids=[ids[i] for i in perm], labels=y[perm]), epochs=2
+    )
+    assert dyn_a.equals(dyn_b)
