@@ -55,6 +55,16 @@ def _nnls_on_factor(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return x
 
 
+def _cholesky(gram: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of the Gram matrix of rows that were each accepted as independent;
+    a jitter of DEPENDENT x its mean diagonal where rounding made it lose definiteness. O(k^3)."""
+    try:
+        return np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        jitter = DEPENDENT * float(np.trace(gram)) / max(gram.shape[0], 1)
+        return np.linalg.cholesky(gram + jitter * np.eye(gram.shape[0]))
+
+
 def omp_round(
     a: np.ndarray,
     target: np.ndarray,
@@ -105,9 +115,8 @@ def omp_round(
                 chosen = [c for c, kp in zip(chosen, keep, strict=True) if kp]
                 k = len(chosen)
                 rows[:k], rhs[:k], x = rows[: keep.size][keep], rhs[: keep.size][keep], x[keep]
-                gram = rows[:k] @ rows[:k].T + ridge * np.eye(k)
                 chol[:] = 0.0
-                chol[:k, :k] = np.linalg.cholesky(gram)
+                chol[:k, :k] = _cholesky(rows[:k] @ rows[:k].T + ridge * np.eye(k))
         residual = target - rows[:k].T @ x
         if np.linalg.norm(residual) <= stop:
             break
