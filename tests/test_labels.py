@@ -32,6 +32,7 @@ PRUNERS = {  # strategy: extra CLI options
     "topk": [],
     "stratified": [],
     "fair-centers": [],
+    "omp": [],
 }
 ACQUISITION = ("kcenter", "coreset", "typiclust", "badge", "margin", "entropy", "random")
 

@@ -61,7 +61,12 @@ IdCol = Annotated[
     ),
 ]
 EmbeddingCol = Annotated[
-    str, typer.Option("--embedding-col", help="Column with the vectors (list of float).")
+    str,
+    typer.Option(
+        "--embedding-col",
+        "--vector-col",
+        help="Column with the vectors (list of float), e.g. gradient from `scores --gradients`.",
+    ),
 ]
 LabelCol = Annotated[
     str,

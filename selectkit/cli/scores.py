@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -19,6 +19,7 @@ from selectkit.cli._options import (
     Seed,
 )
 from selectkit.cli._run import check_json_stdout, report
+from selectkit.dynamics import BOUNDS
 
 
 def scores(
@@ -34,6 +35,23 @@ def scores(
         typer.Option("--model", help="sgd (linear softmax, fast) or mlp (one hidden layer)."),
     ] = "sgd",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 10,
+    gradients: Annotated[
+        bool,
+        typer.Option(
+            "--gradients",
+            help="Write id and gradient instead: each row's last-layer loss gradient "
+            "(p - onehot(y)) x [x, 1], randomly projected (for select --strategy omp).",
+        ),
+    ] = False,
+    grad_dim: Annotated[
+        Optional[int],
+        typer.Option(
+            "--grad-dim",
+            min=BOUNDS["grad_dim"].cli_min,
+            max=BOUNDS["grad_dim"].cli_max,
+            help="Dimensions of the projected gradients (default 512; with --gradients).",
+        ),
+    ] = None,
     seed: Seed = 0,
     id_col: IdCol = "id",
     embedding_col: EmbeddingCol = "embedding",
@@ -53,6 +71,9 @@ def scores(
     The model trains on this machine whatever --engine says; -o DIR/ writes a dataset
     folder (part files and a completion record) that `select` reads as one input.
 
+    With --gradients it writes id and gradient (--grad-dim floats) for `select --strategy omp
+    --vector-col gradient` (TAGCOS-style gradient matching).
+
     Example:  selectkit scores emb.parquet --label-col label -o dyn.parquet
     """
     from selectkit.dynamics import scores_file
@@ -70,5 +91,7 @@ def scores(
         input_format=input_format,
         engine=engine,
         ray_address=ray_address,
+        gradients=gradients,
+        grad_dim=grad_dim,
     )
     report({"output": output, **prov.metrics, **prov.timings}, as_json=as_json, title="scores")

@@ -11,6 +11,7 @@ from selectkit.strategies import (  # noqa: F401  (registration on import)
     kcenter,
     kmq,
     moderate,
+    omp,
     random,
     semdedup,
     sensitivity,
