@@ -139,12 +139,16 @@ def _read_ranges_file(path: str | Path | pl.DataFrame) -> tuple[dict[str, int], 
         for value, into, what in ((row[1], mins, "min"), (row[2], maxs, "max")):
             if value is None or (isinstance(value, float) and np.isnan(value)):
                 continue
-            if float(value) != int(value) or int(value) < 0:
+            try:
+                whole = float(value) == int(float(value)) and float(value) >= 0
+            except (TypeError, ValueError, OverflowError):
+                whole = False
+            if not whole:
                 raise SelectkitUsageError(
                     f"ranges file {where}: the {what} of group {name!r} is {value!r}; give a "
                     "whole number >= 0 or leave it empty"
                 )
-            into[name] = int(value)
+            into[name] = int(float(value))
     return mins, maxs
 
 

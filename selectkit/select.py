@@ -152,6 +152,8 @@ def select(
     if kept is not None:
         selection.indices = kept[selection.indices]
         selection.metrics["excluded_rows"] = excluded
+        # what the budget was counted against: the rows --exclude left
+        selection.metrics["selectable_rows"] = int(pool.candidates.size)
     return manifest, selection
 
 
@@ -215,9 +217,11 @@ def excluded_ids(paths: Sequence[str | Path], id_col: str) -> tuple[pl.Series | 
         source, batches = iter_batches(str(path), columns=[id_col], id_col=id_col)
         for batch in batches:
             if id_col not in batch.columns:
+                _, whole = iter_batches(str(path), id_col=id_col)
+                names = next(iter(whole), pl.DataFrame()).columns
                 raise SelectkitDataError(
                     f"'{path}' (given to {option('exclude')}) has no id column '{id_col}' "
-                    f"(columns: {', '.join(batch.columns) or 'none'}); exclude a manifest "
+                    f"(columns: {', '.join(names) or 'none'}); exclude a manifest "
                     f"written by `selectkit select`, or name its id column with "
                     f"{option('id_col')}"
                 )
@@ -527,7 +531,7 @@ def _select_on_driver(
         prov.params["exclude"] = [r["path"] for r in exclude[1]]
     prov.metrics = {
         "pool_rows": len(pool),
-        "selectable_rows": int(pool.candidates.size),
+        "selectable_rows": int(pool.candidates.size),  # after --exclude when given (below)
         "selected_rows": int(manifest.height),
         **selection.metrics,
     }

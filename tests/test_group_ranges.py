@@ -228,6 +228,9 @@ def test_cli_ranges_file_and_refusal_before_output(cli, rt_tables, tmp_path):
     result = cli(*args, "--group-ranges", bad_file)
     assert result.exit_code == 2 and "lacks column 'min'" in result.stderr
     assert not out.exists()
+    bad_file.write_text(f"group,min,max\n{small},x,\n")
+    result = cli(*args, "--group-ranges", bad_file)
+    assert result.exit_code == 2 and "is 'x'; give a whole number" in result.stderr
 
 
 def test_cli_json_reports_group_counts(cli, rt_tables, tmp_path):

@@ -282,6 +282,11 @@ def test_unknown_cluster_in_the_weights_file_exits_1(cli, files, tmp_path):
     )
     assert "negative" in one_line_error(result)
     assert not (tmp_path / "m.parquet").exists()
+    pl.DataFrame({"cluster": list(range(10)), "weight": [0.0] * 10}).write_parquet(weights)
+    result = run_select(
+        cli, files, tmp_path / "m.parquet", "-b", "20", "--cluster-weights", weights
+    )
+    assert "every cluster weight 0" in one_line_error(result)
 
 
 def test_missing_quality_column_exits_1(cli, files, tmp_path):
@@ -311,6 +316,7 @@ def test_exclude_removes_earlier_rows_for_any_strategy(cli, files, tmp_path, str
     assert b.height == round(0.1 * (1797 - a.height))  # fractions count what is left
     prov = read_provenance(second)
     assert prov["metrics"]["excluded_rows"] == a.height
+    assert prov["metrics"]["selectable_rows"] == 1797 - a.height  # what the 10% counted
     assert prov["params"]["exclude"] == [str(first)]
     rec = [r for r in prov["inputs"] if r.get("role") == "exclude"]
     assert len(rec) == 1 and rec[0]["rows"] == a.height and rec[0]["fingerprint"]
@@ -334,7 +340,7 @@ def test_exclude_manifest_without_id_column_exits_1(cli, files, tmp_path):
     pl.DataFrame({"row": [1, 2]}).write_parquet(bad)
     result = run_select(cli, files, tmp_path / "m.parquet", "-b", "20", "--exclude", bad)
     err = one_line_error(result)
-    assert "bad.parquet" in err and "'id'" in err
+    assert "bad.parquet" in err and "'id'" in err and "(columns: row)" in err
     ints = tmp_path / "ints.parquet"
     pl.DataFrame({"id": [1, 2]}).write_parquet(ints)  # the pool's ids are text
     assert "ids" in one_line_error(

@@ -199,13 +199,15 @@ def test_csv_stream_keeps_its_header_once(cli, stream_lines, tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b'{"id": "x", proba\n', r"stdin line 4: not a JSON object"),
+        (b'{"id": "x", proba\n', r"stdin line 4: not valid JSON"),
         (
             b'{"id": "x", "proba": [0.7, 0.7, 0, 0, 0, 0, 0, 0, 0, 0]}\n',
             r"stdin line 4: 'proba' is not a probability distribution",
         ),
         (b'{"id": "x"}\n', r"stdin line 4: 'proba' is missing"),
-        (b"[1, 2]\n", r"stdin line 4: not a JSON object"),
+        (b"[1, 2]\n", r"stdin line 4: not a JSON object \(it is a list\)"),
+        (b'{"id": "x", "proba": NaN}\n', r"stdin line 4: not valid JSON \(NaN is not JSON"),
+        (b'{"id": "x", "proba": "0.5"}\n', r"stdin line 4: 'proba' is \"0.5\", not a list"),
     ],
 )
 def test_a_malformed_line_stops_with_its_number_after_the_lines_before_it(
@@ -327,3 +329,66 @@ def test_quantile_does_not_keep_a_run_of_tied_scores_whole():
         [io.BytesIO(lines)], out, strategy="quantile", score_col="s", budget=0.1
     )
     assert abs(summary["kept"] - 200) <= 2
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b'{"id": "a"}\n', b'{"id": "a", "s": null}\n', b'{"id": "a", "s": "high"}\n'],
+)
+def test_a_missing_or_non_numeric_score_is_an_error_not_a_silent_skip(cli, line):
+    result = cli("stream", "-s", "quantile", "--score-col", "s", "-b", "1", input=line)
+    assert result.exit_code == 1 and "stdin line 1: 's' is" in result.stderr
+
+
+def test_a_csv_score_column_missing_from_the_header_is_a_usage_error(cli, tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("id,score\na,0.5\n")
+    result = cli("stream", str(path), "-s", "quantile", "--score-col", "nope")
+    assert result.exit_code == 2 and "columns: id, score" in result.stderr
+    assert result.stdout_bytes == b""
+
+
+def test_every_input_is_checked_before_any_line_is_read(cli, stream_file, tmp_path):
+    result = cli("stream", str(stream_file), str(tmp_path / "nope.jsonl"), "--proba-col", "proba")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    assert result.stdout_bytes == b""
+
+
+def test_gzip_on_stdin_is_read_and_parquet_is_refused(cli, stream_file, tmp_path):
+    import gzip
+
+    plain = cli("stream", str(stream_file), "--proba-col", "proba")
+    zipped = cli("stream", "--proba-col", "proba", input=gzip.compress(stream_file.read_bytes()))
+    assert zipped.exit_code == 0 and zipped.stdout_bytes == plain.stdout_bytes
+    table = tmp_path / "t.parquet"
+    pl.DataFrame({"id": [1]}).write_parquet(table)
+    refused = cli("stream", str(table), "--proba-col", "proba")
+    assert refused.exit_code == 2 and "is a Parquet file" in refused.stderr
+
+
+def test_python_api_takes_paths_and_writes_a_file_whole(stream_file, tmp_path):
+    out = tmp_path / "kept.jsonl"
+    summary = stream_select(str(stream_file), str(out), proba_col="proba", budget=0.1)
+    kept, _ = select_bytes(stream_file, proba_col="proba", budget=0.1)
+    assert out.read_bytes() == kept and summary["kept"] == len(kept.splitlines())
+
+
+def test_repeated_ids_are_warned_about(cli, stream_lines):
+    data = b"".join(stream_lines[:50])
+    command = [sys.executable, "-m", "selectkit", "stream", "-s", "random", "-b", "0.5"]
+    run = subprocess.run([*command, "--id-col", "label"], input=data, capture_output=True)
+    assert run.returncode == 0
+    assert b"ids repeat in 'label'" in run.stderr
+    assert b"ids repeat" not in subprocess.run(command, input=data, capture_output=True).stderr
+
+
+def test_a_resumed_runs_summary_counts_its_own_lines(stream_file, tmp_path):
+    lines = stream_file.read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_bytes(b"".join(lines[:1000]))
+    second.write_bytes(b"".join(lines[1000:]))
+    state = str(tmp_path / "s.json")
+    _, a = select_bytes(first, proba_col="proba", state=state)
+    kept, b = select_bytes(second, proba_col="proba", state=state)
+    assert b["lines"] == len(lines) - 1000 and b["lines_total"] == len(lines)
+    assert b["kept"] == len(kept.splitlines()) and b["kept_total"] == a["kept"] + b["kept"]

@@ -153,6 +153,15 @@ def stopped(exc: KeyboardInterrupt) -> int:
     return interrupts.exit_code(exc)
 
 
+def stopped_saying(exc: KeyboardInterrupt, line: str) -> int:
+    """Like :func:`stopped`, for a command whose outputs are not all-or-nothing (``stream``
+    writes kept lines as it goes): say ``line`` once; return the exit status."""
+    if not _flags["stopped"]:
+        _flags["stopped"] = True
+        stderr_console().print(line, soft_wrap=True)
+    return interrupts.exit_code(exc)
+
+
 def stopped_outside_run(status: object) -> int | None:
     """The exit status for a signal that Typer itself caught (turning it into a silent 130).
 

@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from selectkit.cli._options import EmbeddingCol, IdCol, ProbaCol, ScoreCol, Seed
-from selectkit.console import note, stderr_console
+from selectkit.cli._options import EmbeddingCol, IdCol, Seed
+from selectkit.cli._run import stopped_saying
+from selectkit.console import note
 from selectkit.interrupts import Interrupted
 from selectkit.stream.policies import STREAM_PARAMS, STREAM_STRATEGIES
 from selectkit.stream.run import STREAM_OPTIONS
@@ -32,9 +33,17 @@ def stream(
     budget: Annotated[
         str, typer.Option("--budget", "-b", help="Share of lines to keep: 10% or 0.1.")
     ] = "10%",
-    # a line's fields are the stream's columns: the shared column options, unset by default
-    proba_col: ProbaCol = None,  # type: ignore[assignment]
-    score_col: ScoreCol = None,  # type: ignore[assignment]
+    proba_col: Annotated[
+        Optional[str],
+        typer.Option("--proba-col", help="Field with each line's class probabilities (a list)."),
+    ] = None,
+    score_col: Annotated[
+        Optional[str],
+        typer.Option(
+            "--score-col",
+            help="Field with each line's utility, a number (higher = more worth keeping).",
+        ),
+    ] = None,
     embedding_col: EmbeddingCol = None,  # type: ignore[assignment]
     id_col: IdCol = "id",
     input_format: Annotated[
@@ -59,7 +68,9 @@ def stream(
     log: Annotated[
         Optional[str],
         typer.Option(
-            "--log", help="Parquet file with one decision row per input line (written at the end)."
+            "--log",
+            help="Parquet file with one decision row per input line (written as the stream "
+            "goes, renamed into place at the end).",
         ),
     ] = None,
     on_error: Annotated[
@@ -72,7 +83,10 @@ def stream(
     window: Annotated[
         int, typer.Option("--window", min=_P["window"].cli_min, help=_P["window"].help + ".")
     ] = _P["window"].default,
-    step: Annotated[float, typer.Option("--step", help=_P["step"].help + ".")] = _P["step"].default,
+    step: Annotated[
+        float,
+        typer.Option("--step", help=_P["step"].help + "; must " + _P["step"].bounds_text() + "."),
+    ] = _P["step"].default,
     delta: Annotated[
         float, typer.Option("--delta", min=_P["delta"].cli_min, help=_P["delta"].help + ".")
     ] = _P["delta"].default,
@@ -142,19 +156,16 @@ def stream(
             on_error=on_error,
             params=params,
         )
-    except Interrupted as exc:
-        stderr_console().print(
-            f"stopped by {exc.name}; the lines kept so far are on stdout; --state and --log "
-            "were not changed",
-            soft_wrap=True,
-        )
-        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
+        what = f"stopped by {exc.name}" if isinstance(exc, Interrupted) else "interrupted"
+        line = f"{what}; the lines kept so far are on stdout; --state and --log were not changed"
+        raise typer.Exit(stopped_saying(exc, line)) from None
     skipped = (
         f", {summary['skipped_malformed']} malformed line(s) skipped"
         if summary["skipped_malformed"]
         else ""
     )
     note(
-        f"kept {summary['kept']:,} of {summary['lines_total']:,} lines "
+        f"kept {summary['kept']:,} of {summary['lines']:,} lines "
         f"({100 * summary['kept_fraction']:.1f}%){skipped}"
     )

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
+from selectkit.errors import SelectkitDataError, SelectkitUsageError, option, param_option
 from selectkit.linalg import group_means, squared_distances_to
 from selectkit.pool import Pool, column_option
 from selectkit.rng import id_hashes, id_uniforms, salt_of
@@ -168,8 +168,13 @@ def read_cluster_weights(path: str, known: np.ndarray) -> tuple[np.ndarray, dict
             "clusters file (selectkit kmq-weights), and drop the rows of clusters whose rows "
             "--exclude removed entirely"
         )
-    out = np.ones(known.size, dtype=np.float64)
+    out = np.ones(known.size, dtype=np.float64)  # clusters the file does not list keep 1
     out[pos] = w
+    if not (out > 0).any():
+        raise SelectkitDataError(
+            f"{where} gives every cluster weight 0, which leaves none a share of the budget; "
+            "give some cluster a weight > 0"
+        )
     return out, {**table.source.as_dict(), "weighted_clusters": int(ids.size)}
 
 
@@ -197,8 +202,8 @@ def clusters_of(
     clusters = max(1, budget // 10) if k == AUTO else int(k)
     if clusters > n:
         raise SelectkitDataError(
-            f"{option('k', clusters)} asks for more clusters than the {n} selectable rows; "
-            f"give {option('k', n)} or less"
+            f"{param_option('k', clusters)} asks for more clusters than the {n} selectable "
+            f"rows; give {param_option('k', n)} or less"
         )
     x = np.ascontiguousarray(pool.embeddings[rows], dtype=np.float32)
     (child,) = rng.spawn(1)

@@ -28,6 +28,17 @@ READ_BYTES = 1 << 16
 MAX_LINE_BYTES = 64 << 20
 
 
+class _BadRecord(ValueError):
+    """What is wrong with one line (the message), found by the slow path."""
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "missing (or null)"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class MalformedLine(SelectkitDataError):
     """A line that cannot be read; ``index``: its position in the batch given to ``parse``."""
 
@@ -57,7 +68,16 @@ def open_input(path: str | BinaryIO) -> Iterator[BinaryIO]:
         yield path
         return
     if path == "-":
-        yield sys.stdin.buffer
+        stdin = sys.stdin.buffer
+        if not hasattr(stdin, "peek"):  # a test runner's or an embedding app's stdin
+            stdin = io.BufferedReader(stdin)  # type: ignore[arg-type]
+        head = stdin.peek(4)[:4]
+        _refuse_binary(head, "stdin")
+        if head[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=stdin) as gz:
+                yield gz  # type: ignore[misc]
+        else:
+            yield stdin
         return
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed below
@@ -68,12 +88,42 @@ def open_input(path: str | BinaryIO) -> Iterator[BinaryIO]:
             f"input '{path}' is a folder; give JSON Lines or CSV files"
         ) from None
     with raw:
-        head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-        if head == b"\x1f\x8b":
+        head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
+        _refuse_binary(head, f"'{path}'")
+        if head[:2] == b"\x1f\x8b":
             with gzip.GzipFile(fileobj=raw) as gz:
                 yield gz  # type: ignore[misc]
         else:
             yield raw
+
+
+def _refuse_binary(head: bytes, where: str) -> None:
+    if head == b"PAR1":
+        raise SelectkitUsageError(
+            f"{where} is a Parquet file, not a stream of lines; give JSON Lines or CSV (e.g. "
+            "`selectkit apply ... -o -` or polars' write_ndjson)"
+        )
+
+
+def check_inputs_exist(inputs: list) -> None:
+    """A usage error for a missing input file or a folder, before any line is read. O(inputs)."""
+    import os
+
+    for path in inputs:
+        if isinstance(path, str) and path != "-":
+            if os.path.isdir(path):
+                raise SelectkitUsageError(
+                    f"input '{path}' is a folder; give JSON Lines or CSV files"
+                )
+            if not os.path.exists(path):
+                raise SelectkitUsageError(f"input '{path}' does not exist")
+
+
+def csv_columns(header: bytes) -> list[str]:
+    """The column names of a CSV header line."""
+    import csv
+
+    return next(csv.reader([header.decode("utf-8", errors="replace").rstrip("\r\n")]), [])
 
 
 def line_batches(reader: BinaryIO, where: str) -> Iterator[list[bytes]]:
@@ -196,7 +246,16 @@ class FieldReader:
                 frame.get_column(self.proba_col), fields, first_line, where, skip
             )
         if self.score_col:
-            fields.score = frame.get_column(self.score_col).to_numpy().astype(np.float64)
+            col = frame.get_column(self.score_col)
+            fields.score = col.to_numpy().astype(np.float64)
+            self._flag(
+                col.is_null().to_numpy() & ~fields.bad,
+                fields,
+                first_line,
+                where,
+                skip,
+                f"'{self.score_col}' is missing (or null, or not a number)",
+            )
         if self.embedding_col:
             emb, off = _list_matrix(frame.get_column(self.embedding_col), np.float32)
             if self.dim is None and (~off & ~bad).any():
@@ -271,25 +330,58 @@ class FieldReader:
         )
         return mat
 
+    def _check_record(self, line: bytes) -> None:
+        """Raise :class:`_BadRecord` saying what is wrong with one JSON line, field by field."""
+
+        def no_constant(name: str) -> None:
+            raise _BadRecord(f"not valid JSON ({name} is not JSON; write null or a number)")
+
+        try:
+            record = json.loads(line, parse_constant=no_constant)
+        except _BadRecord:
+            raise
+        except ValueError as exc:
+            raise _BadRecord(f"not valid JSON ({str(exc).splitlines()[0][:100]})") from None
+        if not isinstance(record, dict):
+            raise _BadRecord(f"not a JSON object (it is a {type(record).__name__})")
+        number = (int, float)
+        for name, what in ((self.score_col, "a number"),):
+            value = record.get(name) if name else 0
+            if name and (isinstance(value, bool) or not isinstance(value, number)):
+                raise _BadRecord(f"'{name}' is {_shown(value)}, not {what}")
+        for name in (self.proba_col, self.embedding_col):
+            value = record.get(name) if name else []
+            if name and not (
+                isinstance(value, list)
+                and all(isinstance(v, number) and not isinstance(v, bool) for v in value)
+            ):
+                raise _BadRecord(f"'{name}' is {_shown(value)}, not a list of numbers")
+
     def _one_by_one(self, lines: list[bytes], first: int, where: str, skip: bool):
         """The slow path after a batch failed to parse: find the bad lines, one by one."""
         good, bad, reasons = [], np.zeros(len(lines), dtype=bool), [""] * len(lines)
         for i, line in enumerate(lines):
             try:
-                if self.fmt == "csv":
-                    self._frame([line])
-                else:
-                    record = json.loads(line)
-                    if not isinstance(record, dict):
-                        raise ValueError("not a JSON object")
-                    self._frame([line])
+                if self.fmt != "csv":
+                    self._check_record(line)
+                self._frame([line])
                 good.append(line)
             except Exception as exc:  # any parse failure is this line's fault
-                why = "not a JSON object" if self.fmt != "csv" else "not a CSV record"
+                why = (
+                    str(exc)
+                    if isinstance(exc, _BadRecord)
+                    else ("not valid JSON" if self.fmt != "csv" else "not a CSV record")
+                )
                 if not skip:
-                    detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+                    detail = (
+                        ""
+                        if isinstance(exc, _BadRecord)
+                        else (
+                            f" ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
+                        )
+                    )
                     raise MalformedLine(
-                        f"{where} line {int(first[i])}: {why} ({detail}); fix the producer, or "
+                        f"{where} line {int(first[i])}: {why}{detail}; fix the producer, or "
                         "pass --on-error skip to skip such lines (they are counted)",
                         int(self.raw_index[i]),
                     ) from None

@@ -23,13 +23,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import ndtri
 
-from selectkit.console import progress_bar
+from selectkit.console import progress_bar, warn
 from selectkit.errors import SelectkitDataError, SelectkitUsageError
 from selectkit.io.provenance import METADATA_KEY, Provenance
 from selectkit.io.write import ROW_GROUP_ROWS, atomic_path, check_output_path, output_group
 from selectkit.params import Param
 from selectkit.rng import derive_salt, id_hashes
-from selectkit.stream.lines import FieldReader, MalformedLine, line_batches, open_input
+from selectkit.stream.lines import (
+    FieldReader,
+    MalformedLine,
+    check_inputs_exist,
+    csv_columns,
+    line_batches,
+    open_input,
+)
 from selectkit.stream.policies import STREAM_PARAMS, STREAM_STRATEGIES, Batch, Policy
 
 STATE_VERSION = 1
@@ -103,7 +110,7 @@ def _load_state(path: str | None, record: dict[str, Any], policy: Policy) -> Non
 
 def stream_select(
     inputs: Sequence[str | BinaryIO] = ("-",),
-    out: BinaryIO | None = None,
+    out: BinaryIO | str | Path | None = None,
     *,
     strategy: str = "rand-var-uncertainty",
     budget: str | float = 0.1,
@@ -120,8 +127,9 @@ def stream_select(
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Decide keep/skip for every line of ``inputs`` (paths, '-' for stdin, or open binary
-    readers) and write kept lines to ``out`` (default
-    stdout) unchanged; return a summary (lines, kept, skipped, lines_per_s).
+    readers) and write kept lines to ``out`` (default stdout; a binary writer, flushed per batch,
+    or a file path, written whole at the end) unchanged; return a summary (this run's lines and
+    kept, the stream's ``lines_total`` and ``kept_total``, skipped, lines_per_s).
 
     Random draws come from ``seed`` and each line's id (its line number when it has none), so
     the decisions depend only on the lines seen so far, never on how the input was chunked.
@@ -130,7 +138,9 @@ def stream_select(
     (line, id, keep, utility, threshold, spent). Memory is O(window) whatever the stream's
     length; time is O(1) per line (O(window) quantile, O(window d) density).
     """
-    out = sys.stdout.buffer if out is None else out
+    if isinstance(inputs, (str, Path)):
+        inputs = [str(inputs)]
+    inputs = [str(i) if isinstance(i, Path) else i for i in inputs]
     frac = parse_fraction(budget)
     _check_inputs(strategy, proba_col, score_col, embedding_col)
     if on_error not in ("raise", "skip"):
@@ -154,9 +164,16 @@ def stream_select(
             "a CSV stream carries scalar fields only: use --score-col (or JSON Lines for "
             "--proba-col / --embedding-col)"
         )
-    for path in (state, log):
+    files = [i for i in inputs if isinstance(i, str) and i != "-"]
+    check_inputs_exist(files)
+    out_path = str(out) if isinstance(out, (str, Path)) else None
+    for path in (state, log, out_path):
         if path is not None:
-            check_output_path(path, [i for i in inputs if isinstance(i, str) and i != "-"])
+            check_output_path(path, files)
+    if len({p for p in (state, log, out_path) if p is not None}) < sum(
+        p is not None for p in (state, log, out_path)
+    ):
+        raise SelectkitUsageError("--state, --log and the output must be different files")
     # what a state file must agree on to resume
     record = {
         "version": STATE_VERSION,
@@ -177,7 +194,8 @@ def stream_select(
     )
     reader.classes = policy.classes
     salts = [derive_salt(seed, "stream", strategy, part) for part in ("u", "u2", "z")]
-    start_line = policy.lines
+    start_line, kept_before = policy.lines, policy.kept
+    warned: set[str] = set()
     skipped = 0
     t0 = time.perf_counter()
     prov = Provenance(
@@ -187,6 +205,10 @@ def stream_select(
     )
     with ExitStack() as stack:
         stack.enter_context(output_group())
+        if out_path is not None:  # a file output appears whole at the end, like every output
+            out = stack.enter_context(open(stack.enter_context(atomic_path(out_path)), "wb"))
+        elif out is None:
+            out = sys.stdout.buffer
         writer = None
         if log is not None:
             tmp = stack.enter_context(atomic_path(log))
@@ -202,6 +224,7 @@ def stream_select(
                 return 0
             keys = fields.ids
             numbers = np.arange(policy.lines, policy.lines + n)
+            _warn_about_ids(keys, id_col, warned)
             if keys.null_count():
                 fill = pl.Series([f"\x00line{v}" for v in numbers.tolist()])
                 keys = keys.zip_with(keys.is_not_null(), fill)
@@ -235,6 +258,7 @@ def stream_select(
                             header, lines = lines[0], lines[1:]
                             number = 1
                             if reader.header is None:
+                                _check_csv_header(header, where, id_col, score_col)
                                 reader.header = header
                                 out.write(header)
                             elif header != reader.header:
@@ -266,11 +290,14 @@ def stream_select(
         seconds = time.perf_counter() - t0
         lines_done = policy.lines - start_line
         summary = {
-            "lines": lines_done,
-            "kept": int(policy.kept),
-            "kept_fraction": round(policy.kept / policy.lines, 6) if policy.lines else 0.0,
+            "lines": lines_done,  # this run's; *_total: the whole stream, across --state resumes
+            "kept": int(policy.kept - kept_before),
+            "kept_fraction": round((policy.kept - kept_before) / lines_done, 6)
+            if lines_done
+            else 0.0,
             "skipped_malformed": skipped,
             "lines_total": policy.lines,
+            "kept_total": int(policy.kept),
             "lines_per_s": round(lines_done / seconds) if seconds > 0 else None,
         }
         prov.metrics = {k: v for k, v in summary.items() if k != "lines_per_s"}
@@ -285,6 +312,31 @@ def stream_select(
                 )
                 tmp_state.write_text(text + "\n")
     return summary
+
+
+def _check_csv_header(header: bytes, where: str, id_col: str, score_col: str | None) -> None:
+    names = csv_columns(header)
+    if score_col and score_col not in names:
+        raise SelectkitUsageError(
+            f"{where}: --score-col '{score_col}' is not a column of its CSV header (columns: "
+            f"{', '.join(names)}); name one of them (each CSV input starts with its header)"
+        )
+
+
+def _warn_about_ids(ids: pl.Series, id_col: str, warned: set[str]) -> None:
+    """Warn once when ids repeat (equal ids get equal random draws) or when a named id column is
+    absent (the draws then key on line positions)."""
+    if "absent" not in warned and id_col != "id" and ids.null_count() == ids.len():
+        warned.add("absent")
+        warn(f"no line has the id field '{id_col}'; the random draws key on line positions")
+    if "repeat" not in warned and ids.null_count() < ids.len():
+        present = ids.drop_nulls()
+        if present.n_unique() < present.len():
+            warned.add("repeat")
+            warn(
+                f"ids repeat in '{id_col}' (e.g. {present.filter(present.is_duplicated())[0]!r});"
+                " lines with the same id get the same random draws: give each line its own id"
+            )
 
 
 def _batch(fields, keys: pl.Series, salts: list[int], policy: Policy, n: int) -> Batch:
