@@ -392,3 +392,29 @@ def test_a_resumed_runs_summary_counts_its_own_lines(stream_file, tmp_path):
     kept, b = select_bytes(second, proba_col="proba", state=state)
     assert b["lines"] == len(lines) - 1000 and b["lines_total"] == len(lines)
     assert b["kept"] == len(kept.splitlines()) and b["kept_total"] == a["kept"] + b["kept"]
+
+
+@pytest.mark.parametrize("strategy", ["var-uncertainty", "rand-var-uncertainty", "split"])
+def test_warmup_starts_the_threshold_where_the_budget_is_and_resumes_exactly(
+    strategy, stream_file, tmp_path
+):
+    def first_window(warmup: int) -> float:
+        log = tmp_path / f"log{warmup}.parquet"
+        select_bytes(
+            stream_file, strategy=strategy, proba_col="proba", budget=0.1, log=str(log),
+            params={"warmup": warmup},
+        )  # fmt: skip
+        return float(pl.read_parquet(log)["keep"].to_numpy()[:300].mean())
+
+    # θ0 = 1 keeps far too much until the budget estimate bites; a warm-up does not
+    assert first_window(0) > 0.13 and abs(first_window(200) - 0.1) < 0.03
+    lines = stream_file.read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_bytes(b"".join(lines[:120]))  # the cut falls inside the warm-up
+    second.write_bytes(b"".join(lines[120:]))
+    kw = {"strategy": strategy, "proba_col": "proba", "params": {"warmup": 200}}
+    whole, _ = select_bytes(stream_file, **kw)
+    state = str(tmp_path / "s.json")
+    a, _ = select_bytes(first, state=state, **kw)
+    b, _ = select_bytes(second, state=state, **kw)
+    assert a + b == whole

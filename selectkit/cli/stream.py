@@ -115,6 +115,15 @@ def stream(
             help=_P["density_window"].help + ".",
         ),
     ] = _P["density_window"].default,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            "--warmup",
+            min=_P["warmup"].cli_min,
+            max=_P["warmup"].cli_max,
+            help=_P["warmup"].help + ".",
+        ),
+    ] = _P["warmup"].default,
     seed: Seed = 0,
 ) -> None:
     """Keep about --budget of the lines that stream by, deciding each line as it arrives;
@@ -137,6 +146,7 @@ def stream(
         "split_ratio": split_ratio,
         "tolerance_window": tolerance_window,
         "density_window": density_window,
+        "warmup": warmup,
     }
     try:
         summary = stream_select(

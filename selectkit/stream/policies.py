@@ -51,6 +51,15 @@ STREAM_PARAMS: dict[str, Param] = {
         int, 50, "quantile: how quickly the filter pays back over- or under-spending", low=1
     ),
     "density_window": Param(int, 1000, "density: embeddings kept in the window", low=1),
+    "warmup": Param(
+        int,
+        0,
+        "variable uncertainty (var-, rand-var-uncertainty, split): keep the first N lines at "
+        "random and start the threshold at the budget-quantile of their top-class "
+        "probabilities instead of 1 (0: no warm-up)",
+        low=0,
+        high=100_000,
+    ),
 }
 
 #: strategy name -> (what it reads, one-line summary)
@@ -83,6 +92,10 @@ STREAM_STRATEGIES: dict[str, tuple[str, str]] = {
 }
 
 
+#: the strategies whose threshold a --warmup starts
+WARMED = ("var-uncertainty", "rand-var-uncertainty", "split")
+
+
 @dataclass
 class Batch:
     """Per-line inputs of one batch; arrays of length n (``embedding``: (n, d) float32)."""
@@ -110,6 +123,7 @@ class Policy:
         self.theta = 1.0  # variable uncertainty's threshold, θ0 = 1
         self.classes: int | None = None
         self.q_window: deque[float] = deque()
+        self.warm: list[float] = []  # top-class probabilities of the warm-up lines
         self.d_emb: np.ndarray | None = None  # density ring buffer (w, d)
         self.d_nn = np.empty(0)  # each window row's nearest-neighbour distance
         self.d_next = 0  # ring position of the next insert
@@ -125,6 +139,7 @@ class Policy:
             "theta": self.theta,
             "classes": self.classes,
             "quantile_window": list(self.q_window),
+            "warm": list(self.warm),
         }
         if self.d_emb is not None:
             size = self.d_emb.shape[0]
@@ -145,6 +160,7 @@ class Policy:
         self.theta = float(state["theta"])
         self.classes = state.get("classes")
         self.q_window = deque(float(v) for v in state.get("quantile_window", []))
+        self.warm = [float(v) for v in state.get("warm", [])]
         if state.get("density_window"):
             emb = np.asarray(state["density_window"], dtype=np.float32)
             self._density_alloc(emb.shape[1])
@@ -184,9 +200,20 @@ class Policy:
         u1 = batch.uniform.tolist()
         u2 = batch.uniform2.tolist()
         z = batch.normal.tolist()
+        warmup = int(self.p["warmup"]) if name in WARMED else 0
         for i in range(n):
             take = False
-            if name == "random":  # a coin per line: unbiased, its kept share is binomial
+            line = self.lines + i
+            if line < warmup:  # warm-up: a coin per line, and θ from what it saw
+                c = conf[i]
+                if c == c:
+                    self.warm.append(c)
+                used[i] = b
+                take = u1[i] < b and kept != cap
+                if line == warmup - 1 and self.warm:
+                    theta = float(np.quantile(self.warm, b))
+                    self.warm = []
+            elif name == "random":  # a coin per line: unbiased, its kept share is binomial
                 used[i] = b
                 take = u1[i] < b and kept != cap
             elif spent / w < b and kept != cap:
