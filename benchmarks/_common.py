@@ -286,3 +286,32 @@ def selectkit_exe() -> list[str]:
     if cand.exists():
         return [str(cand)]
     return [sys.executable, "-m", "selectkit"]
+
+
+def digits_split(seed: int):
+    """scikit-learn's digits scaled to [0, 1], split 70/30 stratified by class with ``seed``:
+    (x_train, x_test, y_train, y_test)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    return train_test_split(x, d.target, test_size=0.3, stratify=d.target, random_state=seed)
+
+
+def measured(cmd: list[str]) -> tuple[float, float]:
+    """Run ``cmd`` under the small launcher (``_launch.py``: a big parent would inflate the
+    child's ru_maxrss) with the repository on PYTHONPATH; return (wall seconds, peak RSS MiB)
+    of that child alone. A failed command ends the benchmark."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "r.json"
+        launcher = [sys.executable, str(HERE / "_launch.py"), str(result), "--"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        subprocess.run([*launcher, *cmd], env=env, check=True)
+        got = json.loads(result.read_text())
+    if got["rc"] != 0:
+        raise SystemExit(f"{cmd} failed: {got}")
+    return got["wall_s"], got["peak_rss_mib"]

@@ -28,8 +28,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -47,6 +45,9 @@ import selectkit as sk  # noqa: E402
 
 SEEDS = range(10)
 NOISE = float(sys.argv[sys.argv.index("--noise") + 1]) if "--noise" in sys.argv else 0.2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import measured  # noqa: E402
 
 
 def noisy_digits(seed):
@@ -209,18 +210,6 @@ def iterative_table(k=10, frac=0.10, rounds=3):
             res["iterative kMQ (3 rounds)"].append(fit_score(xtr[sofar], y_obs[sofar], xte, yte))
             assert sofar.size == b and np.unique(sofar).size == b
     return {name: (float(np.mean(v)), float(np.std(v))) for name, v in res.items()}
-
-
-def measured(cmd):
-    with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "r.json"
-        launcher = [sys.executable, str(REPO / "benchmarks" / "_launch.py"), str(result), "--"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        subprocess.run([*launcher, *cmd], env=env, check=True)
-        got = json.loads(result.read_text())
-    if got["rc"] != 0:
-        raise SystemExit(f"{cmd} failed: {got}")
-    return got["wall_s"], got["peak_rss_mib"]
 
 
 def cost_table(n=1_000_000, d=64, k=1000):

@@ -22,8 +22,6 @@ Results on stdout and in benchmarks/out/bench_moderate.json.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -36,14 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 SEEDS = range(5)
 
-
-def digits_split(seed):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    return train_test_split(x, d.target, test_size=0.3, stratify=d.target, random_state=seed)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import digits_split, measured  # noqa: E402
 
 
 def fit_score(x, y, xt, yt, weight=None):
@@ -147,20 +139,6 @@ def broadcast_table():
         rows["unweighted"].append(fit_score(x, noisy, xt, yt))
         rows["oracle (clean mask)"].append(fit_score(x[~flip], noisy[~flip], xt, yt))
     return {k: (float(np.mean(v)), float(np.std(v))) for k, v in rows.items()}
-
-
-def measured(cmd):
-    """Run ``cmd`` under the small launcher (benchmarks/_launch.py: a big parent would inflate
-    the child's ru_maxrss); return (wall seconds, peak RSS MiB) of that child alone."""
-    with tempfile.TemporaryDirectory() as tmp:
-        result = Path(tmp) / "r.json"
-        launcher = [sys.executable, str(REPO / "benchmarks" / "_launch.py"), str(result), "--"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        subprocess.run([*launcher, *cmd], env=env, check=True)
-        got = json.loads(result.read_text())
-    if got["rc"] != 0:
-        raise SystemExit(f"{cmd} failed: {got}")
-    return got["wall_s"], got["peak_rss_mib"]
 
 
 def cost_table(n=100_000, d=64, classes=100, coreset="10%"):

@@ -40,14 +40,8 @@ OUT = REPO / "benchmarks" / "out"
 SEEDS = range(5)
 BUDGETS = (0.01, 0.05, 0.10)
 
-
-def digits_split(seed):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.data / 16.0).astype(np.float32)
-    return train_test_split(x, d.target, test_size=0.3, stratify=d.target, random_state=seed)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import digits_split  # noqa: E402
 
 
 def fit_score(x, y, xt, yt, weight=None):

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import polars as pl
@@ -126,9 +126,10 @@ def csv_columns(header: bytes) -> list[str]:
     return next(csv.reader([header.decode("utf-8", errors="replace").rstrip("\r\n")]), [])
 
 
-def line_batches(reader: BinaryIO, where: str) -> Iterator[list[bytes]]:
+def line_batches(reader: BinaryIO, where: str, digest: Any = None) -> Iterator[list[bytes]]:
     """Yield lists of complete lines (each with its newline; a last line without one gets
-    one) as they become available. Memory: one read plus the longest line, capped."""
+    one) as they become available; ``digest`` (a hashlib object) is updated with every byte
+    yielded. Memory: one read plus the longest line, capped."""
     pending: list[bytes] = []
     pending_size = 0
     read1 = getattr(reader, "read1", None) or reader.read
@@ -149,10 +150,15 @@ def line_batches(reader: BinaryIO, where: str) -> Iterator[list[bytes]]:
         head = b"".join([*pending, chunk[: cut + 1]])
         pending = [chunk[cut + 1 :]] if cut + 1 < len(chunk) else []
         pending_size = len(pending[0]) if pending else 0
+        if digest is not None:
+            digest.update(head)
         yield head.splitlines(keepends=True)
     tail = b"".join(pending)
     if tail.strip():
-        yield [tail + b"\n"]
+        last = tail + b"\n"
+        if digest is not None:
+            digest.update(last)
+        yield [last]
 
 
 def _list_matrix(col: pl.Series, dtype: type) -> tuple[np.ndarray, np.ndarray]:
@@ -359,13 +365,13 @@ class FieldReader:
 
     def _one_by_one(self, lines: list[bytes], first: int, where: str, skip: bool):
         """The slow path after a batch failed to parse: find the bad lines, one by one."""
-        good, bad, reasons = [], np.zeros(len(lines), dtype=bool), [""] * len(lines)
+        empty = pl.DataFrame(schema=self.schema).clear(1)  # a bad line's row: all null
+        rows, bad, reasons = [], np.zeros(len(lines), dtype=bool), [""] * len(lines)
         for i, line in enumerate(lines):
             try:
                 if self.fmt != "csv":
                     self._check_record(line)
-                self._frame([line])
-                good.append(line)
+                rows.append(self._frame([line]))
             except Exception as exc:  # any parse failure is this line's fault
                 why = (
                     str(exc)
@@ -387,10 +393,5 @@ class FieldReader:
                     ) from None
                 bad[i] = True
                 reasons[i] = why
-                good.append(None)
-        rows = [self._frame([ln]) if ln is not None else None for ln in good]
-        empty = pl.DataFrame(schema=self.schema)
-        frame = pl.concat(
-            [r if r is not None else empty.clear(1) for r in rows], how="vertical_relaxed"
-        )
-        return frame, bad, reasons
+                rows.append(empty)
+        return pl.concat(rows, how="vertical_relaxed"), bad, reasons

@@ -28,7 +28,7 @@ from selectkit.errors import SelectkitDataError, SelectkitUsageError
 from selectkit.io.provenance import METADATA_KEY, Provenance
 from selectkit.io.write import ROW_GROUP_ROWS, atomic_path, check_output_path, output_group
 from selectkit.params import Param
-from selectkit.rng import derive_salt, id_hashes
+from selectkit.rng import derive_salt, id_uniforms
 from selectkit.stream.lines import (
     FieldReader,
     MalformedLine,
@@ -45,7 +45,6 @@ STREAM_OPTIONS: dict[str, Param] = {
     "max_keep": Param(int, None, "keep at most this many lines of the whole stream", low=0),
     "seed": Param(int, 0, "seed of every random draw (with each line's id)", low=0),
 }
-_TWO53 = float(1 << 53)
 
 
 def parse_fraction(text: str | float) -> float:
@@ -60,10 +59,6 @@ def parse_fraction(text: str | float) -> float:
     if not 0.0 < value <= 1.0:
         raise SelectkitUsageError(f"--budget {text} must be in (0, 1] (e.g. 10% or 0.1)")
     return value
-
-
-def _uniforms(keys: pl.Series, salt: int) -> np.ndarray:
-    return ((id_hashes(keys, salt) >> np.uint64(11)).astype(np.float64) + 0.5) / _TWO53
 
 
 def _check_inputs(
@@ -226,7 +221,9 @@ def stream_select(
             numbers = np.arange(policy.lines, policy.lines + n)
             _warn_about_ids(keys, id_col, warned)
             if keys.null_count():
-                fill = pl.Series([f"\x00line{v}" for v in numbers.tolist()])
+                fill = pl.select(
+                    pl.concat_str(pl.lit("\x00line"), pl.Series(numbers).cast(pl.String))
+                ).to_series()
                 keys = keys.zip_with(keys.is_not_null(), fill)
             batch = _batch(fields, keys, salts, policy, n)
             if policy.classes is None:
@@ -241,52 +238,48 @@ def stream_select(
                 writer.add(numbers + 1, fields.ids, keep, batch.utility, used, fields.reasons)
             return n
 
-        try:
-            for source in inputs:
-                where = (
-                    "stdin"
-                    if source == "-"
-                    else (f"'{source}'" if isinstance(source, str) else "the stream")
-                )
-                number = 0  # line number within this source
-                digest = hashlib.blake2b(digest_size=16)
-                decided_before = policy.lines
-                with open_input(source) as handle:
-                    for lines in line_batches(handle, where):
-                        digest.update(b"".join(lines))
-                        if fmt == "csv" and number == 0:
-                            header, lines = lines[0], lines[1:]
-                            number = 1
-                            if reader.header is None:
-                                _check_csv_header(header, where, id_col, score_col)
-                                reader.header = header
-                                out.write(header)
-                            elif header != reader.header:
-                                raise SelectkitDataError(
-                                    f"{where}: its CSV header differs from the first input's; "
-                                    "give files with the same columns"
-                                )
-                            if not lines:
-                                continue
-                        try:
-                            done = decide(lines, number + 1, where)
-                        except MalformedLine as exc:
-                            # the lines before the bad one are decided (and kept) first
-                            if exc.index:
-                                decide(lines[: exc.index], number + 1, where)
-                            raise
-                        number += len(lines)
-                        bar.advance(done)
-                prov.inputs.append(
-                    {
-                        "path": source if isinstance(source, str) else "<reader>",
-                        "format": fmt,
-                        "rows": policy.lines - decided_before,
-                        "fingerprint": "blake2b-128:" + digest.hexdigest(),
-                    }
-                )
-        finally:
-            pass
+        for source in inputs:
+            where = (
+                "stdin"
+                if source == "-"
+                else (f"'{source}'" if isinstance(source, str) else "the stream")
+            )
+            number = 0  # line number within this source
+            digest = hashlib.blake2b(digest_size=16)
+            decided_before = policy.lines
+            with open_input(source) as handle:
+                for lines in line_batches(handle, where, digest):
+                    if fmt == "csv" and number == 0:
+                        header, lines = lines[0], lines[1:]
+                        number = 1
+                        if reader.header is None:
+                            _check_csv_header(header, where, id_col, score_col)
+                            reader.header = header
+                            out.write(header)
+                        elif header != reader.header:
+                            raise SelectkitDataError(
+                                f"{where}: its CSV header differs from the first input's; "
+                                "give files with the same columns"
+                            )
+                        if not lines:
+                            continue
+                    try:
+                        done = decide(lines, number + 1, where)
+                    except MalformedLine as exc:
+                        # the lines before the bad one are decided (and kept) first
+                        if exc.index:
+                            decide(lines[: exc.index], number + 1, where)
+                        raise
+                    number += len(lines)
+                    bar.advance(done)
+            prov.inputs.append(
+                {
+                    "path": source if isinstance(source, str) else "<reader>",
+                    "format": fmt,
+                    "rows": policy.lines - decided_before,
+                    "fingerprint": "blake2b-128:" + digest.hexdigest(),
+                }
+            )
         seconds = time.perf_counter() - t0
         lines_done = policy.lines - start_line
         summary = {
@@ -355,9 +348,9 @@ def _batch(fields, keys: pl.Series, salts: list[int], policy: Policy, n: int) ->
     else:
         utility = nan
     utility = np.where(fields.bad, np.nan, utility)
-    u1 = _uniforms(keys, salts[0])
-    u2 = _uniforms(keys, salts[1])
-    z = ndtri(_uniforms(keys, salts[2]))
+    u1 = id_uniforms(keys, salts[0])
+    u2 = id_uniforms(keys, salts[1])
+    z = ndtri(id_uniforms(keys, salts[2]))
     return Batch(conf, margin, utility, u1, u2, z, fields.embedding)
 
 
