@@ -14,8 +14,27 @@ from threadpoolctl import threadpool_limits
 from selectkit.arguments import instance, integer, paths, text
 from selectkit.arguments import path as path_argument
 from selectkit.budget import parse_budget
+from selectkit.cost import (
+    CostBudget,
+    CostSpec,
+    adjusted_scores,
+    affordable_count,
+    cost_spec,
+    fill_in_order,
+    fill_in_order_ranged,
+    knapsack_fill,
+    no_row_fits,
+    normalised_utility,
+    read_costs,
+    with_costs,
+)
 from selectkit.engine import engine_record
-from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
+from selectkit.errors import (
+    SelectkitDataError,
+    SelectkitInternalError,
+    SelectkitUsageError,
+    option,
+)
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.metrics import selection_metrics
 from selectkit.pool import Columns, Pool
@@ -48,6 +67,12 @@ def select(
     group_max: dict[str, int] | str | None = None,
     group_ranges: str | Path | pl.DataFrame | GroupRanges | None = None,
     exclude: object = None,
+    cost_col: str | None = None,
+    budget_cost: float | str | None = None,
+    cost_exponent: float = 1.0,
+    cost_mode: str = "ratio",
+    cost_lambda: float = 1.0,
+    min_cost: float | None = None,
 ) -> tuple[pl.DataFrame, Selection]:
     """Select ``budget`` rows of ``pool`` with ``strategy``; return (manifest, raw selection).
 
@@ -88,13 +113,35 @@ def select(
     runs, e.g. an earlier round's manifest ids (``select_files(exclude=[paths])``): they are
     removed from the pool, so they are neither picked nor seen (budget fractions count the rest).
     ``selection.metrics["excluded_rows"]`` says how many pool rows went. Cost: O(n) hash join.
+
+    Cost (docs/cost.md): ``cost_col`` names a column of per-row costs (finite, > 0 on every
+    selectable row; ``min_cost`` floors them) and ``budget_cost`` (or ``budget='cost:X'``,
+    exclusive with a count budget) the cost to spend: scored strategies rank by the normalised
+    utility per cost (``cost_mode='ratio'``: u / c**``cost_exponent``; ``'penalty'``: u -
+    ``cost_lambda`` * c / median(c)) and fill the budget as a greedy knapsack with the best-single
+    fix; strategies that spend cost themselves (kcenter, badge, typiclust) do; every other
+    strategy's picks are taken in its pick order while they fit. The manifest gains ``cost`` and
+    ``cumulative_cost`` (with a count budget too); the spent cost never exceeds the budget
+    (``selection.metrics``: ``cost_budget``, ``cost_spent``). Cost: the strategy's, run for at
+    most as many rows as the cheapest rows that fit (scored: every candidate), plus O(n log n).
     """
     _check_call_arguments(strategy, seed, params, labelled_col)
     instance(pool, Pool, "pool", "sk.load_pool('emb.parquet')", optional=False)
     spec = get_strategy(strategy)
     resolved = spec.resolve_params(params or {})
     mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
-    check_budget_given(spec, budget)
+    cost, budget = cost_spec(
+        cost_col,
+        budget_cost,
+        budget,
+        cost_exponent=cost_exponent,
+        cost_mode=cost_mode,
+        cost_lambda=cost_lambda,
+        min_cost=min_cost,
+    )
+    spending = cost is not None and cost.budget is not None
+    if not spending:
+        check_budget_given(spec, budget)
     ranges = parse_ranges(group_min, group_max, group_ranges)
     check_ranges_allowed(spec, ranges)
     pool = prepare_pool(pool, spec, resolved, labelled_col)
@@ -112,7 +159,13 @@ def select(
     perm = None
     if not spec.keeps_input_order(resolved):
         pool, perm = pool.in_id_order()
-    bounds = None if ranges is None else resolve_bounds(pool, ranges, count)  # type: ignore[arg-type]
+    costs = None
+    if cost is not None:
+        costs = read_costs(pool.frame, cost, pool.candidates, pool.where, pool.columns.id)
+    if spending:  # bounds for the cost walk: only the groups, mins and maxes are used
+        bounds = None if ranges is None else resolve_bounds(pool, ranges, ranges_floor(ranges))
+    else:
+        bounds = None if ranges is None else resolve_bounds(pool, ranges, count)  # type: ignore[arg-type]
 
     def run(part: Pool, size: int | None, round_: int = 0) -> Selection:
         # round 0 draws exactly what an unconstrained run draws; later range rounds their own
@@ -131,7 +184,19 @@ def select(
     # threadpoolctl scans the loaded libraries on entry (~20 ms): only when a limit is asked for
     limit = nullcontext() if threads is None else threadpool_limits(limits=threads)
     with limit:
-        if bounds is None:
+        if spending:
+            selection = spend_cost(
+                pool,
+                spec,
+                cost,
+                costs,
+                run,
+                bounds,
+                derive_rng(seed, "select", spec.name),
+                resolved,
+                mods,
+            )
+        elif bounds is None:
             selection = run(pool, count)
         else:
             selection = constrained_selection(pool, bounds, run)
@@ -147,6 +212,8 @@ def select(
                 )
             )
     manifest = build_manifest(pool, selection)
+    if costs is not None:
+        manifest = with_costs(manifest, costs[selection.indices])
     if perm is not None:  # the returned selection indexes the pool as the caller gave it
         selection.indices = perm[selection.indices]
     if kept is not None:
@@ -155,6 +222,91 @@ def select(
         # what the budget was counted against: the rows --exclude left
         selection.metrics["selectable_rows"] = int(pool.candidates.size)
     return manifest, selection
+
+
+def ranges_floor(ranges: GroupRanges) -> int:
+    """A row count every feasible set of ranges admits (the mins' sum, at least 1): what the
+    bounds of a cost budget are resolved against (the cost walk uses their mins and maxes)."""
+    return max(1, sum(int(v) for v in ranges.mins.values()))
+
+
+def spend_cost(
+    pool: Pool,
+    spec: Strategy,
+    cost: CostSpec,
+    costs: np.ndarray,
+    run: Any,
+    bounds: Any,
+    rng: np.random.Generator,
+    resolved: dict[str, Any],
+    mods: Acquisition,
+) -> Selection:
+    """The picks of ``spec`` under a cost budget (``selectkit.cost``), in pick order.
+
+    A scored strategy: every candidate is scored once, its score rank-normalised and adjusted by
+    cost, the candidates ranked (or sampled, under ``stochastic``) by the adjusted score and the
+    budget filled greedily with the best-single fix (not under ``stochastic``: the sample's order
+    is kept). A strategy that ``spends_cost``: it spends the budget itself. Any other: ``run``
+    asks it for as many rows as the cheapest rows that fit, taken in its order while they fit.
+    Under group ranges the walk takes rows of groups below their min first (then the rest, each
+    group up to its max); a min the budget cannot meet is a data error. Records ``cost_budget``,
+    ``cost_spent`` and ``cost_rows_max`` in the metrics. Cost: the strategy's plus O(n log n)."""
+    from selectkit.strategies.scored import _checked
+
+    cand = pool.candidates
+    budget = float(cost.budget)  # type: ignore[arg-type]
+    most = affordable_count(costs[cand], budget)
+    if most == 0:
+        raise no_row_fits(costs[cand], budget, cost)
+    utility = None
+    if spec.scorer is not None:
+        raw = _checked(spec.scorer(pool, cand, **resolved), cand.size)
+        u = normalised_utility(raw)
+        adjusted = np.zeros(len(pool))
+        adjusted[cand] = adjusted_scores(u, costs[cand], cost)
+        utility = np.zeros(len(pool))
+        utility[cand] = u
+        sel = acquire(pool, cand.size, rng, lambda _p, rows, **_: adjusted[rows], {}, mods)
+        sel.metrics.update(mods.describe())
+    elif spec.spends_cost:
+        spend = CostBudget(costs=costs, budget=budget, exponent=cost.exponent)
+        sel = spec(pool, most, rng, spend=spend, **resolved)
+        check_selection(sel, pool, None, spec.name)
+    else:
+        sel = run(pool, None if spec.self_sized else most)
+    order = sel.indices
+    if bounds is not None:
+        kept = fill_in_order_ranged(costs[order], budget, bounds.codes[order], bounds.lo, bounds.hi)
+        counts = bounds.counts(order[kept])
+        short = np.flatnonzero(counts < bounds.lo)
+        if short.size:
+            g = int(short[0])
+            raise SelectkitDataError(
+                f"group {bounds.names[g]!r} gets {int(counts[g])} picks within the cost budget "
+                f"{budget:g}, below its min {int(bounds.lo[g])}; raise "
+                f"{option('budget_cost')} or lower the min ({option('group_min')})"
+            )
+        sel.metrics["group_counts"] = bounds.report(order[kept])
+        sel.metrics["group_ranges"] = {
+            n: [int(a), int(b)] for n, a, b in zip(bounds.names, bounds.lo, bounds.hi, strict=True)
+        }
+    elif utility is not None and mods.stochastic is None:
+        kept = knapsack_fill(utility[order], costs[order], budget)
+    else:
+        kept = fill_in_order(costs[order], budget)
+    spent = float(np.sum(costs[order[kept]]))
+    if spent > budget:  # a strategy that spends cost itself overspent: a bug, never the user's
+        raise SelectkitInternalError(f"strategy {spec.name!r} spent {spent:g} > {budget:g}")
+    out = Selection(
+        indices=order[kept],
+        scores=None if sel.scores is None else sel.scores[kept],
+        weights=None if sel.weights is None else sel.weights[kept],
+        metrics=dict(sel.metrics),
+        tables=sel.tables,
+        params=sel.params,
+    )
+    out.metrics.update(cost_budget=budget, cost_spent=spent, cost_rows_max=most)
+    return out
 
 
 def check_ranges_allowed(spec: Strategy, ranges: GroupRanges | None) -> None:
@@ -357,6 +509,12 @@ def select_files(
     group_max: dict[str, int] | str | None = None,
     group_ranges: str | Path | pl.DataFrame | GroupRanges | None = None,
     exclude: Sequence[str | Path] | None = None,
+    cost_col: str | None = None,
+    budget_cost: float | str | None = None,
+    cost_exponent: float = 1.0,
+    cost_mode: str = "ratio",
+    cost_lambda: float = 1.0,
+    min_cost: float | None = None,
 ) -> Provenance:
     """Read ``inputs``, select, and write the manifest with provenance to ``output``.
 
@@ -380,6 +538,10 @@ def select_files(
     Group ranges (``group_min``, ``group_max``, ``group_ranges``: see ``select``) are parsed
     before any file is read and recorded in the provenance (``params.group_ranges``; metrics
     ``group_ranges``, ``group_counts``); with them the pool is read on the driver.
+    Cost (``cost_col``, ``budget_cost`` or ``budget='cost:X'``, ``cost_exponent``, ``cost_mode``,
+    ``cost_lambda``, ``min_cost``: see ``select``; docs/cost.md): the cost column may come from
+    any input (joined on the id); the pool is read on the driver; the provenance records
+    ``params.cost`` (column = units, budget, mode) and the metrics ``cost_spent``.
     """
     _check_call_arguments(strategy, seed, params, labelled_col)
     inputs = paths(inputs, "inputs")
@@ -391,6 +553,28 @@ def select_files(
     mods = modifiers_for(spec, stochastic, coldness, subpool, subpool_options)
     ranges = parse_ranges(group_min, group_max, group_ranges)
     check_ranges_allowed(spec, ranges)
+    cost_options = {
+        "cost_col": cost_col,
+        "budget_cost": budget_cost,
+        "cost_exponent": cost_exponent,
+        "cost_mode": cost_mode,
+        "cost_lambda": cost_lambda,
+        "min_cost": min_cost,
+    }
+    cost, count_budget = cost_spec(
+        cost_col,
+        budget_cost,
+        budget,
+        cost_exponent=cost_exponent,
+        cost_mode=cost_mode,
+        cost_lambda=cost_lambda,
+        min_cost=min_cost,
+    )
+    if cost is not None and isinstance(spec.inputs, StreamingAdapter):
+        raise SelectkitUsageError(
+            f"strategy '{spec.name}' streams its input files and takes no cost column; drop "
+            f"{option('cost_col')}/{option('budget_cost')}"
+        )
     emit = {k: v for k, v in (emit or {}).items() if v is not None}
     for name, path in emit.items():
         if name not in spec.emits:
@@ -410,8 +594,8 @@ def select_files(
             f"out; drop the labelled-set column ({option('labelled_col')}), or "
             "filter the files first"
         )
-    if not isinstance(adapter, StreamingAdapter):
-        check_budget_given(spec, budget)
+    if not isinstance(adapter, StreamingAdapter) and (cost is None or cost.budget is None):
+        check_budget_given(spec, count_budget)
     elif exclude:
         raise SelectkitUsageError(
             f"strategy '{spec.name}' streams its input files and cannot leave rows out; drop "
@@ -424,7 +608,7 @@ def select_files(
         if isinstance(adapter, StreamingAdapter):
             return _select_streamed(adapter, spec, files, output, prov, budget, resolved, eng)
         # group ranges and --exclude read the pool here, on the driver
-        if spec.shards is not None and ranges is None and dropped is None:
+        if spec.shards is not None and ranges is None and dropped is None and cost is None:
             request = ShardRequest(
                 files=files,
                 budget=budget,
@@ -460,6 +644,8 @@ def select_files(
             subpool_options=subpool_options,
             ranges=ranges,
             exclude=dropped,
+            cost_options=cost_options,
+            cost=cost,
         )
 
 
@@ -483,6 +669,8 @@ def _select_on_driver(
     subpool_options: dict[str, int] | None,
     ranges: GroupRanges | None = None,
     exclude: tuple[pl.Series | None, list[dict]] | None = None,
+    cost_options: dict[str, Any] | None = None,
+    cost: CostSpec | None = None,
 ) -> Provenance:
     """The pool read on the driver (the strategy's input adapter), the strategy run on it, the
     manifest and side tables written: what ``select_files`` does for a strategy without a
@@ -510,6 +698,7 @@ def _select_on_driver(
         subpool_options=subpool_options,
         group_ranges=ranges,
         exclude=None if exclude is None else (exclude[0] if exclude[0] is not None else []),
+        **(cost_options or {}),
     )
     prov.stop("select")
     prov.params = {
@@ -525,6 +714,10 @@ def _select_on_driver(
     }
     if ranges is not None:
         prov.params["group_ranges"] = {"column": pool.columns.group, **ranges.describe()}
+    if cost is not None:
+        prov.params["cost"] = cost.describe()
+        if "cost_spent" not in selection.metrics:  # a count budget: the cost is recorded
+            selection.metrics["cost_spent"] = float(manifest.get_column("cost").sum())
     prov.engine = engine_record(eng)
     prov.inputs = [s.as_dict() for s in pool.sources] + (exclude[1] if exclude else [])
     if exclude is not None:

@@ -120,6 +120,9 @@ class Strategy:
     # Meets group ranges itself (fair-centers): ``select`` passes the resolved bounds as
     # ``bounds=`` (a ``selectkit.ranges.GroupBounds``) instead of re-running it per round.
     meets_ranges: bool = False
+    # Spends a cost budget itself (kcenter, badge, typiclust): with ``select(budget_cost=)``,
+    # ``select`` passes ``spend=`` (a ``selectkit.cost.CostBudget``) and a row-count upper bound.
+    spends_cost: bool = False
 
     def keeps_input_order(self, params: dict[str, Any]) -> bool:
         """Whether, under the resolved ``params``, this strategy reads the input's row order."""
@@ -163,6 +166,7 @@ def register_strategy(
     examples: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
     shards: ShardPlan | None = None,
     meets_ranges: bool = False,
+    spends_cost: bool = False,
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering ``fn`` as strategy ``name``; a second registration of a name fails.
 
@@ -186,6 +190,10 @@ def register_strategy(
     ``meets_ranges``: ``fn`` meets group ranges itself and takes them as ``bounds=`` (a
     ``selectkit.ranges.GroupBounds``; None without ranges); every other strategy gets group
     ranges from ``select``'s constrained walk over its picks (``selectkit.ranges``).
+    ``spends_cost``: ``fn`` spends a cost budget itself (``select(cost_col=, budget_cost=)``):
+    it takes ``spend=`` (a ``selectkit.cost.CostBudget``; None without one), ``budget`` is then
+    an upper bound on the rows, and it returns the rows that fit, in pick order; every other
+    strategy's picks are taken in pick order while they fit (``selectkit.cost``).
     """
     if labels not in LABEL_USES:
         raise ValueError(f"labels must be one of {', '.join(LABEL_USES)}, not {labels!r}")
@@ -214,6 +222,7 @@ def register_strategy(
             examples=examples,
             shards=shards,
             meets_ranges=meets_ranges,
+            spends_cost=spends_cost,
         )
         return fn
 

@@ -16,6 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from selectkit.console import progress_bar
+from selectkit.cost import CostBudget
 from selectkit.linalg import column_mean, squared_norms, unit_rows
 from selectkit.pool import Pool
 from selectkit.rng import id_hashes, salt_of
@@ -140,6 +141,7 @@ def greedy_kcenter(
     selectable: np.ndarray | None = None,
     covered: np.ndarray | None = None,
     first_keys: np.ndarray | None = None,
+    spend: CostBudget | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Greedy k-center on the rows of ``x`` (float32 array or memmap).
 
@@ -153,6 +155,11 @@ def greedy_kcenter(
     and not its position. Later ties of the argmax go to the earliest row, which ``select`` makes
     canonical by running strategies on the rows in id order. O(n d budget) time at worst, less on
     clustered data (see ``_Cover``); O(n) extra memory plus one chunk of rows.
+
+    ``spend`` (a ``selectkit.cost.CostBudget``) makes it cost-aware: each pick is the argmax of
+    min-dist / cost**λ among the rows whose cost still fits (the first random pick among the
+    affordable rows too), and it stops when no row fits, so fewer than ``budget`` rows may come
+    back (``budget`` is then only an upper bound). O(n) more per pick.
     """
     n = x.shape[0]
     selectable = np.ones(n, dtype=bool) if selectable is None else selectable
@@ -161,6 +168,8 @@ def greedy_kcenter(
     picks = np.empty(budget, dtype=np.int64)
     gains = np.empty(budget, dtype=np.float64)
     start = 0
+    if spend is not None:
+        selectable = selectable & ~spend.unaffordable(0.0)
     if covered_rows.size:
         cover.seed_with(covered_rows)
     else:
@@ -177,16 +186,27 @@ def greedy_kcenter(
     min_dist[~selectable] = -1.0
     if start:
         min_dist[picks[0]] = -1.0
+    divisor = None if spend is None else spend.divisor()
+    spent = 0.0 if spend is None or not start else float(spend.costs[picks[0]])
+    done = budget
     with progress_bar("kcenter", budget) as bar, threadpool_limits(limits=1):
         bar.advance(start)
         for i in range(start, budget):
-            best = int(np.argmax(min_dist))
+            if divisor is None:
+                best = int(np.argmax(min_dist))
+            else:  # cost-aware: only rows that still fit, by distance per cost**λ
+                min_dist[spend.unaffordable(spent) & (min_dist >= 0)] = -1.0
+                best = int(np.argmax(np.where(min_dist >= 0, min_dist / divisor, -1.0)))
+                if min_dist[best] < 0:
+                    done = i
+                    break
+                spent += float(spend.costs[best])
             picks[i], gains[i] = best, float(min_dist[best])
             cover.add(best)
             min_dist[best] = -1.0
             bar.advance()
     radius_sq = float(min_dist.max())
-    return picks, gains, max(radius_sq, 0.0)
+    return picks[:done], gains[:done], max(radius_sq, 0.0)
 
 
 @register_strategy(
@@ -202,10 +222,18 @@ def greedy_kcenter(
     },
     cost="O(n*d*budget) time at worst, less on clustered data; O(n) extra memory plus a "
     "(labelled + budget) x d centre matrix; labelled rows cost one exact kNN pass.",
+    spends_cost=True,
 )
-def kcenter(pool: Pool, budget: int, rng: np.random.Generator, metric: str = "l2") -> Selection:
+def kcenter(
+    pool: Pool,
+    budget: int,
+    rng: np.random.Generator,
+    metric: str = "l2",
+    spend: CostBudget | None = None,
+) -> Selection:
     """Greedy k-center over the pool's embeddings; scores are each pick's distance to the
-    nearest earlier pick or labelled row (null for a random first pick)."""
+    nearest earlier pick or labelled row (null for a random first pick). With ``spend`` (a cost
+    budget) each pick maximises distance / cost**λ among the affordable rows."""
     x = pool.embeddings
     if metric == "cosine":
         x = unit_rows(x)
@@ -219,6 +247,7 @@ def kcenter(pool: Pool, budget: int, rng: np.random.Generator, metric: str = "l2
         selectable=selectable,
         covered=labelled if labelled.any() else None,
         first_keys=id_hashes(pool.ids, salt_of(rng)),
+        spend=spend,
     )
     return Selection(
         indices=picks,

@@ -20,6 +20,7 @@ import faiss
 import numpy as np
 
 from selectkit.cluster.kmeans import assign, kmeans
+from selectkit.cost import CostBudget
 from selectkit.pool import Pool
 from selectkit.strategies.base import Param, Selection, register_strategy
 
@@ -61,6 +62,7 @@ def typicality(x: np.ndarray, neighbours: int) -> np.ndarray:
     },
     cost="k-means on min(n, fit_rows) rows + O(n*k*d) assignment + O(sum of visited cluster "
     "sizes^2 * d) typicality, each size capped at cluster_rows; O(n) extra memory.",
+    spends_cost=True,
 )
 def typiclust(
     pool: Pool,
@@ -72,12 +74,22 @@ def typiclust(
     fit_rows: int = 50_000,
     iters: int = 20,
     cluster_rows: int = 20_000,
+    spend: CostBudget | None = None,
 ) -> Selection:
-    """TypiClust batch; scores are the typicality of each pick within its cluster."""
+    """TypiClust batch; scores are the typicality of each pick within its cluster.
+
+    With ``spend`` (a ``selectkit.cost.CostBudget``) each pick is the most typical row of the
+    chosen cluster among the rows that still fit (a cluster with none left is passed over), it
+    stops when no row fits, and the clusters number |L| + budget / (mean selectable cost), the
+    picks the budget buys at the average cost (``budget`` is then an upper bound)."""
     x = np.asarray(pool.embeddings)
     n = x.shape[0]
     labelled = pool.labelled_mask
-    k = max(1, min(int(labelled.sum()) + budget, max_clusters, n))
+    wanted = budget
+    if spend is not None:
+        mean_cost = float(np.mean(spend.costs[pool.candidates]))
+        wanted = max(1, min(budget, int(spend.budget / mean_cost)))
+    k = max(1, min(int(labelled.sum()) + wanted, max_clusters, n))
     fit = np.sort(rng.choice(n, size=fit_rows, replace=False)) if n > fit_rows else None
     sample = x if fit is None else x[fit]
     model = kmeans(sample, min(k, sample.shape[0]), rng=rng, iters=iters)
@@ -94,10 +106,22 @@ def typiclust(
     used = np.zeros(k, dtype=np.int64)  # how far into its cached ranking each cluster is
     picks = np.empty(budget, dtype=np.int64)
     scores = np.empty(budget, dtype=np.float64)
+    spent = 0.0
+    done = budget
     for i in range(budget):
+        if spend is not None:  # rows that no longer fit leave their clusters for good
+            gone = spend.unaffordable(spent) & ~taken
+            taken |= gone
+            free -= np.bincount(labels[gone], minlength=k)
         # not small first, then fewest covered, then largest, then lowest cluster number
         open_ = np.flatnonzero(free > 0)
+        if open_.size == 0:
+            done = i
+            break
         j = int(open_[np.lexsort((open_, -sizes[open_], covered[open_], small[open_]))[0]])
+        if j in cache:  # skip rows ranked before they left (cost)
+            while used[j] < cache[j][0].size and taken[cache[j][0][used[j]]]:
+                used[j] += 1
         if j not in cache or used[j] == cache[j][0].size:
             # (re)rank the cluster: a sampled large cluster is resampled among its rows left
             members = order[bounds[j] : bounds[j + 1]]
@@ -112,8 +136,10 @@ def typiclust(
             used[j] = 0
         rows, typ = cache[j]
         picks[i], scores[i] = rows[used[j]], typ[used[j]]
+        if spend is not None:
+            spent += float(spend.costs[picks[i]])
         taken[picks[i]] = True
         used[j] += 1
         covered[j] += 1
         free[j] -= 1
-    return Selection(indices=picks, scores=scores, metrics={"clusters": k})
+    return Selection(indices=picks[:done], scores=scores[:done], metrics={"clusters": k})
