@@ -337,6 +337,37 @@ def check_unknown_param_refused(name: str) -> None:
     _expect(SelectkitUsageError, "has no parameter", run, name)
 
 
+def _with_costs(frame: pl.DataFrame, cost_of: Callable[[int], float]) -> pl.DataFrame:
+    """``cost_s`` set per id: ``cost_of(i)`` for the i-th id (the same on all its rows)."""
+    ids = frame.get_column("id").unique(maintain_order=True)
+    costs = pl.DataFrame(
+        {"id": ids, "cost_s": pl.Series([cost_of(i) for i in range(ids.len())], dtype=pl.Float64)}
+    )
+    return frame.join(costs, on="id", how="left", maintain_order="left")
+
+
+def check_cost_budget(name: str) -> None:
+    """With a cost column and a cost budget (``select(cost_col=, budget_cost=)``): some rows are
+    picked, each once, the spent cost never exceeds the budget, the manifest's ``cost`` and
+    ``cumulative_cost`` agree and rise with the rank, and a zero cost is a data error naming the
+    column. Every strategy: those that spend cost themselves, scored ones and the rest (picks
+    taken in pick order while they fit)."""
+    frame = example_frame(name)
+    pool = example_pool(name, _with_costs(frame, lambda i: 1.0 + (i * 7) % 5 * 0.75))
+    budget = 40.0
+    manifest, sel = _select(pool, name, None, cost_col="cost_s", budget_cost=budget, seed=3)
+    assert manifest.height > 0, f"{name}: nothing picked under a cost budget"
+    assert manifest.get_column("id").n_unique() == manifest.height, f"{name}: a row twice"
+    cost = manifest.get_column("cost").to_numpy()
+    cumulative = manifest.get_column("cumulative_cost").to_numpy()
+    assert cumulative[-1] <= budget, f"{name}: spent {cumulative[-1]} > budget {budget}"
+    assert np.allclose(cumulative, np.cumsum(cost)) and np.all(np.diff(cumulative) > 0)
+    assert abs(sel.metrics["cost_spent"] - cumulative[-1]) < 1e-9 * budget
+    bad = example_pool(name, _with_costs(frame, lambda i: 0.0 if i == 3 else 1.0))
+    run = functools.partial(_select, bad, name, None, cost_col="cost_s", budget_cost=5.0)
+    _expect(SelectkitError, "cost column 'cost_s'", run, name)
+
+
 CHECKS: tuple[Check, ...] = (
     check_declarations,
     check_budget_exact,
@@ -349,6 +380,7 @@ CHECKS: tuple[Check, ...] = (
     check_every_choice_runs,
     check_invalid_params_refused,
     check_unknown_param_refused,
+    check_cost_budget,
 )
 
 

@@ -259,6 +259,44 @@ def select(
             "from the pool before the strategy runs (repeatable; recorded in provenance).",
         ),
     ] = None,
+    cost_col: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cost-col",
+            help="Column of per-row costs (> 0; seconds, tokens, money), from any input: the "
+            "manifest gains cost and cumulative_cost (docs/cost.md).",
+        ),
+    ] = None,
+    budget_cost: Annotated[
+        Optional[str],
+        typer.Option(
+            "--budget-cost",
+            help="Spend at most this much --cost-col cost instead of a count (also -b cost:X; "
+            "exclusive with --budget).",
+        ),
+    ] = None,
+    cost_exponent: Annotated[
+        float,
+        typer.Option(
+            "--cost-exponent",
+            help="Rank by utility / cost^λ (0 = cost-blind; kcenter, badge, typiclust too).",
+        ),
+    ] = 1.0,
+    cost_mode: Annotated[
+        str,
+        typer.Option("--cost-mode", help="Scored strategies: ratio (utility/cost^λ) or penalty."),
+    ] = "ratio",
+    cost_lambda: Annotated[
+        float,
+        typer.Option(
+            "--cost-lambda",
+            help="penalty: utility - μ·cost/median(cost), μ = this.",
+        ),
+    ] = 1.0,
+    min_cost: Annotated[
+        Optional[float],
+        typer.Option("--min-cost", help="Floor on each cost (cheap rows crowd out less)."),
+    ] = None,
     input_format: InputFormat = None,
     threads: Threads = None,
     engine: EngineOpt = "local",
@@ -295,6 +333,10 @@ def select(
     Group ranges on any strategy (at least / at most so many picks per --group-col value):
 
         selectkit select emb.parquet meta.parquet -s kcenter -b 500 --group-min wiki=100 -o m.parquet
+
+    A budget in cost units (a --cost-col of seconds per row; docs/cost.md):
+
+        selectkit select pool.parquet -s entropy --cost-col seconds --budget-cost 3600 -o batch.parquet
 
     On a Ray cluster (margin, entropy, least-confidence and bald score each shard there; the
     other strategies read the pool on this machine; docs/strategies.md says what runs where):
@@ -354,6 +396,12 @@ def select(
         group_max=group_max,
         group_ranges=group_ranges,
         exclude=exclude or None,
+        cost_col=cost_col,
+        budget_cost=budget_cost,
+        cost_exponent=cost_exponent,
+        cost_mode=cost_mode,
+        cost_lambda=cost_lambda,
+        min_cost=min_cost,
     )
     summary = {"output": output, "strategy": strategy, "seed": seed}
     if report_path is not None:

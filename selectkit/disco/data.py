@@ -585,7 +585,8 @@ def pivot_pool(
     """Turn a pool holding a long table into a ``ModelPool`` with one row per sample id.
 
     The long table must have the column roles ``needs`` (checked first, before any work). The
-    frame keeps ``id``, and ``group`` and ``label`` where present, and the pool's labelled-set
+    frame keeps ``id``, and ``group`` and ``label`` where present, any other numeric column
+    (e.g. a cost column; each id's first value), and the pool's labelled-set
     column (``labelled_col``: non-null on a sample's row of any model marks the sample labelled).
     Already pivoted pools come back unchanged.
     """
@@ -608,6 +609,19 @@ def pivot_pool(
     if pool.use_labels and cols.label in pool.frame.columns:
         labels = preds.labels if preds.labels is not None else np.full(preds.n_samples, -1)
         data[cols.label] = pl.Series(labels, dtype=pl.Int64).replace(-1, None)
+    # other numeric per-sample columns (a cost column, ...) travel too: each id's first value
+    roles = {cols.name(r) for r in cols.roles()} | {mark for mark in [pool.labelled_col] if mark}
+    extra = [
+        c
+        for c in long.columns
+        if c not in roles and c not in data and long.schema[c].is_numeric()
+    ]
+    if extra:
+        firsts = long.group_by(cols.id, maintain_order=True).agg(pl.col(extra).first())
+        per_id = pl.DataFrame({cols.id: preds.ids}).join(
+            firsts, on=cols.id, how="left", maintain_order="left"
+        )
+        data.update({c: per_id.get_column(c) for c in extra})
     mark = pool.labelled_col
     if mark is not None and mark not in data:
         marked = pool.frame.filter(pl.col(mark).is_not_null()).get_column(cols.id)
