@@ -8,9 +8,16 @@ against the number of labelled rows,
 i.e. the mean accuracy over the labelling budget, in [0, 1]. With a constant batch size it
 differs from scikit-activeml's plain mean over cycles, (1/R) sum_t acc_t, only by giving the
 first and last rounds half weight. A single-point curve has AULC = its accuracy.
+
+With costs (``al simulate --cost-col``), the **AULC over cost** is the same normalised area
+against ``cumulative_cost`` instead, on a common axis per repeat: from the initial set's cost to
+the largest cumulative cost any strategy of that repeat reached, a curve that spent less held at
+its last accuracy (it bought nothing more). So it is the mean accuracy over the cost spent.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -26,8 +33,23 @@ def aulc(n_labelled: np.ndarray, metric: np.ndarray) -> float:
     return area / float(n[-1] - n[0])
 
 
+def aulc_to(cost: np.ndarray, metric: np.ndarray, end: float) -> float:
+    """``aulc`` of ``metric`` against ``cost`` extended flat (the last value) up to ``end``."""
+    c = np.asarray(cost, dtype=np.float64)
+    m = np.asarray(metric, dtype=np.float64)
+    if end > c[-1]:
+        c, m = np.append(c, end), np.append(m, m[-1])
+    return aulc(c, m)
+
+
 def per_repeat(curves: pl.DataFrame) -> pl.DataFrame:
-    """One row per (strategy, repeat): AULC of accuracy and of macro-F1, final accuracy."""
+    """One row per (strategy, repeat): AULC of accuracy and of macro-F1, final accuracy; with a
+    ``cumulative_cost`` column also ``aulc_cost`` (module doc) and ``final_cost``."""
+    with_cost = "cumulative_cost" in curves.columns
+    ends: dict[Any, float] = {}
+    if with_cost:
+        for (repeat,), part in curves.group_by(["repeat"]):
+            ends[repeat] = float(part["cumulative_cost"].max())
     rows = []
     for (strategy, repeat), part in curves.sort("round").group_by(
         ["strategy", "repeat"], maintain_order=True
@@ -43,6 +65,10 @@ def per_repeat(curves: pl.DataFrame) -> pl.DataFrame:
                 "select_s": float(part["select_s"].sum()),
             }
         )
+        if with_cost:
+            c = part["cumulative_cost"].to_numpy()
+            rows[-1]["aulc_cost"] = aulc_to(c, part["accuracy"].to_numpy(), ends[repeat])
+            rows[-1]["final_cost"] = float(c[-1])
     return pl.DataFrame(rows)
 
 
@@ -65,6 +91,15 @@ def summarise(curves: pl.DataFrame, baseline: str = "random") -> pl.DataFrame:
         pl.col("final_accuracy").mean().alias("final_accuracy_mean"),
         sd("final_accuracy").alias("final_accuracy_std"),
         pl.col("select_s").mean().alias("select_s_per_repeat"),
+        *(
+            [
+                pl.col("aulc_cost").mean().alias("aulc_cost_mean"),
+                sd("aulc_cost").alias("aulc_cost_std"),
+                pl.col("final_cost").mean().alias("final_cost_mean"),
+            ]
+            if "aulc_cost" in reps.columns
+            else []
+        ),
     )
     if baseline in reps["strategy"].to_list():
         base = reps.filter(pl.col("strategy") == baseline).select(
@@ -80,4 +115,19 @@ def summarise(curves: pl.DataFrame, baseline: str = "random") -> pl.DataFrame:
             )
         )
         out = out.join(gain, on="strategy", how="left")
-    return out.sort(["aulc_mean", "strategy"], descending=[True, False])
+        if "aulc_cost" in reps.columns:
+            base = reps.filter(pl.col("strategy") == baseline).select(
+                "repeat", pl.col("aulc_cost").alias("base")
+            )
+            gain = (
+                reps.join(base, on="repeat")
+                .with_columns((pl.col("aulc_cost") - pl.col("base")).alias("gain"))
+                .group_by("strategy")
+                .agg(
+                    pl.col("gain").mean().alias(f"cost_gain_vs_{baseline}"),
+                    sd("gain").alias(f"cost_gain_vs_{baseline}_std"),
+                )
+            )
+            out = out.join(gain, on="strategy", how="left")
+    key = "aulc_cost_mean" if "aulc_cost" in reps.columns else "aulc_mean"
+    return out.sort([key, "strategy"], descending=[True, False])

@@ -64,6 +64,13 @@ SIMULATE_BOUNDS = {
         low_open=True,
         high_open=True,
     ),
+    "batch_cost": Param(
+        float,
+        None,
+        "with costs: cost spent per round (default: batch x the median cost)",
+        low=0,
+        low_open=True,
+    ),
 }
 
 
@@ -85,7 +92,9 @@ class Simulation:
 class StrategySpec:
     """One entry of ``strategies``: a strategy name with optional modifiers, written
     ``entropy+power`` (coldness β = 1), ``bald+power=2`` (β = 2) or ``margin+anchoral`` (AnchorAL subpool
-    with its defaults); the full text labels its curve."""
+    with its defaults); the full text labels its curve. With costs, ``entropy+cost`` ranks by
+    utility / cost (``cost_exponent`` 1), ``entropy+cost=0.5`` by utility / cost^0.5; a name
+    without ``+cost`` spends the same cost budget cost-blind (exponent 0)."""
 
     label: str
     name: str
@@ -93,15 +102,25 @@ class StrategySpec:
     stochastic: str | None = None
     coldness: float | None = None
     subpool: str | None = None
+    cost_exponent: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> StrategySpec:
         name, *mods = [part.strip() for part in text.split("+")]
         spec = get_strategy(name)
-        stochastic, coldness, subpool = None, None, None
+        stochastic, coldness, subpool, exponent = None, None, None, None
         for mod in mods:
             key, _, value = mod.partition("=")
-            if key in STOCHASTIC:
+            if key == "cost":
+                try:
+                    exponent = float(value) if value else 1.0
+                except ValueError:
+                    raise SelectkitUsageError(
+                        f"{text!r}: cost exponent {value!r} is not a number"
+                    ) from None
+                if not np.isfinite(exponent) or exponent < 0:
+                    raise SelectkitUsageError(f"{text!r}: the cost exponent must be >= 0")
+            elif key in STOCHASTIC:
                 stochastic = key
                 try:
                     coldness = float(value) if value else None
@@ -114,10 +133,11 @@ class StrategySpec:
             else:
                 raise SelectkitUsageError(
                     f"{text!r}: unknown modifier {mod!r}; use one of "
-                    f"{', '.join(STOCHASTIC + SUBPOOLS)} (e.g. entropy+power=2, margin+anchoral)"
+                    f"{', '.join(STOCHASTIC + SUBPOOLS)} or cost (e.g. entropy+power=2, "
+                    "margin+anchoral, entropy+cost=0.5)"
                 )
         modifiers_for(spec, stochastic, coldness, subpool, None)  # usage error if not scored
-        return cls(text, spec.name, spec.needs, stochastic, coldness, subpool)
+        return cls(text, spec.name, spec.needs, stochastic, coldness, subpool, exponent)
 
 
 def _seed(seed: int, *keys: str | int) -> int:
@@ -181,6 +201,8 @@ def simulate(
     strategy_params: dict[str, dict[str, Any]] | None = None,
     mc_members: int = 8,
     model_params: dict[str, Any] | None = None,
+    costs: Sequence | np.ndarray | None = None,
+    batch_cost: float | None = None,
 ) -> Simulation:
     """Run the simulation on vectors ``x`` (n, d) with labels ``y`` (any values, no nulls).
 
@@ -196,6 +218,12 @@ def simulate(
     over random); ``info["splits"]`` records each repeat's test and initial ids (``id_record``).
     Memory: O(n d) for the data (twice when the rows are not in id order) plus the strategies'
     own; time: repeats x strategies x rounds x (one fit + one selection).
+
+    ``costs`` (one finite cost > 0 per row; docs/cost.md): every round spends at most
+    ``batch_cost`` (default: ``batch`` x the median cost) through ``select(budget_cost=)``,
+    cost-blind (exponent 0) unless the strategy is written ``name+cost[=λ]``; the curves gain
+    ``cost`` (spent that round; the initial set's at round 0) and ``cumulative_cost``, and the
+    summary the AULC over cumulative cost (``curves.summarise``).
     """
     check_arguments(SIMULATE_BOUNDS, **_run_params(locals()))
     param = model_param(model, model_params)
@@ -217,6 +245,34 @@ def simulate(
     id_series = ordered.ids
     ids_arr = id_series.to_numpy()
     params = strategy_params or {}
+    cost_arr = None
+    if costs is not None:
+        cost_arr = np.asarray(costs, dtype=np.float64)
+        if cost_arr.shape != (n,):
+            raise SelectkitError(f"{n} vectors but {cost_arr.size} costs")
+        bad = ~(np.isfinite(cost_arr) & (cost_arr > 0))
+        if bad.any():
+            raise SelectkitError(
+                f"{int(bad.sum())} costs are missing, zero, negative or infinite (first at id "
+                f"{(np.arange(n) if ids is None else np.asarray(ids))[np.flatnonzero(bad)[0]]!r}"
+                f"); every cost must be a finite number > 0"
+            )
+        if perm is not None:
+            cost_arr = cost_arr[perm]
+        if batch_cost is None:
+            batch_cost = float(batch * np.median(cost_arr))
+    else:
+        if batch_cost is not None:
+            raise SelectkitUsageError(
+                f"{option('batch_cost')} is a per-round cost budget: give the costs "
+                f"({option('cost_col', cli='--cost-col', python='costs=')}) too"
+            )
+        aware = [s.label for s in specs if s.cost_exponent is not None]
+        if aware:
+            raise SelectkitUsageError(
+                f"{aware[0]!r} ranks by cost, but no costs are given: add "
+                f"{option('cost_col', cli='--cost-col', python='costs=')}"
+            )
     rows: list[dict[str, Any]] = []
     splits: list[dict[str, Any]] = []
     total = repeats * len(specs) * (rounds + 1)
@@ -228,7 +284,7 @@ def simulate(
                 y_enc, id_series, test_size, derive_salt(seed, "al", "split", r)
             )
             need = init + batch * rounds
-            if need > pool_rows.size:
+            if need > pool_rows.size and cost_arr is None:
                 raise SelectkitError(
                     f"{option('init', init)} + {option('batch', batch)} x "
                     f"{option('rounds', rounds)} = {need} labels, more than the "
@@ -261,9 +317,12 @@ def simulate(
                     mc_members,
                     bar,
                     param,
+                    cost_arr,
+                    batch_cost,
                 )
     curves = pl.DataFrame(rows, schema_overrides={"selected": pl.List(id_series.dtype)})
     info = {
+        **({"batch_cost": batch_cost} if cost_arr is not None else {}),
         "classes": [str(c) for c in classes],
         "rows": n,
         "test_rows": int(test_rows.size),
@@ -290,12 +349,17 @@ def _run_strategy(
     mc_members: int,
     bar: Any,
     model_value: Any = None,
+    costs: np.ndarray | None = None,
+    batch_cost: float | None = None,
 ) -> list[dict[str, Any]]:
     name, needs = spec.label, spec.needs
     x_pool, y_pool, x_test, y_test = x[pool_rows], y[pool_rows], x[test_rows], y[test_rows]
     ids_pool = ids[pool_rows]
     labelled = np.zeros(pool_rows.size, dtype=bool)
     labelled[start] = True
+    cost_pool = None if costs is None else costs[pool_rows]
+    spent = 0.0 if cost_pool is None else float(cost_pool[start].sum())
+    last_spent = spent
     out = []
     for t in range(rounds + 1):
         t0 = time.perf_counter()
@@ -324,7 +388,13 @@ def _run_strategy(
             "select_s": 0.0,
             "selected": [],
         }
-        if t < rounds:
+        if cost_pool is not None:
+            row["cost"] = last_spent
+            row["cumulative_cost"] = spent
+        affordable = cost_pool is None or bool(
+            (cost_pool[~labelled] <= batch_cost).any()  # type: ignore[operator]
+        )
+        if t < rounds and affordable:
             t1 = time.perf_counter()
             extra: dict[str, np.ndarray] = {}
             if "proba" in needs:
@@ -334,19 +404,32 @@ def _run_strategy(
             label_col = pl.Series("label", y_pool, dtype=pl.Int64).scatter(
                 np.flatnonzero(~labelled), None
             )
+            if cost_pool is not None:
+                extra["cost"] = cost_pool
             pool = Pool.from_arrays(x_pool, ids=ids_pool, labels=label_col, **extra)
+            cost_args: dict[str, Any] = {}
+            if cost_pool is not None:  # every arm spends the same cost; +cost ranks by it
+                cost_args = {
+                    "cost_col": "cost",
+                    "budget_cost": batch_cost,
+                    "cost_exponent": spec.cost_exponent or 0.0,
+                }
             _, sel = select(
                 pool,
                 spec.name,
-                batch,
+                None if cost_pool is not None else batch,
                 seed=_seed(seed, "query", repeat, name, t),
                 params=params,
                 labelled_col="label",  # the rows labelled so far, whatever the strategy's labels
                 stochastic=spec.stochastic,
                 coldness=spec.coldness,
                 subpool=spec.subpool,
+                **cost_args,
             )
             labelled[sel.indices] = True
+            if cost_pool is not None:
+                last_spent = float(cost_pool[sel.indices].sum())
+                spent += last_spent
             row["select_s"] = time.perf_counter() - t1
             row["selected"] = ids_pool[sel.indices].tolist()
         out.append(row)
@@ -373,13 +456,17 @@ def simulate_file(
     plot: str | Path | None = None,
     summary_out: str | Path | None = None,
     model_params: dict[str, Any] | None = None,
+    cost_col: str | None = None,
+    batch_cost: float | None = None,
 ) -> tuple[Provenance, pl.DataFrame]:
     """Read labelled tables (an embedding and a label per row; several tables are joined on the
     id column, as every command joins them, e.g. embeddings + a labels table), simulate, write
     the curves (Parquet, or JSONL by extension) with provenance, and optionally a summary table
     and a PNG plot. Returns (provenance, summary). Usage problems (unknown model, model
     parameter or strategy, missing matplotlib for ``plot``) are refused before any work. The
-    provenance records each repeat's test and initial ids (``metrics.splits``, ``id_record``)."""
+    provenance records each repeat's test and initial ids (``metrics.splits``, ``id_record``).
+    ``cost_col``: a column of per-row costs (> 0, on every row; from any input), spent at most
+    ``batch_cost`` per round (``simulate(costs=)``; docs/cost.md)."""
     paths = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     # before reading anything (``simulate`` checks the same declaration for API callers)
     check_arguments(SIMULATE_BOUNDS, **_run_params(locals()))
@@ -419,6 +506,18 @@ def simulate_file(
             f"rows (first at row {first}); a simulation needs every row's label"
         )
     x = pool.embeddings
+    costs = None
+    if cost_col is not None:
+        from selectkit.cost import CostSpec, read_costs
+
+        rows_all = np.arange(len(pool))
+        costs = read_costs(
+            pool.frame, CostSpec(column=cost_col), rows_all, pool.where, pool.columns.id
+        )
+    elif batch_cost is not None:
+        raise SelectkitUsageError(
+            f"{option('batch_cost')} is a per-round cost budget: add {option('cost_col')}"
+        )
     prov.stop("read")
     prov.start("simulate")
     sim = simulate(
@@ -436,6 +535,8 @@ def simulate_file(
         strategy_params=strategy_params,
         mc_members=mc_members,
         model_params=model_params,
+        costs=costs,
+        batch_cost=batch_cost,
     )
     prov.stop("simulate")
     label = model_label(model)
@@ -452,6 +553,14 @@ def simulate_file(
         "strategy_params": strategy_params or {},
         "aulc": "normalised trapezoid area of accuracy over the labelled-set size",
     }
+    if cost_col is not None:
+        prov.params["cost"] = {
+            "column": cost_col,
+            "units": cost_col,
+            "batch_cost": sim.info.get("batch_cost"),
+            "aulc_cost": "normalised trapezoid area of accuracy over the cumulative cost, each "
+            "curve held at its last accuracy up to the repeat's largest cumulative cost",
+        }
     prov.inputs = [s.as_dict() for s in pool.sources]
     prov.metrics = {
         **sim.info,

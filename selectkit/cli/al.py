@@ -111,6 +111,20 @@ def simulate(
     embedding_col: EmbeddingCol = "embedding",
     label_col: LabelCol = "label",
     input_format: InputFormat = None,
+    cost_col: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cost-col",
+            help="Column of per-row costs (> 0): each round spends --batch-cost; curves and "
+            "AULC over cumulative cost; name+cost[=λ] ranks by utility/cost^λ (docs/cost.md).",
+        ),
+    ] = None,
+    batch_cost: Annotated[
+        Optional[float],
+        typer.Option(
+            "--batch-cost", help="With --cost-col: cost per round (default: batch x median cost)."
+        ),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Simulate pool-based active learning and write learning curves.
@@ -151,6 +165,8 @@ def simulate(
         plot=plot,
         summary_out=summary,
         model_params=model_params,
+        cost_col=cost_col,
+        batch_cost=batch_cost,
     )
     if as_json:
         report(
@@ -181,8 +197,12 @@ def _print_summary(table) -> None:
         title="area under the learning curve (normalised trapezoid)",
         title_justify="left",
     )
+    with_cost = "aulc_cost_mean" in table.columns
+    if with_cost:
+        out.add_column("AULC over cost")
     for r in table.to_dicts():
         gain = r.get("gain_vs_random")
+        cells = [f"{r['aulc_cost_mean']:.4f} ± {r['aulc_cost_std']:.4f}"] if with_cost else []
         out.add_row(
             r["strategy"],
             f"{r['aulc_mean']:.4f}",
@@ -190,6 +210,7 @@ def _print_summary(table) -> None:
             "-" if gain is None else f"{gain:+.4f} ± {r['gain_vs_random_std']:.4f}",
             f"{r['final_accuracy_mean']:.4f}",
             f"{r['select_s_per_repeat']:.2f}",
+            *cells,
         )
     stderr_console().print(out)
 

@@ -612,9 +612,7 @@ def pivot_pool(
     # other numeric per-sample columns (a cost column, ...) travel too: each id's first value
     roles = {cols.name(r) for r in cols.roles()} | {mark for mark in [pool.labelled_col] if mark}
     extra = [
-        c
-        for c in long.columns
-        if c not in roles and c not in data and long.schema[c].is_numeric()
+        c for c in long.columns if c not in roles and c not in data and long.schema[c].is_numeric()
     ]
     if extra:
         firsts = long.group_by(cols.id, maintain_order=True).agg(pl.col(extra).first())
