@@ -6,6 +6,8 @@ and initial set each), the same cost spent per round by every arm:
 
   digits  scikit-learn's digits (1,797 rows, 64 features / 16), cost 1 for classes 0-4 and 5
           for 5-9 (cost independent of difficulty within a class, but class-dependent).
+  digits-iid  the same digits with cost 1 or 5 drawn per row (seed 0), independent of the
+          class (the case the literature expects cost-aware selection to win).
   rt      data_samples/rotten_tomatoes.jsonl (3,000 real snippets, 3 classes fresh / rotten /
           plot), embedded with the built-in hashing embedder; cost = the text's word count
           (annotation time grows with length; long texts are mostly plot summaries).
@@ -41,6 +43,14 @@ def digits_data():
     d = load_digits()
     x = (d.data / 16.0).astype(np.float32)
     return x, d.target, np.where(d.target < 5, 1.0, 5.0), np.arange(len(x))
+
+
+def digits_iid_data():
+    """Digits with costs 1 or 5 drawn per row (seed 0), independent of the class."""
+    import numpy as np
+
+    x, y, _, ids = digits_data()
+    return x, y, np.where(np.random.default_rng(0).random(len(y)) < 0.5, 1.0, 5.0), ids
 
 
 def rt_data():
@@ -110,11 +120,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--init", type=int, default=20)
     ap.add_argument("--batch", type=int, default=10, help="batch cost = batch x median cost")
+    ap.add_argument("--datasets", default="digits,digits-iid,rt")
     args = ap.parse_args()
     env = C.env_report()
     C.print_env(env)
     results = {}
-    for name, make in (("digits", digits_data), ("rt", rt_data)):
+    makers = {"digits": digits_data, "digits-iid": digits_iid_data, "rt": rt_data}
+    for name in args.datasets.split(","):
+        make = makers[name]
         results[name] = run(name, make(), args.repeats, args.rounds, args.init, args.batch)
         res = results[name]
         print(
