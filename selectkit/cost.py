@@ -78,7 +78,10 @@ class CostSpec:
         out: dict[str, Any] = {"column": self.column, "units": self.column}
         if self.budget is not None:
             out.update(budget=self.budget, mode=self.mode)
-            out.update(exponent=self.exponent) if self.mode == "ratio" else out.update(lam=self.lam)
+            if self.mode == "ratio":
+                out["exponent"] = self.exponent
+            else:
+                out["lam"] = self.lam
         if self.min_cost is not None:
             out["min_cost"] = self.min_cost
         return out
