@@ -249,7 +249,9 @@ def spend_cost(
     is kept). A strategy that ``spends_cost``: it spends the budget itself. Any other: ``run``
     asks it for as many rows as the cheapest rows that fit, taken in its order while they fit.
     Under group ranges the walk takes rows of groups below their min first (then the rest, each
-    group up to its max); a min the budget cannot meet is a data error. Records ``cost_budget``,
+    group up to its max); a strategy that is not scored has, after its own picks, the other rows
+    of each group with a min appended, cheapest first (``_topped_up``); a min the budget still
+    cannot meet is a data error. Records ``cost_budget``,
     ``cost_spent`` and ``cost_rows_max`` in the metrics. Cost: the strategy's plus O(n log n)."""
     from selectkit.strategies.scored import _checked
 
@@ -275,6 +277,9 @@ def spend_cost(
     else:
         sel = run(pool, None if spec.self_sized else most)
     order = sel.indices
+    if bounds is not None and utility is None:
+        sel = _topped_up(pool, sel, bounds, costs)
+        order = sel.indices
     if bounds is not None:
         kept = fill_in_order_ranged(costs[order], budget, bounds.codes[order], bounds.lo, bounds.hi)
         counts = bounds.counts(order[kept])
@@ -307,6 +312,30 @@ def spend_cost(
     )
     out.metrics.update(cost_budget=budget, cost_spent=spent, cost_rows_max=most)
     return out
+
+
+def _topped_up(pool: Pool, sel: Selection, bounds: Any, costs: np.ndarray) -> Selection:
+    """``sel`` with, after its picks, the other candidates of every group with a min, cheapest
+    first (ties by id): the cost walk under group ranges can then meet a min the strategy's
+    own picks miss. The rows added have no score and weight 1. O(n log n)."""
+    from selectkit.strategies.scored import id_ranks
+
+    rest = np.ones(len(pool), dtype=bool)
+    rest[sel.indices] = False
+    cand = pool.candidates
+    extra = cand[rest[cand] & (bounds.lo[bounds.codes[cand]] > 0)]
+    if extra.size == 0:
+        return sel
+    extra = extra[np.lexsort((id_ranks(pool, extra), costs[extra]))]
+    pad = np.full(extra.size, np.nan)
+    return Selection(
+        indices=np.concatenate([sel.indices, extra]),
+        scores=None if sel.scores is None else np.concatenate([sel.scores, pad]),
+        weights=None if sel.weights is None else np.concatenate([sel.weights, np.ones(extra.size)]),
+        metrics=sel.metrics,
+        tables=sel.tables,
+        params=sel.params,
+    )
 
 
 def check_ranges_allowed(spec: Strategy, ranges: GroupRanges | None) -> None:

@@ -195,6 +195,10 @@ def test_group_ranges_and_stochastic_under_a_cost_budget(frame):
     m, sel = select(pool, "entropy", cost_col="seconds", budget_cost=300, group_min=mins)
     groups = pool.frame.get_column("group").gather(sel.indices).to_list()
     assert groups.count("3") >= 4 and groups.count("7") >= 2 and spent(m) <= 300
+    # a strategy whose own picks miss a min is topped up with the group's cheapest rows
+    m, sel = select(pool, "typiclust", cost_col="seconds", budget_cost=300, group_min={"3": 6})
+    groups = pool.frame.get_column("group").gather(sel.indices).to_list()
+    assert groups.count("3") >= 6 and spent(m) <= 300
     with pytest.raises(SelectkitDataError, match="raise budget_cost"):
         select(pool, "entropy", cost_col="seconds", budget_cost=40, group_min={"3": 30})
     a, _ = select(pool, "margin", cost_col="seconds", budget_cost=300, stochastic="softmax", seed=3)
