@@ -118,7 +118,9 @@ def _load_state(path: str | None, record: dict[str, Any], policy: Policy) -> Non
         raise SelectkitDataError(
             f"state file '{path}' is not a selectkit stream state; give another --state path"
         ) from None
-    for key, value in record.items():
+    # a key only one side has (cost_col) must be unset on the other
+    for key in [*record, *(k for k in config if k not in record)]:
+        value = record.get(key)
         if config.get(key) != value:
             raise SelectkitUsageError(
                 f"state file '{path}' was saved with {key}={config.get(key)!r}, this run has "
