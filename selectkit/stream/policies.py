@@ -12,12 +12,14 @@ its own threshold instead.
 
 Cost budgets (``--cost-col``): each line has a cost c_t > 0 and the budget is a share of the
 cost seen (``budget``) or a cost per line (``rate``, ``cost:X``; the share is then
-b_t = X t / C_t, the rate over the mean cost seen so far). The estimate spends costs instead of
-counts, against a window of the costs seen: ``spent = spent * (w - 1) / w + c_t [kept]``,
-``seen = seen * (w - 1) / w + c_t``, keep only while ``spent < b_t seen``; and, for every
-strategy but ``random`` (an unbiased coin with probability b_t), only while the stream's kept
-cost K is below b_t C (C: the cost seen, this line's included), so K never exceeds b_t C by
-more than one line's cost. State is O(1), O(w) for the quantile window, O(w d) for the density
+b_t = X (t - 1) / C_{t-1}, the rate over the mean cost of the lines so far). The estimate spends
+costs instead of counts, against a window of the costs seen: ``spent = spent * (w - 1) / w +
+c_t [kept]``, ``seen = seen * (w - 1) / w + c_t``; line t may be kept only while ``spent <
+b_t seen`` and, for every strategy but ``random`` (an unbiased coin with probability b_t),
+only while the stream's kept cost K is below b_t C_{t-1} (the first keep excepted), so K never
+exceeds the budget of the cost seen by more than one line's cost. Both compare with the lines
+before t: a line's own cost never buys its keep (checked with it, long lines were kept twice
+as often as short ones at the same budget). State is O(1), O(w) for the quantile window, O(w d) for the density
 window: nothing grows with the stream.
 """
 
@@ -254,15 +256,17 @@ class Policy:
                 valid = cc == cc
                 if not valid:
                     cc = 0.0
+                # against the lines before this one: a line's own cost never buys its keep
+                pseen, ptotal, plines = seen, total, clines
                 seen = seen * decay + cc
                 total += cc
                 clines += valid
                 if rate is not None:
-                    bt = min(1.0, rate * clines / total) if total > 0.0 else 1.0
+                    bt = min(1.0, rate * plines / ptotal) if ptotal > 0.0 else 1.0
                     if name == "fixed-uncertainty" and inv_c is not None:
                         fixed = inv_c + bt * (1.0 - inv_c)
-                room = valid and kcost < bt * total and kept != cap
-                gate = room and spent < bt * seen
+                room = valid and kept != cap and (kcost < bt * ptotal or kcost == 0.0)
+                gate = room and (spent < bt * pseen or spent == 0.0)
             else:
                 room = kept != cap
                 gate = room and spent / w < b
@@ -338,11 +342,12 @@ class Policy:
                 valid = cc == cc
                 if not valid:
                     cc = 0.0
+                ptotal, plines = total, clines  # the lines before this one
                 seen = seen * decay + cc
                 total += cc
                 clines += valid
                 if rate is not None:
-                    bt = min(1.0, rate * clines / total) if total > 0.0 else 1.0
+                    bt = min(1.0, rate * plines / ptotal) if ptotal > 0.0 else 1.0
                 if not valid:
                     continue
             u = util[i]
@@ -358,9 +363,10 @@ class Policy:
             hi = min(lo + 1, m - 1)
             theta = ranked[lo] + (ranked[hi] - ranked[lo]) * (pos - lo)
             if costed:  # the shortfall in lines of the mean cost
-                behind = bt * total - kcost
-                theta -= (ranked[-1] - ranked[0]) * behind * clines / (total * tol)
-                behind_ok = behind > 0.0
+                behind = bt * ptotal - kcost
+                mean = ptotal / plines if plines else cc
+                theta -= (ranked[-1] - ranked[0]) * behind / (mean * tol)
+                behind_ok = behind > 0.0 or kcost == 0.0
             else:
                 theta -= (ranked[-1] - ranked[0]) * (bt * t - kept) / tol
                 behind_ok = kept < bt * t
@@ -413,13 +419,18 @@ class Policy:
                 valid = cc == cc
                 if not valid:
                     cc = 0.0
+                pseen, ptotal, plines = self.seen_cost, self.cost_total, self.cost_lines
                 self.seen_cost = self.seen_cost * decay + cc
                 self.cost_total += cc
                 self.cost_lines += valid
-                total = self.cost_total
                 if rate is not None:
-                    bt = min(1.0, rate * self.cost_lines / total) if total > 0.0 else 1.0
-                room = valid and self.kept_cost < bt * total and self.spent < bt * self.seen_cost
+                    bt = min(1.0, rate * plines / ptotal) if ptotal > 0.0 else 1.0
+                kc = self.kept_cost
+                room = (
+                    valid
+                    and (kc < bt * ptotal or kc == 0.0)
+                    and (self.spent < bt * pseen or self.spent == 0.0)
+                )
             else:
                 room = self.spent / w < b
             x = emb[i]
