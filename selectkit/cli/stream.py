@@ -18,6 +18,11 @@ from selectkit.stream.run import STREAM_OPTIONS
 _P = STREAM_PARAMS
 
 
+def _amount(value: float) -> str:
+    """A cost total for the summary line: 64,603 or 2.5."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _strategies_help() -> str:
     return ", ".join(STREAM_STRATEGIES) + " (docs/stream.md says what each keeps)"
 
@@ -191,7 +196,7 @@ def stream(
         else ""
     )
     costs = (
-        f", cost {summary['kept_cost']:,.6g} of {summary['cost_seen']:,.6g} "
+        f", cost {_amount(summary['kept_cost'])} of {_amount(summary['cost_seen'])} "
         f"({100 * summary['kept_cost_fraction']:.1f}%)"
         if "kept_cost" in summary
         else ""
