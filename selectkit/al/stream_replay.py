@@ -259,16 +259,17 @@ def simulate_stream(
                 shift = int(derive_rng(seed, "al", "drift", r).integers(1, n_classes))
                 y_stream[drift_row:] = (y_stream[drift_row:] + shift) % n_classes
             run_seed = _seed(seed, "repeat", r)
+            x_stream, x_test, k_stream = x[stream_rows], x[test_rows], keys.gather(stream_rows)
             for name in names:
                 for b in fracs:
                     out, run = _replay(
                         name,
                         b,
                         sparams[name],
-                        x[stream_rows],
+                        x_stream,
                         y_stream,
-                        keys.gather(stream_rows),
-                        x[test_rows],
+                        k_stream,
+                        x_test,
                         y_test,
                         drift_row,
                         shift,
@@ -290,7 +291,8 @@ def simulate_stream(
     info = {
         "classes": [str(c) for c in classes],
         "rows": n,
-        "stream_rows": int(n - (round(float(test_size) * n) if test_size else 0)),
+        "stream_rows": int(stream_rows.size),
+        "test_rows": int(test_rows.size),
         "runs": runs,
     }
     return Simulation(curves=curves, summary=summarise_stream(pl.DataFrame(runs)), info=info)
