@@ -119,8 +119,9 @@ def simulate(
             help="Stream mode: replay the rows as a stream, predicting each row before a "
             "stream strategy decides to keep it; the model learns from kept rows only "
             "(prequential accuracy; docs/active-learning.md). -s then lists stream strategies "
-            "(default random,var-uncertainty,rand-var-uncertainty); --init, --batch, --rounds, "
-            "--mc-members are not used.",
+            "(default random,var-uncertainty,rand-var-uncertainty); --model is refit on the "
+            "kept rows every --update-every rows, or -m sgd learns them incrementally "
+            "(partial_fit); --init, --batch, --rounds, --mc-members are not used.",
         ),
     ] = False,
     budget: Annotated[
