@@ -85,19 +85,24 @@ def test_file_order_follows_the_input(digits):
 
 def test_random_keeps_the_lines_selectkit_stream_keeps(digits, tmp_path):
     """The replay's policies are the command's: with no model in the loop (random reads no
-    probabilities), the replay keeps the ids `selectkit stream -s random` keeps."""
+    probabilities), the replay keeps what `selectkit stream -s random` keeps, update by update
+    (every 10 rows: the cumulative kept counts agree at each of the 60 points)."""
     import io
 
     x, y, ids = _small(digits)
     sim = sk.al_simulate_stream(
         x, y, ids=ids, strategies=["random"], budgets=[0.2], repeats=1, test_size=None,
-        order="file", model="sgd", update_every=len(y),
+        order="file", model="sgd", update_every=10,
     )  # fmt: skip
     seed = sim.curves["seed"][0]
     lines = b"".join(b'{"id": "%s"}\n' % i.encode() for i in ids)
-    kept = io.BytesIO()
-    summary = sk.stream_select([io.BytesIO(lines)], kept, strategy="random", budget=0.2, seed=seed)
-    assert summary["kept"] == sim.curves["kept"][-1]
+    log = tmp_path / "d.parquet"
+    sk.stream_select(
+        [io.BytesIO(lines)], io.BytesIO(), strategy="random", budget=0.2, seed=seed, log=str(log)
+    )
+    keep = pl.read_parquet(log)["keep"].to_numpy()
+    at = sim.curves["rows_seen"].to_numpy()
+    assert sim.curves["kept"].to_list() == np.cumsum(keep)[at - 1].tolist()
 
 
 def test_drift_halfway_lowers_the_accuracy_after_it(digits):
