@@ -11,9 +11,16 @@
 3. Cost: score-only (quantile) and probability (rand-var-uncertainty) streams of 10^5 .. 10^7
    synthetic lines through the CLI in a pipe: lines per second and peak RSS. The lines are
    synthetic: speed and memory only, never quality.
+4. Cost budgets (--cost-col), on a real stream with a real cost: Rotten Tomatoes rows
+   500..2999 (data_samples/), each with its text's token count as the cost and the class
+   probabilities of a logistic regression fitted on rows 0..499 (hashing embeddings); the kept
+   cost of every window of 500 lines against the target (budget x the window's cost, or X x
+   500 for cost:X), 5 seeds. Then the throughput with and without --cost-col on 10^5 / 10^6
+   synthetic probability lines through the CLI (best of 3 runs each).
 
-    python benchmarks/bench_stream.py            # all three, ~6 min on 2 cores
+    python benchmarks/bench_stream.py            # all four, ~8 min on 2 cores
     python benchmarks/bench_stream.py --quick    # 3 seeds, 10^5..10^6 lines
+    python benchmarks/bench_stream.py --only-cost-budget   # part 4 alone, ~4 min
 """
 
 from __future__ import annotations
@@ -284,12 +291,189 @@ def cost(sizes: list[int]) -> list[dict]:
     return rows
 
 
+def rt_cost_stream(path: Path) -> None:
+    """Rotten Tomatoes rows 500.. as JSON lines: id, tokens (the cost), proba, util."""
+    from _common import REPO
+    from sklearn.linear_model import LogisticRegression
+
+    import selectkit as sk
+
+    rows = [json.loads(line) for line in (REPO / "data_samples/rotten_tomatoes.jsonl").open()]
+    x = sk.embed_texts([r["text"] for r in rows])
+    labels = np.array([r["label"] for r in rows])
+    proba = LogisticRegression(max_iter=1000).fit(x[:500], labels[:500]).predict_proba(x[500:])
+    with open(path, "w") as fh:
+        for r, p in zip(rows[500:], proba, strict=True):
+            p = p / p.sum()
+            fh.write(
+                json.dumps(
+                    {
+                        "id": r["id"],
+                        "tokens": len(r["text"].split()),
+                        "proba": [round(float(v), 6) for v in p],
+                        "util": round(float(1 - p.max()), 6),
+                    }
+                )
+                + "\n"
+            )
+
+
+def cost_budget(seeds: list[int]) -> list[dict]:
+    import polars as pl
+
+    tmp = Path(tempfile.mkdtemp())
+    path = tmp / "rt.jsonl"
+    rt_cost_stream(path)
+    rows = []
+    mean_cost = float(pl.read_ndjson(path)["tokens"].mean())
+    for budget in ["5%", "10%", "30%", f"cost:{0.1 * mean_cost:.2f}"]:
+        for strategy in STRATEGIES[:-1]:
+            ratios, shares, lines, secs = [], [], [], []
+            for seed in seeds:
+                kw = {"score_col": "util"} if strategy == "quantile" else {"proba_col": "proba"}
+                log = tmp / "log.parquet"
+                t0 = time.perf_counter()
+                summary = stream_select(
+                    [str(path)],
+                    io.BytesIO(),
+                    strategy=strategy,
+                    budget=budget,
+                    cost_col="tokens",
+                    seed=seed,
+                    log=str(log),
+                    **kw,
+                )
+                secs.append(time.perf_counter() - t0)
+                frame = pl.read_parquet(log)
+                c, k = frame["cost"].to_numpy(), frame["keep"].to_numpy()
+                full = c.size // 500 * 500
+                kept = (c[:full] * k[:full]).reshape(-1, 500).sum(axis=1)
+                if budget.startswith("cost:"):
+                    target = np.full(kept.size, float(budget[5:]) * 500)
+                else:
+                    target = float(budget[:-1]) / 100 * c[:full].reshape(-1, 500).sum(axis=1)
+                ratios += (kept / target).tolist()
+                shares.append(summary["kept_cost_fraction"])
+                lines.append(summary["kept_fraction"])
+            r = np.array(ratios)
+            rows.append(
+                {
+                    "budget": budget,
+                    "strategy": strategy,
+                    "kept_cost_share": float(np.mean(shares)),
+                    "kept_line_share": float(np.mean(lines)),
+                    "window_ratio_min": float(r.min()),
+                    "window_ratio_max": float(r.max()),
+                    "windows_within_20pct": float((np.abs(r - 1) <= 0.2).mean()),
+                    "stream_s_median": float(np.median(secs)),
+                }
+            )
+            row = rows[-1]
+            print(
+                f"  {budget:10s} {strategy:22s} kept cost {row['kept_cost_share']:.3f} "
+                f"(lines {row['kept_line_share']:.3f}) window kept/target "
+                f"[{row['window_ratio_min']:.2f}, {row['window_ratio_max']:.2f}] "
+                f"within ±20% {100 * row['windows_within_20pct']:.0f}%",
+                flush=True,
+            )
+    return rows
+
+
+def cost_throughput(sizes: list[int]) -> list[dict]:
+    tmp = Path(tempfile.mkdtemp())
+    path = tmp / "proba.jsonl"
+    rng = np.random.default_rng(0)
+    n_max = max(sizes)
+    with open(path, "w") as fh:
+        for start in range(0, n_max, 100_000):
+            m = min(100_000, n_max - start)
+            p = rng.dirichlet(np.full(10, 0.3), size=m).round(5)
+            p[:, 0] += 1.0 - p.sum(axis=1)
+            tok = rng.integers(3, 300, size=m)
+            fh.writelines(
+                f'{{"id":"r{start + i}","tokens":{tok[i]},'
+                f'"proba":[{",".join(f"{v:.5f}" for v in p[i])}]}}\n'
+                for i in range(m)
+            )
+    rows = []
+    sk = " ".join(selectkit_exe())
+    for n in sizes:
+        for extra in ("", "--cost-col tokens"):
+            cmd = [
+                "bash",
+                "-c",
+                f"head -n {n} {path} | {sk} -q stream --proba-col proba -b 10% {extra} > /dev/null",
+            ]
+            # the best of 3 (shared cores: one run can be twice as slow as the next)
+            res = min((run_child(cmd, timeout=900) for _ in range(3)), key=lambda r: r["wall_s"])
+            rows.append(
+                {
+                    "lines": n,
+                    "cost_col": bool(extra),
+                    "wall_s": res["wall_s"],
+                    "lines_per_s": n / res["wall_s"],
+                    "peak_rss_mib": res["peak_rss_mib"],
+                    "rc": res["rc"],
+                }
+            )
+            r = rows[-1]
+            print(
+                f"  {n:>9,} lines {'--cost-col' if extra else 'no cost   '}: {r['wall_s']:.1f}s "
+                f"{r['lines_per_s']:,.0f} lines/s peak {r['peak_rss_mib']:.0f} MiB rc {r['rc']}",
+                flush=True,
+            )
+    return rows
+
+
+def policy_throughput(n: int = 200_000) -> list[dict]:
+    """The decision loop alone, in process (no parsing): lines per second with and without
+    costs, best of 3, on synthetic probabilities and costs."""
+    import polars as pl
+
+    from selectkit.stream.policies import STREAM_PARAMS, Policy
+    from selectkit.stream.run import policy_batch, stream_salts
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(10, 0.3), size=n)
+    conf = p.max(axis=1)
+    top2 = -np.partition(-p, 1, axis=1)[:, :2]
+    keys = pl.Series([f"r{i}" for i in range(n)])
+    costs = rng.integers(3, 300, n).astype(np.float64)
+    params = {k: v.default for k, v in STREAM_PARAMS.items()}
+    rows = []
+    for strategy in ("rand-var-uncertainty", "quantile"):
+        for cost in (None, costs):
+            best = float("inf")
+            for _ in range(3):
+                batch = policy_batch(
+                    conf, top2[:, 0] - top2[:, 1], 1 - conf, keys, stream_salts(0, strategy),
+                    None, cost,
+                )  # fmt: skip
+                policy = Policy(strategy, 0.1, params, None)
+                policy.classes = 10
+                t0 = time.perf_counter()
+                policy.decide(batch)
+                best = min(best, time.perf_counter() - t0)
+            rows.append(
+                {"strategy": strategy, "cost_col": cost is not None, "lines_per_s": n / best}
+            )
+            print(
+                f"  decide() {strategy:22s} {'costs' if cost is not None else 'counts'}: "
+                f"{n / best:,.0f} lines/s",
+                flush=True,
+            )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-cost", action="store_true")
+    ap.add_argument("--only-cost-budget", action="store_true")
     args = ap.parse_args()
+    if args.only_cost_budget:
+        args.skip_quality = args.skip_cost = True
     rep = env_report()
     print_env(rep)
     seeds = [0, 1, 2] if args.quick else [0, 1, 2, 3, 4]
@@ -304,7 +488,12 @@ def main() -> None:
         sizes = [100_000, 1_000_000] if args.quick else [100_000, 1_000_000, 10_000_000]
         print("throughput and peak memory through the CLI in a pipe (synthetic lines):")
         out["cost"] = cost(sizes)
-    path = write_json("bench_stream", out)
+    print("cost budgets (--cost-col tokens) on Rotten Tomatoes, windows of 500 lines:")
+    out["cost_budget"] = cost_budget(seeds)
+    print("throughput with and without --cost-col (synthetic probability lines):")
+    out["cost_throughput"] = cost_throughput([100_000, 1_000_000])
+    out["policy_throughput"] = policy_throughput()
+    path = write_json("bench_stream" + ("_cost" if args.only_cost_budget else ""), out)
     print(f"wrote {path}")
     if "quality" in out:
         print(

@@ -63,6 +63,8 @@ __all__ = [
     "__version__",
     "al_simulate",
     "al_simulate_file",
+    "al_simulate_stream",
+    "al_simulate_stream_file",
     "apply_manifest",
     "broadcast_weights",
     "build_manifest",
@@ -99,6 +101,11 @@ __all__ = [
 
 # `al simulate` needs scikit-learn's models (seconds to import): loaded on first use only
 _LAZY = {"al_simulate": "simulate", "al_simulate_file": "simulate_file"}
+# `al simulate --stream`, the stream replay
+_LAZY_STREAM = {
+    "al_simulate_stream": "simulate_stream",
+    "al_simulate_stream_file": "simulate_stream_file",
+}
 
 
 def __getattr__(name: str):
@@ -106,6 +113,11 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module("selectkit.al.simulate"), _LAZY[name])
+    if name in _LAZY_STREAM:
+        import importlib
+
+        module = importlib.import_module("selectkit.al.stream_replay")
+        return getattr(module, _LAZY_STREAM[name])
     raise AttributeError(f"module 'selectkit' has no attribute {name!r}")
 
 

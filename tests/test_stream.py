@@ -4,6 +4,7 @@ probabilities of a model fitted on a prefix, replayed line by line."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import signal
@@ -418,3 +419,199 @@ def test_warmup_starts_the_threshold_where_the_budget_is_and_resumes_exactly(
     a, _ = select_bytes(first, state=state, **kw)
     b, _ = select_bytes(second, state=state, **kw)
     assert a + b == whole
+
+
+# -- cost budgets (--cost-col) on a real stream: Rotten Tomatoes with each text's token count --
+
+
+@pytest.fixture(scope="module")
+def cost_file(tmp_path_factory) -> Path:
+    """Rotten Tomatoes rows 500..2999 as a stream: id, the token count of the text (the cost:
+    3 to 300+, the plot summaries are long), the class probabilities of a nearest-centroid
+    model (softmax of cosine similarity to each class's mean hashing embedding over rows
+    0..499), and 1 - the top one as a utility."""
+    from selectkit import embed_texts
+    from tests.conftest import RT
+
+    rows = [json.loads(line) for line in RT.read_text().splitlines()]
+    x = embed_texts([r["text"] for r in rows], dim=64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
+    labels = np.array([r["label"] for r in rows])
+    centroids = np.stack([x[:500][labels[:500] == c].mean(axis=0) for c in np.unique(labels)])
+    logits = 20.0 * x[500:] @ centroids.T
+    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    path = tmp_path_factory.mktemp("cost") / "rt.jsonl"
+    with open(path, "w") as fh:
+        for r, p in zip(rows[500:], proba, strict=True):
+            p = p / p.sum()
+            record = {
+                "id": r["id"],
+                "tokens": len(r["text"].split()),
+                "proba": [round(float(v), 6) for v in p],
+                "util": round(float(1.0 - p.max()), 6),
+            }
+            fh.write(json.dumps(record) + "\n")
+    return path
+
+
+def cost_kw(strategy: str) -> dict:
+    return {**kw_for(strategy), "cost_col": "tokens"}
+
+
+def logged(path: Path, tmp_path: Path, **kw) -> pl.DataFrame:
+    log = tmp_path / "cost-log.parquet"
+    select_bytes(path, log=str(log), **kw)
+    return pl.read_parquet(log)
+
+
+@pytest.mark.parametrize("budget", [0.1, 0.3])
+@pytest.mark.parametrize(
+    "strategy", ["var-uncertainty", "rand-var-uncertainty", "split", "quantile"]
+)
+def test_kept_cost_tracks_the_cost_share_in_every_window_of_500(
+    strategy, budget, cost_file, tmp_path
+):
+    frame = logged(cost_file, tmp_path, budget=budget, **cost_kw(strategy))
+    cost, keep = frame["cost"].to_numpy(), frame["keep"].to_numpy()
+    full = cost.size // 500 * 500
+    kept = (cost[:full] * keep[:full]).reshape(-1, 500).sum(axis=1)
+    seen = cost[:full].reshape(-1, 500).sum(axis=1)
+    assert np.all(np.abs(kept / seen - budget) <= 0.2 * budget), kept / seen
+    np.testing.assert_allclose(frame["cumulative_cost"].to_numpy(), np.cumsum(cost * keep))
+
+
+def test_a_cost_rate_spends_x_units_per_line(cost_file, tmp_path):
+    frame = logged(cost_file, tmp_path, budget="cost:2.5", **cost_kw("rand-var-uncertainty"))
+    cost, keep = frame["cost"].to_numpy(), frame["keep"].to_numpy()
+    per_window = (cost[:2500] * keep[:2500]).reshape(-1, 500).sum(axis=1)
+    assert np.all(np.abs(per_window - 2.5 * 500) <= 0.2 * 2.5 * 500), per_window
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    strategy=st.sampled_from(["fixed-uncertainty", "var-uncertainty", "split", "quantile"]),
+    budget=st.sampled_from(["5%", "0.2", "60%", "cost:1", "cost:7.5"]),
+    seed=st.integers(0, 3),
+    costs=st.lists(st.floats(0.01, 500.0), min_size=1, max_size=40),
+)
+def test_kept_cost_never_exceeds_the_budget_by_more_than_one_line(
+    strategy, budget, seed, costs, stream_lines
+):
+    # real digits lines, each given a cost drawn by hypothesis (cycled over 600 lines)
+    lines = []
+    for i, line in enumerate(stream_lines[:600]):
+        record = json.loads(line)
+        record["c"] = costs[i % len(costs)]
+        lines.append((json.dumps(record) + "\n").encode())
+    log = io.BytesIO()
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "d.parquet"
+        kw = {**kw_for(strategy), "cost_col": "c"}
+        stream_select(
+            [io.BytesIO(b"".join(lines))], log, budget=budget, seed=seed, log=str(path), **kw
+        )
+        frame = pl.read_parquet(path)
+    cost = frame["cost"].to_numpy()
+    seen = np.cumsum(cost)
+    if budget.startswith("cost:"):
+        allowed = float(budget[5:]) * np.arange(1, cost.size + 1)
+    else:
+        allowed = (float(budget[:-1]) / 100 if budget.endswith("%") else float(budget)) * seen
+    assert np.all(frame["cumulative_cost"].to_numpy() <= allowed + cost.max() + 1e-6)
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    strategy=st.sampled_from(["random", "rand-var-uncertainty", "quantile", "density"]),
+    cuts=st.lists(st.integers(1, 2499), min_size=1, max_size=3),
+    budget=st.sampled_from(["10%", "cost:3"]),
+)
+def test_resuming_with_costs_decides_as_one_run(strategy, cuts, budget, cost_file):
+    import tempfile
+
+    lines = cost_file.read_bytes().splitlines(keepends=True)
+    kw = cost_kw(strategy)
+    if strategy == "density":  # no embeddings in this stream: the probabilities stand in
+        kw["embedding_col"] = "proba"
+    whole, summary = select_bytes(cost_file, budget=budget, **kw)
+    pieces = []
+    with tempfile.TemporaryDirectory() as tmp:
+        state = str(Path(tmp) / "s.json")
+        bounds = [0, *sorted(set(cuts)), len(lines)]
+        for a, b in itertools.pairwise(bounds):
+            out = io.BytesIO()
+            last = stream_select(
+                [io.BytesIO(b"".join(lines[a:b]))], out, budget=budget, state=state, **kw
+            )
+            pieces.append(out.getvalue())
+    assert b"".join(pieces) == whole
+    assert last["kept_cost_total"] == pytest.approx(summary["kept_cost"])
+
+
+def test_random_keeps_an_unbiased_cost_share(cost_file):
+    shares = [
+        select_bytes(cost_file, budget=0.1, seed=s, **cost_kw("random"))[1]["kept_cost_fraction"]
+        for s in range(5)
+    ]
+    assert abs(np.mean(shares) - 0.1) < 0.02, shares
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("0", "zero"),
+        ("-3", "negative"),
+        ('"many"', "not a number"),
+        ("null", "missing"),
+    ],
+)
+def test_a_line_without_a_positive_cost_is_malformed(cli, cost_file, value, why, tmp_path):
+    lines = cost_file.read_bytes().splitlines(keepends=True)[:6]
+    record = json.loads(lines[3])
+    bad = json.dumps(record).replace(f'"tokens": {record["tokens"]}', f'"tokens": {value}')
+    data = b"".join(lines[:3]) + bad.encode() + b"\n" + b"".join(lines[4:])
+    args = ["stream", "-s", "random", "--proba-col", "proba", "--cost-col", "tokens", "-b", "1"]
+    result = cli(*args, input=data)
+    assert result.exit_code == 1, result.stderr
+    lines_err = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines_err) == 1 and "stdin line 4" in lines_err[0] and "tokens" in lines_err[0]
+    assert result.stdout_bytes == b"".join(lines[:3])
+    skipped = cli(*args, "--on-error", "skip", "--log", str(tmp_path / "l.parquet"), input=data)
+    assert skipped.exit_code == 0 and skipped.stdout_bytes == b"".join([*lines[:3], *lines[4:]])
+    frame = pl.read_parquet(tmp_path / "l.parquet")
+    assert frame["cost"].is_null().to_list() == [False, False, False, True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-b", "cost:3"], "give --cost-col NAME"),
+        (["--cost-col", "tokens", "-b", "cost:-1"], "must be a positive number"),
+        (["--cost-col", "tokens", "-b", "cost:lots"], "must be a positive number"),
+    ],
+)
+def test_cost_budget_usage_errors_exit_2(cli, cost_file, args, message):
+    result = cli("stream", "--proba-col", "proba", *args, input=cost_file.read_bytes()[:2000])
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and result.stdout_bytes == b""
+
+
+def test_cost_budgets_through_the_cli_on_csv_and_the_state_names_the_cost(cli, cost_file, tmp_path):
+    frame = pl.read_ndjson(cost_file).select("id", "tokens", "util")
+    csv_path = tmp_path / "rt.csv"
+    frame.write_csv(csv_path)
+    state = tmp_path / "s.json"
+    base = ["stream", str(csv_path), "-s", "quantile", "--score-col", "util"]
+    result = cli(*base, "--cost-col", "tokens", "-b", "cost:2")
+    assert result.exit_code == 0, result.stderr
+    kept = pl.read_csv(io.BytesIO(result.stdout_bytes))
+    assert abs(kept["tokens"].sum() / frame.height - 2.0) < 0.2
+    # a state saved with a cost budget does not resume a run without one
+    assert cli(*base, "--cost-col", "tokens", "--state", str(state)).exit_code == 0
+    again = cli(*base, "--state", str(state))
+    assert again.exit_code == 2 and "cost_col" in again.stderr
+    missing = cli(*base, "--cost-col", "seconds")
+    assert missing.exit_code == 2 and "--cost-col 'seconds' is not a column" in missing.stderr

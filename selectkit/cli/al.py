@@ -126,6 +126,45 @@ def simulate(
         ),
     ] = None,
     as_json: Json = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Stream mode: replay the rows as a stream, predicting each row before a "
+            "stream strategy decides to keep it; the model learns from kept rows only "
+            "(prequential accuracy; docs/active-learning.md). -s then lists stream strategies "
+            "(default random,var-uncertainty,rand-var-uncertainty); --model is refit on the "
+            "kept rows every --update-every rows, or -m sgd learns them incrementally "
+            "(partial_fit); --init, --batch, --rounds, --mc-members are not used.",
+        ),
+    ] = False,
+    budget: Annotated[
+        Optional[str],
+        typer.Option("--budget", help="--stream: share(s) of the stream to keep, e.g. 5%,10%,30%."),
+    ] = None,
+    order: Annotated[
+        str,
+        typer.Option(
+            "--order",
+            help="--stream: replay order, id (a seeded hash of the ids, new per repeat: any "
+            "input order gives the same result) or file (the input order).",
+        ),
+    ] = "id",
+    drift_at: Annotated[
+        Optional[float],
+        typer.Option(
+            "--drift-at",
+            help="--stream: relabel every class from this share of the stream on (abrupt "
+            "drift), e.g. 0.5.",
+        ),
+    ] = None,
+    update_every: Annotated[
+        int,
+        typer.Option(
+            "--update-every",
+            help="--stream: rows between model updates (and curve points; >= 1).",
+        ),
+    ] = 50,
 ) -> None:
     """Simulate pool-based active learning and write learning curves.
 
@@ -143,6 +182,11 @@ def simulate(
     from selectkit.pool import Columns
 
     check_json_stdout(as_json, output)
+    if stream:
+        _simulate_stream(locals())
+        return
+    if budget is not None or drift_at is not None:
+        raise SelectkitUsageError("--budget and --drift-at are for --stream (a stream replay)")
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     params = _strategy_params(param)
     model_params = key_values(model_param, "--model-param", "C=10")
@@ -176,6 +220,84 @@ def simulate(
         )
         return
     _print_summary(table)
+
+
+def _simulate_stream(args: dict) -> None:
+    """``al simulate --stream``: the replay of :mod:`selectkit.al.stream_replay`."""
+    from selectkit.al.stream_replay import DEFAULT_STREAM_STRATEGIES, simulate_stream_file
+    from selectkit.pool import Columns
+
+    text = args["strategies"]
+    if text == "random,margin":  # the pool-based default: stream mode has its own
+        text = ",".join(DEFAULT_STREAM_STRATEGIES)
+    columns = Columns().with_overrides(
+        id=args["id_col"], embedding=args["embedding_col"], label=args["label_col"]
+    )
+    prov, table = simulate_stream_file(
+        args["inputs"],
+        args["output"],
+        strategies=[s.strip() for s in text.split(",") if s.strip()],
+        budgets=args["budget"] or "10%",
+        model=args["model"],
+        repeats=args["repeats"],
+        seed=args["seed"],
+        order=args["order"],
+        test_size=args["test_size"],
+        drift_at=args["drift_at"],
+        update_every=args["update_every"],
+        strategy_params=_strategy_params(args["param"]),
+        model_params=key_values(args["model_param"], "--model-param", "C=10"),
+        columns=columns,
+        input_format=args["input_format"],
+        plot=args["plot"],
+        summary_out=args["summary"],
+    )
+    if args["as_json"]:
+        report(
+            {"output": args["output"], "summary": table.to_dicts(), **prov.timings},
+            as_json=True,
+            title="al simulate --stream",
+        )
+        return
+    _print_stream_summary(table)
+
+
+def _print_stream_summary(table) -> None:
+    import sys
+
+    from rich.table import Table
+
+    from selectkit.console import is_quiet, stderr_console
+
+    if is_quiet() or not sys.stderr.isatty():
+        return
+    out = Table(
+        "budget",
+        "strategy",
+        "prequential acc",
+        "± std",
+        "gain vs random",
+        "test acc",
+        "kept",
+        "windows ±20%",
+        title="stream replay: prequential (test-then-train) accuracy over the stream",
+        title_justify="left",
+    )
+    for r in table.to_dicts():
+        gain = r.get("gain_vs_random")
+        test = r.get("test_accuracy_mean")
+        within = r.get("windows_within_20pct")
+        out.add_row(
+            f"{100 * r['budget']:g}%",
+            r["strategy"],
+            f"{r['prequential_accuracy_mean']:.4f}",
+            f"{r['prequential_accuracy_std']:.4f}",
+            "-" if gain is None else f"{gain:+.4f} ± {r['gain_vs_random_std']:.4f}",
+            "-" if test is None else f"{test:.4f}",
+            f"{r['kept_fraction_mean']:.3f}",
+            "-" if within is None else f"{100 * within:.0f}%",
+        )
+    stderr_console().print(out)
 
 
 def _print_summary(table) -> None:

@@ -18,6 +18,11 @@ from selectkit.stream.run import STREAM_OPTIONS
 _P = STREAM_PARAMS
 
 
+def _amount(value: float) -> str:
+    """A cost total for the summary line: 64,603 or 2.5."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def _strategies_help() -> str:
     return ", ".join(STREAM_STRATEGIES) + " (docs/stream.md says what each keeps)"
 
@@ -31,7 +36,13 @@ def stream(
         str, typer.Option("--strategy", "-s", help="Stream strategy. " + _strategies_help() + ".")
     ] = "rand-var-uncertainty",
     budget: Annotated[
-        str, typer.Option("--budget", "-b", help="Share of lines to keep: 10% or 0.1.")
+        str,
+        typer.Option(
+            "--budget",
+            "-b",
+            help="Share of lines to keep: 10% or 0.1; with --cost-col a share of the cost seen, "
+            "or cost:X (X cost units per input line on average).",
+        ),
     ] = "10%",
     proba_col: Annotated[
         Optional[str],
@@ -45,6 +56,14 @@ def stream(
         ),
     ] = None,
     embedding_col: EmbeddingCol = None,  # type: ignore[assignment]
+    cost_col: Annotated[
+        Optional[str],
+        typer.Option(
+            "--cost-col",
+            help="Field with each line's positive cost (tokens, seconds): --budget then spends "
+            "cost, not lines.",
+        ),
+    ] = None,
     id_col: IdCol = "id",
     input_format: Annotated[
         str, typer.Option("--format", help="auto (by extension; stdin: jsonl), jsonl or csv.")
@@ -157,6 +176,7 @@ def stream(
             proba_col=proba_col,
             score_col=score_col,
             embedding_col=embedding_col,
+            cost_col=cost_col,
             id_col=id_col,
             input_format=input_format,
             seed=seed,
@@ -175,7 +195,13 @@ def stream(
         if summary["skipped_malformed"]
         else ""
     )
+    costs = (
+        f", cost {_amount(summary['kept_cost'])} of {_amount(summary['cost_seen'])} "
+        f"({100 * summary['kept_cost_fraction']:.1f}%)"
+        if "kept_cost" in summary
+        else ""
+    )
     note(
         f"kept {summary['kept']:,} of {summary['lines']:,} lines "
-        f"({100 * summary['kept_fraction']:.1f}%){skipped}"
+        f"({100 * summary['kept_fraction']:.1f}%){costs}{skipped}"
     )

@@ -58,6 +58,7 @@ class Fields:
     embedding: np.ndarray | None  # (n, d) float32
     bad: np.ndarray  # bool (n,)
     reasons: list[str]
+    cost: np.ndarray | None = None  # (n,) float64, > 0 (NaN on a bad line)
 
 
 @contextmanager
@@ -184,8 +185,10 @@ class FieldReader:
         proba_col: str | None,
         score_col: str | None,
         embedding_col: str | None,
+        cost_col: str | None = None,
     ) -> None:
         self.fmt = fmt
+        self.cost_col = cost_col
         self.id_col = id_col
         self.proba_col = proba_col
         self.score_col = score_col
@@ -201,6 +204,8 @@ class FieldReader:
             schema[score_col] = pl.Float64()
         if embedding_col:
             schema[embedding_col] = pl.List(pl.Float32())
+        if cost_col:
+            schema[cost_col] = pl.Float64()
         self.schema = schema
 
     def _frame(self, lines: list[bytes]) -> pl.DataFrame:
@@ -219,9 +224,9 @@ class FieldReader:
                 else:
                     cols[name] = pl.col(name)
             frame = frame.select(list(cols.values()))
-            score = self.score_col
-            if score:
-                frame = frame.with_columns(pl.col(score).cast(pl.Float64, strict=False))
+            numeric = [c for c in (self.score_col, self.cost_col) if c]
+            if numeric:
+                frame = frame.with_columns(pl.col(numeric).cast(pl.Float64, strict=False))
             return frame
         return pl.read_ndjson(io.BytesIO(data), schema=self.schema)
 
@@ -262,6 +267,20 @@ class FieldReader:
                 skip,
                 f"'{self.score_col}' is missing (or null, or not a number)",
             )
+        if self.cost_col:
+            cost = frame.get_column(self.cost_col).to_numpy().astype(np.float64)
+            with np.errstate(invalid="ignore"):
+                off = ~(np.isfinite(cost) & (cost > 0.0))
+            self._flag(
+                off & ~fields.bad,
+                fields,
+                first_line,
+                where,
+                skip,
+                f"cost '{self.cost_col}' is missing, zero, negative or not a number (each line "
+                "needs a positive cost)",
+            )
+            fields.cost = np.where(off | fields.bad, np.nan, cost)
         if self.embedding_col:
             emb, off = _list_matrix(frame.get_column(self.embedding_col), np.float32)
             if self.dim is None and (~off & ~bad).any():
@@ -351,7 +370,7 @@ class FieldReader:
         if not isinstance(record, dict):
             raise _BadRecord(f"not a JSON object (it is a {type(record).__name__})")
         number = (int, float)
-        for name, what in ((self.score_col, "a number"),):
+        for name, what in ((self.score_col, "a number"), (self.cost_col, "a positive number")):
             value = record.get(name) if name else 0
             if name and (isinstance(value, bool) or not isinstance(value, number)):
                 raise _BadRecord(f"'{name}' is {_shown(value)}, not {what}")

@@ -8,7 +8,18 @@ per-line arithmetic is a few float operations on Python floats (numpy scalars wo
 
 Budget control (Žliobaitė et al. 2014): ``spent = spent * (w - 1) / w + kept``; a line may be
 kept only while ``spent / w < budget``. The quantile filter (BIQF, Kottke et al. 2015) balances
-its own threshold instead. State is O(1), O(w) for the quantile window, O(w d) for the density
+its own threshold instead.
+
+Cost budgets (``--cost-col``): each line has a cost c_t > 0 and the budget is a share of the
+cost seen (``budget``) or a cost per line (``rate``, ``cost:X``; the share is then
+b_t = X (t - 1) / C_{t-1}, the rate over the mean cost of the lines so far). The estimate spends
+costs instead of counts, against a window of the costs seen: ``spent = spent * (w - 1) / w +
+c_t [kept]``, ``seen = seen * (w - 1) / w + c_t``; line t may be kept only while ``spent <
+b_t seen`` and, for every strategy but ``random`` (an unbiased coin with probability b_t),
+only while the stream's kept cost K is below b_t C_{t-1} (the first keep excepted), so K never
+exceeds the budget of the cost seen by more than one line's cost. Both compare with the lines
+before t: a line's own cost never buys its keep (checked with it, long lines were kept twice
+as often as short ones at the same budget). State is O(1), O(w) for the quantile window, O(w d) for the density
 window: nothing grows with the stream.
 """
 
@@ -107,14 +118,25 @@ class Batch:
     uniform2: np.ndarray  # a second, independent U(0, 1)
     normal: np.ndarray  # N(0, 1) per line
     embedding: np.ndarray | None = None
+    cost: np.ndarray | None = None  # each line's cost (> 0; NaN: an unreadable line) or None
 
 
 class Policy:
     """A stream strategy: sequential keep decisions, a state that saves to JSON."""
 
-    def __init__(self, name: str, budget: float, params: dict[str, Any], max_keep: int | None):
+    def __init__(
+        self,
+        name: str,
+        budget: float,
+        params: dict[str, Any],
+        max_keep: int | None,
+        rate: float | None = None,
+    ):
+        """``budget``: the share of lines (of the cost seen, when batches carry costs) to keep;
+        ``rate``: instead, cost units per line on average (batches must carry costs)."""
         self.name = name
         self.budget = budget
+        self.rate = rate
         self.p = params
         self.max_keep = max_keep
         self.lines = 0  # lines decided so far (t)
@@ -128,6 +150,12 @@ class Policy:
         self.d_nn = np.empty(0)  # each window row's nearest-neighbour distance
         self.d_next = 0  # ring position of the next insert
         self.d_fill = 0
+        # cost budgets: the window estimate of the cost seen, the stream's cost seen and kept,
+        # and the lines with a cost
+        self.seen_cost = 0.0
+        self.cost_total = 0.0
+        self.kept_cost = 0.0
+        self.cost_lines = 0
 
     # -- state ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -140,6 +168,10 @@ class Policy:
             "classes": self.classes,
             "quantile_window": list(self.q_window),
             "warm": list(self.warm),
+            "seen_cost": self.seen_cost,
+            "cost_total": self.cost_total,
+            "kept_cost": self.kept_cost,
+            "cost_lines": self.cost_lines,
         }
         if self.d_emb is not None:
             size = self.d_emb.shape[0]
@@ -161,6 +193,10 @@ class Policy:
         self.classes = state.get("classes")
         self.q_window = deque(float(v) for v in state.get("quantile_window", []))
         self.warm = [float(v) for v in state.get("warm", [])]
+        self.seen_cost = float(state.get("seen_cost", 0.0))
+        self.cost_total = float(state.get("cost_total", 0.0))
+        self.kept_cost = float(state.get("kept_cost", 0.0))
+        self.cost_lines = int(state.get("cost_lines", 0))
         if state.get("density_window"):
             emb = np.asarray(state["density_window"], dtype=np.float32)
             self._density_alloc(emb.shape[1])
@@ -193,30 +229,60 @@ class Policy:
         nu = self.p["split_ratio"]
         cap = self.max_keep if self.max_keep is not None else -1
         spent, theta, kept = self.spent, self.theta, self.kept
+        inv_c = 1.0 / self.classes if self.classes else None
         fixed = 1.0
-        if name == "fixed-uncertainty" and self.classes:
-            fixed = 1.0 / self.classes + b * (1.0 - 1.0 / self.classes)
+        if name == "fixed-uncertainty" and inv_c is not None:
+            fixed = inv_c + b * (1.0 - inv_c)
         conf = batch.confidence.tolist()
         u1 = batch.uniform.tolist()
         u2 = batch.uniform2.tolist()
         z = batch.normal.tolist()
         warmup = int(self.p["warmup"]) if name in WARMED else 0
+        costed = batch.cost is not None
+        costs = batch.cost.tolist() if costed else []
+        rate = self.rate
+        seen, total, kcost, clines = (
+            self.seen_cost,
+            self.cost_total,
+            self.kept_cost,
+            self.cost_lines,
+        )
+        cc, bt, room = 1.0, b, True
         for i in range(n):
             take = False
             line = self.lines + i
+            if costed:  # the budget in cost units (module doc)
+                cc = costs[i]
+                valid = cc == cc
+                if not valid:
+                    cc = 0.0
+                # against the lines before this one: a line's own cost never buys its keep
+                pseen, ptotal, plines = seen, total, clines
+                seen = seen * decay + cc
+                total += cc
+                clines += valid
+                if rate is not None:
+                    bt = min(1.0, rate * plines / ptotal) if ptotal > 0.0 else 1.0
+                    if name == "fixed-uncertainty" and inv_c is not None:
+                        fixed = inv_c + bt * (1.0 - inv_c)
+                room = valid and kept != cap and (kcost < bt * ptotal or kcost == 0.0)
+                gate = room and (spent < bt * pseen or spent == 0.0)
+            else:
+                room = kept != cap
+                gate = room and spent / w < b
             if line < warmup:  # warm-up: a coin per line, and θ from what it saw
                 c = conf[i]
                 if c == c:
                     self.warm.append(c)
-                used[i] = b
-                take = u1[i] < b and kept != cap
+                used[i] = bt
+                take = u1[i] < bt and room
                 if line == warmup - 1 and self.warm:
-                    theta = float(np.quantile(self.warm, b))
+                    theta = float(np.quantile(self.warm, bt))
                     self.warm = []
             elif name == "random":  # a coin per line: unbiased, its kept share is binomial
-                used[i] = b
-                take = u1[i] < b and kept != cap
-            elif spent / w < b and kept != cap:
+                used[i] = bt  # (with costs too: no cap, which would bias it low)
+                take = u1[i] < bt and kept != cap and (not costed or valid)
+            elif gate:
                 c = conf[i]
                 if c != c:  # NaN: seen, not kept
                     pass
@@ -224,18 +290,25 @@ class Policy:
                     used[i] = fixed
                     take = c <= fixed
                 elif name == "split" and u1[i] < nu:
-                    used[i] = b
-                    take = u2[i] < b
+                    used[i] = bt
+                    take = u2[i] < bt
                 else:  # var-uncertainty, rand-var-uncertainty, split's other branch
                     t = theta * (1.0 + delta * z[i]) if name != "var-uncertainty" else theta
                     used[i] = t
                     take = c < t
                     theta = theta * (1.0 - s) if take else theta * (1.0 + s)
-            spent = spent * decay + (1.0 if take else 0.0)
+            spent = spent * decay + (cc if take else 0.0)
             if take:
                 kept += 1
+                kcost += cc
                 keep[i] = True
         self.spent, self.theta, self.kept = spent, theta, kept
+        self.seen_cost, self.cost_total, self.kept_cost, self.cost_lines = (
+            seen,
+            total,
+            kcost,
+            clines,
+        )
         self.lines += n
         return keep, used
 
@@ -245,14 +318,38 @@ class Policy:
         used = np.full(n, np.nan)
         b = self.budget
         w = int(self.p["window"])
+        decay = (w - 1.0) / w
         tol = float(self.p["tolerance_window"])
         cap = self.max_keep if self.max_keep is not None else -1
         win = self.q_window
         ranked = sorted(win)
         kept, t = self.kept, self.lines
         util = batch.utility.tolist()
+        costed = batch.cost is not None
+        costs = batch.cost.tolist() if costed else []
+        rate = self.rate
+        seen, total, kcost, clines = (
+            self.seen_cost,
+            self.cost_total,
+            self.kept_cost,
+            self.cost_lines,
+        )
+        cc, bt = 1.0, b
         for i in range(n):
             t += 1
+            if costed:
+                cc = costs[i]
+                valid = cc == cc
+                if not valid:
+                    cc = 0.0
+                ptotal, plines = total, clines  # the lines before this one
+                seen = seen * decay + cc
+                total += cc
+                clines += valid
+                if rate is not None:
+                    bt = min(1.0, rate * plines / ptotal) if ptotal > 0.0 else 1.0
+                if not valid:
+                    continue
             u = util[i]
             if u != u:
                 continue
@@ -261,18 +358,33 @@ class Policy:
             if len(win) > w:
                 del ranked[bisect.bisect_left(ranked, win.popleft())]
             m = len(ranked)
-            pos = (1.0 - b) * (m - 1)
+            pos = (1.0 - bt) * (m - 1)
             lo = int(pos)
             hi = min(lo + 1, m - 1)
             theta = ranked[lo] + (ranked[hi] - ranked[lo]) * (pos - lo)
-            theta -= (ranked[-1] - ranked[0]) * (b * t - kept) / tol
+            if costed:  # the shortfall in lines of the mean cost
+                behind = bt * ptotal - kcost
+                mean = ptotal / plines if plines else cc
+                theta -= (ranked[-1] - ranked[0]) * behind / (mean * tol)
+                behind_ok = behind > 0.0 or kcost == 0.0
+            else:
+                theta -= (ranked[-1] - ranked[0]) * (bt * t - kept) / tol
+                behind_ok = kept < bt * t
             used[i] = theta
             # a tie with the threshold is kept only while behind the budget: a run of equal
             # utilities (a constant score, an unfitted model) must not be kept whole
-            if (u > theta or (u == theta and kept < b * t)) and kept != cap:
+            take = u > theta or (u == theta and behind_ok)
+            if take and kept != cap and (not costed or behind_ok):
                 kept += 1
+                kcost += cc
                 keep[i] = True
         self.kept, self.lines = kept, t
+        self.seen_cost, self.cost_total, self.kept_cost, self.cost_lines = (
+            seen,
+            total,
+            kcost,
+            clines,
+        )
         return keep, used
 
     def _density_alloc(self, d: int) -> None:
@@ -297,7 +409,30 @@ class Policy:
         size = self.d_emb.shape[0]
         margin = batch.margin.tolist()
         z = batch.normal.tolist()
+        costed = batch.cost is not None
+        costs = batch.cost.tolist() if costed else []
+        rate = self.rate
+        cc, bt = 1.0, b
         for i in range(n):
+            if costed:
+                cc = costs[i]
+                valid = cc == cc
+                if not valid:
+                    cc = 0.0
+                pseen, ptotal, plines = self.seen_cost, self.cost_total, self.cost_lines
+                self.seen_cost = self.seen_cost * decay + cc
+                self.cost_total += cc
+                self.cost_lines += valid
+                if rate is not None:
+                    bt = min(1.0, rate * plines / ptotal) if ptotal > 0.0 else 1.0
+                kc = self.kept_cost
+                room = (
+                    valid
+                    and (kc < bt * ptotal or kc == 0.0)
+                    and (self.spent < bt * pseen or self.spent == 0.0)
+                )
+            else:
+                room = self.spent / w < b
             x = emb[i]
             filled = self.d_emb[: self.d_fill]
             dist = np.sqrt(((filled - x) ** 2).sum(axis=1, dtype=np.float64))
@@ -311,14 +446,15 @@ class Policy:
             self.d_fill = min(self.d_fill + 1, size)
             take = False
             mg = margin[i]
-            if ldf > 0 and mg == mg and self.spent / w < b and self.kept != cap:
+            if ldf > 0 and mg == mg and room and self.kept != cap:
                 t = self.theta * (1.0 + delta * z[i])
                 used[i] = t
                 take = mg < t
                 self.theta *= (1.0 - s) if take else (1.0 + s)
-            self.spent = self.spent * decay + (1.0 if take else 0.0)
+            self.spent = self.spent * decay + (cc if take else 0.0)
             if take:
                 self.kept += 1
+                self.kept_cost += cc
                 keep[i] = True
         self.lines += n
         return keep, used

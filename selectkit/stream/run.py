@@ -61,6 +61,30 @@ def parse_fraction(text: str | float) -> float:
     return value
 
 
+def parse_stream_budget(text: str | float, cost_col: str | None) -> tuple[float, float | None]:
+    """(fraction, rate) of a stream budget: '10%' / 0.1 is a share of the lines, or of the
+    cost seen with ``cost_col``: (0.1, None); 'cost:X' (``cost_col`` required) is X cost units
+    per input line on average: (1.0, X). Usage errors name the fix."""
+    raw = str(text).strip()
+    if not raw.lower().startswith("cost:"):
+        return parse_fraction(text), None
+    if not cost_col:
+        raise SelectkitUsageError(
+            f"--budget {raw} spends a cost per line: give --cost-col NAME (the field with each "
+            "line's cost), or a share such as 10%"
+        )
+    number = raw[5:].strip()
+    try:
+        rate = float(number)
+    except ValueError:
+        rate = float("nan")
+    if not (np.isfinite(rate) and rate > 0.0):
+        raise SelectkitUsageError(
+            f"--budget {raw}: the cost per line must be a positive number, e.g. cost:12.5"
+        )
+    return 1.0, rate
+
+
 def _check_inputs(
     strategy: str, proba_col: str | None, score_col: str | None, embedding_col: str | None
 ) -> None:
@@ -94,7 +118,9 @@ def _load_state(path: str | None, record: dict[str, Any], policy: Policy) -> Non
         raise SelectkitDataError(
             f"state file '{path}' is not a selectkit stream state; give another --state path"
         ) from None
-    for key, value in record.items():
+    # a key only one side has (cost_col) must be unset on the other
+    for key in [*record, *(k for k in config if k not in record)]:
+        value = record.get(key)
         if config.get(key) != value:
             raise SelectkitUsageError(
                 f"state file '{path}' was saved with {key}={config.get(key)!r}, this run has "
@@ -112,6 +138,7 @@ def stream_select(
     proba_col: str | None = None,
     score_col: str | None = None,
     embedding_col: str | None = None,
+    cost_col: str | None = None,
     id_col: str = "id",
     input_format: str = "auto",
     seed: int = 0,
@@ -130,13 +157,19 @@ def stream_select(
     the decisions depend only on the lines seen so far, never on how the input was chunked.
     ``state``: a JSON file loaded at the start (if it exists) and saved at the end, so a stream
     fed in pieces decides exactly as one run would. ``log``: Parquet with one row per input line
-    (line, id, keep, utility, threshold, spent). Memory is O(window) whatever the stream's
-    length; time is O(1) per line (O(window) quantile, O(window d) density).
+    (line, id, keep, utility, threshold, error; with ``cost_col`` also cost and
+    cumulative_cost, the stream's kept cost through the line).
+
+    ``cost_col``: a field with each line's positive cost (tokens, seconds): ``budget`` is then
+    a share of the cost seen ('10%'), or 'cost:X', X cost units per input line on average; the
+    summary adds the run's ``cost_seen`` and ``kept_cost`` (and the stream's ``*_total``).
+    Memory is O(window) whatever the stream's length; time is O(1) per line (O(window)
+    quantile, O(window d) density).
     """
     if isinstance(inputs, (str, Path)):
         inputs = [str(inputs)]
     inputs = [str(i) if isinstance(i, Path) else i for i in inputs]
-    frac = parse_fraction(budget)
+    frac, rate = parse_stream_budget(budget, cost_col)
     _check_inputs(strategy, proba_col, score_col, embedding_col)
     if on_error not in ("raise", "skip"):
         raise SelectkitUsageError(f"--on-error {on_error!r}: choose raise or skip")
@@ -154,6 +187,8 @@ def stream_select(
         fmt = "csv" if first.endswith((".csv", ".csv.gz")) else "jsonl"
     if fmt not in ("jsonl", "csv"):
         raise SelectkitUsageError(f"--format {input_format!r}: choose auto, jsonl or csv")
+    if cost_col is not None and (not isinstance(cost_col, str) or not cost_col):
+        raise SelectkitUsageError("--cost-col must name a field")
     if fmt == "csv" and (proba_col or embedding_col):
         raise SelectkitUsageError(
             "a CSV stream carries scalar fields only: use --score-col (or JSON Lines for "
@@ -173,7 +208,7 @@ def stream_select(
     record = {
         "version": STATE_VERSION,
         "strategy": strategy,
-        "budget": frac,
+        "budget": frac if rate is None else f"cost:{rate:g}",
         "seed": seed,
         "max_keep": max_keep,
         "id_col": id_col,
@@ -182,14 +217,22 @@ def stream_select(
         "embedding_col": embedding_col,
         **p,
     }
-    policy = Policy(strategy, frac, p, max_keep)
+    if cost_col is not None:  # absent otherwise, so states saved before cost budgets resume
+        record["cost_col"] = cost_col
+    policy = Policy(strategy, frac, p, max_keep, rate=rate)
     _load_state(state, record, policy)
     reader = FieldReader(
-        fmt, id_col=id_col, proba_col=proba_col, score_col=score_col, embedding_col=embedding_col
+        fmt,
+        id_col=id_col,
+        proba_col=proba_col,
+        score_col=score_col,
+        embedding_col=embedding_col,
+        cost_col=cost_col,
     )
     reader.classes = policy.classes
-    salts = [derive_salt(seed, "stream", strategy, part) for part in ("u", "u2", "z")]
+    salts = stream_salts(seed, strategy)
     start_line, kept_before = policy.lines, policy.kept
+    cost_before, kept_cost_before = policy.cost_total, policy.kept_cost
     warned: set[str] = set()
     skipped = 0
     t0 = time.perf_counter()
@@ -207,7 +250,7 @@ def stream_select(
         writer = None
         if log is not None:
             tmp = stack.enter_context(atomic_path(log))
-            writer = _LogWriter(tmp)
+            writer = _LogWriter(tmp, costed=cost_col is not None)
             stack.callback(writer.close)
         bar = stack.enter_context(progress_bar("stream", None, rate=True))
 
@@ -228,14 +271,29 @@ def stream_select(
             batch = _batch(fields, keys, salts, policy, n)
             if policy.classes is None:
                 policy.classes = reader.classes
+            kept_cost = policy.kept_cost
             keep, used = policy.decide(batch)
             keep &= ~fields.bad
+            cumulative = (
+                kept_cost + np.cumsum(np.where(keep, batch.cost, 0.0))
+                if batch.cost is not None
+                else None
+            )
             skipped += int(fields.bad.sum())
             if keep.any():
                 out.write(b"".join(ln for ln, k in zip(fields.lines, keep, strict=True) if k))
                 out.flush()
             if writer is not None:
-                writer.add(numbers + 1, fields.ids, keep, batch.utility, used, fields.reasons)
+                writer.add(
+                    numbers + 1,
+                    fields.ids,
+                    keep,
+                    batch.utility,
+                    used,
+                    fields.reasons,
+                    batch.cost,
+                    cumulative,
+                )
             return n
 
         for source in inputs:
@@ -253,7 +311,7 @@ def stream_select(
                         header, lines = lines[0], lines[1:]
                         number = 1
                         if reader.header is None:
-                            _check_csv_header(header, where, id_col, score_col)
+                            _check_csv_header(header, where, id_col, score_col, cost_col)
                             reader.header = header
                             out.write(header)
                         elif header != reader.header:
@@ -293,6 +351,14 @@ def stream_select(
             "kept_total": int(policy.kept),
             "lines_per_s": round(lines_done / seconds) if seconds > 0 else None,
         }
+        if cost_col is not None:
+            seen = policy.cost_total - cost_before
+            kept_cost = policy.kept_cost - kept_cost_before
+            summary["cost_seen"] = seen
+            summary["kept_cost"] = kept_cost
+            summary["kept_cost_fraction"] = round(kept_cost / seen, 6) if seen else 0.0
+            summary["cost_seen_total"] = policy.cost_total
+            summary["kept_cost_total"] = policy.kept_cost
         prov.metrics = {k: v for k, v in summary.items() if k != "lines_per_s"}
         prov.timings = {"stream_s": round(seconds, 6)}
         if writer is not None:
@@ -307,13 +373,16 @@ def stream_select(
     return summary
 
 
-def _check_csv_header(header: bytes, where: str, id_col: str, score_col: str | None) -> None:
+def _check_csv_header(
+    header: bytes, where: str, id_col: str, score_col: str | None, cost_col: str | None = None
+) -> None:
     names = csv_columns(header)
-    if score_col and score_col not in names:
-        raise SelectkitUsageError(
-            f"{where}: --score-col '{score_col}' is not a column of its CSV header (columns: "
-            f"{', '.join(names)}); name one of them (each CSV input starts with its header)"
-        )
+    for flag, col in (("--score-col", score_col), ("--cost-col", cost_col)):
+        if col and col not in names:
+            raise SelectkitUsageError(
+                f"{where}: {flag} '{col}' is not a column of its CSV header (columns: "
+                f"{', '.join(names)}); name one of them (each CSV input starts with its header)"
+            )
 
 
 def _warn_about_ids(ids: pl.Series, id_col: str, warned: set[str]) -> None:
@@ -348,44 +417,67 @@ def _batch(fields, keys: pl.Series, salts: list[int], policy: Policy, n: int) ->
     else:
         utility = nan
     utility = np.where(fields.bad, np.nan, utility)
+    cost = None if fields.cost is None else np.where(fields.bad, np.nan, fields.cost)
+    return policy_batch(conf, margin, utility, keys, salts, fields.embedding, cost)
+
+
+def policy_batch(
+    conf: np.ndarray,
+    margin: np.ndarray,
+    utility: np.ndarray,
+    keys: pl.Series,
+    salts: list[int],
+    embedding: np.ndarray | None = None,
+    cost: np.ndarray | None = None,
+) -> Batch:
+    """A policy's :class:`Batch`: the per-line inputs plus the random draws, three per line,
+    from each line's key (its id) and the three ``stream_salts``; O(n)."""
     u1 = id_uniforms(keys, salts[0])
     u2 = id_uniforms(keys, salts[1])
     z = ndtri(id_uniforms(keys, salts[2]))
-    return Batch(conf, margin, utility, u1, u2, z, fields.embedding)
+    return Batch(conf, margin, utility, u1, u2, z, embedding, cost)
+
+
+def stream_salts(seed: int, strategy: str) -> list[int]:
+    """The salts of a stream's random draws (a uniform, a second one, a normal) under ``seed``;
+    ``al simulate --stream`` draws with the same ones, so its decisions are the command's."""
+    return [derive_salt(seed, "stream", strategy, part) for part in ("u", "u2", "z")]
 
 
 class _LogWriter:
     """The decision log, written in row groups as the stream goes (memory O(row group))."""
 
-    SCHEMA = pa.schema(
-        [
-            ("line", pa.int64()),
-            ("id", pa.string()),
-            ("keep", pa.bool_()),
-            ("utility", pa.float64()),
-            ("threshold", pa.float64()),
-            ("error", pa.string()),
-        ]
+    FIELDS = (
+        ("line", pa.int64()),
+        ("id", pa.string()),
+        ("keep", pa.bool_()),
+        ("utility", pa.float64()),
+        ("threshold", pa.float64()),
+        ("error", pa.string()),
     )
+    COST_FIELDS = (("cost", pa.float64()), ("cumulative_cost", pa.float64()))
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, costed: bool = False) -> None:
         self.path = path
+        self.costed = costed
+        self.schema = pa.schema(list(self.FIELDS + (self.COST_FIELDS if costed else ())))
         self.parts: list[pa.Table] = []
         self.rows = 0
         self.writer: pq.ParquetWriter | None = None
 
-    def add(self, line, ids, keep, utility, threshold, reasons) -> None:
-        table = pa.table(
-            {
-                "line": pa.array(line, pa.int64()),
-                "id": ids.to_arrow().cast(pa.string()),
-                "keep": pa.array(keep),
-                "utility": pa.array(utility, pa.float64(), from_pandas=True),
-                "threshold": pa.array(threshold, pa.float64(), from_pandas=True),
-                "error": pa.array([r or None for r in reasons], pa.string()),
-            },
-            schema=self.SCHEMA,
-        )
+    def add(self, line, ids, keep, utility, threshold, reasons, cost=None, cumulative=None) -> None:
+        columns = {
+            "line": pa.array(line, pa.int64()),
+            "id": ids.to_arrow().cast(pa.string()),
+            "keep": pa.array(keep),
+            "utility": pa.array(utility, pa.float64(), from_pandas=True),
+            "threshold": pa.array(threshold, pa.float64(), from_pandas=True),
+            "error": pa.array([r or None for r in reasons], pa.string()),
+        }
+        if self.costed:
+            columns["cost"] = pa.array(cost, pa.float64(), from_pandas=True)
+            columns["cumulative_cost"] = pa.array(cumulative, pa.float64())
+        table = pa.table(columns, schema=self.schema)
         self.parts.append(table)
         self.rows += table.num_rows
         if self.rows >= ROW_GROUP_ROWS:
@@ -395,7 +487,7 @@ class _LogWriter:
         if not self.parts:
             return
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, self.SCHEMA, compression="zstd")
+            self.writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
         self.writer.write_table(pa.concat_tables(self.parts), row_group_size=ROW_GROUP_ROWS)
         self.parts, self.rows = [], 0
 
@@ -403,7 +495,7 @@ class _LogWriter:
         """Write what is left and the provenance (as the file's key-value metadata)."""
         self._flush()
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, self.SCHEMA, compression="zstd")
+            self.writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
         self.writer.add_key_value_metadata({METADATA_KEY: prov.to_json()})
         self.writer.close()
         self.writer = None
