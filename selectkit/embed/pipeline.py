@@ -101,9 +101,11 @@ def embed_file(
     input_path: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
-    embedder: str = "hashing",
+    embedder: str | None = None,
     dim: int | None = None,
     pooling: str | None = None,
+    model: str | Path | None = None,
+    save_model: str | Path | None = None,
     text_col: str = "text",
     id_col: str = "id",
     input_format: str | None = None,
@@ -135,8 +137,14 @@ def embed_file(
     rows' texts, 8 bytes per row for the duplicate-id check and one row group while a file
     output is written; on each worker one batch and one row group. Returns the provenance
     stored in the output.
+
+    ``embedder`` defaults to ``"hashing"``. ``save_model="m/"`` writes the fitted embedder to a
+    folder, committed with the output (or not at all); ``model="m/"`` embeds with a saved one
+    instead of fitting (``fit_rows`` is then unused), so vectors of different runs share one
+    space; ``embedder``, ``dim`` or ``pooling`` that disagree with it are refused.
     """
     from selectkit.embed.driver import run_embed
+    from selectkit.embed.saved import check_save_target, read_saved
 
     inputs = arguments.paths(input_path, "input_path")
     output = arguments.path(output, "output")
@@ -146,7 +154,20 @@ def embed_file(
     check_arguments(EMBED_BOUNDS, batch_size=batch_size, fit_rows=fit_rows, threads=threads)
     check_arguments(ENGINE_BOUNDS, ray_address=ray_address, resume=resume)
     cap = TextCap(max_chars, on_long)
+    saved = None
+    if model is not None:
+        if save_model is not None:
+            raise SelectkitUsageError(
+                f"{option('model')} embeds with a saved embedder and {option('save-model')} "
+                "saves a newly fitted one; give one of them"
+            )
+        saved = read_saved(arguments.path(model, "model"))
+        saved.check_options(embedder, dim, pooling)
+        embedder, dim, pooling = saved.embedder, saved.dim, saved.pooling
+    embedder = embedder or "hashing"
     check_embedder_options(embedder, dim, pooling)
+    if save_model is not None:
+        save_model = check_save_target(arguments.path(save_model, "save_model"))
     options = EmbedOptions(
         embedder=embedder,
         dim=dim,
@@ -159,6 +180,8 @@ def embed_file(
         threads=threads,
         keep_columns=tuple(keep_columns),
         cap=cap,
+        saved=saved,
+        save_model=save_model,
     )
     return run_embed(inputs, output, options, engine=engine, ray_address=ray_address, resume=resume)
 
@@ -178,3 +201,5 @@ class EmbedOptions:
     threads: int | None
     keep_columns: tuple[str, ...]
     cap: TextCap
+    saved: Any = None  # a SavedEmbedder from ``model=``
+    save_model: Path | None = None
