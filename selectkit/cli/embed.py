@@ -56,6 +56,14 @@ def embed(
         Optional[str],
         typer.Option("--pooling", help="minilm token pooling: mean (default), cls or last."),
     ] = None,
+    runtime: Annotated[
+        Optional[str],
+        typer.Option(
+            "--runtime",
+            help="minilm: torch (default), onnx (ONNX Runtime, exported once and cached) or "
+            "onnx-int8 (int8 weights: fastest, cosine ~0.99 to torch).",
+        ),
+    ] = None,
     save_model: Annotated[
         Optional[str],
         typer.Option(
@@ -123,6 +131,7 @@ def embed(
         embedder=embedder,
         dim=dim,
         pooling=pooling,
+        runtime=runtime,
         model=model,
         save_model=save_model,
         text_col=text_col,

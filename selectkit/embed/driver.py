@@ -129,8 +129,8 @@ def _is_local(engine: str | Engine) -> bool:
     )
 
 
-def _model_spec(opts: EmbedOptions) -> tuple[str, int | None, str | None]:
-    return (opts.embedder, opts.dim, opts.pooling)
+def _model_spec(opts: EmbedOptions) -> tuple[str, int | None, str | None, str | None]:
+    return (opts.embedder, opts.dim, opts.pooling, opts.runtime)
 
 
 def _job(opts: EmbedOptions, **extra: Any) -> EmbedJob:

@@ -51,7 +51,17 @@ class SavedEmbedder:
     def pooling(self) -> str | None:
         return self.meta["config"].get("pooling")
 
-    def check_options(self, embedder: str | None, dim: int | None, pooling: str | None) -> None:
+    @property
+    def runtime(self) -> str | None:
+        return self.meta["config"].get("runtime")
+
+    def check_options(
+        self,
+        embedder: str | None,
+        dim: int | None,
+        pooling: str | None,
+        runtime: str | None = None,
+    ) -> None:
         """Refuse options that disagree with the saved embedder (usage error naming both)."""
         where = f"the embedder saved in '{self.path}'"
         if embedder is not None and embedder != self.embedder:
@@ -68,6 +78,11 @@ class SavedEmbedder:
             raise SelectkitUsageError(
                 f"{where} pools with {self.pooling!r}, not {pooling!r}; drop {option('pooling')}"
             )
+        if runtime is not None and runtime != (self.runtime or "torch"):
+            raise SelectkitUsageError(
+                f"{where} runs on {self.runtime or 'torch'!r}, not {runtime!r}; drop "
+                f"{option('runtime')}"
+            )
 
     def load(self) -> Any:
         """The ready embedder: the hashing embedder with its saved arrays (fingerprint checked),
@@ -76,7 +91,9 @@ class SavedEmbedder:
         if self.embedder != "hashing":
             from selectkit.embed.pipeline import make_embedder
 
-            return make_embedder(self.embedder, dim=self.dim, pooling=self.pooling)
+            return make_embedder(
+                self.embedder, dim=self.dim, pooling=self.pooling, runtime=self.runtime
+            )
         config = self.meta["config"]
         model = HashingEmbedder(
             dim=int(config["dim"]),
