@@ -41,9 +41,13 @@ def embed(
         ),
     ],
     embedder: Annotated[
-        str,
-        typer.Option("--embedder", "-e", help="hashing (built-in, default), minilm or wordllama."),
-    ] = "hashing",
+        Optional[str],
+        typer.Option(
+            "--embedder",
+            "-e",
+            help="hashing (built-in, default), minilm or wordllama; with --model, the saved one.",
+        ),
+    ] = None,
     dim: Annotated[
         Optional[int],
         typer.Option("--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256)."),
@@ -51,6 +55,30 @@ def embed(
     pooling: Annotated[
         Optional[str],
         typer.Option("--pooling", help="minilm token pooling: mean (default), cls or last."),
+    ] = None,
+    runtime: Annotated[
+        Optional[str],
+        typer.Option(
+            "--runtime",
+            help="minilm: torch (default), onnx (ONNX Runtime, exported once and cached) or "
+            "onnx-int8 (int8 weights: fastest, cosine ~0.99 to torch).",
+        ),
+    ] = None,
+    save_model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--save-model",
+            help="Also write the fitted embedder to this folder, to embed later data into the "
+            "same space with --model DIR.",
+        ),
+    ] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            help="Embed with an embedder saved by --save-model instead of fitting one (the "
+            "hashing embedder's IDF and PCA are reused; --fit-rows is unused).",
+        ),
     ] = None,
     text_col: TextCol = "text",
     id_col: IdCol = "id",
@@ -89,6 +117,9 @@ def embed(
     Each input file is a shard (a big Parquet file, several); with --engine ray the shards are
     embedded across a Ray cluster, with the same output bytes as the local engine.
 
+    With --save-model DIR the fitted embedder is kept; --model DIR embeds new data into the
+    same space later.
+
     Example:  selectkit embed data_samples/rotten_tomatoes.jsonl -o emb.parquet
     """
     from selectkit.embed import embed_file
@@ -100,6 +131,9 @@ def embed(
         embedder=embedder,
         dim=dim,
         pooling=pooling,
+        runtime=runtime,
+        model=model,
+        save_model=save_model,
         text_col=text_col,
         id_col=id_col,
         input_format=input_format,

@@ -9,6 +9,7 @@ shard order, into the one output file. stdin is one stream, read once, on the dr
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -33,10 +34,18 @@ from selectkit.embed.kernel import (
     load_model,
     shard_source,
 )
+from selectkit.embed.saved import save_embedder
 from selectkit.engine import Engine, engine_record, get_engine, thread_limits
 from selectkit.engine.shards import Shard, input_fingerprints, plan_shards
 from selectkit.errors import SelectkitDataError, SelectkitUsageError, option
-from selectkit.io import Provenance, TableWriter, check_output_path, iter_batches, read_provenance
+from selectkit.io import (
+    Provenance,
+    TableWriter,
+    check_output_path,
+    iter_batches,
+    output_group,
+    read_provenance,
+)
 from selectkit.io.dataset import DatasetWriter, is_folder_output, part_name
 from selectkit.io.formats import STDIO, detect_format
 from selectkit.io.streams import is_stream, where_of
@@ -76,13 +85,42 @@ def run_embed(
                 f"{name} is read once, on this machine: give it alone, with the local "
                 "engine and a file output, or save it to a file first"
             )
-        return _embed_stream(streams[0], output, opts)
+        with _saving(opts):
+            return _embed_stream(streams[0], output, opts)
     eng = get_engine(engine, ray_address=ray_address)
     try:
-        return _embed_shards(eng, plan_shards(inputs, input_format=opts.input_format), inputs,
-                             output, opts, folder=folder, resume=resume)  # fmt: skip
+        with _saving(opts):
+            return _embed_shards(eng, plan_shards(inputs, input_format=opts.input_format),
+                                 inputs, output, opts, folder=folder, resume=resume)  # fmt: skip
     finally:
         eng.close()
+
+
+def _saving(opts: EmbedOptions) -> contextlib.AbstractContextManager[None]:
+    """With ``--save-model``, the saved embedder and the vectors commit together, or neither."""
+    return output_group() if opts.save_model is not None else contextlib.nullcontext()
+
+
+def _ready_model(opts: EmbedOptions, prov: Provenance) -> Any:
+    """The embedder before fitting: loaded from ``--model DIR`` (already fitted) or by name."""
+    prov.start("load_model")
+    model = opts.saved.load() if opts.saved is not None else load_model(*_model_spec(opts))
+    prov.stop("load_model")
+    return model
+
+
+def _fit(model: Any, texts: pl.Series, opts: EmbedOptions) -> None:
+    """Fit on ``texts`` unless the embedder was loaded fitted; then save it if asked (the
+    folder is staged now and committed with the output)."""
+    if opts.saved is None:
+        model.fit(texts)
+    if opts.save_model is not None:
+        save_embedder(model, opts.save_model)
+
+
+def _fit_rows(opts: EmbedOptions) -> int:
+    """Texts read before embedding: the hashing fit's, or one (to fail early on bad rows)."""
+    return opts.fit_rows if opts.embedder == "hashing" and opts.saved is None else 1
 
 
 def _is_local(engine: str | Engine) -> bool:
@@ -91,8 +129,8 @@ def _is_local(engine: str | Engine) -> bool:
     )
 
 
-def _model_spec(opts: EmbedOptions) -> tuple[str, int | None, str | None]:
-    return (opts.embedder, opts.dim, opts.pooling)
+def _model_spec(opts: EmbedOptions) -> tuple[str, int | None, str | None, str | None]:
+    return (opts.embedder, opts.dim, opts.pooling, opts.runtime)
 
 
 def _job(opts: EmbedOptions, **extra: Any) -> EmbedJob:
@@ -118,6 +156,7 @@ def _params(model: Any, opts: EmbedOptions) -> dict[str, Any]:
         "batch_size": opts.batch_size,
         "keep_columns": list(opts.keep_columns),
         **opts.cap.record(),
+        **({"model_folder": str(opts.saved.path)} if opts.saved is not None else {}),
     }
 
 
@@ -139,18 +178,16 @@ def _embed_shards(
 ) -> Provenance:
     prov = Provenance(command="embed", seed=0)
     # embedders are deterministic; 0 is the fixed seed of the hashing embedder's randomized SVD
-    prov.start("load_model")
-    model = load_model(*_model_spec(opts))
-    prov.stop("load_model")
+    model = _ready_model(opts, prov)
     job = _job(opts, allow_empty=len(shards) > 1)
     with thread_limits(opts.threads):
         prov.start("fit")
-        texts = _fit_texts(shards, job, opts.fit_rows if opts.embedder == "hashing" else 1)
+        texts = _fit_texts(shards, job, _fit_rows(opts))
         if texts.len() == 0:
             raise SelectkitDataError(
                 f"{_where(inputs)} has no rows; give a corpus with at least one text"
             )
-        model.fit(texts)
+        _fit(model, texts, opts)
         del texts
         prov.stop("fit")
     params = _params(model, opts)
@@ -351,9 +388,7 @@ def _embed_stream(path: str, output: str | Path, opts: EmbedOptions) -> Provenan
     cannot be read twice)."""
     where = where_of(path)
     prov = Provenance(command="embed", seed=0)
-    prov.start("load_model")
-    model = load_model(*_model_spec(opts))
-    prov.stop("load_model")
+    model = _ready_model(opts, prov)
     job = _job(opts)
     source, batches = iter_batches(
         path,
@@ -382,11 +417,13 @@ def _embed_stream(path: str, output: str | Path, opts: EmbedOptions) -> Provenan
         for batch in batches:
             head.append(prepared(batch))
             count += batch.height
-            if count >= opts.fit_rows:
+            if count >= _fit_rows(opts):
                 break
         if count == 0:
             raise SelectkitDataError(f"{where} has no rows; give a corpus with at least one text")
-        model.fit(pl.concat([b.get_column(opts.text_col) for b in head]).head(opts.fit_rows))
+        _fit(
+            model, pl.concat([b.get_column(opts.text_col) for b in head]).head(opts.fit_rows), opts
+        )
         prov.stop("fit")
         prov.start("embed")
         with progress_bar("embed", None) as bar:

@@ -43,7 +43,7 @@ class EmbedJob:
     on_long: str
     threads: int | None
     #: (name, dim, pooling) of a model embedder that each worker loads once
-    spec: tuple[str, int | None, str | None]
+    spec: tuple[str, int | None, str | None, str | None]  # embedder, dim, pooling, runtime
     #: the folder the parts go to
     staging: str = ""
     #: the parts carry provenance (a dataset folder) or not (temporary parts of a file output)
@@ -81,11 +81,11 @@ class _PartProvenance(Provenance):
 
 
 @functools.lru_cache(maxsize=2)
-def load_model(name: str, dim: int | None, pooling: str | None) -> Any:
+def load_model(name: str, dim: int | None, pooling: str | None, runtime: str | None) -> Any:
     """A model embedder, loaded once per process (the driver's copy is reused in-process)."""
     from selectkit.embed.pipeline import make_embedder
 
-    return make_embedder(name, dim=dim, pooling=pooling)
+    return make_embedder(name, dim=dim, pooling=pooling, runtime=runtime)
 
 
 def embed_setup(job: EmbedJob) -> tuple[EmbedJob, Any]:

