@@ -51,14 +51,16 @@ def simulate(
         str, typer.Option("-o", "--output", help="Learning curves (.parquet or .jsonl).")
     ],
     strategies: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             "--strategies",
             "-s",
-            help="Comma-separated strategies, e.g. random,margin,badge; a scored one may take "
-            "modifiers: entropy+power, bald+power=2 (coldness 2), margin+anchoral.",
+            help="Comma-separated strategies, e.g. random,margin,badge (default random,margin); "
+            "a scored one may take modifiers: entropy+power, bald+power=2 (coldness 2), "
+            "margin+anchoral. With --stream, stream strategies (default "
+            "random,var-uncertainty,rand-var-uncertainty).",
         ),
-    ] = "random,margin",
+    ] = None,
     model: Annotated[
         str,
         typer.Option(
@@ -76,10 +78,15 @@ def simulate(
     # bounds (init >= 0, batch >= 1, ...) are declared once, in selectkit.al.simulate
     # SIMULATE_BOUNDS, and checked there (exit 2)
     init: Annotated[
-        int, typer.Option("--init", help="Initial labelled rows (random, shared; >= 0).")
-    ] = 20,
-    batch: Annotated[int, typer.Option("--batch", help="Rows labelled per round (>= 1).")] = 10,
-    rounds: Annotated[int, typer.Option("--rounds", help="Labelling rounds (>= 0).")] = 10,
+        Optional[int],
+        typer.Option("--init", help="Initial labelled rows (random, shared; >= 0; default 20)."),
+    ] = None,
+    batch: Annotated[
+        Optional[int], typer.Option("--batch", help="Rows labelled per round (>= 1; default 10).")
+    ] = None,
+    rounds: Annotated[
+        Optional[int], typer.Option("--rounds", help="Labelling rounds (>= 0; default 10).")
+    ] = None,
     repeats: Annotated[
         int, typer.Option("--repeats", help="Repeats (new test split and initial set; >= 1).")
     ] = 5,
@@ -87,11 +94,12 @@ def simulate(
         float, typer.Option("--test-size", help="Held-out test fraction (stratified; in (0, 1)).")
     ] = 0.25,
     mc_members: Annotated[
-        int,
+        Optional[int],
         typer.Option(
-            "--mc-members", help="bald: ensemble members (bootstrap refits; rf: trees; >= 1)."
+            "--mc-members",
+            help="bald: ensemble members (bootstrap refits; rf: trees; >= 1; default 8).",
         ),
-    ] = 8,
+    ] = None,
     param: Annotated[
         Optional[list[str]],
         typer.Option("--param", "-p", help="Strategy parameter STRATEGY.KEY=VALUE (repeatable)."),
@@ -135,7 +143,8 @@ def simulate(
             "(prequential accuracy; docs/active-learning.md). -s then lists stream strategies "
             "(default random,var-uncertainty,rand-var-uncertainty); --model is refit on the "
             "kept rows every --update-every rows, or -m sgd learns them incrementally "
-            "(partial_fit); --init, --batch, --rounds, --mc-members are not used.",
+            "(partial_fit). --init, --batch, --rounds, --mc-members, --cost-col and "
+            "--batch-cost are for pool-based runs and refused with it.",
         ),
     ] = False,
     budget: Annotated[
@@ -178,32 +187,50 @@ def simulate(
     Example:  selectkit al simulate digits.parquet -s random,margin,badge --init 20 --batch 10
     --rounds 30 --repeats 5 --model-param C=10 -o curves.parquet --plot curves.png
     """
-    from selectkit.al.simulate import simulate_file
+    from selectkit.al.simulate import SIMULATE_BOUNDS, simulate_file
     from selectkit.pool import Columns
 
     check_json_stdout(as_json, output)
+    columns = Columns().with_overrides(id=id_col, embedding=embedding_col, label=label_col)
+    pool_only = {"--init": init, "--batch": batch, "--rounds": rounds,
+                 "--mc-members": mc_members, "--cost-col": cost_col,
+                 "--batch-cost": batch_cost}  # fmt: skip
     if stream:
-        _simulate_stream(locals())
+        given = [name for name, value in pool_only.items() if value is not None]
+        if given:
+            raise SelectkitUsageError(
+                f"{given[0]} is for pool-based simulation (rounds of labelling); drop it with "
+                "--stream, whose budget is --budget"
+            )
+        _simulate_stream(
+            inputs, output, strategies=strategies, budget=budget, model=model,
+            repeats=repeats, seed=seed, order=order, test_size=test_size, drift_at=drift_at,
+            update_every=update_every, param=param, model_param=model_param, columns=columns,
+            input_format=input_format, plot=plot, summary=summary, as_json=as_json,
+        )  # fmt: skip
         return
     if budget is not None or drift_at is not None:
         raise SelectkitUsageError("--budget and --drift-at are for --stream (a stream replay)")
-    names = [s.strip() for s in strategies.split(",") if s.strip()]
+
+    def given_or_default(value: int | None, name: str) -> int:
+        return SIMULATE_BOUNDS[name].default if value is None else value
+
+    names = [s.strip() for s in (strategies or "random,margin").split(",") if s.strip()]
     params = _strategy_params(param)
     model_params = key_values(model_param, "--model-param", "C=10")
-    columns = Columns().with_overrides(id=id_col, embedding=embedding_col, label=label_col)
     prov, table = simulate_file(
         inputs,
         output,
         strategies=names,
         model=model,
-        init=init,
-        batch=batch,
-        rounds=rounds,
+        init=given_or_default(init, "init"),
+        batch=given_or_default(batch, "batch"),
+        rounds=given_or_default(rounds, "rounds"),
         repeats=repeats,
         seed=seed,
         test_size=test_size,
         strategy_params=params,
-        mc_members=mc_members,
+        mc_members=given_or_default(mc_members, "mc_members"),
         columns=columns,
         input_format=input_format,
         plot=plot,
@@ -222,39 +249,35 @@ def simulate(
     _print_summary(table)
 
 
-def _simulate_stream(args: dict) -> None:
+def _simulate_stream(
+    inputs: list[str],
+    output: str,
+    *,
+    strategies: str | None,
+    budget: str | None,
+    param: list[str] | None,
+    model_param: list[str] | None,
+    summary: str | None,
+    as_json: bool,
+    **options,
+) -> None:
     """``al simulate --stream``: the replay of :mod:`selectkit.al.stream_replay`."""
     from selectkit.al.stream_replay import DEFAULT_STREAM_STRATEGIES, simulate_stream_file
-    from selectkit.pool import Columns
 
-    text = args["strategies"]
-    if text == "random,margin":  # the pool-based default: stream mode has its own
-        text = ",".join(DEFAULT_STREAM_STRATEGIES)
-    columns = Columns().with_overrides(
-        id=args["id_col"], embedding=args["embedding_col"], label=args["label_col"]
-    )
+    text = strategies or ",".join(DEFAULT_STREAM_STRATEGIES)
     prov, table = simulate_stream_file(
-        args["inputs"],
-        args["output"],
+        inputs,
+        output,
         strategies=[s.strip() for s in text.split(",") if s.strip()],
-        budgets=args["budget"] or "10%",
-        model=args["model"],
-        repeats=args["repeats"],
-        seed=args["seed"],
-        order=args["order"],
-        test_size=args["test_size"],
-        drift_at=args["drift_at"],
-        update_every=args["update_every"],
-        strategy_params=_strategy_params(args["param"]),
-        model_params=key_values(args["model_param"], "--model-param", "C=10"),
-        columns=columns,
-        input_format=args["input_format"],
-        plot=args["plot"],
-        summary_out=args["summary"],
+        budgets=budget or 0.1,
+        strategy_params=_strategy_params(param),
+        model_params=key_values(model_param, "--model-param", "C=10"),
+        summary_out=summary,
+        **options,
     )
-    if args["as_json"]:
+    if as_json:
         report(
-            {"output": args["output"], "summary": table.to_dicts(), **prov.timings},
+            {"output": output, "summary": table.to_dicts(), **prov.timings},
             as_json=True,
             title="al simulate --stream",
         )
