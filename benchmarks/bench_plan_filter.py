@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 OUT = REPO / "benchmarks" / "out"
 SEEDS = range(5)
 NS = [100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000]
+K = 3  # tiers (--buckets K, knn tiers only)
 NOISE = 0.3
 TIERS = "noise"  # --tiers knn: k-NN agreement tiers of a 30%-noisy pool
 REPEATS = 2  # training orders averaged per point
@@ -95,27 +96,27 @@ def _one_seed(seed: int, tmp: Path) -> dict:
     sk.plan_filter(
         pool=pool,
         score_col="quality",
-        bucket_edges="0.3333,0.6667",
+        bucket_edges=[round(i / K, 4) for i in range(1, K)],
         buckets_out=buckets,
         compute="1k",
     )
     tiers = pl.read_parquet(buckets).sort("bucket")
-    tier_rows = [tiers.filter(pl.col("bucket") == t).get_column("id").to_numpy() for t in range(3)]
+    tier_rows = [tiers.filter(pl.col("bucket") == t).get_column("id").to_numpy() for t in range(K)]
     clean_share = [float(1 - flip[r].mean()) for r in tier_rows]
     train_rng = np.random.default_rng(1000 + seed)
     single = {
-        t: [_train_error(xp, yp, xt, yt, tier_rows[t], n, train_rng) for n in NS] for t in range(3)
+        t: [_train_error(xp, yp, xt, yt, tier_rows[t], n, train_rng) for n in NS] for t in range(K)
     }
     unions = {
         m: [_train_error(xp, yp, xt, yt, np.concatenate(tier_rows[:m]), n, train_rng) for n in NS]
-        for m in (2, 3)
+        for m in range(2, K + 1)
     }
-    measured = np.array([single[0], unions[2], unions[3]])  # m = 1, 2, 3 x n
+    measured = np.array([single[0]] + [unions[m] for m in range(2, K + 1)])  # m x n
     curves = tmp / f"curves{seed}.csv"
     pl.DataFrame(
         [
             {"bucket": t, "pool_size": int(tier_rows[t].size), "samples_seen": n, "error": e}
-            for t in range(3)
+            for t in range(K)
             for n, e in zip(NS, single[t], strict=True)
         ]
     ).write_csv(curves)
@@ -153,7 +154,7 @@ def _one_seed(seed: int, tmp: Path) -> dict:
                         d_form=d_form,
                         tau_scale_m=scale,
                     )
-                    for m in (2, 3)
+                    for m in range(2, K + 1)
                 ]
             )
             held = measured[1:]
@@ -178,9 +179,13 @@ def _mean_sd(values) -> str:
 
 
 def main() -> None:
-    global TIERS
+    global TIERS, K, NS
     if "--tiers" in sys.argv:
         TIERS = sys.argv[sys.argv.index("--tiers") + 1]
+    if "--buckets" in sys.argv:
+        K = int(sys.argv[sys.argv.index("--buckets") + 1])
+    if "--max-n" in sys.argv:
+        NS = [n for n in NS if n <= int(sys.argv[sys.argv.index("--max-n") + 1])]
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,12 +202,12 @@ def main() -> None:
     )
     print(
         "tier clean-label share:",
-        [_mean_sd([r["tier_clean_share"][t] for r in runs]) for t in range(3)],
+        [_mean_sd([r["tier_clean_share"][t] for r in runs]) for t in range(K)],
     )
     meas = np.array([r["measured_error"] for r in runs])  # seeds x m x n
-    print("\nmeasured test error (mean ± sd over seeds); rows m = top-1/2/3 tiers")
+    print("\nmeasured test error (mean ± sd over seeds); rows m = top-m tiers")
     print("n:      " + " ".join(f"{n:>13}" for n in NS))
-    for m in range(3):
+    for m in range(K):
         print(
             f"top-{m + 1}:  " + " ".join(f"{_mean_sd(meas[:, m, j]):>13}" for j in range(len(NS)))
         )
@@ -213,7 +218,7 @@ def main() -> None:
         print(
             f"\n[{key}] a={_mean_sd([r['a'] for r in rows])} d={_mean_sd([r['d'] for r in rows])}"
         )
-        for t in range(3):
+        for t in range(K):
             print(
                 f"  tier {t}: b={_mean_sd([r['b'][t] for r in rows])} "
                 f"tau={_mean_sd([r['tau'][t] for r in rows])} "
@@ -240,7 +245,7 @@ def main() -> None:
             f"planned = measured best m at {agree:.0%} of (seed, n)"
         )
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"bench_plan_filter_{TIERS}.json").write_text(
+    (OUT / f"bench_plan_filter_{TIERS}{K}.json").write_text(
         json.dumps({"ns": NS, "runs": runs, "wall_s": wall}, indent=1)
     )
 

@@ -21,7 +21,7 @@ from selectkit.planfilter.law import mixture_error, unit_terms
 
 B_BOUNDS = (-1.0, -1e-6)
 TAU_BOUNDS = (0.5, 100.0)
-A_BOUNDS = (1e-6, 1e4)
+A_BOUNDS = (1e-8, 1e8)
 
 
 @dataclass
@@ -53,6 +53,24 @@ class FitResult:
     n_max: np.ndarray = field(default_factory=lambda: np.empty(0))
     cost: float = float("nan")
     monotone_adjusted: bool = False
+
+    def at_bounds(self) -> list[str]:
+        """One line per parameter the fit left on a bound of its box (a sign that the curves do
+        not pin it down: no repetition effect measured, or too few points)."""
+        lines = []
+        for name, b, tau in zip(self.names, self.b, self.tau, strict=True):
+            if b <= B_BOUNDS[0] + 1e-6 or b >= B_BOUNDS[1] - 1e-6:
+                lines.append(f"bucket {name}: b={b:.3g} is on its bound [-1, 0)")
+            for edge in TAU_BOUNDS:
+                if abs(tau - edge) <= 1e-3 * edge:
+                    lines.append(
+                        f"bucket {name}: tau={tau:.3g} is on its bound {edge:g} (the curves do "
+                        "not pin the half-life down; measure more repetitions)"
+                    )
+        for edge in A_BOUNDS:
+            if abs(math.log(self.a) - math.log(edge)) < 1e-3:
+                lines.append(f"a={self.a:.3g} is on its bound {edge:g}")
+        return lines
 
     def predict(self, i: int, n: np.ndarray) -> np.ndarray:
         """Bucket ``i``'s predicted error at samples seen ``n``."""
@@ -132,7 +150,7 @@ def _grid_start(curves: Curves, d_form: str, d_fixed: float | None) -> np.ndarra
     du = _d_upper(curves, d_form)
     ds = [d_fixed] if d_fixed is not None else list(np.array([0.0, 0.3, 0.6, 0.9]) * du)
     best = (np.inf, None)
-    for a in np.geomspace(1e-4, 1e2, 7):
+    for a in np.geomspace(1e-5, 1e5, 11):
         for d in ds:
             total, picks = 0.0, []
             for i in range(len(curves.names)):
@@ -214,7 +232,7 @@ def fit_curves(
     rng = np.random.default_rng(seed)
     tries = [grid]
     for _ in range(max(0, starts - 1)):
-        head = [rng.uniform(math.log(1e-4), math.log(1e2))]
+        head = [rng.uniform(math.log(1e-5), math.log(1e5))]
         if d is None:
             head.append(rng.uniform(0, _d_upper(curves, d_form)))
         tries.append(

@@ -481,6 +481,8 @@ def plan_filter(
             },
             "params": params_frame.to_dicts(),
         }
+        if curves is not None:
+            warnings.extend(fit.at_bounds())
         if fit.monotone_adjusted:
             warnings.append(
                 "the fitted utilities b were not monotone over the bucket order; an isotonic "
