@@ -278,3 +278,21 @@ def test_usage_errors_exit_2(tmp_path, curves_csv):
         assert r.exit_code == 2, (args, r.stderr)
     with pytest.raises(sk.SelectkitUsageError, match="starts=0 must"):
         sk.plan_filter(curves_csv, compute="1M", starts=0)
+
+
+def test_tau_scale_m_only_changes_unions():
+    n = np.array([1, 10, 100]) * float(P)
+    args = ([P, P], TRUTH["b"][:2], TRUTH["tau"][:2], TRUTH["a"], TRUTH["d"])
+    plain = mixture_error(n, *args)
+    scaled = mixture_error(n, *args, tau_scale_m=True)
+    assert np.all(scaled[1:] < plain[1:])  # longer half-lives: repetition hurts less
+    one = ([P], TRUTH["b"][:1], TRUTH["tau"][:1], TRUTH["a"], TRUTH["d"])
+    np.testing.assert_array_equal(mixture_error(n, *one), mixture_error(n, *one, tau_scale_m=True))
+
+
+def test_a_half_life_the_curves_cannot_pin_is_flagged(tmp_path):
+    truth = {**TRUTH, "tau": [100.0, 100.0, 100.0]}  # no repetition effect within 16 epochs
+    path = tmp_path / "flat.csv"
+    pl.DataFrame(_rows(truth)).write_csv(path)
+    summary = sk.plan_filter(path, compute="4M")
+    assert any("on its bound 100" in w for w in summary["warnings"]), summary["warnings"]

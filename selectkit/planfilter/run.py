@@ -264,7 +264,7 @@ def pool_buckets(
             f"{', '.join(frame.columns)}); name it with {option('score_col')}"
         )
     score = _numeric(frame, score_col, where)
-    ranked = pl.DataFrame({id_col: frame.get_column(id_col), "_s": score}).with_row_index("_pos")
+    ranked = pl.DataFrame({id_col: frame.get_column(id_col), "_s": score})
     ranked = ranked.sort(["_s", id_col], descending=[True, False])
     cuts = np.floor(np.asarray(edges) * n + 0.5).astype(np.int64)
     rank = np.arange(n)
@@ -298,7 +298,7 @@ def check_edges(edges: str | list[float] | None) -> list[float] | None:
     return values
 
 
-def _fit_rows(fit: FitResult, tau_scale_m: bool) -> pl.DataFrame:
+def _fit_rows(fit: FitResult) -> pl.DataFrame:
     data: dict[str, Any] = {
         "bucket": fit.names,
         "pool_size": pl.Series(fit.pools.astype(np.int64), dtype=pl.Int64),
@@ -466,7 +466,7 @@ def plan_filter(
             total_rows=total,
             measured_max=measured,
         )
-        params_frame = _fit_rows(fit, tau_scale_m)
+        params_frame = _fit_rows(fit)
         summary |= {
             "method": "law",
             "a": fit.a,
