@@ -6,7 +6,8 @@ are flipped to another class (uniformly) with probability 0, 20% and 40%: tiers 
 (default), with the tier as the quality score. `--tiers knn`: 30% of the pool's labels flipped,
 quality score = the share of a row's 10 nearest pool neighbours (Euclidean) with the same
 observed label (k-NN agreement). Either way `sk.plan_filter(pool=..., bucket_edges=
-"0.3333,0.6667")` cuts the pool into three score tiers (tier 0 = best), the paper's buckets.
+"0.3333,0.6667")` cuts the pool into three score tiers (tier 0 = best), the paper's buckets
+(`--buckets 5`: five, knn tiers only).
 
 Training: SGDClassifier(loss="log_loss", alpha=1e-4, default "optimal" step size), partial_fit
 over epochs of a fresh seeded permutation of the training rows, stopped after exactly n sample
@@ -21,7 +22,7 @@ n in {250, 500, 1000, 2000, 4000, 8000, 16000, 32000}.
 5 seeds (noise draw, split, SGD order). Results on stdout and in benchmarks/out/bench_plan_filter_{noise,knn}.json.
 
     nice -n 10 .venv/bin/python benchmarks/bench_plan_filter.py     # ~3 min on 2 shared cores
-    nice -n 10 .venv/bin/python benchmarks/bench_plan_filter.py --tiers knn
+    nice -n 10 .venv/bin/python benchmarks/bench_plan_filter.py --tiers knn --buckets 5 --max-n 16000
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def main() -> None:
         runs = [_one_seed(s, Path(tmp)) for s in SEEDS]
     wall = time.perf_counter() - started
     what = (
-        f"{NOISE:.0%} labels flipped, 3 k-NN agreement tiers"
+        f"{NOISE:.0%} labels flipped, {K} k-NN agreement tiers"
         if TIERS == "knn"
         else "3 random tiers with 0% / 20% / 40% of labels flipped"
     )
