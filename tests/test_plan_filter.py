@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -185,47 +183,43 @@ def test_a_scored_pool_is_cut_into_quantile_buckets(tmp_path):
     assert summary["plan"][0]["m"] == 2  # 13 rows need the top two buckets
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "selectkit", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
 def test_print_fraction_feeds_select_topk(tmp_path, curves_csv):
-    fraction = _run(
-        "plan-filter", str(curves_csv), "--compute", "32M", "--print-fraction", cwd=tmp_path
+    runner = CliRunner()
+    fraction = runner.invoke(
+        app, ["plan-filter", str(curves_csv), "--compute", "32M", "--print-fraction"]
     )
-    assert fraction.returncode == 0, fraction.stderr
-    text = fraction.stdout.strip()
-    assert text == "66.667%", fraction.stdout
+    assert fraction.exit_code == 0, fraction.stderr
+    assert fraction.stdout == "66.667%\n"  # the whole of stdout: ready for $(...)
     pool = tmp_path / "pool.parquet"
     rng = np.random.default_rng(0)
     pl.DataFrame({"id": np.arange(300), "quality": rng.random(300)}).write_parquet(pool)
     keep = tmp_path / "keep.parquet"
-    r = _run(
-        "select",
-        str(pool),
-        "--strategy",
-        "topk",
-        "--score-col",
-        "quality",
-        "--budget",
-        text,
-        "-o",
-        str(keep),
-        cwd=tmp_path,
+    r = runner.invoke(
+        app,
+        [
+            "-q",
+            "select",
+            str(pool),
+            "--strategy",
+            "topk",
+            "--score-col",
+            "quality",
+            "--budget",
+            fraction.stdout.strip(),
+            "-o",
+            str(keep),
+        ],
     )
-    assert r.returncode == 0, r.stderr
-    assert pl.read_parquet(keep).height == 200  # 66.667% of 300 rows
-    several = _run(
-        "plan-filter", str(curves_csv), "--compute", "1M,32M", "--print-fraction", cwd=tmp_path
+    assert r.exit_code == 0, r.stderr
+    kept = pl.read_parquet(keep)
+    assert kept.height == 200  # 66.667% of 300 rows
+    top = pl.read_parquet(pool).sort("quality", descending=True).head(200)["id"].sort()
+    assert kept["id"].sort().equals(top)
+    several = runner.invoke(
+        app, ["plan-filter", str(curves_csv), "--compute", "1M,32M", "--print-fraction"]
     )
-    assert several.returncode == 2 and several.stdout == ""
-    assert several.stderr.startswith("error: --print-fraction")
+    assert several.exit_code == 2 and several.stdout == ""
+    assert "--print-fraction prints one fraction" in several.stderr
 
 
 @pytest.mark.parametrize(
