@@ -290,3 +290,27 @@ def test_a_half_life_the_curves_cannot_pin_is_flagged(tmp_path):
     pl.DataFrame(_rows(truth)).write_csv(path)
     summary = sk.plan_filter(path, compute="4M")
     assert any("on its bound 100" in w for w in summary["warnings"]), summary["warnings"]
+
+
+def test_keep_out_writes_the_selection_with_the_plan(tmp_path):
+    # the same curves at a thousandth of the scale: 3 buckets of 1,000 rows (a scaled to match)
+    small = [{**r, "pool_size": 1000, "samples_seen": r["samples_seen"] // 1000} for r in _rows()]
+    curves = tmp_path / "small.csv"
+    pl.DataFrame(small).write_csv(curves)
+    pool = tmp_path / "pool.parquet"
+    rng = np.random.default_rng(1)
+    pl.DataFrame({"id": np.arange(3000), "quality": rng.random(3000)}).write_parquet(pool)
+    keep, plan = tmp_path / "keep.parquet", tmp_path / "plan.parquet"
+    summary = sk.plan_filter(
+        curves, plan, compute="32k", pool=pool, score_col="quality", keep_out=keep
+    )
+    assert summary["plan"][0]["m"] == 2 and summary["budget"] == "66.667%"
+    assert summary["kept_rows"] == 2000 and pl.read_parquet(keep).height == 2000
+    kept = pl.read_parquet(keep)["id"].sort()
+    top = pl.read_parquet(pool).sort("quality", descending=True).head(2000)["id"].sort()
+    assert kept.equals(top)
+    with pytest.raises(sk.SelectkitUsageError, match="keep_out="):
+        sk.plan_filter(curves, compute="1k,32k", pool=pool, keep_out=tmp_path / "k.parquet")
+    with pytest.raises(sk.SelectkitDataError, match="the pool has 100 rows"):
+        pl.DataFrame({"id": np.arange(100), "quality": rng.random(100)}).write_parquet(pool)
+        sk.plan_filter(curves, compute="32k", pool=pool, score_col="quality")

@@ -71,6 +71,14 @@ def plan_filter(
         Optional[int],
         typer.Option("--pool-size", min=P["pool_size"].cli_min, help=P["pool_size"].help + "."),
     ] = None,
+    keep_out: Annotated[
+        Optional[str],
+        typer.Option(
+            "--keep-out",
+            help="With --pool and one --compute: write the selection (select --strategy topk "
+            "--score-col ... --budget <recommended fraction>).",
+        ),
+    ] = None,
     plot: Annotated[
         Optional[str], typer.Option("--plot", help="Write a PNG of the plan (needs matplotlib).")
     ] = None,
@@ -150,6 +158,7 @@ def plan_filter(
         pool_size=pool_size,
         params_out=params_out,
         plot=plot,
+        keep_out=keep_out,
         d_form=d_form,
         d=d,
         tau_scale_m=tau_scale_m,

@@ -333,6 +333,7 @@ def plan_filter(
     pool_size: int | None = None,
     params_out: str | Path | None = None,
     plot: str | Path | None = None,
+    keep_out: str | Path | None = None,
     d_form: str = "floor",
     d: float | None = None,
     tau_scale_m: bool = False,
@@ -353,7 +354,9 @@ def plan_filter(
     f = min(1, compute / (r_max N)) is offered (N from ``pool_size`` or ``pool``). ``pool`` with
     ``bucket_edges`` also assigns its rows to score-quantile buckets (``buckets_out``).
     ``output`` gets the plan table, ``params_out`` the fitted parameters with residuals,
-    ``plot`` a PNG; all are written together or not at all, with provenance. Cost: the fit is
+    ``plot`` a PNG, and ``keep_out`` (one compute, with ``pool``) the selection itself: the
+    ``select --strategy topk`` manifest of the recommended fraction by ``score_col``. All are
+    written together or not at all, with provenance. Cost: the fit is
     a few thousand evaluations of the law over the curves' points (under a second); a pool
     costs one read and one sort.
     """
@@ -387,6 +390,11 @@ def plan_filter(
         raise SelectkitUsageError(
             f"{option('params_out')} needs curves to fit (the rule of thumb has no parameters)"
         )
+    if keep_out is not None and (pool is None or len(computes) != 1):
+        raise SelectkitUsageError(
+            f"{option('keep_out')} selects from {option('pool')} at one {option('compute')}; "
+            "give both, with one budget"
+        )
     if edges is not None and pool is None:
         raise SelectkitUsageError(f"{option('bucket_edges')} needs {option('pool')}")
     if plot is not None:
@@ -394,7 +402,7 @@ def plan_filter(
 
         require_matplotlib()
     given = [str(p) for p in (curves, fitted, pool) if p is not None]
-    outs = [str(p) for p in (output, params_out, buckets_out) if p is not None]
+    outs = [str(p) for p in (output, params_out, buckets_out, keep_out) if p is not None]
     for out in outs:
         check_output_path(out, given)
         TableWriter(out)
@@ -508,6 +516,19 @@ def plan_filter(
             write_table(params_frame, str(params_out), provenance=prov)
         if buckets_out is not None and buckets is not None:
             write_table(buckets, str(buckets_out), provenance=prov)
+        if keep_out is not None:
+            from selectkit.pool import Columns
+            from selectkit.select import select_files
+
+            kept = select_files(
+                [str(pool)],
+                str(keep_out),
+                strategy="topk",
+                budget=summary["budget"],
+                seed=seed,
+                columns=Columns(id=id_col, score=score_col),
+            )
+            summary["kept_rows"] = kept.metrics.get("selected_rows")
         if plot is not None:
             from selectkit.planfilter.figure import plot_plan
 
