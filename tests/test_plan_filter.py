@@ -80,11 +80,11 @@ def test_noisy_curves_still_recover_within_ten_percent():
 
 def test_non_monotone_utilities_are_made_monotone():
     truth = {**TRUTH, "b": [-0.15, -0.3, -0.1]}  # bucket 1 looks better than the "best"
-    fit = fit_curves(_curves(_rows(truth)))
+    fit = fit_curves(_curves(_rows(truth)), starts=3)
     assert fit.monotone_adjusted
     assert np.all(np.diff(fit.b) >= -1e-12)
     assert fit.b_raw[1] < fit.b_raw[0]
-    free = fit_curves(_curves(_rows(truth)), monotone=False)
+    free = fit_curves(_curves(_rows(truth)), monotone=False, starts=3)
     assert not free.monotone_adjusted and free.b[1] < free.b[0]
 
 
@@ -107,8 +107,8 @@ def test_plan_does_not_depend_on_the_curves_row_order(tmp_path, curves_csv):
     frame = pl.read_csv(curves_csv)
     shuffled = tmp_path / "shuffled.parquet"
     frame.sample(fraction=1.0, shuffle=True, seed=3).write_parquet(shuffled)
-    a = sk.plan_filter(curves_csv, tmp_path / "a.parquet", compute="1M,32M")
-    b = sk.plan_filter(shuffled, tmp_path / "b.parquet", compute="1M,32M")
+    a = sk.plan_filter(curves_csv, tmp_path / "a.parquet", compute="1M,32M", starts=2)
+    b = sk.plan_filter(shuffled, tmp_path / "b.parquet", compute="1M,32M", starts=2)
     assert a["plan"] == b["plan"]
     assert pl.read_parquet(tmp_path / "a.parquet").equals(pl.read_parquet(tmp_path / "b.parquet"))
 
@@ -125,7 +125,16 @@ def test_compute_is_read_with_suffixes_and_refused_otherwise():
 
 def test_cli_writes_plan_params_and_summary(tmp_path, curves_csv):
     plan, params, png = tmp_path / "plan.parquet", tmp_path / "params.csv", tmp_path / "plan.png"
-    args = ["plan-filter", str(curves_csv), "--compute", "1M,4M,32M", "-o", str(plan)]
+    args = [
+        "plan-filter",
+        str(curves_csv),
+        "--compute",
+        "1M,4M,32M",
+        "-o",
+        str(plan),
+        "--starts",
+        "2",
+    ]
     r = CliRunner().invoke(app, [*args, "--params", str(params), "--plot", str(png), "--json"])
     assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
@@ -302,7 +311,7 @@ def test_keep_out_writes_the_selection_with_the_plan(tmp_path):
     pl.DataFrame({"id": np.arange(3000), "quality": rng.random(3000)}).write_parquet(pool)
     keep, plan = tmp_path / "keep.parquet", tmp_path / "plan.parquet"
     summary = sk.plan_filter(
-        curves, plan, compute="32k", pool=pool, score_col="quality", keep_out=keep
+        curves, plan, compute="32k", pool=pool, score_col="quality", keep_out=keep, starts=2
     )
     assert summary["plan"][0]["m"] == 2 and summary["budget"] == "66.667%"
     assert summary["kept_rows"] == 2000 and pl.read_parquet(keep).height == 2000

@@ -141,8 +141,7 @@ def _per_bucket(frame: pl.DataFrame, where: str) -> tuple[list[Any], np.ndarray]
     if col.null_count():
         raise SelectkitDataError(f"column 'bucket' of {where} has null buckets; name every one")
     names = _ordered_names(col)
-    index = {v: i for i, v in enumerate(names)}
-    idx = np.array([index[v] for v in col.to_list()], dtype=np.int64)
+    idx = col.replace_strict(names, list(range(len(names))), return_dtype=pl.Int64).to_numpy()
     return names, idx
 
 
