@@ -392,7 +392,7 @@ def plan_filter(
         )
     if params_out is not None and curves is None and fitted is None:
         raise SelectkitUsageError(
-            f"{option('params_out')} needs curves to fit (the rule of thumb has no parameters)"
+            f"{option('params_out', cli='--params')} needs curves to fit (the rule of thumb has no parameters)"
         )
     if keep_out is not None and (pool is None or len(computes) != 1):
         raise SelectkitUsageError(
