@@ -21,7 +21,7 @@ n in {250, 500, 1000, 2000, 4000, 8000, 16000, 32000}.
    with tau scaled by m or not, and with d as a floor or inside the product.
 5 seeds (noise draw, split, SGD order). Results on stdout and in benchmarks/out/bench_plan_filter_{noise,knn}.json.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_plan_filter.py     # ~3 min on 2 shared cores
+    nice -n 10 .venv/bin/python benchmarks/bench_plan_filter.py     # 95-260 s on 2 shared cores
     nice -n 10 .venv/bin/python benchmarks/bench_plan_filter.py --tiers knn --buckets 5 --max-n 16000
 """
 
