@@ -41,6 +41,7 @@ from selectkit.errors import (
 from selectkit.inspect import inspect_file
 from selectkit.io import read_provenance, read_table, write_table
 from selectkit.kmq import kmq_weights
+from selectkit.planfilter.run import plan_filter
 from selectkit.pool import Columns, Pool, load_pool
 from selectkit.report import render_report, write_report
 from selectkit.rng import derive_rng
@@ -84,6 +85,7 @@ __all__ = [
     "load_pool",
     "make_embedder",
     "parse_budget",
+    "plan_filter",
     "read_provenance",
     "read_table",
     "register_strategy",

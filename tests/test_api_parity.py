@@ -28,6 +28,7 @@ from selectkit.embed.hashing import BOUNDS as HASHING_BOUNDS
 from selectkit.embed.pipeline import EMBED_BOUNDS
 from selectkit.kmq import KMQ_WEIGHTS_PARAMS
 from selectkit.params import REQUIRED
+from selectkit.planfilter.run import PLAN_FILTER_PARAMS
 from selectkit.rng import derive_rng
 from selectkit.stream.policies import STREAM_PARAMS
 from selectkit.stream.run import STREAM_OPTIONS
@@ -56,6 +57,7 @@ COMMANDS = {
     "weights broadcast": "broadcast_weights",
     "kmq-weights": "kmq_weights",
     "stream": "stream_select",
+    "plan-filter": "plan_filter",
 }
 
 
@@ -273,6 +275,7 @@ def _cli_bounds(command: str, renamed: dict[str, str] | None = None) -> dict[str
         ("weights broadcast", BROADCAST_PARAMS, set()),
         ("kmq-weights", KMQ_WEIGHTS_PARAMS, set()),
         ("stream", {**STREAM_PARAMS, **STREAM_OPTIONS}, set()),
+        ("plan-filter", PLAN_FILTER_PARAMS, set()),
         # these al simulate options carry no min: the declaration's check words the refusal
         ("al simulate", SIMULATE_BOUNDS, {"init", "batch", "rounds", "repeats", "mc_members"}),
     ],
@@ -304,6 +307,7 @@ def test_cli_option_bounds_match_the_declared_bounds(command, bounds, python_onl
         (BROADCAST_PARAMS, sk.broadcast_weights, set()),
         (KMQ_WEIGHTS_PARAMS, sk.kmq_weights, set()),
         (STREAM_OPTIONS, sk.stream_select, set()),
+        (PLAN_FILTER_PARAMS, sk.plan_filter, set()),
     ],
 )
 def test_declared_defaults_are_the_functions_defaults(declared, function, skip):

@@ -25,6 +25,7 @@ from selectkit.cli import (
     embed,
     inspect,
     kmq_weights,
+    plan_filter,
     report,
     scores,
     select,
@@ -150,6 +151,7 @@ app.command("demo")(guarded(demo.demo))
 app.command("report")(guarded(report.report))
 app.command("kmq-weights")(guarded(kmq_weights.kmq_weights))
 app.command("stream")(guarded(stream.stream))
+app.command("plan-filter")(guarded(plan_filter.plan_filter))
 
 from selectkit.cli.al import app as _al_app  # noqa: E402  (sub-apps: selectkit al / disco ...)
 from selectkit.cli.disco import app as _disco_app  # noqa: E402
