@@ -64,6 +64,7 @@ class FitMatrix:
     x: np.ndarray  # float32 (fit_rows, d), in id order
     rows: int  # rows of the whole input
     shard_rows: list[int]
+    ids: pl.Series | None = None  # the fit rows' ids, sorted (None: a .npy's row numbers)
 
 
 def fit_matrix(
@@ -110,8 +111,10 @@ def fit_matrix(
     ids = pl.concat([p[0] for p in parts])
     x = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
     if not ids.is_sorted():
-        x = np.ascontiguousarray(x[ids.arg_sort().to_numpy()])
-    return FitMatrix(x, int(sum(shard_rows)), shard_rows)
+        order = ids.arg_sort().to_numpy()
+        x = np.ascontiguousarray(x[order])
+        ids = ids.gather(order)
+    return FitMatrix(x, int(sum(shard_rows)), shard_rows, ids)
 
 
 def _no_rows(n: int, where: str) -> None:
