@@ -102,6 +102,14 @@ def test_sampled_schedule_same_bytes_on_a_pool(digits, low_floor, monkeypatch):
     assert here.distances.tobytes() == there.distances.tobytes()
 
 
+def test_iters_zero_keeps_the_sampled_seeds(digits, low_floor):
+    x, _ = digits
+    r = kmeans(x, 10, seed=2, iters=0, sample_per_centroid=40)
+    assert r.info["schedule"] == "sampled" and r.info["refine_iterations"] == 0
+    assert np.array_equal(r.centroids, x[r.seed_rows])  # seed rows index x, not the sample
+    assert np.array_equal(r.labels, kmeans_module.assign(x, r.centroids)[0])
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

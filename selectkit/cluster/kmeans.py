@@ -131,7 +131,8 @@ def kmeans(
     with the smallest hashes of their ids (``row_ids``, default the row numbers; salt drawn
     from ``rng``), kept in the order of ``x``, then ``refine_iters`` Lloyd iterations run on
     every row (each also stops at ``tol``). Cost then O(iters m k d + (refine_iters + 1) n k d).
-    ``sample_per_centroid=0`` (or n <= m) runs every iteration on every row, as before.
+    ``sample_per_centroid=0`` (or n <= m) runs every iteration on every row, as before;
+    ``iters=0`` keeps the seeds (drawn from the sample) with no refinement.
     """
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         raise SelectkitUsageError("x= must be a 2-d numpy array of shape (rows, dim)")
@@ -178,13 +179,13 @@ def kmeans(
         "schedule": "full" if sample is None else "sampled",
         "schedule_rows": int(fit_x.shape[0]),
     }
-    refined = 0
     if sample is not None:
         info["sample_cost"] = cost
         del fit_x
         t2 = time.perf_counter()
+        # iters=0 keeps the seeds (one pass labels every row); else refine on every row
         centroids, sizes, cost, refined, more, labels, dist = lloyd_steps(
-            x, centroids, iters=refine_iters, tol=tol, spherical=spherical, rows_are_unit=False,
+            x, centroids, iters=refine_iters if iters else 0, tol=tol, spherical=spherical, rows_are_unit=False,
             engine=engine,
         )  # fmt: skip
         history = history + more
