@@ -62,6 +62,23 @@ def cluster(
             "--tol", min=0.0, help="Stop when the cost falls by less than this (relative)."
         ),
     ] = 1e-4,
+    sample_per_centroid: Annotated[
+        int,
+        typer.Option(
+            "--sample-per-centroid",
+            min=0,
+            help="Seed and run Lloyd on max(this x k, 65536) rows sampled by id hash, then "
+            "--refine-iters Lloyd iterations on every row; 0 = every iteration on every row.",
+        ),
+    ] = 256,
+    refine_iters: Annotated[
+        int,
+        typer.Option(
+            "--refine-iters",
+            min=0,
+            help="Lloyd iterations on every row after the sample's (sampled schedule).",
+        ),
+    ] = 2,
     spherical: Annotated[
         bool, typer.Option("--spherical", help="Cosine k-means (unit-norm centroids).")
     ] = False,
@@ -123,6 +140,8 @@ def cluster(
         seeding=seeding,
         iters=iters,
         tol=tol,
+        sample_per_centroid=sample_per_centroid,
+        refine_iters=refine_iters,
         spherical=spherical,
         seed=seed,
         max_trials=max_trials,

@@ -47,11 +47,13 @@ def resampled_kmeans(
     rng: np.random.Generator,
     resample_steps: int,
     sample_size: int | None,
+    row_ids=None,
     **kw,
 ) -> tuple[KMeansResult, np.ndarray]:
     """k-means followed by ``resample_steps`` rounds of resampling; returns (result, labels).
-    ``kw`` goes to ``kmeans`` (its ``engine`` also runs the reassignment of every row)."""
-    result = kmeans(x, k, rng=rng, **kw)
+    ``kw`` goes to ``kmeans`` (its ``engine`` also runs the reassignment of every row);
+    ``row_ids`` (default the row numbers) are the ids its sampled schedule hashes."""
+    result = kmeans(x, k, rng=rng, row_ids=row_ids, **kw)
     labels, dist = result.labels, result.distances
     size = sample_size or max(1, x.shape[0] // (2 * k))
     # one point per cluster would rerun k-means on k points: the reference code skips that too
@@ -60,7 +62,8 @@ def resampled_kmeans(
         if rows.size < k:
             break
         seed_cost = result.seed_cost
-        result = kmeans(np.asarray(x[rows], dtype=np.float32), k, rng=rng, **kw)
+        sub_ids = None if row_ids is None else _take(row_ids, rows)
+        result = kmeans(np.asarray(x[rows], dtype=np.float32), k, rng=rng, row_ids=sub_ids, **kw)
         result.seed_cost = seed_cost
         labels, dist = assign_rows(
             x, result.centroids, spherical=kw.get("spherical", False), engine=kw.get("engine")
@@ -69,6 +72,11 @@ def resampled_kmeans(
     result.inertia = float(dist.astype(np.float64).sum())
     result.labels, result.distances = labels, dist  # of every row of x, not of the last sample
     return result, labels
+
+
+def _take(ids, rows: np.ndarray):
+    """``ids[rows]`` for a numpy array or a polars Series."""
+    return ids.gather(rows) if hasattr(ids, "gather") else np.asarray(ids)[rows]
 
 
 def check_levels(levels: list[int], name: str = "levels") -> None:
@@ -88,12 +96,14 @@ def hierarchical_kmeans(
     rng_for_level,
     resample_steps: int = 10,
     sample_size: int | list[int] | None = None,
+    row_ids=None,
     **kw,
 ) -> list[Level]:
     """Build the tree bottom-up; ``levels`` are the cluster counts from finest to coarsest
     (e.g. [10000, 1000, 100]), each smaller than the one before. ``rng_for_level(i)`` gives the
     generator of level i. ``sample_size`` is one value for every level or one per level (None:
-    half the mean cluster size of each level)."""
+    half the mean cluster size of each level). ``row_ids``: the ids of the rows of ``x``
+    (default their row numbers), hashed by k-means' sampled schedule at the first level."""
     check_levels(levels)
     out: list[Level] = []
     points = x
@@ -106,6 +116,7 @@ def hierarchical_kmeans(
             rng=rng_for_level(i),
             resample_steps=resample_steps,
             sample_size=sample_size[i] if isinstance(sample_size, list) else sample_size,
+            row_ids=row_ids if i == 0 else None,
             **kw,
         )
         if out:

@@ -64,6 +64,7 @@ class FitMatrix:
     x: np.ndarray  # float32 (fit_rows, d), in id order
     rows: int  # rows of the whole input
     shard_rows: list[int]
+    ids: pl.Series | None = None  # the fit rows' ids, sorted (None: a .npy's row numbers)
 
 
 def fit_matrix(
@@ -108,10 +109,21 @@ def fit_matrix(
     parts = [p for p in parts if p[0].len()]
     _no_rows(sum(p[0].len() for p in parts), planned.where)
     ids = pl.concat([p[0] for p in parts])
-    x = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
-    if not ids.is_sorted():
-        x = np.ascontiguousarray(x[ids.arg_sort().to_numpy()])
-    return FitMatrix(x, int(sum(shard_rows)), shard_rows)
+    if ids.is_sorted():
+        x = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
+    else:  # each part's rows scattered straight to their id rank: one copy, not two
+        order = ids.arg_sort().to_numpy()
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        x = np.empty((order.size, parts[0][1].shape[1]), dtype=np.float32)
+        start = 0
+        for i in range(len(parts)):
+            block = parts[i][1]
+            parts[i] = None  # each part's rows are freed once placed
+            x[rank[start : start + block.shape[0]]] = block
+            start += block.shape[0]
+        ids = ids.gather(order)
+    return FitMatrix(x, int(sum(shard_rows)), shard_rows, ids)
 
 
 def _no_rows(n: int, where: str) -> None:

@@ -172,6 +172,7 @@ def shard_batches(
         id_col=id_col,
         allow_empty=allow_empty,
         row_groups=groups,
+        fingerprint=False,  # the source is dropped: no pass over the whole file per shard
     )
     return batches
 

@@ -443,6 +443,7 @@ def iter_batches(
     id_col: str | None = None,
     allow_empty: bool = False,
     row_groups: Sequence[int] | None = None,
+    fingerprint: bool = True,
 ) -> tuple[Source, Iterator[pl.DataFrame]]:
     """Stream a table as polars frames of at most ``batch_size`` rows with only ``columns`` (all
     columns when None).
@@ -456,6 +457,8 @@ def iter_batches(
     from the batches. Memory is O(batch_size) rows. The returned ``Source`` gets its row count and
     fingerprint filled in when the stream is exhausted. ``row_groups``: read only these row
     groups of a Parquet file (a shard of it, :mod:`selectkit.engine.shards`).
+    ``fingerprint=False`` leaves the fingerprint unset (a caller that drops the ``Source``, such
+    as a shard's reader, then saves a pass over the whole file per shard).
     """
     path = str(path)
     if names_many_files(path):
@@ -502,7 +505,10 @@ def iter_batches(
             except _READ_ERRORS as exc:
                 raise _read_error(where, fmt, exc) from None
             source.rows = rows
-            source.fingerprint = inp.fingerprint() if is_stream(path) else fingerprint_file(path)
+            if fingerprint:
+                source.fingerprint = (
+                    inp.fingerprint() if is_stream(path) else fingerprint_file(path)
+                )
         if rows == 0 and allow_empty:
             _note_empty(where)
 
