@@ -159,16 +159,36 @@ def test_a_failed_run_saves_no_model_and_keeps_the_old_one(cli, corpora, tmp_pat
     old = _copy_model(corpora / "m", tmp_path / "m")
     before = {p.name: p.read_bytes() for p in old.iterdir()}
     # row 1051 has no text: the fit (first 1000 rows) succeeds, the embedding then fails
-    rows = [json.loads(x) for x in (corpora / "b.jsonl").read_text().splitlines()][:1051]
+    rows = [json.loads(x) for x in (corpora / "a.jsonl").read_text().splitlines()][:1051]
     rows[1050]["text"] = None
     (tmp_path / "bad.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
-    for target in (old, tmp_path / "new"):
-        r = cli("embed", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "x.parquet"),
-                "--fit-rows", "1000", "--save-model", str(target))  # fmt: skip
-        assert r.exit_code == 1 and "null" in r.stderr, r.stderr
+    r = cli("embed", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "x.parquet"),
+            "--fit-rows", "1000", "--batch-size", "500", "--save-model",
+            str(tmp_path / "new"))  # fmt: skip
+    assert r.exit_code == 1 and "null" in r.stderr, r.stderr
+    # a folder holding an embedder fitted on other data is never replaced
+    r = cli("embed", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "x.parquet"),
+            "--fit-rows", "1000", "--batch-size", "500", "--save-model", str(old))  # fmt: skip
+    assert r.exit_code == 2 and "already holds an embedder fitted on other data" in r.stderr
     assert {p.name: p.read_bytes() for p in old.iterdir()} == before
     assert not (tmp_path / "new").exists() and not (tmp_path / "x.parquet").exists()
     assert leftovers(tmp_path) == []
+
+
+def test_rerunning_the_same_command_may_rewrite_its_model(cli, corpora, tmp_path):
+    old = _copy_model(corpora / "m", tmp_path / "m")
+    r = cli("embed", str(corpora / "a.jsonl"), "-o", str(tmp_path / "a.parquet"),
+            "--save-model", str(old))  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert (old / META_FILE).read_text() == (corpora / "m" / META_FILE).read_text()
+
+
+def test_an_empty_or_truncated_arrays_file_is_a_data_error(cli, corpora, tmp_path):
+    damaged = _copy_model(corpora / "m", tmp_path / "damaged")
+    (damaged / ARRAYS_FILE).write_bytes(b"")
+    r = cli("embed", str(corpora / "b.jsonl"), "-o", str(tmp_path / "x.parquet"),
+            "--model", str(damaged))  # fmt: skip
+    assert r.exit_code == 1 and "is not a readable npz" in r.stderr, r.stderr
 
 
 @settings(max_examples=25, deadline=None)
@@ -201,9 +221,7 @@ def _fortunes_folder(factory) -> Path:
 
 
 @pytest.mark.slow
-def test_sigterm_mid_run_leaves_the_old_saved_model(corpora, tmp_path):
-    old = _copy_model(corpora / "m", tmp_path / "m")
-    before = {p.name: p.read_bytes() for p in old.iterdir()}
+def test_sigterm_mid_run_saves_no_model(corpora, tmp_path):
     lines = RT.read_text().splitlines(keepends=True)
     with open(tmp_path / "big.jsonl", "w") as f:
         for copy in range(20):
@@ -222,8 +240,8 @@ def test_sigterm_mid_run_leaves_the_old_saved_model(corpora, tmp_path):
     os.kill(proc.pid, signal.SIGTERM)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    assert {p.name: p.read_bytes() for p in old.iterdir()} == before
-    assert not (tmp_path / "x.parquet").exists() and leftovers(tmp_path) == []
+    assert not (tmp_path / "m").exists() and not (tmp_path / "x.parquet").exists()
+    assert leftovers(tmp_path) == []
 
 
 @pytest.mark.slow

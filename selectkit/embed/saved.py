@@ -11,6 +11,7 @@ the model and options, so a later run is refused if it would use others. Nothing
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,8 @@ def read_saved(folder: str | Path) -> SavedEmbedder:
 
 def check_save_target(folder: str | Path) -> Path:
     """Refuse a ``--save-model`` folder that cannot be written or would overwrite other data:
-    it must be new, empty or an earlier saved embedder, in an existing folder."""
+    it must be new, empty or an earlier saved embedder, in an existing folder (``save_embedder``
+    replaces an earlier one only with the same embedder: a re-run)."""
     out = Path(folder)
     if out.exists():
         if not out.is_dir():
@@ -193,6 +195,18 @@ def save_embedder(model: Any, folder: str | Path) -> Path:
     failed run leaves any earlier folder as it was. Returns the folder."""
     out = check_save_target(folder)
     config = model.config()
+    earlier = out / META_FILE
+    if earlier.is_file():
+        try:
+            before = json.loads(earlier.read_text()).get("config", {})
+        except (OSError, ValueError, AttributeError):
+            before = {}
+        if before != config:
+            raise SelectkitUsageError(
+                f"{option('save-model')} folder '{out}' already holds an embedder fitted on other "
+                "data or with other options: replacing it would strand the vectors made with it; "
+                f"give a new folder, or remove '{out}' first"
+            )
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -211,7 +225,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise SelectkitError(
             f"'{path}' is not a readable npz of float arrays ({exc}); save the embedder again "
             f"with {option('save-model')}"
