@@ -228,3 +228,31 @@ def test_al_simulate_over_cumulative_cost(cli, files, frame, tmp_path):
     assert png.stat().st_size > 1000
     result = cli("al", "simulate", labelled, "-s", "entropy+cost", "-o", tmp_path / "c.parquet")
     assert result.exit_code == 2 and "--cost-col" in result.stderr
+
+
+def test_al_simulate_cost_column_is_what_each_point_added(cli, files, frame, tmp_path):
+    """Each curve point's cost is what its new labels cost (0 once nothing is affordable), and a
+    batch cost no row fits is refused up front."""
+    labelled = tmp_path / "labelled.parquet"
+    frame.select("id", "embedding", pl.col("cluster").alias("label")).write_parquet(labelled)
+    _, costs = files
+    out = tmp_path / "curves.parquet"
+    total = float(frame["seconds"].sum())
+    result = cli(
+        "al", "simulate", labelled, costs, "-s", "random", "--cost-col", "seconds",
+        "--batch-cost", total, "--rounds", "3", "--repeats", "1", "--init", "10", "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    curves = pl.read_parquet(out).sort("round")
+    bought = curves["cost"].to_list()
+    assert bought[2:] == [0.0, 0.0]  # round 1 bought the whole pool; nothing was left after
+    assert curves["cumulative_cost"].to_list() == pytest.approx(
+        list(np.cumsum(bought)), rel=1e-9
+    )
+    cheapest = float(frame["seconds"].min())
+    result = cli(
+        "al", "simulate", labelled, costs, "-s", "random", "--cost-col", "seconds",
+        "--batch-cost", cheapest / 2, "-o", tmp_path / "none.parquet",
+    )  # fmt: skip
+    assert result.exit_code == 1 and "below the cheapest row's cost" in result.stderr
+    assert not (tmp_path / "none.parquet").exists()

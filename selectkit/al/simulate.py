@@ -36,7 +36,7 @@ from threadpoolctl import threadpool_limits
 from selectkit.al.curves import summarise
 from selectkit.al.models import MODEL_PARAMS, FittedModel, check_model, model_label, model_param
 from selectkit.console import progress_bar, warn
-from selectkit.errors import SelectkitError, SelectkitUsageError, option
+from selectkit.errors import SelectkitDataError, SelectkitError, SelectkitUsageError, option
 from selectkit.io import Provenance, check_output_path, output_group, write_table
 from selectkit.io.formats import detect_format
 from selectkit.io.provenance import fingerprint_ids
@@ -261,6 +261,12 @@ def simulate(
             cost_arr = cost_arr[perm]
         if batch_cost is None:
             batch_cost = float(batch * np.median(cost_arr))
+        cheapest = float(cost_arr.min())
+        if rounds > 0 and batch_cost < cheapest:
+            raise SelectkitDataError(
+                f"the per-round cost budget {batch_cost:g} ({option('batch_cost')}) is below the "
+                f"cheapest row's cost {cheapest:g}: no round could buy a row; raise it"
+            )
     else:
         if batch_cost is not None:
             raise SelectkitUsageError(
@@ -432,6 +438,8 @@ def _run_strategy(
                 spent += last_spent
             row["select_s"] = time.perf_counter() - t1
             row["selected"] = ids_pool[sel.indices].tolist()
+        else:  # nothing bought this round: the next point cost nothing
+            last_spent = 0.0
         out.append(row)
         bar.advance()
     return out
@@ -578,5 +586,6 @@ def simulate_file(
 
             plot_curves(sim.curves, plot, title=f"{Path(str(paths[0])).name}: {label}")
     if sim.curves["n_labelled"].max() == sim.curves["n_labelled"].min():
-        warn("every curve has a single point (--rounds 0): the AULC is the accuracy")
+        why = "--rounds 0" if rounds == 0 else "no round bought a row"
+        warn(f"every curve has a single point ({why}): the AULC is the accuracy")
     return prov, sim.summary
