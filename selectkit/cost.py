@@ -151,7 +151,24 @@ def cost_spec(
             raise SelectkitUsageError(
                 f"{option('min_cost')} floors the costs of {option('cost_col')}; add it or drop it"
             )
+        unused = [name for name, default in (("cost_exponent", 1.0), ("cost_mode", "ratio"),
+                                             ("cost_lambda", 1.0)) if checked[name] != default]  # fmt: skip
+        if unused:
+            raise SelectkitUsageError(
+                f"{option(unused[0])} weighs the costs of {option('cost_col')}; add it or drop "
+                f"{option(unused[0])}"
+            )
         return None, budget
+    if checked["cost_mode"] == "ratio" and checked["cost_lambda"] != 1.0:
+        raise SelectkitUsageError(
+            f"{option('cost_lambda')} weighs the cost in {option('cost_mode', 'penalty')}; add "
+            f"that or drop {option('cost_lambda')} (the ratio mode uses {option('cost_exponent')})"
+        )
+    if checked["cost_mode"] == "penalty" and checked["cost_exponent"] != 1.0:
+        raise SelectkitUsageError(
+            f"{option('cost_exponent')} is the ratio mode's; {option('cost_mode', 'penalty')} "
+            f"uses {option('cost_lambda')}: drop one"
+        )
     spec = CostSpec(
         column=checked["cost_col"],
         budget=checked["budget_cost"],
@@ -193,7 +210,7 @@ def read_costs(frame: pl.DataFrame, spec: CostSpec, rows: np.ndarray, where: str
             f"cost column '{name}' of {where} has {int(bad.sum())} missing, zero, negative or "
             f"infinite costs among the selectable rows (first: id {frame.get_column(id_col)[first]!r}"
             f" has {kind}); every cost must be a finite number > 0: fill or drop those rows, or "
-            f"clip predicted costs ({option('min_cost')} floors small ones)"
+            "clip predicted costs to a positive floor"
         )
     out = np.full(values.size, np.inf)
     out[rows] = values[rows]

@@ -260,6 +260,18 @@ def spend_cost(
     most = affordable_count(costs[cand], budget)
     if most == 0:
         raise no_row_fits(costs[cand], budget, cost)
+    total = float(costs[cand].sum())
+    if budget > total:
+        raise SelectkitDataError(
+            f"the cost budget {budget:g} ({option('budget_cost')}) is more than the {total:g} "
+            f"that all {cand.size} selectable rows cost: every row would be picked; lower it to "
+            f"at most {total:g}"
+        )
+    if cost.mode == "penalty" and spec.scorer is None:
+        raise SelectkitUsageError(
+            f"{option('cost_mode', 'penalty')} ranks a strategy's scores; '{spec.name}' has none "
+            f"(it weighs costs by {option('cost_exponent')}): drop {option('cost_mode')}"
+        )
     utility = None
     if spec.scorer is not None:
         raw = _checked(spec.scorer(pool, cand, **resolved), cand.size)

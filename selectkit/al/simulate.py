@@ -415,9 +415,9 @@ def _run_strategy(
             pool = Pool.from_arrays(x_pool, ids=ids_pool, labels=label_col, **extra)
             cost_args: dict[str, Any] = {}
             if cost_pool is not None:  # every arm spends the same cost; +cost ranks by it
-                cost_args = {
+                cost_args = {  # at most what the rows left cost: the last rounds buy them all
                     "cost_col": "cost",
-                    "budget_cost": batch_cost,
+                    "budget_cost": min(batch_cost, float(cost_pool[~labelled].sum())),
                     "cost_exponent": spec.cost_exponent or 0.0,
                 }
             _, sel = select(
