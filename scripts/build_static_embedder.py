@@ -25,8 +25,10 @@ def main() -> None:
     folder = build(args.weighting, force=args.force)
     meta = json.loads((folder / META_FILE).read_text())
     print(f"{folder}  ({time.perf_counter() - start:.1f} s)")
-    print(f"fingerprint {meta['fingerprint']}  source {meta['source_package']} "
-          f"{meta['source_version']}  recipe {meta['recipe']}  licence {meta['licence']}")
+    print(
+        f"fingerprint {meta['fingerprint']}  source {meta['source_package']} "
+        f"{meta['source_version']}  recipe {meta['recipe']}  licence {meta['licence']}"
+    )
 
 
 if __name__ == "__main__":

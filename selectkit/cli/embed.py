@@ -51,7 +51,9 @@ def embed(
     ] = None,
     dim: Annotated[
         Optional[int],
-        typer.Option("--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256; static: 256)."),
+        typer.Option(
+            "--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256; static: 256)."
+        ),
     ] = None,
     pooling: Annotated[
         Optional[str],
