@@ -151,6 +151,7 @@ def main() -> None:
     ap.add_argument("--lr-seeds", type=int, default=1, help="fold seeds for the LR score")
     ap.add_argument("--weightings", default="log-rank")
     ap.add_argument("--skip", default="", help="comma list of embedders to skip")
+    ap.add_argument("--corpora", default="rotten_tomatoes,fortunes,wordnet")
     args = ap.parse_args()
     os.environ.setdefault("RAYON_NUM_THREADS", str(args.threads))
     from threadpoolctl import threadpool_limits
@@ -160,7 +161,7 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     arms = ["hashing", *(f"static-{w}" for w in args.weightings.split(",")), "model2vec", "minilm"]
     arms = [a for a in arms if a not in skip]
-    data = corpora(args.docs)
+    data = {k: v for k, v in corpora(args.docs).items() if k in args.corpora.split(",")}
     speed_texts = None
     if (WORDNET / "data.noun").is_file():
         texts, _ = wordnet_glosses()
