@@ -90,7 +90,9 @@ def make_embedder(
     """Return a ready embedder by name (see ``EMBEDDERS``); model embedders load their weights.
     Options are checked first (usage errors), so a bad option never waits for a model to load.
     ``runtime`` (minilm): ``torch`` (default), ``onnx`` or ``onnx-int8`` (ONNX Runtime; the
-    model is exported to ONNX once and cached, see :mod:`selectkit.embed.onnx_minilm`)."""
+    model is exported to ONNX once and cached, see :mod:`selectkit.embed.onnx_minilm`).
+    ``static``: token vectors distilled from MiniLM, built into the cache on first use (needs
+    the [models] extra then; about a minute), later only read (see :mod:`selectkit.embed.static`)."""
     check_embedder_options(name, dim, pooling, runtime)
     if name == "hashing":
         return HashingEmbedder(dim=dim or 256)
