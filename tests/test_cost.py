@@ -246,9 +246,7 @@ def test_al_simulate_cost_column_is_what_each_point_added(cli, files, frame, tmp
     curves = pl.read_parquet(out).sort("round")
     bought = curves["cost"].to_list()
     assert bought[2:] == [0.0, 0.0]  # round 1 bought the whole pool; nothing was left after
-    assert curves["cumulative_cost"].to_list() == pytest.approx(
-        list(np.cumsum(bought)), rel=1e-9
-    )
+    assert curves["cumulative_cost"].to_list() == pytest.approx(list(np.cumsum(bought)), rel=1e-9)
     cheapest = float(frame["seconds"].min())
     result = cli(
         "al", "simulate", labelled, costs, "-s", "random", "--cost-col", "seconds",

@@ -585,6 +585,19 @@ def test_a_line_without_a_positive_cost_is_malformed(cli, cost_file, value, why,
     assert frame["cost"].is_null().to_list() == [False, False, False, True, False, False]
 
 
+def test_a_misspelt_cost_field_is_named_and_skipping_every_line_warns(cli, cost_file):
+    data = cost_file.read_bytes().splitlines(keepends=True)[:20]
+    args = ["stream", "--proba-col", "proba", "--cost-col", "tokns", "-b", "10%"]
+    result = cli(*args, input=b"".join(data))
+    assert result.exit_code == 1 and "has no cost field 'tokns'" in result.stderr, result.stderr
+    skipped = subprocess.run(  # not -q: the warning is the point
+        [sys.executable, "-m", "selectkit", *args, "--on-error", "skip"],
+        input=b"".join(data), capture_output=True,
+    )  # fmt: skip
+    assert skipped.returncode == 0 and skipped.stdout == b""
+    assert b"all 20 lines were malformed and skipped" in skipped.stderr, skipped.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

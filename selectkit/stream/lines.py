@@ -268,7 +268,18 @@ class FieldReader:
                 f"'{self.score_col}' is missing (or null, or not a number)",
             )
         if self.cost_col:
-            cost = frame.get_column(self.cost_col).to_numpy().astype(np.float64)
+            column = frame.get_column(self.cost_col)
+            absent = column.is_null().to_numpy()
+            self._flag(
+                absent & ~fields.bad,
+                fields,
+                first_line,
+                where,
+                skip,
+                f"has no cost field '{self.cost_col}' (or it is null); each line needs a positive "
+                "cost: check the name given to --cost-col",
+            )
+            cost = column.to_numpy().astype(np.float64)
             with np.errstate(invalid="ignore"):
                 off = ~(np.isfinite(cost) & (cost > 0.0))
             self._flag(
@@ -277,8 +288,8 @@ class FieldReader:
                 first_line,
                 where,
                 skip,
-                f"cost '{self.cost_col}' is missing, zero, negative or not a number (each line "
-                "needs a positive cost)",
+                f"cost '{self.cost_col}' is zero, negative or not a number (each line needs a "
+                "positive cost)",
             )
             fields.cost = np.where(off | fields.bad, np.nan, cost)
         if self.embedding_col:

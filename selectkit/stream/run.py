@@ -359,6 +359,11 @@ def stream_select(
             summary["kept_cost_fraction"] = round(kept_cost / seen, 6) if seen else 0.0
             summary["cost_seen_total"] = policy.cost_total
             summary["kept_cost_total"] = policy.kept_cost
+        if lines_done and skipped == lines_done:
+            warn(
+                f"all {lines_done} lines were malformed and skipped (--on-error skip), so nothing "
+                "was kept: check the field names (--id-col, --proba-col, --score-col, --cost-col)"
+            )
         prov.metrics = {k: v for k, v in summary.items() if k != "lines_per_s"}
         prov.timings = {"stream_s": round(seconds, 6)}
         if writer is not None:
