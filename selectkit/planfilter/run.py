@@ -121,7 +121,7 @@ def _numeric(frame: pl.DataFrame, name: str, where: str) -> np.ndarray:
     if bad.any():
         raise SelectkitDataError(
             f"column '{name}' of {where} has {int(bad.sum())} null, NaN or infinite values "
-            f"(first at row {int(np.flatnonzero(bad)[0])}); fill or drop those rows"
+            f"(first at data row {int(np.flatnonzero(bad)[0]) + 1}); fill or drop those rows"
         )
     return values
 
@@ -174,14 +174,14 @@ def read_curves(path: str) -> tuple[Curves, dict[str, Any]]:
         if (values <= 0).any():
             row = int(np.flatnonzero(values <= 0)[0])
             raise SelectkitDataError(
-                f"column '{name}' of {where} must be positive (row {row} has {values[row]:g}); "
+                f"column '{name}' of {where} must be positive (data row {row + 1} has {values[row]:g}); "
                 "drop or fix that row"
             )
     bad = (err <= 0) | (err >= 1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise SelectkitDataError(
-            f"column 'error' of {where} must lie in (0, 1) (row {row} has {err[row]:g}); give "
+            f"column 'error' of {where} must lie in (0, 1) (data row {row + 1} has {err[row]:g}); give "
             "error = 1 - accuracy as a fraction, not a percentage"
         )
     names, idx = _per_bucket(frame, where)
@@ -219,7 +219,7 @@ def read_fitted(path: str, d_form: str) -> tuple[FitResult, dict[str, Any]]:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise SelectkitDataError(
-                f"column '{name}' of {where} must be {words} (row {row} has "
+                f"column '{name}' of {where} must be {words} (data row {row + 1} has "
                 f"{values[name][row]:g}); fix that row"
             )
     for shared in ("a", "d"):
@@ -434,7 +434,12 @@ def plan_filter(
     if pool is not None:
         buckets, pool_rows, source = pool_buckets(str(pool), score_col, edges, id_col)
         inputs.append(source)
-        total = total or pool_rows
+        if pool_size is not None and pool_size != pool_rows:
+            raise SelectkitDataError(
+                f"{option('pool_size')} {pool_size} disagrees with the {pool_rows} rows of "
+                f"'{pool}'; drop {option('pool_size')}: the pool's rows are counted"
+            )
+        total = pool_rows
     fit = None
     if curves is not None:
         data, source = read_curves(str(curves))
@@ -461,9 +466,15 @@ def plan_filter(
         prov.stop("fit")
         measured = float(fit.n_max.max()) if fit.n_max.size else None
         if total is not None and total < fit.pools.sum():
+            fix = (
+                f"the curves were measured on another pool: give curves of '{pool}' (their "
+                "pool_size values are its buckets' rows)"
+                if pool is not None
+                else f"give the whole pool's rows with {option('pool_size')}"
+            )
             raise SelectkitDataError(
                 f"the pool has {int(total)} rows but the buckets hold {int(fit.pools.sum())}; "
-                f"give the whole pool's rows with {option('pool_size')}"
+                + fix
             )
         table = plan_table(
             fit.names,
