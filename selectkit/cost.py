@@ -145,7 +145,7 @@ def cost_spec(
         if checked["budget_cost"] is not None:
             raise SelectkitUsageError(
                 f"a cost budget ({option('budget_cost')}) needs the cost column: add "
-                f"{option('cost_col', 'seconds')}"
+                f"{option('cost_col', 'NAME')} (the column of per-row costs)"
             )
         if checked["min_cost"] is not None:
             raise SelectkitUsageError(

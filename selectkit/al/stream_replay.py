@@ -233,7 +233,10 @@ def simulate_stream(
     if ids is not None and len(ids) != n:
         raise SelectkitError(f"{n} vectors but {len(ids)} ids")
     if n_classes < 2:
-        raise SelectkitError("a stream replay needs at least two classes")
+        raise SelectkitError(
+            f"a stream replay needs at least two classes; the labels hold {n_classes} "
+            f"({', '.join(map(str, classes[:1]))}): give a labelled table with several classes"
+        )
     id_series = Pool.from_arrays(ids=np.arange(n) if ids is None else ids).ids
     keys = id_series.cast(pl.String)
     rows: list[dict[str, Any]] = []

@@ -146,6 +146,10 @@ def read_saved(folder: str | Path) -> SavedEmbedder:
     """Read and check a saved embedder folder's metadata; raises ``SelectkitError`` naming the
     file and the fix when it is no such folder, unreadable or of another format version."""
     path = Path(folder)
+    if path.is_file() and path.name == META_FILE:
+        raise SelectkitUsageError(
+            f"give the folder that holds {META_FILE}, not the file: {option('model', str(path.parent))}"
+        )
     meta_path = path / META_FILE
     if not meta_path.is_file():
         raise SelectkitError(
