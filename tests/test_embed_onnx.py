@@ -77,3 +77,14 @@ def test_the_cli_records_the_runtime_and_reuses_the_cached_export(cache, tmp_pat
     assert a["embedding"].equals(b["embedding"])
     params = read_provenance(tmp_path / "a.parquet")["params"]
     assert params["runtime"] == "onnx-int8" and params["onnx_file"] in files
+
+
+def test_auto_pooling_is_the_models_own_and_eos_is_the_last_token(texts):
+    from selectkit.embed.models import MiniLMEmbedder
+
+    auto = MiniLMEmbedder()
+    assert auto.pooling == "mean" and auto.config()["pooling_requested"] == "auto"
+    np.testing.assert_array_equal(auto.embed(texts[:6]), MiniLMEmbedder("mean").embed(texts[:6]))
+    eos, last = MiniLMEmbedder("eos"), MiniLMEmbedder("last")
+    assert eos.config()["pooling"] == "last" and eos.config()["normalized"] is True
+    np.testing.assert_array_equal(eos.embed(texts[:6]), last.embed(texts[:6]))

@@ -57,7 +57,11 @@ def embed(
     ] = None,
     pooling: Annotated[
         Optional[str],
-        typer.Option("--pooling", help="minilm token pooling: mean (default), cls or last."),
+        typer.Option(
+            "--pooling",
+            help="minilm token pooling: auto (default: the model's own, mean for MiniLM), mean, "
+            "cls, last or eos (the end-of-sequence token; for MiniLM the same as last).",
+        ),
     ] = None,
     runtime: Annotated[
         Optional[str],

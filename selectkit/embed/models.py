@@ -19,7 +19,21 @@ import numpy as np
 from selectkit.errors import SelectkitError
 from selectkit.linalg import unit_rows
 
-POOLINGS = ("mean", "cls", "last")
+#: ``auto``: the model's own training pooling; ``eos``: the end-of-sequence token, which for an
+#: encoder like MiniLM is its last non-padding token ([SEP]), so the same as ``last``
+POOLINGS = ("auto", "mean", "cls", "last", "eos")
+_ST_POOLING = {"mean": "mean", "cls": "cls", "lasttoken": "last", "last": "last"}
+
+
+def resolve_pooling(requested: str | None, sentence_model: Any) -> str:
+    """The pooling to run: ``auto`` (or None) becomes the model's own, read from its
+    sentence-transformers Pooling module (``1_Pooling/config.json``); ``eos`` is ``last``."""
+    if requested in (None, "auto"):
+        mode = None
+        for module in sentence_model:
+            mode = getattr(module, "pooling_mode", None) or mode
+        requested = _ST_POOLING.get(str(mode).lower(), "mean")
+    return "last" if requested == "eos" else requested
 
 
 def _missing(package: str, extra: str) -> SelectkitError:
@@ -56,10 +70,11 @@ class MiniLMEmbedder:
 
     name = "minilm"
 
-    def __init__(self, pooling: str = "mean", batch_size: int = 64) -> None:
-        self.pooling = pooling
+    def __init__(self, pooling: str = "auto", batch_size: int = 64) -> None:
         self.batch_size = batch_size
         self.model = load_minilm()
+        self.pooling_requested = pooling
+        self.pooling = resolve_pooling(pooling, self.model)
         get_dim = (
             getattr(self.model, "get_embedding_dimension", None)
             or self.model.get_sentence_embedding_dimension
@@ -72,6 +87,8 @@ class MiniLMEmbedder:
             "model": "all-MiniLM-L6-v2",
             "runtime": "torch",
             "pooling": self.pooling,
+            "pooling_requested": self.pooling_requested,
+            "normalized": True,
             "dim": self.dim,
         }
 

@@ -152,17 +152,18 @@ class MiniLMOnnxEmbedder:
     name = "minilm"
     dim = 384
 
-    def __init__(self, pooling: str = "mean", *, int8: bool = False, batch_size: int = 64) -> None:
-        from selectkit.embed.models import load_minilm
+    def __init__(self, pooling: str = "auto", *, int8: bool = False, batch_size: int = 64) -> None:
+        from selectkit.embed.models import load_minilm, resolve_pooling
 
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             raise _missing("onnxruntime") from None
-        self.pooling = pooling
         self.int8 = int8
         self.batch_size = batch_size
         sentence_model = load_minilm()
+        self.pooling_requested = pooling
+        self.pooling = resolve_pooling(pooling, sentence_model)
         self.tokenizer = sentence_model.tokenizer
         self.max_tokens = int(sentence_model.max_seq_length)
         self.path = _build(sentence_model, int8)
@@ -189,6 +190,8 @@ class MiniLMOnnxEmbedder:
             "runtime": "onnx-int8" if self.int8 else "onnx",
             "onnx_file": self.file,
             "pooling": self.pooling,
+            "pooling_requested": self.pooling_requested,
+            "normalized": True,
             "dim": self.dim,
         }
 

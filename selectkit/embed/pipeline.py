@@ -99,11 +99,11 @@ def make_embedder(
     if name == "minilm" and runtime in ("onnx", "onnx-int8"):
         from selectkit.embed.onnx_minilm import MiniLMOnnxEmbedder
 
-        return MiniLMOnnxEmbedder(pooling=pooling or "mean", int8=runtime == "onnx-int8")
+        return MiniLMOnnxEmbedder(pooling=pooling or "auto", int8=runtime == "onnx-int8")
     if name == "minilm":
         from selectkit.embed.models import MiniLMEmbedder
 
-        return MiniLMEmbedder(pooling=pooling or "mean")
+        return MiniLMEmbedder(pooling=pooling or "auto")
     if name == "static":
         from selectkit.embed.static import StaticEmbedder
 

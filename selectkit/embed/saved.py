@@ -76,7 +76,10 @@ class SavedEmbedder:
                 f"{where} has {self.dim} dimensions, not {dim}; drop {option('dim')} or save "
                 f"another with {option('dim', dim)}"
             )
-        if pooling is not None and pooling != self.pooling:
+        if (
+            pooling not in (None, "auto")
+            and ("last" if pooling == "eos" else pooling) != self.pooling
+        ):
             raise SelectkitUsageError(
                 f"{where} pools with {self.pooling!r}, not {pooling!r}; drop {option('pooling')}"
             )
