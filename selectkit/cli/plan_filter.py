@@ -85,7 +85,7 @@ def plan_filter(
     d_form: Annotated[str, typer.Option("--d-form", help=P["d_form"].help + ".")] = "floor",
     d: Annotated[
         Optional[float],
-        typer.Option("--d", min=P["d"].cli_min, help=P["d"].help + " (default: fitted)."),
+        typer.Option("--d", "-d", min=P["d"].cli_min, help=P["d"].help + " (default: fitted)."),
     ] = None,
     tau_scale_m: Annotated[
         bool, typer.Option("--tau-scale-m/--no-tau-scale-m", help=P["tau_scale_m"].help + ".")
