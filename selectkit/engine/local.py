@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,10 @@ def _init_worker() -> None:
     mark_worker(1)
 
 
+#: seconds a task may still finish after a worker died before it is named as the lost one
+DEATH_GRACE_S = 10.0
+
+
 class Executor:
     """``map(fn, tasks)`` over ``workers`` spawned processes (or inline for one)."""
 
@@ -83,7 +88,8 @@ class Executor:
         """Yield ``fn(*task)`` for each task, in order; at most 2 * workers tasks in flight.
 
         A worker process that dies (killed, out of memory) fails the map with a
-        ``SelectkitError`` naming the oldest unfinished task (``names``, when given) instead of
+        ``SelectkitError`` naming the oldest task that does not finish within
+        ``DEATH_GRACE_S`` of the death (``names``, when given) instead of
         waiting forever for a result that ``multiprocessing.Pool`` would never deliver."""
         if self._pool is None:
             for task in tasks:
@@ -103,12 +109,17 @@ class Executor:
             yield self._result(*window.popleft())
 
     def _result(self, pending: Any, name: str | None, workers: list) -> Any:
+        dead_since = None
         while True:
             try:
                 return pending.get(timeout=0.5)
             except mp.TimeoutError:
                 dead = [p for p in workers if p.exitcode is not None]
-                if dead:
+                if dead and dead_since is None:
+                    # the dead worker may have held another task: this one, on a live worker,
+                    # may still finish, so it is blamed only if it does not within the grace
+                    dead_since = time.monotonic()
+                if dead and time.monotonic() - dead_since > DEATH_GRACE_S:
                     code = dead[0].exitcode
                     how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
                     raise SelectkitError(
