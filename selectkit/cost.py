@@ -72,6 +72,12 @@ class CostSpec:
     mode: str = "ratio"
     lam: float = 1.0
     min_cost: float | None = None
+    given_as: str | None = None  # how the user wrote the budget, for messages
+
+    @property
+    def budget_flag(self) -> str:
+        """The budget as the user gave it (``--budget cost:X`` or ``--budget-cost``)."""
+        return self.given_as or option("budget_cost")
 
     def describe(self) -> dict[str, Any]:
         """The cost options for provenance (``params.cost``)."""
@@ -120,12 +126,14 @@ def cost_spec(
     (spec or None, ``budget``). ``budget`` may be ``"cost:X"`` (the same as ``budget_cost=X``);
     a count budget together with a cost budget, a cost budget without a cost column, or cost
     modifiers without a cost budget are usage errors. O(1)."""
+    given_as = None
     if isinstance(budget, str) and budget.strip().lower().startswith("cost:"):
         if budget_cost is not None:
             raise SelectkitUsageError(
                 f"the cost budget is given twice ({option('budget', budget)} and "
                 f"{option('budget_cost', budget_cost)}); give one"
             )
+        given_as = option("budget", budget.strip())
         budget_cost, budget = budget.strip()[5:], None
     given = {
         "cost_col": cost_col,
@@ -176,6 +184,7 @@ def cost_spec(
         mode=checked["cost_mode"],
         lam=checked["cost_lambda"],
         min_cost=checked["min_cost"],
+        given_as=given_as,
     )
     return spec, budget
 
@@ -313,7 +322,7 @@ def knapsack_fill(utility: np.ndarray, costs: np.ndarray, budget: float) -> np.n
 def no_row_fits(costs: np.ndarray, budget: float, spec: CostSpec) -> SelectkitDataError:
     """The error for a cost budget below every selectable row's cost."""
     return SelectkitDataError(
-        f"the cost budget {budget:g} ({option('budget_cost')}) is below the cheapest selectable "
+        f"the cost budget {budget:g} ({spec.budget_flag}) is below the cheapest selectable "
         f"row's cost {float(np.min(costs)):g} (column '{spec.column}'); raise the budget"
     )
 

@@ -263,7 +263,7 @@ def spend_cost(
     total = float(costs[cand].sum())
     if budget > total:
         raise SelectkitDataError(
-            f"the cost budget {budget:g} ({option('budget_cost')}) is more than the {total:g} "
+            f"the cost budget {budget:g} ({cost.budget_flag}) is more than the {total:g} "
             f"that all {cand.size} selectable rows cost: every row would be picked; lower it to "
             f"at most {total:g}"
         )
@@ -301,7 +301,7 @@ def spend_cost(
             raise SelectkitDataError(
                 f"group {bounds.names[g]!r} gets {int(counts[g])} picks within the cost budget "
                 f"{budget:g}, below its min {int(bounds.lo[g])}; raise "
-                f"{option('budget_cost')} or lower the min ({option('group_min')})"
+                f"{cost.budget_flag} or lower the min ({option('group_min')})"
             )
         sel.metrics["group_counts"] = bounds.report(order[kept])
         sel.metrics["group_ranges"] = {

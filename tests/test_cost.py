@@ -117,6 +117,13 @@ def test_no_cost_column_and_a_budget_below_every_cost(cli, files, tmp_path):
         "-o", out,
     )  # fmt: skip
     assert result.exit_code == 1 and "below the cheapest" in result.stderr
+    assert "(--budget-cost)" in result.stderr
+    result = cli(
+        "select", pool, costs, "-s", "random", "--cost-col", "seconds", "-b", "cost:0.5",
+        "-o", out,
+    )  # fmt: skip
+    assert result.exit_code == 1 and "(--budget cost:0.5)" in result.stderr, result.stderr
+    assert not out.exists()
 
 
 @SETTINGS
