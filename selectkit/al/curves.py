@@ -72,16 +72,17 @@ def per_repeat(curves: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def sd(col: str) -> pl.Expr:
+    """The standard deviation (ddof=1) of ``col`` in a group, 0 for a group of one."""
+    return pl.when(pl.len() > 1).then(pl.col(col).std(ddof=1)).otherwise(0.0)
+
+
 def summarise(curves: pl.DataFrame, baseline: str = "random") -> pl.DataFrame:
     """Per strategy: mean and standard deviation (ddof=1; 0 for one repeat) over repeats of the
     AULC (accuracy and macro-F1) and the final accuracy, the mean selection seconds per repeat,
     and, when ``baseline`` ran, the paired AULC gain over it (same split and initial set) with
     its standard deviation. Sorted by mean AULC, best first."""
     reps = per_repeat(curves)
-
-    def sd(col: str) -> pl.Expr:
-        return pl.when(pl.len() > 1).then(pl.col(col).std(ddof=1)).otherwise(0.0)
-
     out = reps.group_by("strategy").agg(
         pl.len().alias("repeats"),
         pl.col("aulc").mean().alias("aulc_mean"),
@@ -102,32 +103,30 @@ def summarise(curves: pl.DataFrame, baseline: str = "random") -> pl.DataFrame:
         ),
     )
     if baseline in reps["strategy"].to_list():
-        base = reps.filter(pl.col("strategy") == baseline).select(
-            "repeat", pl.col("aulc").alias("base")
-        )
-        gain = (
-            reps.join(base, on="repeat")
-            .with_columns((pl.col("aulc") - pl.col("base")).alias("gain"))
-            .group_by("strategy")
-            .agg(
-                pl.col("gain").mean().alias(f"gain_vs_{baseline}"),
-                sd("gain").alias(f"gain_vs_{baseline}_std"),
-            )
-        )
-        out = out.join(gain, on="strategy", how="left")
+        out = out.join(paired_gain(reps, "aulc", f"gain_vs_{baseline}", baseline), on="strategy",
+                       how="left")  # fmt: skip
         if "aulc_cost" in reps.columns:
-            base = reps.filter(pl.col("strategy") == baseline).select(
-                "repeat", pl.col("aulc_cost").alias("base")
-            )
-            gain = (
-                reps.join(base, on="repeat")
-                .with_columns((pl.col("aulc_cost") - pl.col("base")).alias("gain"))
-                .group_by("strategy")
-                .agg(
-                    pl.col("gain").mean().alias(f"cost_gain_vs_{baseline}"),
-                    sd("gain").alias(f"cost_gain_vs_{baseline}_std"),
-                )
-            )
+            gain = paired_gain(reps, "aulc_cost", f"cost_gain_vs_{baseline}", baseline)
             out = out.join(gain, on="strategy", how="left")
     key = "aulc_cost_mean" if "aulc_cost" in reps.columns else "aulc_mean"
     return out.sort([key, "strategy"], descending=[True, False])
+
+
+def paired_gain(
+    runs: pl.DataFrame,
+    column: str,
+    name: str,
+    baseline: str,
+    pair: tuple[str, ...] = ("repeat",),
+    group: tuple[str, ...] = ("strategy",),
+) -> pl.DataFrame:
+    """Per ``group``, the mean and sd of ``column`` minus the baseline's in the same ``pair``
+    (same repeat: same split and initial set), as columns ``name`` and ``name_std``.
+    O(rows)."""
+    base = runs.filter(pl.col("strategy") == baseline).select(*pair, pl.col(column).alias("base"))
+    return (
+        runs.join(base, on=list(pair))
+        .with_columns((pl.col(column) - pl.col("base")).alias("gain"))
+        .group_by(list(group))
+        .agg(pl.col("gain").mean().alias(name), sd("gain").alias(f"{name}_std"))
+    )

@@ -482,37 +482,10 @@ def simulate_file(
     param = model_param(model, model_params)
     for name in strategies:
         StrategySpec.parse(name)
-    outputs = [output, *(p for p in (plot, summary_out) if p)]
-    for path in outputs:
-        check_output_path(path, paths)
-    if len({str(Path(p).resolve()) for p in outputs}) != len(outputs):
-        raise SelectkitUsageError("the curves, summary and plot outputs must be different files")
-    # formats are checked before the simulation runs, so a bad name costs nothing and writes
-    # nothing
-    if detect_format(output, output=True) == "csv":
-        raise SelectkitUsageError(
-            f"'{output}': the curves hold a list column (the selected ids); write them to "
-            ".parquet or .jsonl"
-        )
-    if summary_out:
-        detect_format(summary_out, output=True)
-    if plot and Path(plot).suffix.lower() != ".png":
-        raise SelectkitUsageError(f"{option('plot', str(plot))} must name a .png file")
-    if plot:
-        from selectkit.al.plot import require_matplotlib
-
-        require_matplotlib()
+    check_outputs(output, summary_out, plot, paths, curves_hold_lists=True)
     prov = Provenance(command="al simulate", seed=seed)
     prov.start("read")
-    pool = load_pool(paths, columns=columns, input_format=input_format, use_labels=False)
-    pool.require(["embedding", "label"], "al simulate")
-    label_series = pool.frame.get_column(pool.columns.label)
-    if label_series.null_count():
-        first = int(label_series.is_null().arg_max())
-        raise SelectkitError(
-            f"{pool.where}: column '{pool.columns.label}' is null in {label_series.null_count()} "
-            f"rows (first at row {first}); a simulation needs every row's label"
-        )
+    pool, label_series = labelled_pool(paths, columns, input_format, "al simulate", "a simulation")
     x = pool.embeddings
     costs = None
     if cost_col is not None:
@@ -589,3 +562,52 @@ def simulate_file(
         why = "--rounds 0" if rounds == 0 else "no round bought a row"
         warn(f"every curve has a single point ({why}): the AULC is the accuracy")
     return prov, sim.summary
+
+
+def check_outputs(
+    output: str | Path,
+    summary_out: str | Path | None,
+    plot: str | Path | None,
+    inputs: Sequence[str | Path],
+    *,
+    curves_hold_lists: bool,
+) -> None:
+    """Refuse, before any work, outputs that would fail or clash: each is checked against the
+    inputs, the curves, summary and plot must be different files with known formats (CSV
+    refused for curves with a list column), the plot a .png with matplotlib installed."""
+    outputs = [output, *(p for p in (plot, summary_out) if p)]
+    for path in outputs:
+        check_output_path(path, inputs)
+    if len({str(Path(p).resolve()) for p in outputs}) != len(outputs):
+        raise SelectkitUsageError("the curves, summary and plot outputs must be different files")
+    if detect_format(output, output=True) == "csv" and curves_hold_lists:
+        raise SelectkitUsageError(
+            f"'{output}': the curves hold a list column (the selected ids); write them to "
+            ".parquet or .jsonl"
+        )
+    if summary_out:
+        detect_format(summary_out, output=True)
+    if plot and Path(plot).suffix.lower() != ".png":
+        raise SelectkitUsageError(f"{option('plot', str(plot))} must name a .png file")
+    if plot:
+        from selectkit.al.plot import require_matplotlib
+
+        require_matplotlib()
+
+
+def labelled_pool(
+    paths: Sequence[str | Path], columns: Columns | None, input_format: str | None,
+    command: str, what: str,
+) -> tuple[Pool, pl.Series]:  # fmt: skip
+    """The joined input tables as a pool with embeddings and a label on every row, and that
+    label column; a null label is a data error naming the column and the first row."""
+    pool = load_pool(paths, columns=columns, input_format=input_format, use_labels=False)
+    pool.require(["embedding", "label"], command)
+    labels = pool.frame.get_column(pool.columns.label)
+    if labels.null_count():
+        first = int(labels.is_null().arg_max())
+        raise SelectkitError(
+            f"{pool.where}: column '{pool.columns.label}' is null in {labels.null_count()} "
+            f"rows (first at row {first}); {what} needs every row's label"
+        )
+    return pool, labels

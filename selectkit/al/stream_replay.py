@@ -39,14 +39,14 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from selectkit.al.curves import paired_gain, sd
 from selectkit.al.models import MODEL_PARAMS, FittedModel, check_model, model_label, model_param
-from selectkit.al.simulate import Simulation, split
+from selectkit.al.simulate import Simulation, check_outputs, labelled_pool, split
 from selectkit.console import progress_bar
 from selectkit.errors import SelectkitError, SelectkitUsageError, option
-from selectkit.io import Provenance, check_output_path, output_group, write_table
-from selectkit.io.formats import detect_format
+from selectkit.io import Provenance, output_group, write_table
 from selectkit.params import Param, check_arguments, check_params
-from selectkit.pool import Columns, Pool, load_pool
+from selectkit.pool import Columns, Pool
 from selectkit.rng import DEFAULT_SEED, derive_rng, derive_salt, id_hashes
 from selectkit.stream.policies import STREAM_PARAMS, STREAM_STRATEGIES, Policy
 from selectkit.stream.run import parse_fraction, policy_batch, stream_salts
@@ -398,10 +398,6 @@ def summarise_stream(runs: pl.DataFrame, baseline: str = "random") -> pl.DataFra
     of prequential accuracy over ``baseline`` at the same budget, the mean kept fraction, and
     over every run's windows the min and max kept fraction and the mean share of windows within
     ±20 % of the budget. Sorted by budget, then best prequential accuracy first."""
-
-    def sd(col: str) -> pl.Expr:
-        return pl.when(pl.len() > 1).then(pl.col(col).std(ddof=1)).otherwise(0.0)
-
     aggs = [
         pl.len().alias("repeats"),
         pl.col("prequential_accuracy").mean().alias("prequential_accuracy_mean"),
@@ -422,18 +418,8 @@ def summarise_stream(runs: pl.DataFrame, baseline: str = "random") -> pl.DataFra
         ]
     out = runs.group_by(["strategy", "budget"]).agg(aggs)
     if baseline in runs["strategy"].to_list():
-        base = runs.filter(pl.col("strategy") == baseline).select(
-            "budget", "repeat", pl.col("prequential_accuracy").alias("base")
-        )
-        gain = (
-            runs.join(base, on=["budget", "repeat"])
-            .with_columns((pl.col("prequential_accuracy") - pl.col("base")).alias("gain"))
-            .group_by(["strategy", "budget"])
-            .agg(
-                pl.col("gain").mean().alias(f"gain_vs_{baseline}"),
-                sd("gain").alias(f"gain_vs_{baseline}_std"),
-            )
-        )
+        gain = paired_gain(runs, "prequential_accuracy", f"gain_vs_{baseline}", baseline,
+                           pair=("budget", "repeat"), group=("strategy", "budget"))  # fmt: skip
         out = out.join(gain, on=["strategy", "budget"], how="left")
     return out.sort(
         ["budget", "prequential_accuracy_mean", "strategy"], descending=[False, True, False]
@@ -525,31 +511,12 @@ def simulate_stream_file(
     if model != "sgd":
         check_model(model)
     param = _check_model(model, model_params)
-    outputs = [output, *(p for p in (plot, summary_out) if p)]
-    for path in outputs:
-        check_output_path(path, paths)
-    if len({str(Path(p).resolve()) for p in outputs}) != len(outputs):
-        raise SelectkitUsageError("the curves, summary and plot outputs must be different files")
-    detect_format(output, output=True)
-    if summary_out:
-        detect_format(summary_out, output=True)
-    if plot and Path(plot).suffix.lower() != ".png":
-        raise SelectkitUsageError(f"{option('plot', str(plot))} must name a .png file")
-    if plot:
-        from selectkit.al.plot import require_matplotlib
-
-        require_matplotlib()
+    check_outputs(output, summary_out, plot, paths, curves_hold_lists=False)
     prov = Provenance(command="al simulate", seed=seed)
     prov.start("read")
-    pool = load_pool(paths, columns=columns, input_format=input_format, use_labels=False)
-    pool.require(["embedding", "label"], "al simulate --stream")
-    label_series = pool.frame.get_column(pool.columns.label)
-    if label_series.null_count():
-        first = int(label_series.is_null().arg_max())
-        raise SelectkitError(
-            f"{pool.where}: column '{pool.columns.label}' is null in {label_series.null_count()} "
-            f"rows (first at row {first}); a replay needs every row's label"
-        )
+    pool, label_series = labelled_pool(
+        paths, columns, input_format, "al simulate --stream", "a replay"
+    )
     x = pool.embeddings
     prov.stop("read")
     prov.start("simulate")
