@@ -15,7 +15,7 @@ from selectkit.cluster.kmeans import KMEANS_BOUNDS
 from selectkit.cluster.outputs import assign_to_file, assign_to_folder
 from selectkit.cluster.search import centroid_index
 from selectkit.cluster.seeding import SEEDERS, check_k_fits
-from selectkit.cluster.shards import AssignSpec, ReadSpec
+from selectkit.cluster.shards import AssignSpec, KnownAssignment, ReadSpec
 from selectkit.cluster.sources import fit_matrix, plan_input
 from selectkit.console import warn
 from selectkit.engine import Engine, engine_record
@@ -295,6 +295,7 @@ def _cluster(
         "threads": threads,
     }
     prov.inputs = [source.as_dict() for source in planned.sources]
+    planned.items = _with_known_clusters(planned.items, fit, finest, read.id_col)
     spec = AssignSpec(read, centroid_index(finest.centroids, spherical), _ancestors(tree))
 
     def finish(sizes: np.ndarray, inertia: float) -> None:
@@ -328,6 +329,26 @@ def _cluster(
             f"distinct points than {option('k')}, or many duplicates); lower it"
         )
     return prov
+
+
+def _with_known_clusters(items: list, fit, finest, id_col: str) -> list:
+    """The shards, each carrying its rows' clusters when the fit ran on every row: its last
+    step labelled every row against the final centroids, in fixed blocks of the id-ordered
+    matrix, so assigning needs no second read and gives the same bytes for any sharding, order
+    or engine. A fit on a sample (``fit_sample``) leaves the shards to be read and searched."""
+    if not fit.complete or finest.labels.size != fit.rows:
+        return items
+    if fit.ids is None:  # one .npy file: its ids are its row numbers
+        ids = pl.Series(id_col, np.arange(fit.rows, dtype=np.int64))
+    else:
+        ids = fit.ids if fit.rank is None else fit.ids.gather(fit.rank)
+    starts = np.cumsum([0, *fit.shard_rows])
+    labels = fit.in_input_order(finest.labels)
+    dist = fit.in_input_order(finest.distances)
+    return [
+        replace(item, known=KnownAssignment(ids.slice(int(starts[i]), int(fit.shard_rows[i])), labels[i], dist[i]))
+        for i, item in enumerate(items)
+    ]  # fmt: skip
 
 
 def _ancestors(tree) -> list[np.ndarray]:

@@ -27,6 +27,25 @@ class VectorShard:
     key: str
     shard: object | None = None
     data: object | None = None
+    known: KnownAssignment | None = None  # its rows' clusters, when the fit already found them
+
+
+@dataclass(frozen=True)
+class KnownAssignment:
+    """A shard's ids, clusters and distances in row order, found by the fit itself (its last
+    Lloyd step, or its last reassignment, ran on every row against the final centroids)."""
+
+    ids: pl.Series
+    labels: np.ndarray
+    dist: np.ndarray
+
+    def batches(self, batch_size: int) -> Iterator[tuple[pl.Series, np.ndarray, np.ndarray]]:
+        for s in range(0, self.labels.size, batch_size):
+            yield (
+                self.ids.slice(s, batch_size),
+                self.labels[s : s + batch_size],
+                self.dist[s : s + batch_size],
+            )
 
 
 @dataclass(frozen=True)
@@ -147,8 +166,9 @@ class FitRequest:
         return self.shard.key
 
 
-def shard_fit_rows(item: FitRequest, spec: ReadSpec) -> tuple[pl.Series, np.ndarray]:
-    """The ids and float32 vectors of the requested rows, in row order; one pass."""
+def shard_fit_rows(item: FitRequest, spec: ReadSpec) -> tuple[pl.Series, list[np.ndarray]]:
+    """The ids and float32 vector blocks of the requested rows, in row order; one pass. The
+    blocks stay apart, so the driver copies each row once, straight to its place."""
     ids_parts, x_parts, offset = [], [], 0
     want = item.positions
     for ids, block in shard_rows(item.shard, spec):
@@ -162,8 +182,8 @@ def shard_fit_rows(item: FitRequest, spec: ReadSpec) -> tuple[pl.Series, np.ndar
             x_parts.append(block[local])
         offset += block.shape[0]
     if not x_parts:
-        return pl.Series(spec.id_col, []), np.empty((0, 0), dtype=np.float32)
-    return pl.concat(ids_parts), np.concatenate(x_parts)
+        return pl.Series(spec.id_col, []), []
+    return pl.concat(ids_parts), x_parts
 
 
 # -- assignment -------------------------------------------------------------------------------
@@ -193,19 +213,29 @@ class ShardAssignment:
     part: object | None = None
 
 
+def _assigned(item: VectorShard, spec: AssignSpec):
+    """(ids, labels, distances) batches of the shard: the fit's when it found them, else read
+    and searched against the centroids."""
+    if item.known is not None:
+        yield from item.known.batches(spec.read.batch_size)
+        return
+    for ids, block in shard_rows(item, spec.read):
+        yield (ids, *assign_block(block, spec.index))
+
+
 def shard_assign(item: VectorShard, spec: AssignSpec) -> ShardAssignment:
-    """Assign every row of the shard to its nearest centroid; O(rows k d), memory O(batch)
-    for a folder output (the kernel writes its own part), O(rows) for a file output."""
+    """Assign every row of the shard to its nearest centroid (or take the clusters the fit
+    found: then nothing is read); O(rows k d), memory O(batch) for a folder output (the kernel
+    writes its own part), O(rows) for a file output."""
     k = spec.index.centroids.shape[0]
     state = {"sizes": np.zeros(k, dtype=np.int64), "rows": 0}
     dists: list[np.ndarray] = []
 
     def frames() -> Iterator[pl.DataFrame]:
-        for ids, block in shard_rows(item, spec.read):
-            labels, dist = assign_block(block, spec.index)
+        for ids, labels, dist in _assigned(item, spec):
             state["sizes"] += np.bincount(labels, minlength=k)
             dists.append(dist)
-            state["rows"] += block.shape[0]
+            state["rows"] += labels.size
             columns = [
                 ids.alias(spec.read.id_col),
                 pl.Series("cluster", labels.astype(np.int32)),

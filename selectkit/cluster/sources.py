@@ -65,6 +65,14 @@ class FitMatrix:
     rows: int  # rows of the whole input
     shard_rows: list[int]
     ids: pl.Series | None = None  # the fit rows' ids, sorted (None: a .npy's row numbers)
+    complete: bool = False  # x holds every row of the input (no sample was drawn)
+    rank: np.ndarray | None = None  # complete: each input row's row in x (None: the same row)
+
+    def in_input_order(self, values: np.ndarray) -> list[np.ndarray]:
+        """Per-row ``values`` of x (one per fit row, id order) put back in input order and cut
+        into the shards' rows (only for a complete fit matrix). O(n)."""
+        ordered = values if self.rank is None else values[self.rank]
+        return np.split(ordered, np.cumsum(self.shard_rows)[:-1])
 
 
 def fit_matrix(
@@ -84,7 +92,9 @@ def fit_matrix(
             planned.matrix,
             n,
             [(s.shard.rows or (0, n))[1] - (s.shard.rows or (0, n))[0] for s in items],
+            complete=True,
         )
+    complete = True
     if fit_sample:
         spec = KeySpec(read, derive_salt(seed, "cluster", "fit-sample"))
         found = list(engine.map(shard_keys, items, shared=spec))
@@ -92,6 +102,7 @@ def fit_matrix(
         keys = np.concatenate([r.keys for r in found])
         _no_rows(keys.size, planned.where)
         if fit_sample < keys.size:
+            complete = False
             chosen = np.sort(smallest_keys(keys, fit_sample))
             bounds = np.searchsorted(chosen, np.cumsum([0, *shard_rows]))
             starts = np.cumsum([0, *shard_rows])
@@ -109,21 +120,23 @@ def fit_matrix(
     parts = [p for p in parts if p[0].len()]
     _no_rows(sum(p[0].len() for p in parts), planned.where)
     ids = pl.concat([p[0] for p in parts])
+    rank = None
+    blocks = [block for part in parts for block in part[1]]
+    del parts
     if ids.is_sorted():
-        x = parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts])
-    else:  # each part's rows scattered straight to their id rank: one copy, not two
+        x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    else:  # each block's rows scattered straight to their id rank: one copy, not two
         order = ids.arg_sort().to_numpy()
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
-        x = np.empty((order.size, parts[0][1].shape[1]), dtype=np.float32)
+        x = np.empty((order.size, blocks[0].shape[1]), dtype=np.float32)
         start = 0
-        for i in range(len(parts)):
-            block = parts[i][1]
-            parts[i] = None  # each part's rows are freed once placed
+        for i in range(len(blocks)):
+            block, blocks[i] = blocks[i], None  # each block is freed once placed
             x[rank[start : start + block.shape[0]]] = block
             start += block.shape[0]
         ids = ids.gather(order)
-    return FitMatrix(x, int(sum(shard_rows)), shard_rows, ids)
+    return FitMatrix(x, int(sum(shard_rows)), shard_rows, ids, complete, rank if complete else None)
 
 
 def _no_rows(n: int, where: str) -> None:

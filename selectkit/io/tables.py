@@ -625,6 +625,12 @@ def _table_batches(
         yield frame
 
 
+#: row groups up to this many uncompressed bytes are decoded whole by polars (pyarrow's reader
+#: of fixed-size lists, the embeddings' type, is 3-5x slower); larger ones stream through pyarrow
+#: batch by batch, so one row never costs more than its group's share of this bound
+POLARS_GROUP_BYTES = 256 << 20
+
+
 def _parquet_batches(
     inp: Input,
     path: str,
@@ -632,13 +638,36 @@ def _parquet_batches(
     batch_size: int,
     row_groups: Sequence[int] | None = None,
 ) -> Iterator[tuple[pl.DataFrame, None]]:
+    """The file's rows group by group, in at most ``batch_size``-row frames. A group of at most
+    POLARS_GROUP_BYTES is decoded by polars (slice pushdown reads that group alone); a larger
+    one, or one polars cannot read, streams through pyarrow. Memory O(min(group, bound))."""
     in_memory = is_stream(path) or inp.compression is not None
-    pf = pq.ParquetFile(io.BytesIO(inp.stream.read()) if in_memory else path)
+    data = io.BytesIO(inp.stream.read()) if in_memory else None
+    pf = pq.ParquetFile(data if data is not None else path)
     present = _present(columns, pf.schema_arrow.names)
-    groups = list(row_groups) if row_groups is not None else None
-    for rb in pf.iter_batches(batch_size=batch_size, columns=present, row_groups=groups):
-        if rb.num_rows:
-            yield pl.from_arrow(rb), None
+    meta = pf.metadata
+    starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+    lazy = None
+    for g in row_groups if row_groups is not None else range(meta.num_row_groups):
+        group = meta.row_group(g)
+        if not group.num_rows:
+            continue
+        frame = None
+        if group.total_byte_size <= POLARS_GROUP_BYTES and present:
+            if lazy is None:
+                source = io.BytesIO(data.getbuffer()) if data is not None else path
+                lazy = pl.scan_parquet(source, hive_partitioning=False, glob=False)
+            try:
+                frame = lazy.select(present).slice(int(starts[g]), group.num_rows).collect()
+            except pl.exceptions.PolarsError:
+                frame = None  # pyarrow reads it, or names what is wrong with it
+        if frame is None:
+            for rb in pf.iter_batches(batch_size=batch_size, columns=present, row_groups=[g]):
+                if rb.num_rows:
+                    yield pl.from_arrow(rb), None
+            continue
+        for s in range(0, frame.height, batch_size):
+            yield frame.slice(s, batch_size), None
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selectkit.errors import SelectkitDataError, option
@@ -153,6 +154,20 @@ class VectorSource:
         return self.take(np.arange(self.n))
 
 
+def _first_width(file: str, pf: pq.ParquetFile, embedding_col: str) -> int:
+    """The width of a Parquet file's vectors: its type's for a fixed-size list (the footer
+    alone), else its first row's (read by polars, which decodes one page, not the group)."""
+    kind = pf.schema_arrow.field(embedding_col).type
+    if isinstance(kind, pa.FixedSizeListType) and pa.types.is_floating(kind.value_type):
+        return int(kind.list_size)
+    try:
+        first = pl.scan_parquet(file, hive_partitioning=False, glob=False)
+        first = first.select(embedding_col).head(1).collect()
+    except _READ_ERRORS as exc:
+        raise _read_error(file, "parquet", exc) from None
+    return as_matrix(first.get_column(embedding_col), f"'{file}'").shape[1]
+
+
 def _parquet_ids(parts: list[tuple[str, pq.ParquetFile]], id_col: str) -> pl.Series:
     chunks = []
     for path, pf in parts:
@@ -246,11 +261,7 @@ def _open_parquet_vectors(
         rows = pf.metadata.num_rows
         n += rows
         if dim is None and rows:
-            try:
-                first = pl.from_arrow(next(pf.iter_batches(batch_size=1, columns=[embedding_col])))
-            except _READ_ERRORS as exc:
-                raise _read_error(file, "parquet", exc) from None
-            dim = as_matrix(first.get_column(embedding_col), f"'{file}'").shape[1]
+            dim = _first_width(file, pf, embedding_col)
     if not with_ids:
         check_row_number_ids(id_col, where)
     if n == 0:
