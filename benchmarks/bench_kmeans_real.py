@@ -10,6 +10,8 @@ same embeddings, in one run:
   rows per centroid), then every row assigned with an ``IndexFlatL2``; the time excludes
   reading the file (reported apart as ``read_s``);
 - ``faiss-all``: the same with ``max_points_per_centroid`` large (trains on every row);
+- ``faiss-plain``: ``faiss`` with ``NUMPY_MADVISE_HUGEPAGE=0``, the policy selectkit's
+  commands set for themselves (``selectkit/engine/memory.py``);
 - ``sklearn``: ``KMeans(n_init=1, max_iter=25, random_state=0)`` on a 100k-row subset (drawn
   with a seeded permutation), with ``selectkit`` on the same subset for the cost comparison.
 
@@ -145,12 +147,12 @@ def main() -> None:
     subset = str(tmp / "subset.parquet")
     runs: dict[str, dict] = {}
 
-    def run(name: str, cmd: list[str], cents: str, on: str) -> None:
+    def run(name: str, cmd: list[str], cents: str, on: str, more: dict | None = None) -> None:
         if name.split(" ")[0] in skip:
             return
         got = []
         for _ in range(a.repeats):
-            r = run_child(cmd, timeout=a.timeout, env=env)
+            r = run_child(cmd, timeout=a.timeout, env={**env, **(more or {})})
             if r["rc"] != 0:
                 raise SystemExit(f"{name} failed: {r['stderr'][-2000:]}")
             got.append(r)
@@ -174,6 +176,10 @@ def main() -> None:
     for mode in ("faiss", "faiss-all"):
         cents = str(tmp / f"{mode}.npy")
         run(mode, py("--child", mode, a.data, str(k), cents), cents, a.data)
+    # faiss with numpy's huge-page requests off, as selectkit's commands run (engine/memory.py)
+    cents = str(tmp / "faiss-plain.npy")
+    run("faiss-plain", py("--child", "faiss", a.data, str(k), cents), cents, a.data,
+        {"NUMPY_MADVISE_HUGEPAGE": "0"})  # fmt: skip
     if "sklearn" not in skip:
         import subprocess
 
@@ -209,7 +215,7 @@ def main() -> None:
         extra = ""
         if name.startswith("selectkit") and "--json" in " ".join(runs[name].get("stdout", "")):
             pass
-        if name.startswith("faiss") or name.startswith("sklearn"):
+        if name.startswith(("faiss", "sklearn")):
             extra = json.loads(r["stdout"].strip().splitlines()[-1])
             r["child"] = extra
         rows.append([

@@ -14,23 +14,15 @@ messages name arguments (``label_col=``), on the command line flags (``--label-c
 """
 
 import os
+import sys
+import types
 
 # faiss's OpenMP threads spin while waiting by default; on shared cores that makes every faiss
 # call (k-means assignment above all) up to 10x slower. Passive waiting costs little on an idle
 # machine. Set before faiss loads; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from selectkit import disco
 from selectkit._version import __version__
-from selectkit.apply import apply_manifest
-from selectkit.budget import parse_budget
-from selectkit.cluster import cluster_file, kmeans
-from selectkit.demo import run_demo
-from selectkit.disco import evaluate_files as disco_evaluate_files
-from selectkit.disco import fit_files as disco_fit_files
-from selectkit.disco import predict_files as disco_predict_files
-from selectkit.dynamics import scores_file, scores_for_pool, training_dynamics
-from selectkit.embed import HashingEmbedder, embed_file, embed_texts, make_embedder
 from selectkit.errors import (
     SelectkitDataError,
     SelectkitError,
@@ -38,17 +30,53 @@ from selectkit.errors import (
     SelectkitMismatchError,
     SelectkitUsageError,
 )
-from selectkit.inspect import inspect_file
-from selectkit.io import read_provenance, read_table, write_table
-from selectkit.kmq import kmq_weights
-from selectkit.planfilter.run import plan_filter
-from selectkit.pool import Columns, Pool, load_pool
-from selectkit.report import render_report, write_report
-from selectkit.rng import derive_rng
-from selectkit.select import build_manifest, select, select_files
-from selectkit.strategies import Param, Selection, get_strategy, list_strategies, register_strategy
-from selectkit.stream import stream_select
-from selectkit.weights import broadcast_weights
+
+# Every other public name is imported on first use (PEP 562): a command imports only what it
+# runs, so `selectkit cluster` does not pay for disco, the strategies or scikit-learn (importing
+# them all took 1.3-1.9 s of every command's start). name -> (module, attribute)
+_PUBLIC = {
+    "apply_manifest": ("selectkit.apply", "apply_manifest"),
+    "parse_budget": ("selectkit.budget", "parse_budget"),
+    "cluster_file": ("selectkit.cluster", "cluster_file"),
+    "kmeans": ("selectkit.cluster", "kmeans"),
+    "run_demo": ("selectkit.demo", "run_demo"),
+    "disco_evaluate_files": ("selectkit.disco", "evaluate_files"),
+    "disco_fit_files": ("selectkit.disco", "fit_files"),
+    "disco_predict_files": ("selectkit.disco", "predict_files"),
+    "scores_file": ("selectkit.dynamics", "scores_file"),
+    "scores_for_pool": ("selectkit.dynamics", "scores_for_pool"),
+    "training_dynamics": ("selectkit.dynamics", "training_dynamics"),
+    "HashingEmbedder": ("selectkit.embed", "HashingEmbedder"),
+    "embed_file": ("selectkit.embed", "embed_file"),
+    "embed_texts": ("selectkit.embed", "embed_texts"),
+    "make_embedder": ("selectkit.embed", "make_embedder"),
+    "inspect_file": ("selectkit.inspect", "inspect_file"),
+    "read_provenance": ("selectkit.io", "read_provenance"),
+    "read_table": ("selectkit.io", "read_table"),
+    "write_table": ("selectkit.io", "write_table"),
+    "kmq_weights": ("selectkit.kmq", "kmq_weights"),
+    "plan_filter": ("selectkit.planfilter.run", "plan_filter"),
+    "Columns": ("selectkit.pool", "Columns"),
+    "Pool": ("selectkit.pool", "Pool"),
+    "load_pool": ("selectkit.pool", "load_pool"),
+    "render_report": ("selectkit.report", "render_report"),
+    "write_report": ("selectkit.report", "write_report"),
+    "derive_rng": ("selectkit.rng", "derive_rng"),
+    "build_manifest": ("selectkit.select", "build_manifest"),
+    "select": ("selectkit.select", "select"),
+    "select_files": ("selectkit.select", "select_files"),
+    "Param": ("selectkit.strategies", "Param"),
+    "Selection": ("selectkit.strategies", "Selection"),
+    "get_strategy": ("selectkit.strategies", "get_strategy"),
+    "list_strategies": ("selectkit.strategies", "list_strategies"),
+    "register_strategy": ("selectkit.strategies", "register_strategy"),
+    "stream_select": ("selectkit.stream", "stream_select"),
+    "broadcast_weights": ("selectkit.weights", "broadcast_weights"),
+    "al_simulate": ("selectkit.al.simulate", "simulate"),
+    "al_simulate_file": ("selectkit.al.simulate", "simulate_file"),
+    "al_simulate_stream": ("selectkit.al.stream_replay", "simulate_stream"),
+    "al_simulate_stream_file": ("selectkit.al.stream_replay", "simulate_stream_file"),
+}
 
 __all__ = [
     "Columns",
@@ -101,25 +129,34 @@ __all__ = [
     "write_table",
 ]
 
-# `al simulate` needs scikit-learn's models (seconds to import): loaded on first use only
-_LAZY = {"al_simulate": "simulate", "al_simulate_file": "simulate_file"}
-# `al simulate --stream`, the stream replay
-_LAZY_STREAM = {
-    "al_simulate_stream": "simulate_stream",
-    "al_simulate_stream_file": "simulate_stream_file",
-}
+
+class _Package(types.ModuleType):
+    """The package's module type: importing a submodule whose name is also a public function
+    (``selectkit.select``) must not replace the function with the module, as Python's import
+    system does by setting the parent's attribute. The submodule stays in ``sys.modules``."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _PUBLIC and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    import importlib
 
-        return getattr(importlib.import_module("selectkit.al.simulate"), _LAZY[name])
-    if name in _LAZY_STREAM:
-        import importlib
-
-        module = importlib.import_module("selectkit.al.stream_replay")
-        return getattr(module, _LAZY_STREAM[name])
+    if name in _PUBLIC:
+        module, attr = _PUBLIC[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
+    try:  # a subpackage (selectkit.disco, selectkit.strategies, ...) not imported yet
+        return importlib.import_module(f"selectkit.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"selectkit.{name}":
+            raise
     raise AttributeError(f"module 'selectkit' has no attribute {name!r}")
 
 

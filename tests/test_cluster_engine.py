@@ -25,7 +25,13 @@ from typer.testing import CliRunner
 from selectkit.cli import app
 from selectkit.cluster import cluster_file, kmeans
 from selectkit.cluster import lloyd_blocks as lloyd
-from selectkit.cluster.lloyd_blocks import BlockStats, LloydBlock, lloyd_block, reduce_blocks
+from selectkit.cluster.lloyd_blocks import (
+    BlockStats,
+    LloydBlock,
+    StepSpec,
+    lloyd_block,
+    reduce_blocks,
+)
 from selectkit.cluster.search import centroid_index
 from selectkit.cluster.shards import ReadSpec
 from selectkit.cluster.sources import fit_matrix, plan_input
@@ -138,7 +144,7 @@ def test_farthest_rows_merge_exactly_across_blocks(real_vectors):
     # 4 real centroids and 46 far away: those are empty in every block, so the driver may ask
     # for up to 46 far rows (a cluster empty in the matrix is empty in every block)
     far = np.repeat(x[:1] + 1000.0, 46, axis=0)
-    index = centroid_index(np.concatenate([x[:4], far]), False)
+    index = StepSpec(centroid_index(np.concatenate([x[:4], far]), False), distances=True)
     from selectkit.engine.base import Handle as Held
 
     blocks = [LloydBlock("b", s, s + 300, Held(x[s : s + 300])) for s in range(0, x.shape[0], 300)]

@@ -164,10 +164,10 @@ app.add_typer(_weights_app, name="weights")
 
 def entrypoint() -> None:
     """Console-script entry point: signals unwind like Ctrl-C; bare ``selectkit`` exits 2."""
-    from selectkit.engine.memory import use_plain_pages
+    from selectkit.engine.memory import tune_allocations
     from selectkit.io.provenance import set_invocation
 
-    use_plain_pages()
+    tune_allocations()
     interrupts.install()
     set_invocation(["selectkit", *sys.argv[1:]])
     try:

@@ -172,7 +172,13 @@ def kmeans(
     seed_cost = potential(fit_x, unit_rows(init) if spherical else init)
     t1 = time.perf_counter()
     centroids, sizes, cost, done, history, labels, dist = lloyd_steps(
-        fit_x, init, iters=iters, tol=tol, spherical=spherical, rows_are_unit=False, engine=engine
+        fit_x,
+        init,
+        iters=iters,
+        tol=tol,
+        spherical=spherical,
+        rows_are_unit=spherical,
+        engine=engine,
     )
     lloyd_s = time.perf_counter() - t1
     info = {
@@ -185,7 +191,7 @@ def kmeans(
         t2 = time.perf_counter()
         # iters=0 keeps the seeds (one pass labels every row); else refine on every row
         centroids, sizes, cost, refined, more, labels, dist = lloyd_steps(
-            x, centroids, iters=refine_iters if iters else 0, tol=tol, spherical=spherical, rows_are_unit=False,
+            x, centroids, iters=refine_iters if iters else 0, tol=tol, spherical=spherical, rows_are_unit=spherical,
             engine=engine,
         )  # fmt: skip
         history = history + more

@@ -21,6 +21,8 @@ CHUNK_ROWS = 1 << 16
 #: rows per faiss search, each run on one thread: the unit of work that makes every label and
 #: distance independent of the thread count, the engine and the worker that computes it
 SEARCH_ROWS = 4096
+#: rows per chunk of the distance recomputation (a row's distance never depends on it)
+DIST_ROWS = 1024
 
 
 @dataclass
@@ -60,15 +62,32 @@ def _search_rows(index: CentroidIndex, rows: np.ndarray) -> tuple[np.ndarray, np
     rows share the search either."""
     _, label = index.index.search(rows, 1)
     label = label[:, 0]
-    diff = (rows - index.centroids[label]).astype(np.float64)
-    return label, np.square(diff).sum(axis=1).astype(np.float32)
+    return label, row_distances(rows, index.centroids, label)
 
 
-def _one_thread_search(index: CentroidIndex, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _search_labels(index: CentroidIndex, rows: np.ndarray) -> tuple[np.ndarray, None]:
+    """Nearest centroid alone (no distances) of at most SEARCH_ROWS rows, on one thread."""
+    return index.index.search(rows, 1)[1][:, 0], None
+
+
+def row_distances(rows: np.ndarray, centroids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Float32 squared distance of each row to its centroid, from the row and that centroid
+    alone (float64 sum of float32 differences), so it does not depend on the search's grouping,
+    threads or engine. O(rows d)."""
+    out = np.empty(rows.shape[0], dtype=np.float32)
+    for s in range(
+        0, rows.shape[0], DIST_ROWS
+    ):  # small chunks: the float64 temporaries stay in cache
+        diff = (rows[s : s + DIST_ROWS] - centroids[labels[s : s + DIST_ROWS]]).astype(np.float64)
+        out[s : s + DIST_ROWS] = np.square(diff).sum(axis=1)
+    return out
+
+
+def _one_thread(search, index: CentroidIndex, rows: np.ndarray):
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)  # per thread in OpenMP: other threads keep their setting
     try:
-        return _search_rows(index, rows)
+        return search(index, rows)
     finally:
         faiss.omp_set_num_threads(before)
 
@@ -79,12 +98,14 @@ def assign_block(
     spherical: bool | None = None,
     rows_are_unit: bool = False,
     threads: int | None = None,
+    distances: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centroid (int64) and squared L2 distance (float32) for each row of ``block``;
     with a spherical index the rows are unit-normalised first (unless ``rows_are_unit``) and the
     distance is 2 - 2 cos. The rows are searched in fixed groups of ``SEARCH_ROWS``, up to
     ``threads`` groups at once (default: OpenMP's current limit, which ``--threads`` sets), so
-    the result is the same whatever the thread count. O(rows k d)."""
+    the result is the same whatever the thread count. O(rows k d). ``distances=False`` returns
+    None for the distances (a Lloyd step that needs only the labels skips their O(rows d))."""
     if spherical is not None and spherical != index.spherical:
         raise ValueError("spherical= disagrees with the index; build it with centroid_index")
     if index.spherical and not rows_are_unit:
@@ -95,12 +116,13 @@ def assign_block(
     index.index  # noqa: B018 (built here, once, before any thread searches it)
     # faiss releases the GIL: threads, each searching its own groups single-threaded
     threads = threads or faiss.omp_get_max_threads()
-    results = map_threads(lambda part: _one_thread_search(index, part), parts, threads)
+    search = _search_rows if distances else _search_labels
+    results = map_threads(lambda part: _one_thread(search, index, part), parts, threads)
     if not results:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32) if distances else None
     return (
         np.concatenate([r[0] for r in results]).astype(np.int64, copy=False),
-        np.concatenate([r[1] for r in results]),
+        np.concatenate([r[1] for r in results]) if distances else None,
     )
 
 

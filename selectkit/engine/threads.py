@@ -32,9 +32,9 @@ def kernel_threads() -> int | None:
 def mark_worker(threads: int = 1) -> None:
     """Called once in a worker process: its kernels use ``threads`` threads (polars included,
     which reads its variable when first imported)."""
-    from selectkit.engine.memory import use_plain_pages
+    from selectkit.engine.memory import tune_allocations
 
-    use_plain_pages()
+    tune_allocations()
     os.environ[KERNEL_THREADS_ENV] = str(threads)
     os.environ.setdefault("POLARS_MAX_THREADS", str(threads))
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
