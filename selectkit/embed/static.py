@@ -41,8 +41,8 @@ RECIPE = 2
 DIM = 256
 #: recipe 2's learned step: training sentences, ridge strength and conjugate-gradient steps
 TRAIN_SENTENCES = 12_000
-RIDGE_LAMBDA = 0.03
-CG_ITERS = 60
+RIDGE_LAMBDA = 0.3
+CG_ITERS = 30
 FREQ_FILE = "count_1w.txt"
 FREQ_WORDS = 200_000
 WEIGHTINGS = ("log-rank", "sif", "none")
