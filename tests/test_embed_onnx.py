@@ -110,3 +110,14 @@ def test_batches_are_token_sorted_and_int8_keeps_the_ffn_outputs_fp32(texts):
     whole = model.embed(texts[:64])
     alone = np.vstack([model.embed([texts[i]]) for i in (0, 13, 63)])
     assert ((whole[[0, 13, 63]] * alone).sum(axis=1) > 0.995).all()
+
+
+@pytest.mark.usefixtures("cache")
+def test_int8_vectors_do_not_depend_on_the_input_order(texts):
+    """Equal-length texts are batched by a hash of their content, not their position: the same
+    texts reversed get the same int8 batches, hence the same bytes."""
+    model = make_embedder("minilm", runtime="onnx-int8")
+    some = texts[:80]
+    forward = model.embed(some)
+    backward = model.embed(some[::-1])[::-1]
+    assert forward.tobytes() == np.ascontiguousarray(backward).tobytes()

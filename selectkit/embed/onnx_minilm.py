@@ -107,12 +107,15 @@ def _export(sentence_model: Any, out: Path) -> None:
 
 
 def _batches(tokenizer: Any, texts: Sequence[str], size: int, max_tokens: int) -> Any:
-    """Yield (rows, feed) for ``texts`` tokenised once, sorted by token count (stable) and cut
-    into batches of ``size`` padded to their longest text (little padding: each batch holds
-    texts of nearly one length). Cost: one tokenizer call over all texts."""
+    """Yield (rows, feed) for ``texts`` tokenised once, sorted by token count (ties by a hash
+    of the text, so a batch's texts do not depend on the input's order: int8's activation
+    scales are per batch) and cut into batches of ``size`` padded to their longest text (little
+    padding: each batch holds texts of nearly one length). Cost: one tokenizer call."""
+    from selectkit.rng import id_hashes
+
     ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
     lengths = np.fromiter((len(x) for x in ids), np.int64, len(ids))
-    order = np.argsort(lengths, kind="stable")
+    order = np.lexsort((id_hashes([str(t) for t in texts], 0), lengths))
     pad = tokenizer.pad_token_id or 0
     for start in range(0, len(order), size):
         rows = order[start : start + size]
