@@ -191,8 +191,8 @@ def kmeans(
         t2 = time.perf_counter()
         # iters=0 keeps the seeds (one pass labels every row); else refine on every row
         centroids, sizes, cost, refined, more, labels, dist = lloyd_steps(
-            x, centroids, iters=refine_iters if iters else 0, tol=tol, spherical=spherical, rows_are_unit=spherical,
-            engine=engine,
+            x, centroids, iters=refine_iters if iters else 0, tol=tol, spherical=spherical,
+            rows_are_unit=spherical, engine=engine,
         )  # fmt: skip
         history = history + more
         info["refine_iterations"] = refined
