@@ -8,7 +8,7 @@ an SVD with fixed signs).
     python scripts/build_static_embedder.py [--weighting log-rank|sif|none] [--force]
 
 The model goes to ``$SELECTKIT_CACHE_DIR/static`` (default ``~/.cache/selectkit/static``).
-Recipe 2 takes about 6-12 minutes on a shared 2-core machine (MiniLM over 30,522 tokens and
+Recipe 2 takes about 3.5-4 minutes on 2 cores (10 under heavy load) (MiniLM over 30,522 tokens and
 12,000 training sentences, then the ridge refit).
 """
 

