@@ -602,15 +602,7 @@ def select_files(
         "cost_lambda": cost_lambda,
         "min_cost": min_cost,
     }
-    cost, count_budget = cost_spec(
-        cost_col,
-        budget_cost,
-        budget,
-        cost_exponent=cost_exponent,
-        cost_mode=cost_mode,
-        cost_lambda=cost_lambda,
-        min_cost=min_cost,
-    )
+    cost, count_budget = cost_spec(budget=budget, **cost_options)
     if cost is not None and isinstance(spec.inputs, StreamingAdapter):
         raise SelectkitUsageError(
             f"strategy '{spec.name}' streams its input files and takes no cost column; drop "

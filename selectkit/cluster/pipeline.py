@@ -338,17 +338,18 @@ def _with_known_clusters(items: list, fit, finest, id_col: str) -> list:
     or engine. A fit on a sample (``fit_sample``) leaves the shards to be read and searched."""
     if not fit.complete or finest.labels.size != fit.rows:
         return items
-    if fit.ids is None:  # one .npy file: its ids are its row numbers
-        ids = pl.Series(id_col, np.arange(fit.rows, dtype=np.int64))
-    else:
-        ids = fit.ids if fit.rank is None else fit.ids.gather(fit.rank)
-    starts = np.cumsum([0, *fit.shard_rows])
-    labels = fit.in_input_order(finest.labels)
-    dist = fit.in_input_order(finest.distances)
+    # one .npy file has no ids: its row numbers are
+    ids = fit.ids if fit.ids is not None else pl.Series(id_col, np.arange(fit.rows, dtype=np.int64))
+    per_shard = zip(
+        fit.in_input_order(ids),
+        fit.in_input_order(finest.labels),
+        fit.in_input_order(finest.distances),
+        strict=True,
+    )
     return [
-        replace(item, known=KnownAssignment(ids.slice(int(starts[i]), int(fit.shard_rows[i])), labels[i], dist[i]))
-        for i, item in enumerate(items)
-    ]  # fmt: skip
+        replace(item, known=KnownAssignment(*known))
+        for item, known in zip(items, per_shard, strict=True)
+    ]
 
 
 def _ancestors(tree) -> list[np.ndarray]:

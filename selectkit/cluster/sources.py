@@ -7,6 +7,7 @@ id order, exactly as one pass over one file would put it.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -68,11 +69,15 @@ class FitMatrix:
     complete: bool = False  # x holds every row of the input (no sample was drawn)
     rank: np.ndarray | None = None  # complete: each input row's row in x (None: the same row)
 
-    def in_input_order(self, values: np.ndarray) -> list[np.ndarray]:
-        """Per-row ``values`` of x (one per fit row, id order) put back in input order and cut
-        into the shards' rows (only for a complete fit matrix). O(n)."""
-        ordered = values if self.rank is None else values[self.rank]
-        return np.split(ordered, np.cumsum(self.shard_rows)[:-1])
+    def in_input_order(self, values: np.ndarray | pl.Series) -> list:
+        """Per-row ``values`` of x (one per fit row, id order: an array or a Series) put back in
+        input order and cut into the shards' rows (only for a complete fit matrix). O(n)."""
+        if self.rank is not None:
+            values = (
+                values.gather(self.rank) if isinstance(values, pl.Series) else values[self.rank]
+            )
+        bounds = np.cumsum([0, *self.shard_rows])
+        return [values[int(a) : int(b)] for a, b in itertools.pairwise(bounds)]
 
 
 def fit_matrix(

@@ -631,6 +631,21 @@ def _table_batches(
 POLARS_GROUP_BYTES = 256 << 20
 
 
+def scan_parquet_file(source: str | io.BytesIO) -> pl.LazyFrame:
+    """A lazy scan of one Parquet file (or its bytes) taken literally: no glob, no hive
+    partitions read from the path. Reads nothing until collected."""
+    return pl.scan_parquet(source, hive_partitioning=False, glob=False)
+
+
+def _polars_rows(lazy: pl.LazyFrame, start: int, rows: int) -> pl.DataFrame | None:
+    """Rows [start, start + rows) decoded by polars, or None where polars cannot read them
+    (pyarrow then reads them, or names what is wrong with them)."""
+    try:
+        return lazy.slice(start, rows).collect()
+    except pl.exceptions.PolarsError:
+        return None
+
+
 def _parquet_batches(
     inp: Input,
     path: str,
@@ -647,27 +662,21 @@ def _parquet_batches(
     present = _present(columns, pf.schema_arrow.names)
     meta = pf.metadata
     starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
-    lazy = None
+    lazy = scan_parquet_file(io.BytesIO(data.getbuffer()) if data is not None else path)
     for g in row_groups if row_groups is not None else range(meta.num_row_groups):
         group = meta.row_group(g)
         if not group.num_rows:
             continue
         frame = None
-        if group.total_byte_size <= POLARS_GROUP_BYTES and present:
-            if lazy is None:
-                source = io.BytesIO(data.getbuffer()) if data is not None else path
-                lazy = pl.scan_parquet(source, hive_partitioning=False, glob=False)
-            try:
-                frame = lazy.select(present).slice(int(starts[g]), group.num_rows).collect()
-            except pl.exceptions.PolarsError:
-                frame = None  # pyarrow reads it, or names what is wrong with it
-        if frame is None:
-            for rb in pf.iter_batches(batch_size=batch_size, columns=present, row_groups=[g]):
-                if rb.num_rows:
-                    yield pl.from_arrow(rb), None
+        if present and group.total_byte_size <= POLARS_GROUP_BYTES:
+            frame = _polars_rows(lazy.select(present), int(starts[g]), group.num_rows)
+        if frame is not None:
+            for s in range(0, frame.height, batch_size):
+                yield frame.slice(s, batch_size), None
             continue
-        for s in range(0, frame.height, batch_size):
-            yield frame.slice(s, batch_size), None
+        for rb in pf.iter_batches(batch_size=batch_size, columns=present, row_groups=[g]):
+            if rb.num_rows:
+                yield pl.from_arrow(rb), None
 
 
 @dataclass

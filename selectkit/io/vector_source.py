@@ -34,6 +34,7 @@ from selectkit.io.tables import (
     names_many_files,
     open_parquet,
     read_table,
+    scan_parquet_file,
 )
 from selectkit.io.vectors import as_matrix, check_finite
 
@@ -161,8 +162,7 @@ def _first_width(file: str, pf: pq.ParquetFile, embedding_col: str) -> int:
     if isinstance(kind, pa.FixedSizeListType) and pa.types.is_floating(kind.value_type):
         return int(kind.list_size)
     try:
-        first = pl.scan_parquet(file, hive_partitioning=False, glob=False)
-        first = first.select(embedding_col).head(1).collect()
+        first = scan_parquet_file(file).select(embedding_col).head(1).collect()
     except _READ_ERRORS as exc:
         raise _read_error(file, "parquet", exc) from None
     return as_matrix(first.get_column(embedding_col), f"'{file}'").shape[1]
@@ -172,8 +172,7 @@ def _parquet_ids(parts: list[tuple[str, pq.ParquetFile]], id_col: str) -> pl.Ser
     chunks = []
     for path, pf in parts:
         try:  # polars decodes text ids several times faster than pyarrow's reader
-            lazy = pl.scan_parquet(path, hive_partitioning=False, glob=False)
-            chunks.append(lazy.select(id_col).collect().get_column(id_col))
+            chunks.append(scan_parquet_file(path).select(id_col).collect().get_column(id_col))
             continue
         except pl.exceptions.PolarsError:
             pass  # pyarrow reads it, or names what is wrong with it

@@ -217,6 +217,14 @@ class Policy:
             return self._density(batch)
         return self._gated(batch)
 
+    def _cost_locals(self, batch: Batch) -> tuple:
+        """What the decision loops keep in locals for a cost-rate budget: (costed, the batch's
+        costs as a list, the rate, cost seen, cost total, cost kept, lines with a cost)."""
+        costed = batch.cost is not None
+        costs = batch.cost.tolist() if costed else []
+        return (costed, costs, self.rate, self.seen_cost, self.cost_total, self.kept_cost,
+                self.cost_lines)  # fmt: skip
+
     def _gated(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         n = batch.uniform.size
         keep = np.zeros(n, dtype=bool)
@@ -238,15 +246,7 @@ class Policy:
         u2 = batch.uniform2.tolist()
         z = batch.normal.tolist()
         warmup = int(self.p["warmup"]) if name in WARMED else 0
-        costed = batch.cost is not None
-        costs = batch.cost.tolist() if costed else []
-        rate = self.rate
-        seen, total, kcost, clines = (
-            self.seen_cost,
-            self.cost_total,
-            self.kept_cost,
-            self.cost_lines,
-        )
+        costed, costs, rate, seen, total, kcost, clines = self._cost_locals(batch)
         cc, bt, room = 1.0, b, True
         for i in range(n):
             take = False
@@ -325,15 +325,7 @@ class Policy:
         ranked = sorted(win)
         kept, t = self.kept, self.lines
         util = batch.utility.tolist()
-        costed = batch.cost is not None
-        costs = batch.cost.tolist() if costed else []
-        rate = self.rate
-        seen, total, kcost, clines = (
-            self.seen_cost,
-            self.cost_total,
-            self.kept_cost,
-            self.cost_lines,
-        )
+        costed, costs, rate, seen, total, kcost, clines = self._cost_locals(batch)
         cc, bt = 1.0, b
         for i in range(n):
             t += 1
