@@ -167,3 +167,18 @@ def test_allocation_policy_and_its_override(env, hugepages_off):
     assert off == str(hugepages_off)
     assert before == str(not hugepages_off)  # numpy's own flag, as the policy left it
     assert threshold == str(sys.platform.startswith("linux"))
+
+
+def test_input_fingerprint_is_hashed_beside_the_read(rt_emb, tmp_path):
+    """The content hash runs on a thread while the rows are read; the provenance still records
+    the file's own fingerprint, and a hashing error reaches the caller, not a lost thread."""
+    from selectkit.engine.threads import Background
+    from selectkit.io.provenance import read_provenance
+
+    out = tmp_path / "c.parquet"
+    cluster_file(rt_emb, out, k=5, seed=1)
+    (recorded,) = read_provenance(out)["inputs"]
+    assert recorded["fingerprint"] == tables.fingerprint_file(rt_emb)
+    assert Background(lambda: 41 + 1).result() == 42
+    with pytest.raises(FileNotFoundError):
+        Background(lambda: tables.fingerprint_file(tmp_path / "gone.parquet")).result()

@@ -23,6 +23,7 @@ from selectkit.cluster.shards import (
     shard_keys,
 )
 from selectkit.engine import Engine
+from selectkit.engine.threads import Background
 from selectkit.errors import SelectkitDataError
 from selectkit.io.tables import Source
 from selectkit.io.vector_source import open_vectors
@@ -35,8 +36,13 @@ class Planned:
 
     items: list[VectorShard]
     where: str
-    sources: list[Source]
+    sources_later: Background[list[Source]]  # the content hash runs while the rows are read
     matrix: np.ndarray | None = None  # a single .npy input, memory-mapped
+
+    @property
+    def sources(self) -> list[Source]:
+        """The input's provenance records (waits for its content hash)."""
+        return self.sources_later.result()
 
 
 def plan_input(path: str, read: ReadSpec, engine: Engine) -> Planned:
@@ -54,10 +60,12 @@ def plan_input(path: str, read: ReadSpec, engine: Engine) -> Planned:
     if vs._matrix is not None and not npy:  # read whole, as it always was
         data = engine.put((vs.ids(), np.asarray(vs.load(), dtype=np.float32)))
         key = "-" if path == "-" else os.path.basename(path)
-        return Planned([VectorShard(0, key, data=data)], where, [vs.source])
+        return Planned([VectorShard(0, key, data=data)], where, Background(lambda: [vs.source]))
     shards = plan_shards([path], input_format=read.input_format)
     items = [VectorShard(s.index, s.key, shard=s) for s in shards]
-    return Planned(items, where, [vs.source], vs.load() if npy else None)
+    # hashing a file releases the GIL: it overlaps the read of the rows (0.6 s of 470 MiB)
+    sources = Background(lambda: [vs.source])
+    return Planned(items, where, sources, vs.load() if npy else None)
 
 
 @dataclass

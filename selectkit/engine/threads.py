@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from threadpoolctl import threadpool_limits
 
@@ -60,3 +61,28 @@ def map_threads(fn: Callable[[T], R], items: Sequence[T], threads: int) -> list[
         return [fn(item) for item in items]
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(fn, items))
+
+
+class Background(Generic[R]):
+    """``fn()`` started on a daemon thread, for GIL-releasing work (hashing a file) that can
+    overlap the caller's; ``result()`` waits for it and re-raises its error. A daemon thread,
+    so an interrupted command exits at once instead of finishing the work first."""
+
+    def __init__(self, fn: Callable[[], R]) -> None:
+        self._value: R | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], R]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to result(), in the caller's thread
+            self._error = exc
+
+    def result(self) -> R:
+        """The value of ``fn()`` (waiting for it), or its exception raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
