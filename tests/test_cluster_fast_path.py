@@ -147,6 +147,17 @@ def test_package_import_is_lazy_and_every_public_name_resolves():
     assert bad.returncode == 1 and "no attribute 'no_such_name'" in bad.stderr
 
 
+def test_cli_start_leaves_out_the_modules_only_some_commands_need():
+    # every command pays the CLI's imports: scipy.special (0.25 s) and sklearn are for a few
+    code = (
+        "import sys, selectkit.cli\n"
+        "print('heavy', [m for m in ('scipy.special', 'scipy.stats', 'sklearn', 'torch')"
+        " if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "heavy []" in out.stdout, out.stdout
+
+
 @pytest.mark.parametrize(
     "env, hugepages_off", [({}, True), ({"NUMPY_MADVISE_HUGEPAGE": "1"}, False)]
 )
