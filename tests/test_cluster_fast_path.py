@@ -124,13 +124,21 @@ def test_parquet_groups_read_by_polars_or_pyarrow_alike(rt_emb, tmp_path, monkey
     assert some.equals(pl.concat([src.slice(128, 128), src.slice(384, 128)]))
 
 
+def heavy_loaded(statement: str, modules: tuple[str, ...]) -> str:
+    """Python code that runs ``statement`` and prints ``heavy [...]``: which of ``modules``
+    it loaded (in a fresh interpreter, so nothing earlier has imported them)."""
+    return (
+        f"import sys\n{statement}\nprint('heavy', [m for m in {modules!r} if m in sys.modules])\n"
+    )
+
+
 def test_package_import_is_lazy_and_every_public_name_resolves():
     code = (
-        "import sys, selectkit as sk\n"
-        "heavy = [m for m in ('selectkit.select', 'selectkit.disco', 'sklearn', 'selectkit.cluster')"
-        " if m in sys.modules]\n"
-        "print('heavy', heavy)\n"
-        "missing = [n for n in sk.__all__ if getattr(sk, n, None) is None]\n"
+        heavy_loaded(
+            "import selectkit as sk",
+            ("selectkit.select", "selectkit.disco", "sklearn", "selectkit.cluster"),
+        )
+        + "missing = [n for n in sk.__all__ if getattr(sk, n, None) is None]\n"
         "print('missing', missing)\n"
         "print('sub', sk.strategies.__name__)\n"
         "import selectkit.select\n"  # a submodule named like a function leaves the function
@@ -149,10 +157,8 @@ def test_package_import_is_lazy_and_every_public_name_resolves():
 
 def test_cli_start_leaves_out_the_modules_only_some_commands_need():
     # every command pays the CLI's imports: scipy.special (0.25 s) and sklearn are for a few
-    code = (
-        "import sys, selectkit.cli\n"
-        "print('heavy', [m for m in ('scipy.special', 'scipy.stats', 'sklearn', 'torch')"
-        " if m in sys.modules])\n"
+    code = heavy_loaded(
+        "import selectkit.cli", ("scipy.special", "scipy.stats", "sklearn", "torch")
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "heavy []" in out.stdout, out.stdout
